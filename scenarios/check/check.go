@@ -1,0 +1,134 @@
+// Package check judges a recorded run. Every checker is a pure function of the run's records
+// (client history, observed events, final state) and an expectation, and returns a Verdict that
+// carries its evidence. Nothing here touches the network or the clock.
+package check
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/redisha/redisha/scenarios/history"
+)
+
+// Status is a checker's verdict.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Fail Status = "fail"
+	// Unknown means the checker could not decide (e.g. a linearizability search timed out).
+	Unknown Status = "unknown"
+	// NotConverged means the final state could not be read reliably, so no count is given.
+	NotConverged Status = "not-converged"
+)
+
+// Check names, as used in results and known-verdict files.
+const (
+	CheckFailover       = "failover"
+	CheckUnavailability = "write-unavailability"
+	CheckLostWrites     = "lost-writes"
+	CheckSplitBrain     = "split-brain"
+	CheckLinearizable   = "linearizable"
+	CheckConvergence    = "convergence"
+)
+
+// maxEvidence bounds how many evidence lines a verdict carries; the counts stay exact.
+const maxEvidence = 20
+
+// Verdict is one checker's judgement with the numbers and the records behind it.
+type Verdict struct {
+	Check    string             `json:"check"`
+	Status   Status             `json:"status"`
+	Expected string             `json:"expected"`
+	Observed string             `json:"observed"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Evidence []string           `json:"evidence,omitempty"`
+}
+
+func (v *Verdict) evidence(format string, args ...any) {
+	if len(v.Evidence) < maxEvidence {
+		v.Evidence = append(v.Evidence, fmt.Sprintf(format, args...))
+	} else if len(v.Evidence) == maxEvidence {
+		v.Evidence = append(v.Evidence, "... (more omitted)")
+	}
+}
+
+// Input is everything a checker may look at.
+type Input struct {
+	Ops    []history.Op
+	Events []history.Event // sorted by time
+	Final  history.Final
+	// InitialMaster is the quorum's master (ip:port) when the workload started. When empty, the
+	// old address of the first +switch-master event is used.
+	InitialMaster string
+	// FaultStart is when the first fault began (zero: no fault); failover deadlines count from it.
+	FaultStart time.Time
+	// End is when the workload stopped; windows still open then end here.
+	End time.Time
+}
+
+// Epoch is a span during which the quorum's master was one address.
+type Epoch struct {
+	From   time.Time `json:"from"` // zero for the initial epoch
+	Master string    `json:"master"`
+}
+
+// MasterTimeline derives the quorum's master over time from +switch-master events. Every sentinel
+// announces the same switch, so repeats of the current master are folded into one epoch.
+func MasterTimeline(in Input) []Epoch {
+	initial := in.InitialMaster
+	if initial == "" {
+		for _, e := range in.Events {
+			if e.Kind == history.KindInitialMaster && e.Attrs["addr"] != "" {
+				initial = e.Attrs["addr"]
+				break
+			}
+		}
+	}
+	var switches []history.Event
+	for _, e := range in.Events {
+		if e.Source == history.SourceSentinel && e.Kind == history.KindSwitchMaster {
+			switches = append(switches, e)
+		}
+	}
+	sort.SliceStable(switches, func(i, j int) bool { return switches[i].Time.Before(switches[j].Time) })
+	if initial == "" && len(switches) > 0 {
+		initial, _, _ = history.SwitchMasterAddrs(switches[0].Detail)
+	}
+	tl := []Epoch{{Master: initial}}
+	for _, e := range switches {
+		_, to, ok := history.SwitchMasterAddrs(e.Detail)
+		if !ok || to == tl[len(tl)-1].Master {
+			continue
+		}
+		tl = append(tl, Epoch{From: e.Time, Master: to})
+	}
+	return tl
+}
+
+// mastersDuring returns every address that was the quorum's master at some instant of [from, to].
+func mastersDuring(tl []Epoch, from, to time.Time) map[string]bool {
+	out := map[string]bool{}
+	for i, ep := range tl {
+		end := time.Time{}
+		if i+1 < len(tl) {
+			end = tl[i+1].From
+		}
+		if !ep.From.After(to) && (end.IsZero() || end.After(from)) {
+			out[ep.Master] = true
+		}
+	}
+	return out
+}
+
+func fmtDur(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+func opRef(o history.Op) string {
+	srv := o.Node
+	if srv == "" {
+		srv = o.Server
+	}
+	return fmt.Sprintf("op %d worker %d %s %s=%q on %s [%s..%s]", o.ID, o.Worker, o.Kind, o.Key, o.Value, srv,
+		o.Invoke.Format("15:04:05.000"), o.Complete.Format("15:04:05.000"))
+}
