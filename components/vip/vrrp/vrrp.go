@@ -86,18 +86,18 @@ type Reason string
 
 // Drop reasons, stable for metrics and logs.
 const (
-	ReasonShort     Reason = "short"           // truncated IP header or VRRP message
-	ReasonIPHeader  Reason = "ip_header"       // malformed IPv4 header, fragments
-	ReasonProtocol  Reason = "protocol"        // IP protocol is not 112
-	ReasonTTL       Reason = "ttl"             // multicast advert with TTL != 255
-	ReasonVersion   Reason = "version"         // VRRP version unknown or not ours
-	ReasonType      Reason = "type"            // not an advertisement
-	ReasonLength    Reason = "length"          // length disagrees with the address count
-	ReasonChecksum  Reason = "checksum"        // neither checksum form verifies
-	ReasonVRID      Reason = "vrid"            // another virtual router's advert
-	ReasonInterval  Reason = "interval"        // v2 interval differs from ours, or zero
-	ReasonAuth      Reason = "auth"            // v2 authentication type other than none
-	ReasonAddress   Reason = "address"         // bad source or a non-unicast VIP
+	ReasonShort       Reason = "short"       // truncated IP header or VRRP message
+	ReasonIPHeader    Reason = "ip_header"   // malformed IPv4 header, fragments
+	ReasonProtocol    Reason = "protocol"    // IP protocol is not 112
+	ReasonTTL         Reason = "ttl"         // multicast advert with TTL != 255
+	ReasonVersion     Reason = "version"     // VRRP version unknown or not ours
+	ReasonType        Reason = "type"        // not an advertisement
+	ReasonLength      Reason = "length"      // length disagrees with the address count
+	ReasonChecksum    Reason = "checksum"    // neither checksum form verifies
+	ReasonVRID        Reason = "vrid"        // another virtual router's advert
+	ReasonInterval    Reason = "interval"    // v2 interval differs from ours, or zero
+	ReasonAuth        Reason = "auth"        // v2 authentication type other than none
+	ReasonAddress     Reason = "address"     // bad source or a non-unicast VIP
 	ReasonDestination Reason = "destination" // multicast/unicast mismatch with our mode
 )
 
