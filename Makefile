@@ -1,0 +1,60 @@
+# redisha: `make demo` runs the main job, `make test` passes the tests. Both work
+# from a fresh clone on a fresh Debian machine as root: they install what they need.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := $(CURDIR)/bin
+TIMED := $(CURDIR)/.ci/timed
+# Long-running packages get one test binary at a time: two cores, real daemons.
+TEST_FLAGS ?= -count=1 -p 2 -timeout 19m
+
+.PHONY: all build deps images test test-short demo chaos bench fuzz vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# ---- lab (issue: lab) -------------------------------------------------------
+deps:
+	@$(TIMED) deps .ci/deps.sh
+
+images: deps build
+	@$(TIMED) images .ci/images.sh
+
+# ---- tests ------------------------------------------------------------------
+test: deps images
+	@$(TIMED) vet $(MAKE) --no-print-directory vet
+	@$(TIMED) tests $(GO) test $(TEST_FLAGS) ./...
+
+# Quick local loop: skips everything that needs root, Docker or real daemons.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# ---- scenarios (issue: scenarios) --------------------------------------------
+demo: images
+	@$(TIMED) demo $(BIN)/redisha run --demo
+
+chaos: images
+	@$(TIMED) chaos $(BIN)/redisha run --all
+
+# ---- fuzzing: every fuzz target for FUZZTIME each ----------------------------
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# ---- benchmarks ---------------------------------------------------------------
+bench: bench-proxy bench-vip
+
+clean:
+	rm -rf $(BIN) out
