@@ -1,0 +1,468 @@
+// Package vip is the pure VRRP state machine of redisha-vip: events with
+// timestamps in (a start, a received advert, a timer firing, a tracking check
+// result, a shutdown), actions out (send an advert, add or remove the virtual
+// addresses, send gratuitous ARPs, arm the timer, report a state change).
+// It has no goroutines, sockets or clocks, so the daemon and the simulator
+// drive the same code.
+package vip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/redisha/redisha/components/vip/vrrp"
+)
+
+// State is a VRRP router state (RFC 5798 section 6.4), plus Fault.
+type State int
+
+// States. Fault is keepalived's: a tracked check with fault semantics failed,
+// so the router neither holds the addresses nor competes for them.
+const (
+	Initialize State = iota
+	Backup
+	Master
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Initialize:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	case Fault:
+		return "FAULT"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// PriorityOwner is the priority of the address owner; it never adds tracking
+// weights and becomes master at once.
+const PriorityOwner = 255
+
+// Track configures one tracked check as the state machine sees it.
+type Track struct {
+	Name string
+	// Rise and Fall are the consecutive results needed to change state.
+	Rise, Fall int
+	// Weight > 0 is added to the priority while the check passes; Weight < 0
+	// is added while it fails. Ignored when Fault is set.
+	Weight int
+	// Fault puts the router into the Fault state while the check fails.
+	Fault bool
+}
+
+// Config is the part of the configuration the state machine needs.
+type Config struct {
+	Version int   // 2 or 3
+	VRID    uint8 // 1..255
+	// Priority is the configured priority, 1..255.
+	Priority uint8
+	// Interval is the advertisement interval in centiseconds (v2: a multiple of 100).
+	Interval uint16
+	// Preempt lets a higher-priority backup take over a lower-priority master
+	// (RFC default: true). keepalived calls the opposite "nopreempt".
+	Preempt bool
+	// Primary is our primary IPv4 address, the advert source and tie-breaker.
+	Primary netip.Addr
+	Tracks  []Track
+}
+
+// Validate reports the first problem in c.
+func (c Config) Validate() error {
+	switch {
+	case c.Version != 2 && c.Version != 3:
+		return fmt.Errorf("version %d: want 2 or 3", c.Version)
+	case c.VRID == 0:
+		return errors.New("vrid must be 1..255")
+	case c.Priority == 0:
+		return errors.New("priority must be 1..255 (0 is reserved for a leaving master)")
+	case c.Interval == 0:
+		return errors.New("advert interval must be positive")
+	case c.Version == 2 && (c.Interval%100 != 0 || c.Interval > 25500):
+		return fmt.Errorf("VRRPv2 advert interval must be whole seconds 1..255, got %d cs", c.Interval)
+	case c.Version == 3 && c.Interval > 4095:
+		return fmt.Errorf("VRRPv3 advert interval must be at most 4095 cs, got %d", c.Interval)
+	case !c.Primary.Is4():
+		return fmt.Errorf("primary address %v is not IPv4", c.Primary)
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tracks {
+		if t.Name == "" || seen[t.Name] {
+			return fmt.Errorf("track name %q empty or repeated", t.Name)
+		}
+		seen[t.Name] = true
+		if t.Rise < 1 || t.Fall < 1 {
+			return fmt.Errorf("track %s: rise and fall must be at least 1", t.Name)
+		}
+		if t.Weight < -253 || t.Weight > 253 {
+			return fmt.Errorf("track %s: weight %d outside -253..253", t.Name, t.Weight)
+		}
+	}
+	return nil
+}
+
+// ActionKind says what an Action asks the driver to do.
+type ActionKind int
+
+// Action kinds.
+const (
+	// SendAdvert: send an advertisement with Action.Priority.
+	SendAdvert ActionKind = iota
+	// AddVIPs: add the virtual addresses to the interface.
+	AddVIPs
+	// RemoveVIPs: remove the virtual addresses from the interface.
+	RemoveVIPs
+	// SendGARP: announce the virtual addresses with gratuitous ARP.
+	SendGARP
+	// ArmTimer: call Timer at Action.At (replaces any earlier arming).
+	ArmTimer
+	// StopTimer: no timer is needed.
+	StopTimer
+	// StateChanged: the state went From -> To because of Reason (notify hooks, logs, metrics).
+	StateChanged
+	// PriorityChanged: the effective priority is now Action.Priority.
+	PriorityChanged
+)
+
+func (k ActionKind) String() string {
+	return [...]string{"SendAdvert", "AddVIPs", "RemoveVIPs", "SendGARP", "ArmTimer", "StopTimer",
+		"StateChanged", "PriorityChanged"}[k]
+}
+
+// Action is one thing the driver must do, in order.
+type Action struct {
+	Kind     ActionKind
+	Priority uint8
+	At       time.Time
+	From, To State
+	Reason   string
+}
+
+func (a Action) String() string {
+	switch a.Kind {
+	case SendAdvert, PriorityChanged:
+		return fmt.Sprintf("%v(%d)", a.Kind, a.Priority)
+	case StateChanged:
+		return fmt.Sprintf("%v(%v->%v: %s)", a.Kind, a.From, a.To, a.Reason)
+	case ArmTimer:
+		return fmt.Sprintf("%v(%s)", a.Kind, a.At.Format("15:04:05.000"))
+	}
+	return a.Kind.String()
+}
+
+type trackState struct {
+	Track
+	known    bool // a first result arrived
+	ok       bool
+	run      int  // consecutive results disagreeing with ok
+	lastGood bool // the last raw result
+}
+
+// Machine is one VRRP virtual router.
+type Machine struct {
+	cfg      Config
+	state    State
+	priority uint8 // effective priority
+	// masterAdverInterval is the interval the current master advertises (v3),
+	// the basis of Master_Down_Interval.
+	masterAdverInterval uint16
+	deadline            time.Time
+	masterAddr          netip.Addr
+	masterPriority      uint8
+	lastForcedGARP      time.Time
+	tracks              []*trackState
+}
+
+// New returns a machine in the Initialize state.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: cfg, masterAdverInterval: cfg.Interval}
+	for _, t := range cfg.Tracks {
+		m.tracks = append(m.tracks, &trackState{Track: t})
+	}
+	m.priority = m.effectivePriority()
+	return m, nil
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Priority returns the effective priority (configured plus tracking weights).
+func (m *Machine) Priority() uint8 { return m.priority }
+
+// Deadline returns when the armed timer fires (zero when none).
+func (m *Machine) Deadline() time.Time { return m.deadline }
+
+// Master returns the address and priority of the last accepted master advert.
+func (m *Machine) Master() (netip.Addr, uint8) { return m.masterAddr, m.masterPriority }
+
+// MasterAdverInterval returns the interval (cs) the master advertises.
+func (m *Machine) MasterAdverInterval() uint16 { return m.masterAdverInterval }
+
+// Config returns the configuration.
+func (m *Machine) Config() Config { return m.cfg }
+
+// SkewTime is RFC 5798's Skew_Time for our effective priority: for v3
+// ((256 - priority) * Master_Adver_Interval) / 256 centiseconds, for v2
+// (256 - priority) / 256 seconds.
+func (m *Machine) SkewTime() time.Duration {
+	p := time.Duration(256 - int(m.priority))
+	if m.cfg.Version == 2 {
+		return p * time.Second / 256
+	}
+	return time.Duration((int(256-int(m.priority))*int(m.masterAdverInterval))/256) * 10 * time.Millisecond
+}
+
+// MasterDownInterval is 3 * Master_Adver_Interval + Skew_Time.
+func (m *Machine) MasterDownInterval() time.Duration {
+	return 3*time.Duration(m.masterAdverInterval)*10*time.Millisecond + m.SkewTime()
+}
+
+func (m *Machine) interval() time.Duration {
+	return time.Duration(m.cfg.Interval) * 10 * time.Millisecond
+}
+
+func (m *Machine) faulty() bool {
+	for _, t := range m.tracks {
+		if t.Fault && !t.ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Machine) effectivePriority() uint8 {
+	if m.cfg.Priority == PriorityOwner {
+		return PriorityOwner
+	}
+	p := int(m.cfg.Priority)
+	for _, t := range m.tracks {
+		switch {
+		case t.Fault:
+		case t.Weight > 0 && t.ok:
+			p += t.Weight
+		case t.Weight < 0 && !t.ok:
+			p += t.Weight
+		}
+	}
+	return uint8(min(max(p, 1), 254))
+}
+
+func (m *Machine) arm(at time.Time) Action {
+	m.deadline = at
+	return Action{Kind: ArmTimer, At: at}
+}
+
+func (m *Machine) change(to State, reason string) Action {
+	a := Action{Kind: StateChanged, From: m.state, To: to, Reason: reason}
+	m.state = to
+	return a
+}
+
+func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
+	m.masterAddr, m.masterPriority = m.cfg.Primary, m.priority
+	return []Action{
+		m.change(Master, reason),
+		{Kind: SendAdvert, Priority: m.priority},
+		{Kind: AddVIPs},
+		{Kind: SendGARP},
+		m.arm(now.Add(m.interval())),
+	}
+}
+
+// becomeBackup enters Backup; adverts from a master, if any, set the
+// interval before the Master_Down_Timer is computed.
+func (m *Machine) becomeBackup(now time.Time, reason string, masterInterval uint16) []Action {
+	var out []Action
+	if m.state == Master {
+		out = append(out, Action{Kind: RemoveVIPs})
+	}
+	m.masterAdverInterval = masterInterval
+	out = append(out, m.change(Backup, reason))
+	return append(out, m.arm(now.Add(m.MasterDownInterval())))
+}
+
+// Start leaves Initialize: the address owner becomes master at once, others
+// become backup and wait Master_Down_Interval for a master.
+func (m *Machine) Start(now time.Time) []Action {
+	if m.state != Initialize {
+		return nil
+	}
+	switch {
+	case m.faulty():
+		return []Action{m.change(Fault, "tracked check failing at start"), m.stop()}
+	case m.priority == PriorityOwner:
+		return m.becomeMaster(now, "address owner (priority 255)")
+	}
+	return m.becomeBackup(now, "startup", m.cfg.Interval)
+}
+
+func (m *Machine) stop() Action {
+	m.deadline = time.Time{}
+	return Action{Kind: StopTimer}
+}
+
+// Shutdown leaves the group gracefully: a master sends priority 0 so a backup
+// takes over after Skew_Time, then drops the addresses.
+func (m *Machine) Shutdown(now time.Time) []Action {
+	var out []Action
+	if m.state == Master {
+		out = append(out, Action{Kind: SendAdvert, Priority: 0}, Action{Kind: RemoveVIPs})
+	}
+	if m.state != Initialize {
+		out = append(out, m.change(Initialize, "shutdown"))
+	}
+	return append(out, m.stop())
+}
+
+// Timer handles the armed timer firing at now. Early calls are ignored.
+func (m *Machine) Timer(now time.Time) []Action {
+	if m.deadline.IsZero() || now.Before(m.deadline) {
+		return nil
+	}
+	switch m.state {
+	case Master:
+		// Schedule from the deadline, not from now, so that late wake-ups do
+		// not stretch the interval over time.
+		next := m.deadline.Add(m.interval())
+		if !next.After(now) {
+			next = now.Add(m.interval())
+		}
+		return []Action{{Kind: SendAdvert, Priority: m.priority}, m.arm(next)}
+	case Backup:
+		return m.becomeMaster(now, "master down: no advert for Master_Down_Interval")
+	}
+	return nil
+}
+
+// Receive handles an advert that passed vrrp.Filter for this router.
+func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
+	switch m.state {
+	case Backup:
+		if p.Priority == 0 {
+			// The master is leaving: take over after Skew_Time only.
+			return []Action{m.arm(now.Add(m.SkewTime()))}
+		}
+		if !m.cfg.Preempt || p.Priority >= m.priority {
+			if m.cfg.Version == 3 {
+				m.masterAdverInterval = p.Interval
+			}
+			m.masterAddr, m.masterPriority = p.Src, p.Priority
+			return []Action{m.arm(now.Add(m.MasterDownInterval()))}
+		}
+		// A lower-priority master while we preempt: ignore it, so our
+		// Master_Down_Timer fires and we take over.
+		return nil
+	case Master:
+		if p.Src == m.cfg.Primary {
+			return nil // our own advert looped back
+		}
+		if p.Priority == 0 {
+			// Another router is leaving: reassert ourselves at once.
+			return []Action{{Kind: SendAdvert, Priority: m.priority}, m.arm(now.Add(m.interval()))}
+		}
+		if p.Priority > m.priority || (p.Priority == m.priority && addrGreater(p.Src, m.cfg.Primary)) {
+			interval := m.cfg.Interval
+			if m.cfg.Version == 3 {
+				interval = p.Interval
+			}
+			m.masterAddr, m.masterPriority = p.Src, p.Priority
+			return m.becomeBackup(now, fmt.Sprintf("higher priority advert from %v (priority %d)", p.Src, p.Priority), interval)
+		}
+		// Two masters (a healed partition): we win, so advertise now and
+		// re-announce the addresses, which the loser's GARPs may have stolen.
+		out := []Action{{Kind: SendAdvert, Priority: m.priority}}
+		if now.Sub(m.lastForcedGARP) >= time.Second || m.lastForcedGARP.IsZero() {
+			m.lastForcedGARP = now
+			out = append(out, Action{Kind: SendGARP})
+		}
+		return out
+	}
+	return nil
+}
+
+// CheckResult feeds one result of the tracked check name.
+func (m *Machine) CheckResult(now time.Time, name string, ok bool) []Action {
+	var t *trackState
+	for _, x := range m.tracks {
+		if x.Name == name {
+			t = x
+		}
+	}
+	if t == nil {
+		return nil
+	}
+	t.lastGood = ok
+	switch {
+	case !t.known:
+		t.known, t.ok, t.run = true, ok, 0
+	case ok == t.ok:
+		t.run = 0
+	default:
+		t.run++
+		need := t.Fall
+		if ok {
+			need = t.Rise
+		}
+		if t.run < need {
+			return nil
+		}
+		t.ok, t.run = ok, 0
+	}
+	return m.reevaluate(now, name)
+}
+
+func (m *Machine) reevaluate(now time.Time, name string) []Action {
+	var out []Action
+	if p := m.effectivePriority(); p != m.priority {
+		m.priority = p
+		out = append(out, Action{Kind: PriorityChanged, Priority: p})
+		if m.state == Master {
+			out = append(out, Action{Kind: SendAdvert, Priority: p})
+		}
+	}
+	switch faulty := m.faulty(); {
+	case faulty && (m.state == Master || m.state == Backup):
+		if m.state == Master {
+			out = append(out, Action{Kind: SendAdvert, Priority: 0}, Action{Kind: RemoveVIPs})
+		}
+		out = append(out, m.change(Fault, "tracked check "+name+" failed"), m.stop())
+	case !faulty && m.state == Fault:
+		out = append(out, m.becomeBackup(now, "tracked check "+name+" recovered", m.cfg.Interval)...)
+	}
+	return out
+}
+
+// TrackStatus describes a tracked check for status output.
+type TrackStatus struct {
+	Name       string `json:"name"`
+	OK         bool   `json:"ok"`
+	Known      bool   `json:"known"`
+	LastResult bool   `json:"last_result"`
+	Weight     int    `json:"weight"`
+	Fault      bool   `json:"fault"`
+}
+
+// Tracks reports the tracked checks.
+func (m *Machine) Tracks() []TrackStatus {
+	var out []TrackStatus
+	for _, t := range m.tracks {
+		out = append(out, TrackStatus{Name: t.Name, OK: t.ok, Known: t.known, LastResult: t.lastGood, Weight: t.Weight, Fault: t.Fault})
+	}
+	return out
+}
+
+func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
+
+// Filter returns the packet filter for this router's adverts.
+func (m *Machine) Filter(unicast bool) vrrp.Filter {
+	return vrrp.Filter{Version: m.cfg.Version, VRID: m.cfg.VRID, Interval: m.cfg.Interval, Unicast: unicast}
+}

@@ -1,0 +1,401 @@
+package vip
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/vip/vrrp"
+)
+
+var (
+	t0    = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	addrA = netip.MustParseAddr("10.78.0.1")
+	addrB = netip.MustParseAddr("10.78.0.2")
+	vipX  = netip.MustParseAddr("10.78.0.100")
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func newM(t *testing.T, mod func(*Config)) *Machine {
+	t.Helper()
+	c := Config{Version: 3, VRID: 51, Priority: 100, Interval: 100, Preempt: true, Primary: addrA}
+	if mod != nil {
+		mod(&c)
+	}
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func advert(src netip.Addr, prio uint8, interval uint16) vrrp.Packet {
+	return vrrp.Packet{Advert: vrrp.Advert{Version: 3, VRID: 51, Priority: prio, Interval: interval,
+		Addresses: []netip.Addr{vipX}}, Src: src, Dst: vrrp.MulticastGroup, TTL: 255}
+}
+
+func kinds(as []Action) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, " ")
+}
+
+func has(as []Action, k ActionKind) bool {
+	for _, a := range as {
+		if a.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMasterDownInterval(t *testing.T) {
+	for _, tc := range []struct {
+		version  int
+		prio     uint8
+		interval uint16
+		skew     time.Duration
+		mdi      time.Duration
+	}{
+		// v3: skew = ((256-prio)*interval)/256 centiseconds, integer arithmetic.
+		{3, 100, 100, ms(600), ms(3600)},      // 156*100/256 = 60 cs
+		{3, 254, 100, 0, ms(3000)},            // 2*100/256 = 0 cs
+		{3, 1, 100, ms(990), ms(3990)},        // 255*100/256 = 99 cs
+		{3, 200, 20, ms(40), ms(640)},         // 56*20/256 = 4 cs
+		{3, 150, 50, ms(200), ms(1700)},       // 106*50/256 = 20 cs
+		{3, 100, 4095, ms(24950), ms(147800)}, // 156*4095/256 = 2495 cs
+		// v2: interval in seconds, skew = (256-prio)/256 s.
+		{2, 100, 100, 609375 * time.Microsecond, 3609375 * time.Microsecond},
+		{2, 255, 300, 3906250, 9*time.Second + 3906250},
+		{2, 150, 200, 414062500, 6*time.Second + 414062500},
+	} {
+		t.Run(fmt.Sprintf("v%d/p%d/i%d", tc.version, tc.prio, tc.interval), func(t *testing.T) {
+			m := newM(t, func(c *Config) { c.Version, c.Priority, c.Interval = tc.version, tc.prio, tc.interval })
+			if got := m.SkewTime(); got != tc.skew {
+				t.Errorf("skew %v, want %v", got, tc.skew)
+			}
+			if got := m.MasterDownInterval(); got != tc.mdi {
+				t.Errorf("MDI %v, want %v", got, tc.mdi)
+			}
+		})
+	}
+}
+
+// A backup becomes master exactly Master_Down_Interval after the last advert.
+func TestMasterDownDetection(t *testing.T) {
+	m := newM(t, nil)
+	as := m.Start(t0)
+	if m.State() != Backup || m.Deadline() != t0.Add(ms(3600)) {
+		t.Fatalf("start: %v deadline %v", kinds(as), m.Deadline())
+	}
+	last := t0.Add(ms(1000))
+	m.Receive(last, advert(addrB, 100, 100)) // equal priority from a higher address: accept
+	if m.Deadline() != last.Add(ms(3600)) {
+		t.Fatalf("deadline %v after advert", m.Deadline())
+	}
+	if as := m.Timer(last.Add(ms(3599))); as != nil || m.State() != Backup {
+		t.Fatalf("early timer acted: %v", kinds(as))
+	}
+	as = m.Timer(last.Add(ms(3600)))
+	if m.State() != Master {
+		t.Fatalf("not master after MDI: %v", kinds(as))
+	}
+	want := "StateChanged(BACKUP->MASTER: master down: no advert for Master_Down_Interval) SendAdvert(100) AddVIPs SendGARP ArmTimer(00:00:05.600)"
+	if got := kinds(as); got != want {
+		t.Fatalf("actions\n got %s\nwant %s", got, want)
+	}
+	// Masters advertise every interval, on schedule.
+	as = m.Timer(last.Add(ms(4600)))
+	if kinds(as) != "SendAdvert(100) ArmTimer(00:00:06.600)" {
+		t.Fatalf("advert timer: %s", kinds(as))
+	}
+}
+
+func TestPreemption(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		preempt    bool
+		ours, peer uint8
+		peerAddr   netip.Addr
+		wantMaster bool // after MDI with the peer advertising every interval
+	}{
+		{"preempt lower master", true, 150, 100, addrB, true},
+		{"nopreempt keeps lower master", false, 150, 100, addrB, false},
+		{"higher master stays", true, 100, 150, addrB, false},
+		{"equal priority accepted by backup", true, 100, 100, addrB, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newM(t, func(c *Config) { c.Preempt, c.Priority = tc.preempt, tc.ours })
+			m.Start(t0)
+			now := t0
+			for i := 0; i < 50; i++ { // 5 s of adverts every 100 ms
+				now = now.Add(ms(100))
+				m.Timer(now)
+				m.Receive(now, advert(tc.peerAddr, tc.peer, 100))
+				m.Timer(now)
+			}
+			if (m.State() == Master) != tc.wantMaster {
+				t.Fatalf("state %v, want master=%v", m.State(), tc.wantMaster)
+			}
+		})
+	}
+}
+
+// Preemption takes Master_Down_Interval from the first ignored advert.
+func TestPreemptTiming(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Priority = 200 })
+	m.Start(t0)
+	skewed := t0.Add(m.MasterDownInterval())
+	for now := t0.Add(ms(100)); now.Before(skewed); now = now.Add(ms(100)) {
+		m.Receive(now, advert(addrB, 100, 100))
+		m.Timer(now)
+		if m.State() != Backup {
+			t.Fatalf("took over at %v, before %v", now.Sub(t0), m.MasterDownInterval())
+		}
+	}
+	m.Timer(skewed)
+	if m.State() != Master {
+		t.Fatalf("not master at MDI")
+	}
+}
+
+func TestMasterYieldsAndTieBreak(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ours      uint8
+		peer      uint8
+		peerAddr  netip.Addr
+		wantState State
+	}{
+		{"higher priority", 100, 101, addrB, Backup},
+		{"lower priority", 100, 99, addrB, Master},
+		{"tie, peer address higher", 100, 100, addrB, Backup},
+		{"tie, peer address lower", 100, 100, netip.MustParseAddr("10.78.0.0"), Master},
+		{"own advert looped back", 100, 100, addrA, Master},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newM(t, func(c *Config) { c.Priority = tc.ours })
+			m.Start(t0)
+			m.Timer(t0.Add(m.MasterDownInterval()))
+			if m.State() != Master {
+				t.Fatal("setup: not master")
+			}
+			now := t0.Add(5 * time.Second)
+			as := m.Receive(now, advert(tc.peerAddr, tc.peer, 100))
+			if m.State() != tc.wantState {
+				t.Fatalf("state %v, want %v (%s)", m.State(), tc.wantState, kinds(as))
+			}
+			if tc.wantState == Backup && !has(as, RemoveVIPs) {
+				t.Fatalf("yielded without removing VIPs: %s", kinds(as))
+			}
+			if tc.name == "lower priority" && (!has(as, SendAdvert) || !has(as, SendGARP)) {
+				t.Fatalf("split-brain heal must re-advertise and re-GARP: %s", kinds(as))
+			}
+		})
+	}
+}
+
+// Graceful shutdown: the master sends priority 0, a backup takes over after
+// Skew_Time instead of Master_Down_Interval.
+func TestGracefulHandover(t *testing.T) {
+	master := newM(t, func(c *Config) { c.Priority = 200; c.Primary = addrB })
+	master.Start(t0)
+	master.Timer(t0.Add(master.MasterDownInterval()))
+	as := master.Shutdown(t0.Add(10 * time.Second))
+	if got := kinds(as); got != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->INIT: shutdown) StopTimer" {
+		t.Fatalf("shutdown actions: %s", got)
+	}
+	backup := newM(t, nil)
+	backup.Start(t0)
+	now := t0.Add(ms(500))
+	backup.Receive(now, advert(addrB, 200, 100))
+	bye := now.Add(ms(50))
+	backup.Receive(bye, advert(addrB, 0, 100))
+	if backup.Deadline() != bye.Add(backup.SkewTime()) || backup.SkewTime() != ms(600) {
+		t.Fatalf("deadline %v, want priority-0 time + skew %v", backup.Deadline().Sub(bye), backup.SkewTime())
+	}
+	backup.Timer(bye.Add(ms(600)))
+	if backup.State() != Master {
+		t.Fatal("backup did not take over after Skew_Time")
+	}
+	// A master receiving priority 0 from someone else re-advertises at once.
+	as = backup.Receive(bye.Add(ms(700)), advert(netip.MustParseAddr("10.78.0.9"), 0, 100))
+	if kinds(as) != "SendAdvert(100) ArmTimer(00:00:02.250)" {
+		t.Fatalf("master on priority 0: %s", kinds(as))
+	}
+}
+
+// v3: a backup uses the master's advertised interval for Master_Down_Interval.
+func TestBackupAdoptsMasterInterval(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Interval = 100 })
+	m.Start(t0)
+	m.Receive(t0, advert(addrB, 150, 30))
+	if m.MasterAdverInterval() != 30 {
+		t.Fatalf("master interval %d", m.MasterAdverInterval())
+	}
+	// 3*30 + (156*30)/256 = 90 + 18 = 108 cs
+	if m.Deadline() != t0.Add(ms(1080)) {
+		t.Fatalf("deadline %v, want 1.08s", m.Deadline().Sub(t0))
+	}
+	// Our own adverts still use our interval once we are master.
+	as := m.Timer(t0.Add(ms(1080)))
+	if m.State() != Master || as[len(as)-1].At != t0.Add(ms(2080)) {
+		t.Fatalf("master timer %s", kinds(as))
+	}
+}
+
+// v2: adverts with another interval never reach the machine (dropped by the
+// filter, as keepalived does), so they cannot keep a backup quiet.
+func TestV2IntervalMismatchDropped(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Version, c.Interval = 2, 100 })
+	m.Start(t0)
+	f := m.Filter(false)
+	p := advert(addrB, 200, 200)
+	p.Version = 2
+	if vrrp.ReasonOf(f.Check(p)) != vrrp.ReasonInterval {
+		t.Fatalf("v2 advert with 2 s interval not dropped for a 1 s router")
+	}
+	p.Interval = 100
+	if err := f.Check(p); err != nil {
+		t.Fatal(err)
+	}
+	m.Receive(t0.Add(ms(100)), p)
+	if m.MasterAdverInterval() != 100 {
+		t.Fatal("v2 must not adopt intervals")
+	}
+}
+
+func TestTrackingWeights(t *testing.T) {
+	m := newM(t, func(c *Config) {
+		c.Priority = 100
+		c.Tracks = []Track{{Name: "up", Rise: 2, Fall: 3, Weight: 50}, {Name: "down", Rise: 1, Fall: 1, Weight: -30}}
+	})
+	// Pending checks count as failing: 100 + 0 - 30.
+	if m.Priority() != 70 {
+		t.Fatalf("initial priority %d", m.Priority())
+	}
+	m.Start(t0)
+	now := t0
+	step := func(name string, ok bool) []Action { now = now.Add(ms(10)); return m.CheckResult(now, name, ok) }
+	if as := step("up", true); !has(as, PriorityChanged) || m.Priority() != 120 {
+		t.Fatalf("first result decides at once: %d %s", m.Priority(), kinds(as))
+	}
+	step("down", true)
+	if m.Priority() != 150 {
+		t.Fatalf("priority %d, want 150", m.Priority())
+	}
+	step("up", false)
+	step("up", false)
+	if m.Priority() != 150 {
+		t.Fatal("fell before fall=3")
+	}
+	step("up", true) // resets the run
+	step("up", false)
+	step("up", false)
+	step("up", false)
+	if m.Priority() != 100 {
+		t.Fatalf("priority %d after 3 failures, want 100", m.Priority())
+	}
+	step("up", true)
+	if m.Priority() != 100 {
+		t.Fatal("rose before rise=2")
+	}
+	step("up", true)
+	if m.Priority() != 150 {
+		t.Fatalf("priority %d after rise, want 150", m.Priority())
+	}
+}
+
+// A master whose priority drops below a preempting backup loses the VIP to it.
+func TestTrackingPriorityDropHandsOver(t *testing.T) {
+	a := newM(t, func(c *Config) {
+		c.Priority = 150
+		c.Tracks = []Track{{Name: "proxy", Rise: 1, Fall: 1, Weight: -100}}
+	})
+	b := newM(t, func(c *Config) { c.Priority = 100; c.Primary = addrB })
+	a.CheckResult(t0, "proxy", true)
+	a.Start(t0)
+	b.Start(t0)
+	a.Timer(t0.Add(a.MasterDownInterval()))
+	now := t0.Add(a.MasterDownInterval())
+	b.Receive(now, advert(addrA, a.Priority(), 100))
+	as := a.CheckResult(now.Add(ms(10)), "proxy", false)
+	if a.Priority() != 50 || !has(as, SendAdvert) {
+		t.Fatalf("priority %d actions %s", a.Priority(), kinds(as))
+	}
+	// b ignores a's low-priority adverts and takes over at its MDI.
+	for t1 := now.Add(ms(100)); t1.Before(now.Add(5 * time.Second)); t1 = t1.Add(ms(100)) {
+		for _, x := range a.Timer(t1) {
+			if x.Kind == SendAdvert && b.State() == Backup {
+				b.Receive(t1, advert(addrA, x.Priority, 100))
+			}
+		}
+		for _, x := range b.Timer(t1) {
+			if x.Kind == SendAdvert {
+				a.Receive(t1, advert(addrB, x.Priority, 100))
+			}
+		}
+	}
+	if a.State() != Backup || b.State() != Master {
+		t.Fatalf("a %v b %v", a.State(), b.State())
+	}
+}
+
+func TestTrackingFault(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Tracks = []Track{{Name: "haproxy", Rise: 1, Fall: 2, Fault: true}} })
+	if as := m.Start(t0); m.State() != Fault {
+		t.Fatalf("pending fault check must hold Fault: %s", kinds(as))
+	}
+	as := m.CheckResult(t0.Add(ms(10)), "haproxy", true)
+	if m.State() != Backup || !has(as, ArmTimer) {
+		t.Fatalf("recovery: %v %s", m.State(), kinds(as))
+	}
+	m.Timer(m.Deadline())
+	if m.State() != Master {
+		t.Fatal("not master")
+	}
+	m.CheckResult(m.Deadline(), "haproxy", false)
+	if m.State() != Master {
+		t.Fatal("fault before fall=2")
+	}
+	as = m.CheckResult(m.Deadline(), "haproxy", false)
+	if m.State() != Fault || kinds(as) != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->FAULT: tracked check haproxy failed) StopTimer" {
+		t.Fatalf("fault: %v %s", m.State(), kinds(as))
+	}
+	if as := m.Receive(t0.Add(time.Minute), advert(addrB, 1, 100)); as != nil {
+		t.Fatalf("fault state reacted to advert: %s", kinds(as))
+	}
+}
+
+func TestOwnerStartsMaster(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Priority = 255 })
+	m.Start(t0)
+	if m.State() != Master {
+		t.Fatal("owner not master at start")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Version = 4 },
+		func(c *Config) { c.VRID = 0 },
+		func(c *Config) { c.Priority = 0 },
+		func(c *Config) { c.Interval = 0 },
+		func(c *Config) { c.Version, c.Interval = 2, 150 },
+		func(c *Config) { c.Interval = 5000 },
+		func(c *Config) { c.Primary = netip.Addr{} },
+		func(c *Config) { c.Tracks = []Track{{Name: "a", Rise: 0, Fall: 1}} },
+		func(c *Config) { c.Tracks = []Track{{Name: "a", Rise: 1, Fall: 1}, {Name: "a", Rise: 1, Fall: 1}} },
+	} {
+		c := Config{Version: 3, VRID: 51, Priority: 100, Interval: 100, Preempt: true, Primary: addrA}
+		mod(&c)
+		if _, err := New(c); err == nil {
+			t.Errorf("accepted %+v", c)
+		}
+	}
+}
