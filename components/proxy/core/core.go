@@ -1,0 +1,534 @@
+// Package core is the pure routing decision logic of redisha-proxy.
+//
+// The core takes timestamped events (backend health results, per-sentinel
+// views of the master, sentinel pub/sub notices, timer ticks) and returns
+// routing decisions: where new client connections go (or why they are held or
+// refused), which backends' client connections must be closed, and whether
+// the driver should re-check everything at once. It holds no goroutines,
+// sockets or clocks, so the simulator can drive the very same code under
+// virtual time. See docs/proxy.md for the safety argument.
+package core
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Role is what a backend reports in INFO replication.
+type Role string
+
+// Roles a backend can report.
+const (
+	RoleMaster  Role = "master"
+	RoleReplica Role = "slave"
+)
+
+// Config tunes the core. Zero durations take the defaults below.
+type Config struct {
+	// MasterName is the sentinel master name; notices about other masters are ignored.
+	MasterName string
+	// Sentinels are the configured sentinels (their addresses). N = len(Sentinels)
+	// fixes the majority ⌊N/2⌋+1; views from sentinels not listed never count.
+	Sentinels []string
+	// Backends are the nodes the driver health-checks. Without sentinels a
+	// sole role:master claimant is adopted only once every backend has a
+	// fresh result, so a slow answer cannot hide a second claimant.
+	Backends []string
+	// NoMajorityGrace is how long new connections still go to the current master
+	// after the sentinel majority view is lost (0 = refuse at once).
+	NoMajorityGrace time.Duration
+	// HealthTTL: a health result older than this is treated as unknown.
+	HealthTTL time.Duration
+	// ViewTTL: a sentinel view older than this does not count.
+	ViewTTL time.Duration
+	// FenceTimeout bounds how long a failover notice keeps the old master fenced
+	// when no abort notice and no newer view arrives.
+	FenceTimeout time.Duration
+	// KeepOnSwitch keeps client connections open on a deposed master instead
+	// of closing them (closing is the safe default).
+	KeepOnSwitch bool
+	// MaxReplicaLag is the largest replication offset gap (bytes) for a replica
+	// to get read-only traffic; 0 means no limit.
+	MaxReplicaLag int64
+}
+
+// Defaults for zero Config durations.
+const (
+	DefaultHealthTTL    = 3 * time.Second
+	DefaultViewTTL      = 5 * time.Second
+	DefaultFenceTimeout = 15 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.HealthTTL <= 0 {
+		c.HealthTTL = DefaultHealthTTL
+	}
+	if c.ViewTTL <= 0 {
+		c.ViewTTL = DefaultViewTTL
+	}
+	if c.FenceTimeout <= 0 {
+		c.FenceTimeout = DefaultFenceTimeout
+	}
+	return c
+}
+
+// Quorum is ⌊N/2⌋+1 of the configured sentinels (0 when none are configured).
+func (c Config) Quorum() int {
+	if len(c.Sentinels) == 0 {
+		return 0
+	}
+	return len(c.Sentinels)/2 + 1
+}
+
+// Health is one health-check result for a backend.
+type Health struct {
+	At      time.Time
+	Backend string // "ip:port"
+	OK      bool   // PING and INFO replication both answered
+	Err     string
+	Role    Role
+	// LinkUp is master_link_status:up (replicas only).
+	LinkUp bool
+	// MasterAddr is the master a replica follows ("ip:port").
+	MasterAddr string
+	// Offset is master_repl_offset (masters) or slave_repl_offset (replicas).
+	Offset int64
+}
+
+// View is one sentinel's answer about the master.
+type View struct {
+	At       time.Time
+	Sentinel string
+	OK       bool // the sentinel answered and knows the master name
+	Err      string
+	Addr     string // "ip:port" the sentinel currently names as master
+	Epoch    int64  // config-epoch
+}
+
+// Notice is one sentinel pub/sub message.
+type Notice struct {
+	At       time.Time
+	Sentinel string
+	Channel  string
+	Payload  string
+}
+
+// Tick is a timer tick; it lets time-based rules (grace, fence expiry) fire.
+type Tick struct{ At time.Time }
+
+// Route is the decision for new client connections.
+type Route struct {
+	// Master is the backend new connections go to; "" means none.
+	Master string
+	// Hold means a decision is expected shortly (a failover is in flight): the
+	// driver may hold new connections for a moment before refusing them.
+	Hold bool
+	// Reason explains why there is no master, for the refusal error and logs.
+	Reason string
+}
+
+// Close asks the driver to close every client connection to Backend.
+type Close struct {
+	Backend string
+	Reason  string
+}
+
+// Switch records a change of routed master.
+type Switch struct{ From, To string }
+
+// Output is what one step asks the driver to do.
+type Output struct {
+	Route    Route
+	Close    []Close
+	CheckNow bool    // re-check all backends and re-query all sentinels now
+	Switch   *Switch // set when traffic moved to a different master
+	Changed  bool    // Route differs from the previous step's
+}
+
+type fence struct {
+	addr  string
+	until time.Time
+	epoch int64 // majority epoch when fenced; a newer view lifts the fence
+}
+
+// Core is the routing state machine. It is not safe for concurrent use.
+type Core struct {
+	cfg     Config
+	now     time.Time
+	health  map[string]Health
+	views   map[string]View
+	current string // master we route to; "" when none
+	last    string // last master we routed to, for switch detection
+	fence   *fence
+	route   Route
+
+	agreed      string
+	agreedEpoch int64
+	haveMajor   bool
+	lostMajor   time.Time // when the majority view was lost; zero while we have one
+	switches    int
+}
+
+// New returns a core with no knowledge: it refuses until evidence arrives.
+func New(cfg Config) *Core {
+	c := &Core{cfg: cfg.withDefaults(), health: map[string]Health{}, views: map[string]View{}}
+	c.route = Route{Reason: "starting: no health or sentinel results yet", Hold: true}
+	return c
+}
+
+// Config returns the active configuration (with defaults applied).
+func (c *Core) Config() Config { return c.cfg }
+
+// Reconfigure replaces the configuration, keeping state, and re-evaluates.
+func (c *Core) Reconfigure(cfg Config, at time.Time) Output {
+	c.cfg = cfg.withDefaults()
+	keep := map[string]bool{}
+	for _, s := range c.cfg.Sentinels {
+		keep[s] = true
+	}
+	for s := range c.views {
+		if !keep[s] {
+			delete(c.views, s)
+		}
+	}
+	c.advance(at)
+	return c.evaluate(true)
+}
+
+// Route returns the current decision for new connections.
+func (c *Core) Route() Route { return c.route }
+
+// Step feeds one event and returns the resulting decisions.
+func (c *Core) Step(ev any) Output {
+	switch e := ev.(type) {
+	case Health:
+		c.advance(e.At)
+		if prev, ok := c.health[e.Backend]; !ok || !e.At.Before(prev.At) {
+			c.health[e.Backend] = e
+		}
+	case View:
+		c.advance(e.At)
+		if !c.isConfiguredSentinel(e.Sentinel) {
+			return c.evaluate(false)
+		}
+		if prev, ok := c.views[e.Sentinel]; !ok || !e.At.Before(prev.At) {
+			c.views[e.Sentinel] = e
+		}
+	case Notice:
+		c.advance(e.At)
+		return c.notice(e)
+	case Tick:
+		c.advance(e.At)
+	default:
+		panic(fmt.Sprintf("core: unknown event %T", ev))
+	}
+	return c.evaluate(false)
+}
+
+func (c *Core) advance(at time.Time) {
+	if at.After(c.now) {
+		c.now = at
+	}
+}
+
+func (c *Core) isConfiguredSentinel(s string) bool {
+	for _, x := range c.cfg.Sentinels {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// notice reacts to a sentinel pub/sub message about our master.
+func (c *Core) notice(n Notice) Output {
+	p, ok := ParseNotice(n.Channel, n.Payload)
+	if !ok || (p.Master != "" && p.Master != c.cfg.MasterName) {
+		return c.evaluate(false)
+	}
+	var pre []Close
+	switch p.Effect {
+	case EffectFence:
+		// A failover of the node we route to is under way: from here on writes
+		// to it may be lost, so stop sending any until a majority view and the
+		// node's own role agree on who the master is.
+		if c.current != "" && p.OldAddr == c.current && p.NewAddr != c.current {
+			c.fence = &fence{addr: c.current, until: c.now.Add(c.cfg.FenceTimeout), epoch: c.agreedEpoch}
+			pre = c.depose("sentinel " + n.Sentinel + " reports " + n.Channel)
+		}
+	case EffectAbort:
+		if c.fence != nil && (p.OldAddr == "" || p.OldAddr == c.fence.addr) {
+			c.fence = nil
+		}
+	}
+	out := c.evaluate(false)
+	out.Close = append(pre, out.Close...)
+	out.CheckNow = true
+	return out
+}
+
+// depose stops routing to the current master and, unless configured
+// otherwise, asks to close its client connections.
+func (c *Core) depose(reason string) []Close {
+	if c.current == "" {
+		return nil
+	}
+	addr := c.current
+	c.current = ""
+	if c.cfg.KeepOnSwitch {
+		return nil
+	}
+	return []Close{{Backend: addr, Reason: reason}}
+}
+
+func (c *Core) fresh(h Health) bool { return !c.now.After(h.At.Add(c.cfg.HealthTTL)) }
+
+// claims reports whether addr has a fresh result saying role:master.
+func (c *Core) claims(addr string) bool {
+	h, ok := c.health[addr]
+	return ok && c.fresh(h) && h.OK && h.Role == RoleMaster
+}
+
+// denies reports whether addr has a fresh result with a role other than master.
+func (c *Core) denies(addr string) bool {
+	h, ok := c.health[addr]
+	return ok && c.fresh(h) && h.OK && h.Role != RoleMaster
+}
+
+// majority returns the address named by at least ⌊N/2⌋+1 configured
+// sentinels at the highest config epoch seen among fresh views.
+func (c *Core) majority() (addr string, epoch int64, ok bool) {
+	q := c.cfg.Quorum()
+	if q == 0 {
+		return "", 0, false
+	}
+	var top int64 = -1
+	for _, v := range c.views {
+		if c.viewFresh(v) && v.Epoch > top {
+			top = v.Epoch
+		}
+	}
+	if top < 0 {
+		return "", 0, false
+	}
+	count := map[string]int{}
+	for _, v := range c.views {
+		if c.viewFresh(v) && v.Epoch == top {
+			count[v.Addr]++
+		}
+	}
+	for a, n := range count {
+		if n >= q {
+			return a, top, true
+		}
+	}
+	return "", top, false
+}
+
+func (c *Core) viewFresh(v View) bool {
+	return v.OK && v.Addr != "" && !c.now.After(v.At.Add(c.cfg.ViewTTL))
+}
+
+func (c *Core) fenced(addr string) bool { return c.fence != nil && c.fence.addr == addr }
+
+// evaluate applies the routing rules to the current evidence.
+func (c *Core) evaluate(force bool) Output {
+	var out Output
+	if c.fence != nil && !c.now.Before(c.fence.until) {
+		c.fence = nil
+	}
+	prev := c.route
+	if len(c.cfg.Sentinels) > 0 {
+		out.Close = c.evaluateWithSentinels()
+	} else {
+		out.Close = c.evaluateAlone()
+	}
+	if c.current != "" && c.current != c.last {
+		if c.last != "" {
+			out.Switch = &Switch{From: c.last, To: c.current}
+			c.switches++
+		}
+		c.last = c.current
+	}
+	out.Route = c.route
+	out.Changed = force || prev != c.route
+	if c.route.Master == "" && c.route.Hold {
+		// While a decision is pending, ask for evidence on every step the
+		// driver makes rather than waiting for the next regular poll.
+		out.CheckNow = true
+	}
+	return out
+}
+
+func (c *Core) evaluateWithSentinels() []Close {
+	addr, epoch, ok := c.majority()
+	if !ok {
+		c.haveMajor = false
+		if c.lostMajor.IsZero() {
+			c.lostMajor = c.now
+		}
+		return c.withoutMajority()
+	}
+	c.haveMajor, c.lostMajor = true, time.Time{}
+	c.agreed, c.agreedEpoch = addr, epoch
+	if c.fence != nil && c.fence.addr == addr && epoch > c.fence.epoch {
+		// A configuration newer than the one we fenced names the node again.
+		c.fence = nil
+	}
+	var closes []Close
+	if c.current != "" && c.current != addr {
+		closes = c.depose(fmt.Sprintf("sentinel majority names %s at epoch %d", addr, epoch))
+	}
+	switch {
+	case c.fenced(addr):
+		c.route = Route{Hold: true, Reason: fmt.Sprintf("failover of %s in progress", addr)}
+	case c.claims(addr):
+		c.current = addr
+		if c.fence != nil && c.fence.addr != addr {
+			c.fence = nil
+		}
+		c.route = Route{Master: addr}
+	default:
+		if c.current == addr && c.denies(addr) {
+			closes = append(closes, c.depose(fmt.Sprintf("%s no longer reports role:master", addr))...)
+		}
+		c.route = Route{Hold: true, Reason: fmt.Sprintf("sentinel majority names %s at epoch %d but it does not report role:master", addr, epoch)}
+	}
+	return closes
+}
+
+// withoutMajority: keep the current master while it claims master, and let
+// new connections reach it only during the grace period.
+func (c *Core) withoutMajority() []Close {
+	reason := fmt.Sprintf("no view agreed by %d of %d sentinels", c.cfg.Quorum(), len(c.cfg.Sentinels))
+	if c.current == "" {
+		c.route = Route{Reason: reason}
+		return nil
+	}
+	if c.denies(c.current) {
+		closes := c.depose(fmt.Sprintf("%s no longer reports role:master", c.current))
+		c.route = Route{Reason: reason}
+		return closes
+	}
+	if c.claims(c.current) && c.now.Sub(c.lostMajor) < c.cfg.NoMajorityGrace {
+		c.route = Route{Master: c.current}
+		return nil
+	}
+	// Existing connections stay; new ones are refused.
+	c.route = Route{Reason: reason}
+	return nil
+}
+
+// evaluateAlone is the rule without sentinels: stay on the current master
+// while it claims master; adopt a new one only when it is the sole claimant.
+func (c *Core) evaluateAlone() []Close {
+	var closes []Close
+	if c.current != "" {
+		if c.claims(c.current) {
+			c.route = Route{Master: c.current}
+			return nil
+		}
+		if c.denies(c.current) {
+			closes = c.depose(fmt.Sprintf("%s no longer reports role:master", c.current))
+		}
+	}
+	var claimants []string
+	for a := range c.health {
+		if c.claims(a) {
+			claimants = append(claimants, a)
+		}
+	}
+	sort.Strings(claimants)
+	switch {
+	case c.current != "":
+		// Current master unreachable or unknown: keep its connections, but
+		// do not move anywhere until it answers or clearly steps down.
+		c.route = Route{Hold: true, Reason: fmt.Sprintf("current master %s does not answer", c.current)}
+	case len(claimants) == 1 && !c.allKnown():
+		c.route = Route{Hold: true, Reason: "waiting for a health result from every backend"}
+	case len(claimants) == 1:
+		c.current = claimants[0]
+		c.route = Route{Master: c.current}
+	case len(claimants) > 1:
+		c.route = Route{Reason: fmt.Sprintf("%d nodes report role:master %v and none is current", len(claimants), claimants)}
+	default:
+		c.route = Route{Hold: true, Reason: "no node reports role:master"}
+	}
+	return closes
+}
+
+// allKnown reports whether every configured backend has a fresh result.
+func (c *Core) allKnown() bool {
+	for _, b := range c.cfg.Backends {
+		h, ok := c.health[b]
+		if !ok || !c.fresh(h) {
+			return false
+		}
+	}
+	return true
+}
+
+// Replicas returns backends fit for read-only traffic: fresh, role replica,
+// link up, following the current master, within MaxReplicaLag.
+func (c *Core) Replicas() []string {
+	var out []string
+	master, haveMaster := c.health[c.current]
+	for a, h := range c.health {
+		if !c.fresh(h) || !h.OK || h.Role != RoleReplica || !h.LinkUp {
+			continue
+		}
+		if c.current != "" && h.MasterAddr != "" && h.MasterAddr != c.current {
+			continue
+		}
+		if c.cfg.MaxReplicaLag > 0 && haveMaster && c.fresh(master) && master.Offset-h.Offset > c.cfg.MaxReplicaLag {
+			continue
+		}
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BackendState is a backend's last known state, for metrics and /healthz.
+type BackendState struct {
+	Addr   string
+	Fresh  bool
+	OK     bool
+	Role   Role
+	LinkUp bool
+	Offset int64
+	Err    string
+}
+
+// Snapshot is a read-only summary of the core's state.
+type Snapshot struct {
+	Route          Route
+	Current        string
+	Agreed         string
+	AgreedEpoch    int64
+	HaveMajority   bool
+	Fenced         string
+	Switches       int
+	Backends       []BackendState
+	SentinelsFresh int
+}
+
+// Snapshot summarises the state for metrics and health endpoints.
+func (c *Core) Snapshot() Snapshot {
+	s := Snapshot{Route: c.route, Current: c.current, Agreed: c.agreed, AgreedEpoch: c.agreedEpoch,
+		HaveMajority: c.haveMajor, Switches: c.switches}
+	if c.fence != nil {
+		s.Fenced = c.fence.addr
+	}
+	for a, h := range c.health {
+		s.Backends = append(s.Backends, BackendState{Addr: a, Fresh: c.fresh(h), OK: h.OK, Role: h.Role, LinkUp: h.LinkUp, Offset: h.Offset, Err: h.Err})
+	}
+	sort.Slice(s.Backends, func(i, j int) bool { return s.Backends[i].Addr < s.Backends[j].Addr })
+	for _, v := range c.views {
+		if c.viewFresh(v) {
+			s.SentinelsFresh++
+		}
+	}
+	return s
+}

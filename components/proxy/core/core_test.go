@@ -1,0 +1,333 @@
+package core
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+const (
+	A = "10.0.0.1:6379"
+	B = "10.0.0.2:6379"
+	C = "10.0.0.3:6379"
+)
+
+var sentinels3 = []string{"s1", "s2", "s3"}
+
+func master(ms int, addr string) Health {
+	return Health{At: at(ms), Backend: addr, OK: true, Role: RoleMaster}
+}
+
+func replica(ms int, addr, of string) Health {
+	return Health{At: at(ms), Backend: addr, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: of}
+}
+
+func down(ms int, addr string) Health {
+	return Health{At: at(ms), Backend: addr, Err: "connection refused"}
+}
+
+func view(ms int, s, addr string, epoch int64) View {
+	return View{At: at(ms), Sentinel: s, OK: true, Addr: addr, Epoch: epoch}
+}
+
+func notice(ms int, s, ch, payload string) Notice {
+	return Notice{At: at(ms), Sentinel: s, Channel: ch, Payload: payload}
+}
+
+type result struct {
+	route    Route
+	closed   []string
+	switches []Switch
+	checkNow bool // of the last step
+}
+
+func run(cfg Config, steps ...any) result {
+	c := New(cfg)
+	var r result
+	for _, s := range steps {
+		out := c.Step(s)
+		for _, cl := range out.Close {
+			r.closed = append(r.closed, cl.Backend)
+		}
+		if out.Switch != nil {
+			r.switches = append(r.switches, *out.Switch)
+		}
+		r.checkNow = out.CheckNow
+		r.route = out.Route
+	}
+	return r
+}
+
+func TestRoutingWithSentinels(t *testing.T) {
+	cfg := Config{MasterName: "m", Sentinels: sentinels3, NoMajorityGrace: time.Second}
+	tests := []struct {
+		name     string
+		steps    []any
+		master   string // expected route ("" = none)
+		hold     bool
+		closed   []string
+		switches []Switch
+	}{
+		{
+			name:   "majority view and role agree",
+			steps:  []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1)},
+			master: A,
+		},
+		{
+			name:  "one sentinel is not a majority",
+			steps: []any{master(0, A), view(1, "s1", A, 1)},
+		},
+		{
+			name:   "views from unconfigured sentinels never count",
+			steps:  []any{master(0, A), view(1, "s1", A, 1), view(1, "rogue", A, 1), view(1, "rogue2", A, 1)},
+			master: "",
+		},
+		{
+			name:  "majority names a node that reports replica: hold, no route",
+			steps: []any{replica(0, A, B), master(0, B), view(1, "s1", A, 1), view(1, "s2", A, 1), view(1, "s3", A, 1)},
+			hold:  true,
+		},
+		{
+			name:   "two nodes claim master: only the majority's choice",
+			steps:  []any{master(0, A), master(0, B), view(1, "s1", B, 3), view(1, "s2", B, 3), view(1, "s3", A, 2)},
+			master: B,
+		},
+		{
+			name: "majority must be at the highest epoch",
+			steps: []any{master(0, A), master(0, B),
+				view(1, "s3", B, 2), view(1, "s1", A, 1), view(1, "s2", A, 1)},
+			master: "",
+		},
+		{
+			name: "majority moves: old master's connections closed, switch counted",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				master(100, B), view(101, "s1", B, 2), view(102, "s2", B, 2)},
+			master:   B,
+			closed:   []string{A},
+			switches: []Switch{{A, B}},
+		},
+		{
+			name: "majority moves to a node not yet master: close old, hold",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				view(101, "s1", B, 2), view(102, "s2", B, 2)},
+			hold:   true,
+			closed: []string{A},
+		},
+		{
+			name: "majority lost: within grace new connections still go to current",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				View{At: at(500), Sentinel: "s1", Err: "timeout"}, master(900, A)},
+			master: A,
+		},
+		{
+			name: "majority lost: after grace new connections refused, existing kept",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				View{At: at(500), Sentinel: "s1", Err: "timeout"}, master(1600, A)},
+			master: "",
+		},
+		{
+			name: "majority lost and current steps down: close",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				View{At: at(500), Sentinel: "s1", Err: "timeout"}, replica(600, A, B)},
+			closed: []string{A},
+		},
+		{
+			name: "stale views expire into no majority",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				master(2000, A), master(4000, A), master(7000, A), master(8100, A)},
+			master: "",
+		},
+		{
+			name:  "stale health is not a claim",
+			steps: []any{master(0, A), view(5000, "s1", A, 1), view(5000, "s2", A, 1)},
+			hold:  true,
+		},
+		{
+			name: "failover notice fences the current master at once",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+failover-state-send-slaveof-noone", "slave 10.0.0.2:6379 10.0.0.2 6379 @ m 10.0.0.1 6379"),
+				master(60, A)},
+			hold:   true,
+			closed: []string{A},
+		},
+		{
+			name: "fenced old master stays fenced while the stale majority still names it",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+switch-master", "m 10.0.0.1 6379 10.0.0.2 6379"),
+				master(60, A), master(60, B), view(61, "s2", A, 1), view(61, "s3", A, 1)},
+			hold:   true,
+			closed: []string{A},
+		},
+		{
+			name: "fence then new majority: switch to the promoted node",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+promoted-slave", "slave 10.0.0.2:6379 10.0.0.2 6379 @ m 10.0.0.1 6379"),
+				master(60, A), master(60, B), view(61, "s1", B, 2), view(62, "s3", B, 2)},
+			master:   B,
+			closed:   []string{A},
+			switches: []Switch{{A, B}},
+		},
+		{
+			name: "abort lifts the fence",
+			steps: []any{master(0, A), replica(0, B, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+failover-state-send-slaveof-noone", "slave 10.0.0.2:6379 10.0.0.2 6379 @ m 10.0.0.1 6379"),
+				notice(70, "s1", "-failover-abort-slave-timeout", "master m 10.0.0.1 6379"), master(80, A)},
+			master: A,
+			closed: []string{A},
+		},
+		{
+			name: "fence expires",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+failover-end", "master m 10.0.0.1 6379"),
+				master(15100, A), view(15100, "s1", A, 1), view(15100, "s2", A, 1)},
+			master: A,
+			closed: []string{A},
+		},
+		{
+			name: "notice about another master name is ignored",
+			steps: []any{master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+				notice(50, "s1", "+switch-master", "other 10.0.0.1 6379 10.0.0.2 6379")},
+			master: A,
+		},
+		{
+			name: "switch-master to the node we already use does not fence",
+			steps: []any{master(0, A), view(1, "s1", A, 2), view(1, "s2", A, 2),
+				notice(50, "s3", "+switch-master", "m 10.0.0.2 6379 10.0.0.1 6379")},
+			master: A,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(cfg, tc.steps...)
+			if r.route.Master != tc.master {
+				t.Fatalf("route = %+v, want master %q", r.route, tc.master)
+			}
+			if tc.master == "" && r.route.Reason == "" {
+				t.Fatalf("refusal without a reason: %+v", r.route)
+			}
+			if tc.hold && !r.route.Hold {
+				t.Fatalf("route = %+v, want hold", r.route)
+			}
+			if !reflect.DeepEqual(r.closed, tc.closed) {
+				t.Fatalf("closed = %v, want %v", r.closed, tc.closed)
+			}
+			if !reflect.DeepEqual(r.switches, tc.switches) {
+				t.Fatalf("switches = %v, want %v", r.switches, tc.switches)
+			}
+		})
+	}
+}
+
+func TestRoutingWithoutSentinels(t *testing.T) {
+	tests := []struct {
+		name   string
+		steps  []any
+		master string
+		closed []string
+	}{
+		{"sole claimant is adopted", []any{master(0, A), replica(0, B, A)}, A, nil},
+		{"two claimants and no current: refuse", []any{master(0, A), master(0, B)}, "", nil},
+		{"current stays while it claims, even if another claims", []any{master(0, A), replica(0, B, A), master(100, B), master(100, A)}, A, nil},
+		{"current steps down, sole other claimant adopted", []any{master(0, A), replica(0, B, A), master(100, B), replica(101, A, B)}, B, []string{A}},
+		{"current steps down, two others claim: refuse", []any{master(0, A), replica(0, B, A), master(100, B), master(100, C), replica(101, A, B)}, "", []string{A}},
+		{"current unreachable: do not move", []any{master(0, A), replica(0, B, A), down(100, A), master(101, B)}, "", nil},
+		{"nothing known: refuse", []any{down(0, A), down(0, B)}, "", nil},
+		{"sole claimant waits for every backend's result", []any{master(0, A)}, "", nil},
+		{"unreachable other backend does not block adoption", []any{master(0, A), down(0, B)}, A, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(Config{Backends: []string{A, B}}, tc.steps...)
+			if r.route.Master != tc.master {
+				t.Fatalf("route = %+v, want %q", r.route, tc.master)
+			}
+			if tc.master == "" && r.route.Reason == "" {
+				t.Fatalf("refusal without a reason")
+			}
+			if !reflect.DeepEqual(r.closed, tc.closed) {
+				t.Fatalf("closed = %v, want %v", r.closed, tc.closed)
+			}
+		})
+	}
+}
+
+func TestKeepOnSwitch(t *testing.T) {
+	r := run(Config{MasterName: "m", Sentinels: sentinels3, KeepOnSwitch: true},
+		master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
+		master(100, B), view(101, "s1", B, 2), view(102, "s2", B, 2))
+	if r.route.Master != B || len(r.closed) != 0 {
+		t.Fatalf("route %+v closed %v", r.route, r.closed)
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	for n, want := range map[int]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3} {
+		if got := (Config{Sentinels: make([]string, n)}).Quorum(); got != want {
+			t.Errorf("N=%d quorum %d, want %d", n, got, want)
+		}
+	}
+}
+
+func TestCheckNowOnNoticeAndWhileHolding(t *testing.T) {
+	c := New(Config{MasterName: "m", Sentinels: sentinels3})
+	c.Step(master(0, A))
+	c.Step(view(1, "s1", A, 1))
+	if out := c.Step(view(1, "s2", A, 1)); out.CheckNow {
+		t.Fatalf("settled route asked for a check: %+v", out)
+	}
+	if out := c.Step(notice(5, "s3", "+odown", "master m 10.0.0.1 6379 #quorum 2/2")); !out.CheckNow {
+		t.Fatalf("notice did not ask for a check")
+	}
+	out := c.Step(notice(6, "s3", "+failover-state-send-slaveof-noone", "slave 10.0.0.2:6379 10.0.0.2 6379 @ m 10.0.0.1 6379"))
+	if !out.CheckNow || out.Route.Master != "" || !out.Route.Hold {
+		t.Fatalf("fence output %+v", out)
+	}
+	if out := c.Step(Tick{At: at(10)}); !out.CheckNow {
+		t.Fatalf("holding route did not keep asking for checks")
+	}
+}
+
+func TestReplicas(t *testing.T) {
+	c := New(Config{MasterName: "m", Sentinels: sentinels3, MaxReplicaLag: 100})
+	c.Step(Health{At: at(0), Backend: A, OK: true, Role: RoleMaster, Offset: 1000})
+	c.Step(Health{At: at(0), Backend: B, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 950})
+	c.Step(Health{At: at(0), Backend: C, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 10})
+	c.Step(Health{At: at(0), Backend: "10.0.0.4:6379", OK: true, Role: RoleReplica, LinkUp: false, MasterAddr: A})
+	c.Step(view(1, "s1", A, 1))
+	c.Step(view(1, "s2", A, 1))
+	if got := c.Replicas(); !reflect.DeepEqual(got, []string{B}) {
+		t.Fatalf("replicas = %v", got)
+	}
+}
+
+func TestParseNotice(t *testing.T) {
+	tests := []struct {
+		ch, payload string
+		want        ParsedNotice
+		ok          bool
+	}{
+		{"+switch-master", "m 127.0.0.1 6379 127.0.0.1 6380", ParsedNotice{EffectFence, "m", "127.0.0.1:6379", "127.0.0.1:6380"}, true},
+		{"+switch-master", "m ::1 6379 ::1 6380", ParsedNotice{EffectFence, "m", "[::1]:6379", "[::1]:6380"}, true},
+		{"+switch-master", "m 127.0.0.1 x 127.0.0.1 6380", ParsedNotice{}, false},
+		{"+switch-master", "m 127.0.0.1", ParsedNotice{}, false},
+		{"+promoted-slave", "slave 127.0.0.1:6380 127.0.0.1 6380 @ m 127.0.0.1 6379", ParsedNotice{EffectFence, "m", "127.0.0.1:6379", ""}, true},
+		{"+config-update-from", "sentinel 4f1a 127.0.0.1 26379 @ m 127.0.0.1 6379", ParsedNotice{EffectFence, "m", "127.0.0.1:6379", ""}, true},
+		{"-failover-abort-not-elected", "master m 127.0.0.1 6379", ParsedNotice{EffectAbort, "m", "127.0.0.1:6379", ""}, true},
+		{"+odown", "master m 127.0.0.1 6379 #quorum 2/2", ParsedNotice{EffectCheck, "m", "127.0.0.1:6379", ""}, true},
+		{"+sdown", "master m 127.0.0.1 6379", ParsedNotice{EffectCheck, "m", "127.0.0.1:6379", ""}, true},
+		{"+new-epoch", "7", ParsedNotice{EffectCheck, "", "", ""}, true},
+		{"+new-epoch", "-1", ParsedNotice{}, false},
+		{"+sdown", "slave 1:2 1 2 @ m 1 99999", ParsedNotice{}, false},
+		{"+sdown", "", ParsedNotice{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := ParseNotice(tc.ch, tc.payload)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("ParseNotice(%q, %q) = %+v, %v; want %+v, %v", tc.ch, tc.payload, got, ok, tc.want, tc.ok)
+		}
+	}
+}
