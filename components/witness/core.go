@@ -1,0 +1,370 @@
+// Package witness is the pure core of redisha-witness: a sentinel-protocol
+// voter that monitors Redis masters, takes part in the down agreement and the
+// failover leader vote like redis-sentinel, and never runs a failover itself.
+//
+// The core is a state machine in the etcd-raft "Ready" style: the driver feeds
+// it events stamped with the time they happened (ticks, replies from Redis
+// nodes and peer sentinels, hellos, client requests) and drains the actions it
+// asks for (send PING/INFO/PUBLISH/ask, publish an event). It owns no
+// goroutines, sockets or clocks, so the simulator and the tests drive exactly
+// the code that runs in production. It is not safe for concurrent use: the
+// driver serialises every call.
+//
+// The rules follow redis src/sentinel.c (7.x); function comments name the C
+// function they mirror.
+package witness
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Kind is the kind of a monitored instance.
+type Kind uint8
+
+// Instance kinds, named as sentinel names them in events and flags.
+const (
+	KindMaster Kind = iota + 1
+	KindReplica
+	KindSentinel
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindMaster:
+		return "master"
+	case KindReplica:
+		return "slave"
+	case KindSentinel:
+		return "sentinel"
+	}
+	return "unknown"
+}
+
+// Addr is an instance address as sentinel keeps it: an IP string (compared
+// literally, like sentinel does) and a port.
+type Addr struct {
+	IP   string
+	Port int
+}
+
+func (a Addr) String() string { return net.JoinHostPort(a.IP, strconv.Itoa(a.Port)) }
+
+// Target names one link the driver keeps open for the core: an instance of a
+// given kind, monitored as part of a given master. It is comparable.
+type Target struct {
+	Master string
+	Kind   Kind
+	Addr   Addr
+}
+
+// Timing holds the sentinel periods. Zero fields take redis-sentinel's defaults.
+type Timing struct {
+	PingPeriod    time.Duration // 1s
+	InfoPeriod    time.Duration // 10s
+	PublishPeriod time.Duration // 2s
+	AskPeriod     time.Duration // 1s
+	TiltTrigger   time.Duration // 2s
+	TiltPeriod    time.Duration // 30s
+}
+
+func (t Timing) withDefaults() Timing {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.PingPeriod, time.Second)
+	def(&t.InfoPeriod, 10*time.Second)
+	def(&t.PublishPeriod, 2*time.Second)
+	def(&t.AskPeriod, time.Second)
+	def(&t.TiltTrigger, 2*time.Second)
+	def(&t.TiltPeriod, 30*time.Second)
+	return t
+}
+
+// MasterConfig is one monitored master as configured.
+type MasterConfig struct {
+	Name            string
+	Addr            Addr
+	Quorum          int
+	DownAfter       time.Duration
+	FailoverTimeout time.Duration
+	ParallelSyncs   int
+}
+
+// Config configures the core.
+type Config struct {
+	// MyID is this witness's 40-hex-char run id (see NewRunID).
+	MyID string
+	// AnnounceIP/AnnouncePort go into hellos. An empty AnnounceIP lets the
+	// driver put the local address of each link, as sentinel does.
+	AnnounceIP   string
+	AnnouncePort int
+	Masters      []MasterConfig
+	Timing       Timing
+}
+
+// Validate reports the first problem in c.
+func (c Config) Validate() error {
+	if !ValidRunID(c.MyID) {
+		return fmt.Errorf("witness: run id %q is not 40 hex characters", c.MyID)
+	}
+	if c.AnnouncePort < 0 || c.AnnouncePort > 65535 {
+		return fmt.Errorf("witness: announce port %d out of range", c.AnnouncePort)
+	}
+	if len(c.Masters) == 0 {
+		return errors.New("witness: no master to monitor")
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Masters {
+		switch {
+		case m.Name == "" || !validName(m.Name):
+			return fmt.Errorf("witness: master name %q must be non-empty without spaces or commas", m.Name)
+		case seen[m.Name]:
+			return fmt.Errorf("witness: master %q configured twice", m.Name)
+		case net.ParseIP(m.Addr.IP) == nil:
+			return fmt.Errorf("witness: master %q: %q is not an IP address", m.Name, m.Addr.IP)
+		case m.Addr.Port < 1 || m.Addr.Port > 65535:
+			return fmt.Errorf("witness: master %q: port %d out of range", m.Name, m.Addr.Port)
+		case m.Quorum < 1:
+			return fmt.Errorf("witness: master %q: quorum must be 1 or greater", m.Name)
+		case m.DownAfter <= 0:
+			return fmt.Errorf("witness: master %q: down-after must be positive", m.Name)
+		}
+		seen[m.Name] = true
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if r == ' ' || r == ',' || r == '\r' || r == '\n' || r == '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidRunID reports whether s looks like a sentinel run id (40 hex chars).
+func ValidRunID(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// link is the per-instance connection bookkeeping of sentinel's instanceLink.
+type link struct {
+	connected    bool
+	actPing      time.Time // first unanswered ping; zero when the last one was answered
+	lastPing     time.Time
+	lastPong     time.Time
+	lastAvail    time.Time
+	lastReconn   time.Time
+	pingInFlight bool
+	infoInFlight bool
+	pubInFlight  bool
+	askInFlight  bool
+}
+
+func (l *link) pending() int {
+	n := 0
+	for _, b := range []bool{l.pingInFlight, l.infoInFlight, l.pubInFlight, l.askInFlight} {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// instance mirrors sentinelRedisInstance for the fields a witness needs.
+type instance struct {
+	kind  Kind
+	addr  Addr
+	runID string
+	link  link
+
+	lastPub time.Time
+
+	// INFO-derived (masters and replicas).
+	infoRefresh        time.Time
+	roleReported       Kind
+	roleReportedTime   time.Time
+	masterLinkDownTime int64 // ms
+	slaveMasterHost    string
+	slaveMasterPort    int
+	slaveLinkUp        bool
+	slavePriority      int
+	slaveReplOffset    uint64
+	replicaAnnounced   int
+
+	sdown      bool
+	sdownSince time.Time
+
+	// Sentinels only.
+	lastHello           time.Time
+	masterDown          bool // SRI_MASTER_DOWN: it told us the master is down
+	lastMasterDownReply time.Time
+	leader              string
+	leaderEpoch         uint64
+}
+
+func newInstance(kind Kind, addr Addr, now time.Time) *instance {
+	return &instance{
+		kind: kind, addr: addr,
+		link:             link{actPing: now, lastAvail: now, lastPong: now},
+		roleReported:     kind,
+		roleReportedTime: now,
+		slavePriority:    100,
+		replicaAnnounced: 1,
+	}
+}
+
+// master is a monitored master with its replicas and peer sentinels.
+type master struct {
+	cfg  MasterConfig
+	self *instance
+
+	configuredAddr Addr // the address in the config file, to notice operator edits
+	configEpoch    uint64
+	leader         string
+	leaderEpoch    uint64
+	odown          bool
+	odownSince     time.Time
+	replicas       map[string]*instance // "ip:port" -> replica
+	sentinels      map[string]*instance // "ip:port" -> sentinel, like sentinel's dict
+}
+
+// Core is the witness state machine.
+type Core struct {
+	cfg          Config
+	timing       Timing
+	currentEpoch uint64
+	masters      map[string]*master
+	names        []string // sorted master names, for deterministic iteration
+
+	tilt      bool
+	tiltSince time.Time
+	prevTick  time.Time
+
+	dirty bool
+	out   []Action
+}
+
+// New builds a core from cfg and, when not nil, the durable state of a
+// previous run (see State). now is the creation time.
+func New(cfg Config, st *State, now time.Time) (*Core, error) {
+	if st != nil && st.MyID != "" {
+		cfg.MyID = st.MyID
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{cfg: cfg, timing: cfg.Timing.withDefaults(), masters: map[string]*master{}}
+	for _, mc := range cfg.Masters {
+		if mc.FailoverTimeout <= 0 {
+			mc.FailoverTimeout = 180 * time.Second
+		}
+		if mc.ParallelSyncs <= 0 {
+			mc.ParallelSyncs = 1
+		}
+		m := &master{cfg: mc, self: newInstance(KindMaster, mc.Addr, now), configuredAddr: mc.Addr,
+			replicas: map[string]*instance{}, sentinels: map[string]*instance{}}
+		c.masters[mc.Name] = m
+		c.names = append(c.names, mc.Name)
+	}
+	sort.Strings(c.names)
+	if st != nil {
+		if err := c.restore(st, now); err != nil {
+			return nil, err
+		}
+	}
+	c.dirty = true // the first persist records the run id and the config
+	return c, nil
+}
+
+// MyID returns the run id.
+func (c *Core) MyID() string { return c.cfg.MyID }
+
+// CurrentEpoch returns the current epoch.
+func (c *Core) CurrentEpoch() uint64 { return c.currentEpoch }
+
+// Tilt reports whether the core is in TILT mode.
+func (c *Core) Tilt() bool { return c.tilt }
+
+// Dirty reports whether durable state changed since MarkPersisted. The driver
+// must persist State() before it sends any reply when Dirty is true: that is
+// what makes a vote durable before the voter hears of it.
+func (c *Core) Dirty() bool { return c.dirty }
+
+// MarkPersisted records that State() as of now is on disk.
+func (c *Core) MarkPersisted() { c.dirty = false }
+
+// Drain returns the actions produced since the last Drain.
+func (c *Core) Drain() []Action {
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// Targets lists every instance the driver should keep links to, in a stable order.
+func (c *Core) Targets() []Target {
+	var ts []Target
+	for _, name := range c.names {
+		m := c.masters[name]
+		ts = append(ts, Target{Master: name, Kind: KindMaster, Addr: m.self.addr})
+		for _, k := range sortedKeys(m.replicas) {
+			ts = append(ts, Target{Master: name, Kind: KindReplica, Addr: m.replicas[k].addr})
+		}
+		for _, k := range sortedKeys(m.sentinels) {
+			ts = append(ts, Target{Master: name, Kind: KindSentinel, Addr: m.sentinels[k].addr})
+		}
+	}
+	return ts
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// lookup finds the instance behind a target; nil when it is gone (e.g. the
+// replica list was reset by a switch-master while a reply was in flight).
+func (c *Core) lookup(t Target) (*master, *instance) {
+	m := c.masters[t.Master]
+	if m == nil {
+		return nil, nil
+	}
+	switch t.Kind {
+	case KindMaster:
+		if m.self.addr == t.Addr {
+			return m, m.self
+		}
+	case KindReplica:
+		if r := m.replicas[t.Addr.String()]; r != nil {
+			return m, r
+		}
+	case KindSentinel:
+		if s := m.sentinels[t.Addr.String()]; s != nil {
+			return m, s
+		}
+	}
+	return m, nil
+}
+
+func (c *Core) markDirty() { c.dirty = true }

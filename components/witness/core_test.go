@@ -1,0 +1,515 @@
+package witness
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	idW = "0000000000000000000000000000000000000000"
+	idA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	idB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newTestCore(t *testing.T, st *State) *Core {
+	t.Helper()
+	c, err := New(Config{MyID: idW, Masters: []MasterConfig{{
+		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second,
+	}}}, st, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func actionsOf(acts []Action, k ActionKind) []Action {
+	var out []Action
+	for _, a := range acts {
+		if a.Kind == k {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func eventTypes(acts []Action) []string {
+	var out []string
+	for _, a := range acts {
+		if a.Kind == ActEvent {
+			out = append(out, a.Event.Type)
+		}
+	}
+	return out
+}
+
+func hasEvent(acts []Action, typ string) bool {
+	for _, e := range eventTypes(acts) {
+		if e == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// TestVoteLeaderRules replays sentinelVoteLeader's rules step by step.
+func TestVoteLeaderRules(t *testing.T) {
+	c := newTestCore(t, nil)
+	steps := []struct {
+		name            string
+		epoch           uint64
+		runid           string
+		wantLeader      string
+		wantLeaderEpoch uint64
+		wantCurrent     uint64
+	}{
+		{"first request in epoch 1 gets the vote", 1, idA, idA, 1, 1},
+		{"same epoch, other candidate: old vote returned", 1, idB, idA, 1, 1},
+		{"older epoch: old vote returned", 0, idB, idA, 1, 1},
+		{"greater epoch adopted and voted", 5, idB, idB, 5, 5},
+		{"repeat by the winner is idempotent", 5, idB, idB, 5, 5},
+		{"A asks epoch 5 again: still B", 5, idA, idB, 5, 5},
+		{"A asks epoch 6: new vote", 6, idA, idA, 6, 6},
+	}
+	for _, s := range steps {
+		leader, le := c.VoteLeader("mymaster", s.epoch, s.runid, at(0))
+		if leader != s.wantLeader || le != s.wantLeaderEpoch || c.CurrentEpoch() != s.wantCurrent {
+			t.Fatalf("%s: got leader %q epoch %d current %d, want %q %d %d", s.name, leader, le, c.CurrentEpoch(),
+				s.wantLeader, s.wantLeaderEpoch, s.wantCurrent)
+		}
+	}
+}
+
+// TestVoteNeedsCurrentEpochNotAhead: when our current epoch is already ahead
+// of the request (learned from a hello), no vote is cast in the older epoch.
+func TestVoteNeedsCurrentEpochNotAhead(t *testing.T) {
+	c := newTestCore(t, nil)
+	if err := c.ProcessHello("10.0.0.9,26379,"+idB+",7,mymaster,10.0.0.1,6379,0", at(0)); err != nil {
+		t.Fatal(err)
+	}
+	c.MarkPersisted()
+	leader, le := c.VoteLeader("mymaster", 6, idA, at(0))
+	if leader != "" || le != 0 {
+		t.Fatalf("voted in a stale epoch: %q %d", leader, le)
+	}
+	if c.Dirty() {
+		t.Fatal("a refused vote must not change durable state")
+	}
+	leader, le = c.VoteLeader("mymaster", 7, idA, at(0))
+	if leader != idA || le != 7 || !c.Dirty() {
+		t.Fatalf("vote in current epoch: %q %d dirty=%v", leader, le, c.Dirty())
+	}
+}
+
+func TestIsMasterDownByAddr(t *testing.T) {
+	c := newTestCore(t, nil)
+	c.Tick(at(0))
+	// Unknown address: no vote, not down.
+	if r := c.IsMasterDownByAddr("10.0.0.2", 6379, 1, idA, at(10)); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
+		t.Fatalf("unknown master: %+v", r)
+	}
+	if c.CurrentEpoch() != 0 {
+		t.Fatal("a request about an unknown master must not move the epoch")
+	}
+	// Up master, "*": plain down query.
+	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 3, "*", at(10)); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
+		t.Fatalf("star query: %+v", r)
+	}
+	// Let it go SDOWN (the initial act ping time is creation time).
+	c.Tick(at(1001))
+	r := c.IsMasterDownByAddr("10.0.0.1", 6379, 3, idA, at(1001))
+	if !r.Down || r.Leader != idA || r.LeaderEpoch != 3 {
+		t.Fatalf("vote: %+v", r)
+	}
+	if !c.Dirty() {
+		t.Fatal("vote must mark the state dirty")
+	}
+}
+
+func TestSDownTimingInjectedClock(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	pings := actionsOf(c.Drain(), ActPing)
+	if len(pings) != 1 {
+		t.Fatalf("want one reconnect PING, got %d", len(pings))
+	}
+	c.PingReply(tm, "PONG", at(5))
+	c.Tick(at(100))
+	acts := c.Drain()
+	if len(actionsOf(acts, ActInfo)) != 1 || len(actionsOf(acts, ActPing)) != 0 {
+		t.Fatalf("after connect want INFO and no PING yet: %v", acts)
+	}
+	// Next ping goes out once the last pong is older than the ping period.
+	c.Tick(at(1005))
+	if len(actionsOf(c.Drain(), ActPing)) != 0 {
+		t.Fatal("pinged before the ping period elapsed")
+	}
+	c.Tick(at(1006))
+	if len(actionsOf(c.Drain(), ActPing)) != 1 {
+		t.Fatal("no ping after the ping period")
+	}
+	// This ping is never answered: SDOWN strictly after down-after (1000 ms) from it.
+	c.Tick(at(2006))
+	if acts := c.Drain(); hasEvent(acts, "+sdown") {
+		t.Fatal("+sdown at exactly down-after")
+	}
+	c.Tick(at(2007))
+	acts = c.Drain()
+	if !hasEvent(acts, "+sdown") {
+		t.Fatalf("no +sdown after down-after: %v", eventTypes(acts))
+	}
+	f, _ := c.MasterFields("mymaster", at(2007))
+	if v := fieldValue(f, "flags"); v != "s_down,master" {
+		t.Fatalf("flags %q", v)
+	}
+	// A late PONG brings it back.
+	c.PingReply(tm, "PONG", at(2100))
+	c.Tick(at(2150))
+	if !hasEvent(c.Drain(), "-sdown") {
+		t.Fatal("no -sdown after PONG")
+	}
+	// Error replies other than LOADING/MASTERDOWN do not count as available.
+	c.Tick(at(3200))
+	c.Drain()
+	c.PingReply(tm, "ERR unknown", at(3210))
+	c.Tick(at(4300))
+	if !hasEvent(c.Drain(), "+sdown") {
+		t.Fatal("an -ERR reply to PING kept the master up")
+	}
+}
+
+func TestLinkFailureGoesSDown(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	c.Drain()
+	c.PingReply(tm, "PONG", at(1))
+	c.Tick(at(1100))
+	c.Drain()
+	c.LinkFailed(tm, ActPing, at(1101))
+	f, _ := c.MasterFields("mymaster", at(1102))
+	if !strings.Contains(fieldValue(f, "flags"), "disconnected") {
+		t.Fatalf("flags %q lack disconnected", fieldValue(f, "flags"))
+	}
+	c.Tick(at(2100))
+	if hasEvent(c.Drain(), "+sdown") {
+		t.Fatal("sdown too early")
+	}
+	c.Tick(at(2101))
+	if !hasEvent(c.Drain(), "+sdown") {
+		t.Fatal("no sdown after a dead link")
+	}
+}
+
+func TestRoleMismatchSDown(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	c.PingReply(tm, "PONG", at(1))
+	c.InfoReply(tm, "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.2\r\nmaster_port:6379\r\n", at(10))
+	for ms := 100; ms <= 21000; ms += 100 {
+		c.PingReply(tm, "PONG", at(ms))
+		c.Tick(at(ms))
+	}
+	if hasEvent(c.Drain(), "+sdown") {
+		t.Fatal("sdown before down-after + 2 info periods")
+	}
+	c.PingReply(tm, "PONG", at(21100))
+	c.Tick(at(21100))
+	if !hasEvent(c.Drain(), "+sdown") {
+		t.Fatal("a master reporting role:slave must go SDOWN")
+	}
+}
+
+func TestInfoDiscoversReplicas(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	c.PingReply(tm, "PONG", at(1))
+	c.MarkPersisted()
+	c.InfoReply(tm, "# Server\r\nrun_id:"+idA+"\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"+
+		"slave0:ip=10.0.0.2,port=6380,state=online,offset=1,lag=0\r\nmaster_repl_offset:1\r\n", at(10))
+	acts := c.Drain()
+	if !hasEvent(acts, "+slave") || !c.Dirty() {
+		t.Fatalf("replica not discovered: %v", eventTypes(acts))
+	}
+	ts := c.Targets()
+	if len(ts) != 2 || ts[1].Kind != KindReplica || ts[1].Addr != (Addr{"10.0.0.2", 6380}) {
+		t.Fatalf("targets %v", ts)
+	}
+}
+
+func TestHelloDiscoveryAndEpochs(t *testing.T) {
+	c := newTestCore(t, nil)
+	h := Hello{IP: "10.0.0.5", Port: 26379, RunID: idA, CurrentEpoch: 3, MasterName: "mymaster",
+		MasterIP: "10.0.0.1", MasterPort: 6379, MasterConfigEpoch: 0}
+	if err := c.HelloFromPubSub(h.String(), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	acts := c.Drain()
+	if !hasEvent(acts, "+sentinel") || !hasEvent(acts, "+new-epoch") || c.CurrentEpoch() != 3 {
+		t.Fatalf("events %v epoch %d", eventTypes(acts), c.CurrentEpoch())
+	}
+	// Our own hello relayed back is ignored.
+	own := h
+	own.RunID, own.IP = idW, "10.0.0.6"
+	if err := c.HelloFromPubSub(own.String(), at(1)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.SentinelFields("mymaster", at(1)); len(s) != 1 {
+		t.Fatalf("listed %d sentinels, want 1", len(s))
+	}
+	// Unknown master: dropped.
+	other := h
+	other.MasterName = "other"
+	if err := c.ProcessHello(other.String(), at(2)); err != ErrUnknownMaster {
+		t.Fatalf("want ErrUnknownMaster, got %v", err)
+	}
+	// Same run id at a new address: address switch, still one sentinel.
+	moved := h
+	moved.IP = "10.0.0.7"
+	if err := c.ProcessHello(moved.String(), at(3)); err != nil {
+		t.Fatal(err)
+	}
+	acts = c.Drain()
+	if !hasEvent(acts, "+sentinel-address-switch") {
+		t.Fatalf("events %v", eventTypes(acts))
+	}
+	s, _ := c.SentinelFields("mymaster", at(3))
+	if len(s) != 1 || fieldValue(s[0], "ip") != "10.0.0.7" {
+		t.Fatalf("sentinels %v", s)
+	}
+	// A new run id at that address (restarted sentinel) replaces it.
+	re := moved
+	re.RunID = idB
+	_ = c.ProcessHello(re.String(), at(4))
+	s, _ = c.SentinelFields("mymaster", at(4))
+	if len(s) != 1 || fieldValue(s[0], "runid") != idB {
+		t.Fatalf("sentinels %v", s)
+	}
+	if !hasEvent(c.Drain(), "+sentinel-invalid-addr") {
+		t.Fatal("no +sentinel-invalid-addr")
+	}
+}
+
+func TestHelloConfigEpochMovesMaster(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	c.PingReply(tm, "PONG", at(1))
+	c.InfoReply(tm, "# Replication\r\nrole:master\r\nslave0:ip=10.0.0.2,port=6379,state=online\r\n"+
+		"slave1:ip=10.0.0.3,port=6379,state=online\r\n", at(2))
+	c.Drain()
+	newer := "10.0.0.5,26379," + idA + ",4,mymaster,10.0.0.2,6379,4"
+	if err := c.ProcessHello(newer, at(10)); err != nil {
+		t.Fatal(err)
+	}
+	acts := c.Drain()
+	var sw string
+	for _, a := range acts {
+		if a.Kind == ActEvent && a.Event.Type == "+switch-master" {
+			sw = a.Event.Msg
+		}
+	}
+	if sw != "mymaster 10.0.0.1 6379 10.0.0.2 6379" {
+		t.Fatalf("+switch-master %q (events %v)", sw, eventTypes(acts))
+	}
+	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
+		t.Fatalf("master addr %v", a)
+	}
+	reps, _ := c.ReplicaFields("mymaster", at(10))
+	var got []string
+	for _, r := range reps {
+		got = append(got, fieldValue(r, "name"))
+	}
+	if strings.Join(got, " ") != "10.0.0.1:6379 10.0.0.3:6379" {
+		t.Fatalf("replicas after switch %v", got)
+	}
+	// An older configuration (lower config epoch) never moves it back.
+	older := "10.0.0.6,26379," + idB + ",4,mymaster,10.0.0.1,6379,3"
+	_ = c.ProcessHello(older, at(11))
+	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
+		t.Fatalf("older config epoch moved the master to %v", a)
+	}
+	// Same config epoch, other address: still ignored (only greater wins).
+	same := "10.0.0.6,26379," + idB + ",4,mymaster,10.0.0.3,6379,4"
+	_ = c.ProcessHello(same, at(12))
+	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
+		t.Fatalf("equal config epoch moved the master to %v", a)
+	}
+}
+
+func TestHelloGenerationAndAskStar(t *testing.T) {
+	c, err := New(Config{MyID: idW, AnnounceIP: "10.0.0.9", AnnouncePort: 26390, Masters: []MasterConfig{{
+		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second}}}, nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",2,mymaster,10.0.0.1,6379,1", at(0))
+	var hellos, asks []Action
+	masterAlive := true
+	for ms := 0; ms <= 3100; ms += 100 {
+		c.Tick(at(ms))
+		for _, a := range c.Drain() {
+			switch {
+			case a.Kind == ActPing && (a.Target.Kind == KindSentinel || masterAlive):
+				c.PingReply(a.Target, "PONG", at(ms+1))
+			case a.Kind == ActHello:
+				hellos = append(hellos, a)
+				c.PublishReply(a.Target, false, at(ms+1))
+			case a.Kind == ActAsk:
+				asks = append(asks, a)
+			}
+		}
+		if ms == 1000 {
+			masterAlive = false
+		}
+	}
+	if len(hellos) != 4 {
+		t.Fatalf("want two hellos (2 s period) to the master and two to the peer in 3.1 s, got %d", len(hellos))
+	}
+	want := "10.0.0.9,26390," + idW + ",2,mymaster,10.0.0.1,6379,1"
+	for _, h := range hellos {
+		if h.Hello.String() != want {
+			t.Fatalf("hello %q want %q", h.Hello.String(), want)
+		}
+	}
+	// Master died at ~1s: once SDOWN we ask the peer with "*" (never for a vote).
+	if len(asks) != 1 || asks[0].Ask.RunID != "*" || asks[0].Ask.IP != "10.0.0.1" || asks[0].Ask.Port != 6379 || asks[0].Ask.Epoch != 2 {
+		t.Fatalf("asks %+v", asks)
+	}
+	// The peer agrees: ODOWN with quorum 2.
+	c.AskReply(asks[0].Target, true, 1, "*", 0, at(3110))
+	c.Tick(at(3200))
+	if acts := c.Drain(); !hasEvent(acts, "+odown") {
+		t.Fatal("no +odown with quorum reached")
+	}
+	f, _ := c.MasterFields("mymaster", at(3200))
+	if fieldValue(f, "flags") != "s_down,o_down,master" || fieldValue(f, "num-other-sentinels") != "1" {
+		t.Fatalf("fields %v", f)
+	}
+	// The peer's opinion expires after 5 ask periods without replies.
+	c.LinkFailed(asks[0].Target, ActAsk, at(3300))
+	var later []Action
+	for ms := 3300; ms <= 8300; ms += 100 {
+		c.Tick(at(ms))
+		later = append(later, c.Drain()...)
+	}
+	if !hasEvent(later, "-odown") {
+		t.Fatal("stale peer opinion kept ODOWN")
+	}
+}
+
+func TestTiltRepliesNotDown(t *testing.T) {
+	c := newTestCore(t, nil)
+	c.Tick(at(0))
+	c.Tick(at(1500))
+	c.Tick(at(1600))
+	if c.Tilt() {
+		t.Fatal("tilt without a time jump")
+	}
+	c.Tick(at(5000)) // frozen for 3.4s
+	if !c.Tilt() || !hasEvent(c.Drain(), "+tilt") {
+		t.Fatal("no tilt after a freeze")
+	}
+	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 0, "*", at(5000)); r.Down {
+		t.Fatal("down reply in tilt")
+	}
+	for ms := 5100; ms <= 35100; ms += 100 {
+		c.Tick(at(ms))
+	}
+	if c.Tilt() || !hasEvent(c.Drain(), "-tilt") {
+		t.Fatal("tilt not left after the tilt period")
+	}
+}
+
+func TestRestartNeverVotesTwice(t *testing.T) {
+	c := newTestCore(t, nil)
+	c.Tick(at(0))
+	c.Tick(at(1001))
+	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 7, idA, at(1001)); r.Leader != idA || r.LeaderEpoch != 7 {
+		t.Fatalf("first vote %+v", r)
+	}
+	st := c.State()
+	c2 := newTestCore(t, &st)
+	if c2.MyID() != idW || c2.CurrentEpoch() != 7 {
+		t.Fatalf("restored id %s epoch %d", c2.MyID(), c2.CurrentEpoch())
+	}
+	if r := c2.IsMasterDownByAddr("10.0.0.1", 6379, 7, idB, at(0)); r.Leader != idA || r.LeaderEpoch != 7 {
+		t.Fatalf("after restart voted again: %+v", r)
+	}
+}
+
+func TestStateRestoreFollowsLearnedAddressUnlessConfigEdited(t *testing.T) {
+	c := newTestCore(t, nil)
+	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",4,mymaster,10.0.0.2,6379,4", at(0))
+	st := c.State()
+	c2 := newTestCore(t, &st)
+	if a, _ := c2.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
+		t.Fatalf("restart forgot the failover: %v", a)
+	}
+	if s, _ := c2.SentinelFields("mymaster", at(0)); len(s) != 1 {
+		t.Fatal("restart forgot the peer")
+	}
+	st.Masters[0].Configured = AddrState{"10.0.0.8", 6379}
+	c3 := newTestCore(t, &st)
+	if a, _ := c3.MasterAddr("mymaster"); a != (Addr{"10.0.0.1", 6379}) {
+		t.Fatalf("operator's config edit ignored: %v", a)
+	}
+	if c3.CurrentEpoch() != 4 {
+		t.Fatal("epoch lost on config edit")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := MasterConfig{Name: "m", Addr: Addr{"127.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second}
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"bad id", Config{MyID: "x", Masters: []MasterConfig{good}}, "40 hex"},
+		{"no masters", Config{MyID: idW}, "no master"},
+		{"bad ip", Config{MyID: idW, Masters: []MasterConfig{{Name: "m", Addr: Addr{"host", 1}, Quorum: 1, DownAfter: 1}}}, "not an IP"},
+		{"quorum", Config{MyID: idW, Masters: []MasterConfig{{Name: "m", Addr: Addr{"1.2.3.4", 1}, DownAfter: 1}}}, "quorum"},
+		{"dup", Config{MyID: idW, Masters: []MasterConfig{good, good}}, "twice"},
+		{"name", Config{MyID: idW, Masters: []MasterConfig{{Name: "a,b", Addr: Addr{"1.2.3.4", 1}, Quorum: 1, DownAfter: 1}}}, "master name"},
+	}
+	for _, tc := range cases {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestCKQuorumAndInfo(t *testing.T) {
+	c := newTestCore(t, nil)
+	ok, msg, _ := c.CKQuorum("mymaster")
+	if ok || !strings.HasPrefix(msg, "NOQUORUM 1 usable Sentinels.") {
+		t.Fatalf("%v %q", ok, msg)
+	}
+	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",0,mymaster,10.0.0.1,6379,0", at(0))
+	ok, msg, _ = c.CKQuorum("mymaster")
+	if !ok || msg != "OK 2 usable Sentinels. Quorum and failover authorization can be reached" {
+		t.Fatalf("%v %q", ok, msg)
+	}
+	info := c.InfoSentinel(at(0))
+	if !strings.Contains(info, "master0:name=mymaster,status=ok,address=10.0.0.1:6379,slaves=0,sentinels=2\r\n") {
+		t.Fatalf("info %q", info)
+	}
+}
+
+func fieldValue(fs []Field, name string) string {
+	for _, f := range fs {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return "<missing>"
+}

@@ -1,0 +1,195 @@
+package witness
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HelloFromPubSub handles a message received on the hello channel of a
+// monitored Redis node (sentinelReceiveHelloMessages): our own hellos are
+// skipped the same way sentinel does, by looking for our run id anywhere in it.
+func (c *Core) HelloFromPubSub(payload string, now time.Time) error {
+	if strings.Contains(payload, c.cfg.MyID) {
+		return nil
+	}
+	return c.ProcessHello(payload, now)
+}
+
+// ErrUnknownMaster is returned for a hello about a master we do not monitor;
+// sentinel silently drops those too.
+var ErrUnknownMaster = errors.New("hello: unknown master name")
+
+// ProcessHello mirrors sentinelProcessHelloMessage: learn or update the
+// announcing sentinel, adopt a greater current epoch, and follow a master
+// configuration with a greater config epoch (this is how a failover done by
+// others reaches us: sentinels never send each other +switch-master).
+func (c *Core) ProcessHello(payload string, now time.Time) error {
+	h, err := ParseHello(payload)
+	if err != nil {
+		return err
+	}
+	m := c.masters[h.MasterName]
+	if m == nil {
+		return ErrUnknownMaster
+	}
+	if h.RunID == c.cfg.MyID {
+		// A peer relaying our own announcement; never list ourselves.
+		return nil
+	}
+	addr := Addr{IP: h.IP, Port: h.Port}
+	si := m.sentinels[addr.String()]
+	if si != nil && si.runID != h.RunID {
+		si = nil
+	}
+	if si == nil {
+		removed := c.removeSentinelByRunID(m, h.RunID)
+		if removed > 0 {
+			c.event(LevelNotice, "+sentinel-address-switch",
+				fmt.Sprintf("%s ip %s port %d for %s", c.describe(m, m.self), h.IP, h.Port, h.RunID))
+		} else if other := m.sentinels[addr.String()]; other != nil {
+			// Another run id claims this address: the old one is gone (restarted
+			// with a fresh id), drop it everywhere.
+			c.event(LevelNotice, "+sentinel-invalid-addr", c.describe(m, other))
+			for _, name := range c.names {
+				c.removeSentinelByRunID(c.masters[name], other.runID)
+			}
+		}
+		si = newInstance(KindSentinel, addr, now)
+		si.runID = h.RunID
+		m.sentinels[addr.String()] = si
+		if removed == 0 {
+			c.event(LevelNotice, "+sentinel", c.describe(m, si))
+		}
+		c.markDirty()
+	}
+	if h.CurrentEpoch > c.currentEpoch {
+		c.currentEpoch = h.CurrentEpoch
+		c.markDirty()
+		c.event(LevelWarning, "+new-epoch", fmt.Sprint(c.currentEpoch))
+	}
+	if m.configEpoch < h.MasterConfigEpoch {
+		m.configEpoch = h.MasterConfigEpoch
+		c.markDirty()
+		newAddr := Addr{IP: h.MasterIP, Port: h.MasterPort}
+		if newAddr != m.self.addr {
+			old := m.self.addr
+			c.event(LevelWarning, "+config-update-from", c.describe(m, si))
+			c.event(LevelWarning, "+switch-master",
+				fmt.Sprintf("%s %s %d %s %d", m.cfg.Name, old.IP, old.Port, newAddr.IP, newAddr.Port))
+			c.resetMasterAndChangeAddress(m, newAddr, now)
+		}
+	}
+	si.lastHello = now
+	return nil
+}
+
+func (c *Core) removeSentinelByRunID(m *master, runID string) int {
+	n := 0
+	for k, s := range m.sentinels {
+		if s.runID == runID {
+			delete(m.sentinels, k)
+			n++
+		}
+	}
+	if n > 0 {
+		c.markDirty()
+	}
+	return n
+}
+
+// resetMasterAndChangeAddress mirrors sentinelResetMasterAndChangeAddress:
+// the replicas become the old replicas minus the new master plus the old
+// master; peer sentinels are kept; the vote (not its epoch) is forgotten.
+func (c *Core) resetMasterAndChangeAddress(m *master, addr Addr, now time.Time) {
+	var keep []Addr
+	for _, k := range sortedKeys(m.replicas) {
+		if a := m.replicas[k].addr; a != addr {
+			keep = append(keep, a)
+		}
+	}
+	if addr != m.self.addr {
+		keep = append(keep, m.self.addr)
+	}
+	m.self = newInstance(KindMaster, addr, now)
+	m.replicas = map[string]*instance{}
+	m.leader = ""
+	m.odown = false
+	for _, s := range m.sentinels {
+		s.masterDown = false
+	}
+	for _, a := range keep {
+		r := newInstance(KindReplica, a, now)
+		m.replicas[a.String()] = r
+		c.event(LevelNotice, "+slave", c.describe(m, r))
+	}
+	c.markDirty()
+}
+
+// PublishCommand answers a peer's PUBLISH on our command link
+// (sentinelPublishCommand): only the hello channel is accepted, the reply is
+// always :1. A malformed or foreign hello is dropped; the returned error is
+// for logging and metrics only.
+func (c *Core) PublishCommand(channel, payload string, now time.Time) (ok bool, err error) {
+	if channel != HelloChannel {
+		return false, nil
+	}
+	return true, c.ProcessHello(payload, now)
+}
+
+// IsMasterDownReply is the 3-element reply to SENTINEL is-master-down-by-addr.
+type IsMasterDownReply struct {
+	Down        bool
+	Leader      string // "*" when no vote is given or known
+	LeaderEpoch uint64
+}
+
+// IsMasterDownByAddr answers SENTINEL is-master-down-by-addr. The master is
+// looked up by address, not name. A runID other than "*" asks for our vote,
+// decided by VoteLeader. The driver must persist (Dirty/State) before sending
+// the reply.
+func (c *Core) IsMasterDownByAddr(ip string, port int, reqEpoch uint64, runID string, now time.Time) IsMasterDownReply {
+	rep := IsMasterDownReply{Leader: "*"}
+	var m *master
+	for _, name := range c.names {
+		if mm := c.masters[name]; mm.self.addr.IP == ip && mm.self.addr.Port == port {
+			m = mm
+			break
+		}
+	}
+	if m == nil {
+		return rep
+	}
+	rep.Down = !c.tilt && m.self.sdown
+	if runID != "*" {
+		leader, epoch := c.VoteLeader(m.cfg.Name, reqEpoch, runID, now)
+		if leader != "" {
+			rep.Leader = leader
+		}
+		rep.LeaderEpoch = epoch
+	}
+	return rep
+}
+
+// VoteLeader mirrors sentinelVoteLeader exactly: adopt a greater requested
+// epoch, then vote for reqRunID only if we have not voted in this or a later
+// epoch for this master. It returns the standing vote ("" if none) and its epoch.
+func (c *Core) VoteLeader(masterName string, reqEpoch uint64, reqRunID string, now time.Time) (string, uint64) {
+	m := c.masters[masterName]
+	if m == nil {
+		return "", 0
+	}
+	if reqEpoch > c.currentEpoch {
+		c.currentEpoch = reqEpoch
+		c.markDirty()
+		c.event(LevelWarning, "+new-epoch", fmt.Sprint(c.currentEpoch))
+	}
+	if m.leaderEpoch < reqEpoch && c.currentEpoch <= reqEpoch {
+		m.leader = reqRunID
+		m.leaderEpoch = c.currentEpoch
+		c.markDirty()
+		c.event(LevelWarning, "+vote-for-leader", fmt.Sprintf("%s %d", m.leader, m.leaderEpoch))
+	}
+	return m.leader, m.leaderEpoch
+}
