@@ -1,0 +1,339 @@
+// Package config loads and validates the redisha-vip YAML configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/redisha/redisha/components/vip"
+	"github.com/redisha/redisha/components/vip/vrrp"
+)
+
+// Duration is a time.Duration written as "1s", "250ms".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 1s or 250ms", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole file.
+type Config struct {
+	// Name identifies the instance in logs, notify hooks and metrics.
+	Name string `yaml:"name"`
+	// Interface carries the adverts and the virtual addresses.
+	Interface string `yaml:"interface"`
+	VRID      int    `yaml:"vrid"`
+	// Version is the VRRP version, 3 (default) or 2 (keepalived's default).
+	Version  int `yaml:"version"`
+	Priority int `yaml:"priority"`
+	// AdvertInterval: v3 in steps of 10ms (centiseconds), v2 whole seconds.
+	AdvertInterval Duration `yaml:"advert_interval"`
+	// Preempt defaults to true; set false for keepalived's nopreempt.
+	Preempt *bool `yaml:"preempt"`
+	// Checksum is the VRRPv3 send form: pseudo-header (default) or message-only.
+	// Both forms are always accepted.
+	Checksum string `yaml:"checksum"`
+	// SourceAddress defaults to the first IPv4 address of Interface.
+	SourceAddress string `yaml:"source_address"`
+	// UnicastPeers, when set, replaces multicast to 224.0.0.18.
+	UnicastPeers []string `yaml:"unicast_peers"`
+	// VirtualAddresses are "a.b.c.d" (a /32) or "a.b.c.d/len".
+	VirtualAddresses []string  `yaml:"virtual_addresses"`
+	GARP             GARP      `yaml:"garp"`
+	Notify           Notify    `yaml:"notify"`
+	Track            []Track   `yaml:"track"`
+	Status           Status    `yaml:"status"`
+	Log              LogConfig `yaml:"log"`
+}
+
+// GARP configures gratuitous ARP on becoming master.
+type GARP struct {
+	// Count is how many GARPs per address per burst (default 5).
+	Count int `yaml:"count"`
+	// Delay separates the GARPs of a burst (default 10ms).
+	Delay Duration `yaml:"delay"`
+	// Repeat sends a second burst this long after becoming master (default 5s, 0 off),
+	// as keepalived's garp_master_delay does.
+	Repeat *Duration `yaml:"repeat"`
+}
+
+// Notify holds commands run on state changes (argv lists, no shell).
+type Notify struct {
+	Master []string `yaml:"master"`
+	Backup []string `yaml:"backup"`
+	Fault  []string `yaml:"fault"`
+	Stop   []string `yaml:"stop"`
+	// Any runs on every change with arguments: name state priority.
+	Any     []string `yaml:"any"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Track is one tracked check; exactly one of HTTP, Process, Command is set.
+type Track struct {
+	Name     string   `yaml:"name"`
+	HTTP     string   `yaml:"http"`
+	Process  string   `yaml:"process"`
+	Command  []string `yaml:"command"`
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	Rise     int      `yaml:"rise"`
+	Fall     int      `yaml:"fall"`
+	Weight   int      `yaml:"weight"`
+	// Fault: a failing check puts the router into FAULT instead of weighting.
+	Fault bool `yaml:"fault"`
+}
+
+// Status configures the local HTTP endpoint (/status, /metrics).
+type Status struct {
+	// Listen is host:port; default 127.0.0.1:9732, "off" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig selects the slog output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// VIP is a parsed virtual address.
+type VIP struct {
+	Addr netip.Addr
+	Bits int
+}
+
+func (v VIP) String() string { return netip.PrefixFrom(v.Addr, v.Bits).String() }
+
+// Load reads and validates a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML, rejecting unknown fields, fills defaults and validates.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, err
+	}
+	c.defaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Name == "" {
+		c.Name = fmt.Sprintf("vrid%d", c.VRID)
+	}
+	if c.Version == 0 {
+		c.Version = 3
+	}
+	if c.AdvertInterval == 0 {
+		c.AdvertInterval = Duration(time.Second)
+	}
+	if c.Preempt == nil {
+		t := true
+		c.Preempt = &t
+	}
+	if c.GARP.Count == 0 {
+		c.GARP.Count = 5
+	}
+	if c.GARP.Delay == 0 {
+		c.GARP.Delay = Duration(10 * time.Millisecond)
+	}
+	if c.GARP.Repeat == nil {
+		d := Duration(5 * time.Second)
+		c.GARP.Repeat = &d
+	}
+	if c.Notify.Timeout == 0 {
+		c.Notify.Timeout = Duration(10 * time.Second)
+	}
+	if c.Status.Listen == "" {
+		c.Status.Listen = "127.0.0.1:9732"
+	}
+	for i := range c.Track {
+		t := &c.Track[i]
+		if t.Interval == 0 {
+			t.Interval = Duration(time.Second)
+		}
+		if t.Timeout == 0 {
+			t.Timeout = t.Interval
+		}
+		if t.Rise == 0 {
+			t.Rise = 1
+		}
+		if t.Fall == 0 {
+			t.Fall = 1
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Interface == "" {
+		return errors.New("interface: required")
+	}
+	if c.VRID < 1 || c.VRID > 255 {
+		return fmt.Errorf("vrid: %d is not 1..255", c.VRID)
+	}
+	if c.Priority < 1 || c.Priority > 255 {
+		return fmt.Errorf("priority: %d is not 1..255", c.Priority)
+	}
+	iv := c.AdvertInterval.D()
+	switch c.Version {
+	case 2:
+		if iv%time.Second != 0 || iv < time.Second || iv > 255*time.Second {
+			return fmt.Errorf("advert_interval: VRRPv2 needs whole seconds 1s..255s, got %v", iv)
+		}
+	case 3:
+		if iv%(10*time.Millisecond) != 0 || iv < 10*time.Millisecond || iv > 40950*time.Millisecond {
+			return fmt.Errorf("advert_interval: VRRPv3 needs a multiple of 10ms in 10ms..40.95s, got %v", iv)
+		}
+	default:
+		return fmt.Errorf("version: %d is not 2 or 3", c.Version)
+	}
+	if _, err := vrrp.ParseChecksumForm(c.Checksum); err != nil {
+		return fmt.Errorf("checksum: %v", err)
+	}
+	if c.SourceAddress != "" {
+		if a, err := netip.ParseAddr(c.SourceAddress); err != nil || !a.Is4() {
+			return fmt.Errorf("source_address: %q is not an IPv4 address", c.SourceAddress)
+		}
+	}
+	for _, p := range c.UnicastPeers {
+		if a, err := netip.ParseAddr(p); err != nil || !a.Is4() || a.IsMulticast() {
+			return fmt.Errorf("unicast_peers: %q is not a unicast IPv4 address", p)
+		}
+	}
+	vips, err := c.VIPs()
+	if err != nil {
+		return err
+	}
+	if len(vips) == 0 {
+		return errors.New("virtual_addresses: at least one is required")
+	}
+	if c.GARP.Count < 0 || c.GARP.Delay < 0 || *c.GARP.Repeat < 0 {
+		return errors.New("garp: count, delay and repeat must not be negative")
+	}
+	names := map[string]bool{}
+	for i, t := range c.Track {
+		where := fmt.Sprintf("track[%d] (%s)", i, t.Name)
+		if t.Name == "" || names[t.Name] {
+			return fmt.Errorf("%s: name empty or repeated", where)
+		}
+		names[t.Name] = true
+		n := 0
+		if t.HTTP != "" {
+			n++
+			if !strings.HasPrefix(t.HTTP, "http://") && !strings.HasPrefix(t.HTTP, "https://") {
+				return fmt.Errorf("%s: http %q must be an http:// or https:// URL", where, t.HTTP)
+			}
+		}
+		if t.Process != "" {
+			n++
+		}
+		if len(t.Command) > 0 {
+			n++
+		}
+		if n != 1 {
+			return fmt.Errorf("%s: set exactly one of http, process, command", where)
+		}
+		if t.Interval < 0 || t.Timeout < 0 || t.Rise < 1 || t.Fall < 1 {
+			return fmt.Errorf("%s: interval/timeout must be positive, rise/fall at least 1", where)
+		}
+		if t.Fault && t.Weight != 0 {
+			return fmt.Errorf("%s: fault and weight are exclusive", where)
+		}
+		if !t.Fault && t.Weight == 0 {
+			return fmt.Errorf("%s: set a non-zero weight or fault: true", where)
+		}
+		if t.Weight < -253 || t.Weight > 253 {
+			return fmt.Errorf("%s: weight %d outside -253..253", where, t.Weight)
+		}
+	}
+	if _, err := c.Machine(netip.MustParseAddr("0.0.0.1")); err != nil {
+		return err
+	}
+	return nil
+}
+
+// VIPs parses VirtualAddresses.
+func (c *Config) VIPs() ([]VIP, error) {
+	var out []VIP
+	seen := map[netip.Addr]bool{}
+	for _, s := range c.VirtualAddresses {
+		var v VIP
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("virtual_addresses: %q: %v", s, err)
+			}
+			v = VIP{p.Addr(), p.Bits()}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("virtual_addresses: %q: %v", s, err)
+			}
+			v = VIP{a, 32}
+		}
+		if !v.Addr.Is4() || v.Addr.IsMulticast() || v.Addr.IsUnspecified() || v.Addr.IsLoopback() {
+			return nil, fmt.Errorf("virtual_addresses: %q is not a unicast IPv4 address", s)
+		}
+		if seen[v.Addr] {
+			return nil, fmt.Errorf("virtual_addresses: %q repeated", s)
+		}
+		seen[v.Addr] = true
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Interval is the advert interval in centiseconds.
+func (c *Config) Interval() uint16 {
+	return uint16(c.AdvertInterval.D() / (10 * time.Millisecond))
+}
+
+// Machine builds the state machine configuration for a primary address.
+func (c *Config) Machine(primary netip.Addr) (vip.Config, error) {
+	mc := vip.Config{
+		Version: c.Version, VRID: uint8(c.VRID), Priority: uint8(c.Priority),
+		Interval: c.Interval(), Preempt: *c.Preempt, Primary: primary,
+	}
+	for _, t := range c.Track {
+		mc.Tracks = append(mc.Tracks, vip.Track{Name: t.Name, Rise: t.Rise, Fall: t.Fall, Weight: t.Weight, Fault: t.Fault})
+	}
+	return mc, mc.Validate()
+}

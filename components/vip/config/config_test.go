@@ -1,0 +1,82 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+interface: eth0
+vrid: 51
+priority: 100
+virtual_addresses: [10.78.0.100/24, 10.78.0.101]
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 3 || c.Interval() != 100 || !*c.Preempt || c.GARP.Count != 5 || c.Status.Listen != "127.0.0.1:9732" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	v, _ := c.VIPs()
+	if len(v) != 2 || v[0].String() != "10.78.0.100/24" || v[1].String() != "10.78.0.101/32" {
+		t.Fatalf("vips %v", v)
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	b, err := os.ReadFile("../dist/redisha-vip.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Track) == 0 {
+		t.Fatal("example config should show tracking")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"", "empty configuration"},
+		{minimal + "bogus: 1\n", "field bogus not found"},
+		{minimal + "advert_interval: 1.5s\nversion: 2\n", "VRRPv2 needs whole seconds"},
+		{minimal + "advert_interval: 15ms\n", "multiple of 10ms"},
+		{minimal + "advert_interval: fast\n", "invalid duration"},
+		{minimal + "version: 4\n", "version: 4"},
+		{minimal + "checksum: crc\n", "unknown checksum form"},
+		{minimal + "unicast_peers: [224.0.0.1]\n", "unicast_peers"},
+		{strings.Replace(minimal, "vrid: 51", "vrid: 0", 1), "vrid"},
+		{strings.Replace(minimal, "priority: 100", "priority: 256", 1), "priority"},
+		{strings.Replace(minimal, "10.78.0.101", "10.78.0.100", 1), "repeated"},
+		{strings.Replace(minimal, "10.78.0.101", "fe80::1", 1), "not a unicast IPv4"},
+		{strings.Replace(minimal, "interface: eth0", "", 1), "interface: required"},
+		{minimal + "track: [{name: a, http: 'http://x', process: p, weight: 1}]\n", "exactly one"},
+		{minimal + "track: [{name: a, process: p}]\n", "non-zero weight or fault"},
+		{minimal + "track: [{name: a, process: p, weight: 5, fault: true}]\n", "exclusive"},
+		{minimal + "track: [{name: a, http: 'ftp://x', weight: 5}]\n", "http://"},
+		{minimal + "track: [{name: a, process: p, weight: 5, colour: red}]\n", "field colour not found"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestTrackDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal + "track: [{name: a, process: haproxy, weight: -20, interval: 2s}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Track[0]
+	if tr.Rise != 1 || tr.Fall != 1 || tr.Timeout.D() != 2*time.Second {
+		t.Fatalf("%+v", tr)
+	}
+}
