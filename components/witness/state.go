@@ -129,4 +129,3 @@ func NewRunID(rnd io.Reader) (string, error) {
 	}
 	return hex.EncodeToString(b), nil
 }
-
