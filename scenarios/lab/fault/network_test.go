@@ -53,7 +53,7 @@ func udpDelivered(t *testing.T, from, to *testNode, n int) int {
 	t.Helper()
 	var ln net.PacketConn
 	if err := inNetns(to.NetnsPath(), func() (err error) {
-		ln, err = net.ListenPacket("udp4", to.addr.String()+":0")
+		ln, err = net.ListenPacket("udp4", to.Addr().String()+":0")
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestPartitionOneWay(t *testing.T) {
 func TestPartitionClientFromOneNodeObserverStillReaches(t *testing.T) {
 	tp := newTopology(t, "client", "redis1", "redis2")
 	client, r1, r2 := tp.nodes["client"], tp.nodes["redis1"], tp.nodes["redis2"]
-	inj := NewInjector(nil, WithExempt(netipMust(hostAddr)))
+	inj := NewInjector(nil, WithExempt(tp.observer()))
 	ctx := context.Background()
 	if _, err := inj.Apply(ctx, Spec{Kind: Partition, A: []string{"client"}, B: []string{"redis1"}}, tp.targets()...); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestPartitionClientFromOneNodeObserverStillReaches(t *testing.T) {
 // medianRTT measures n PING round trips on one connection from -> to.
 func medianRTT(t *testing.T, from, to *testNode, n int) time.Duration {
 	t.Helper()
-	c, err := from.dial(to.addr.String()+":6379", 3*time.Second)
+	c, err := from.dial(to.redisAddr(), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestLossIsSeededAndUndone(t *testing.T) {
 
 func TestNetworkSpecErrors(t *testing.T) {
 	tp := newTopology(t, "a", "b")
-	inj := NewInjector(nil, WithExempt(tp.nodes["b"].addr))
+	inj := NewInjector(nil, WithExempt(tp.nodes["b"].Addr()))
 	ctx := context.Background()
 	for _, s := range []Spec{
 		{Kind: Partition, A: []string{"a"}},

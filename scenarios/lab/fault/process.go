@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // proc identifies one host process by PID and start time, so a signal is
@@ -83,7 +84,7 @@ func applyCrash(ctx context.Context, _ *Injector, _ int, s Spec, pool map[string
 	if err != nil {
 		return nil, "", err
 	}
-	if err := p.signal(syscall.SIGKILL); err != nil {
+	if err := p.kill(ctx); err != nil {
 		return nil, "", fmt.Errorf("%s: SIGKILL %s: %w", t.Name(), s.Daemon, err)
 	}
 	detail := fmt.Sprintf("SIGKILL %s pid %d on %s", s.Daemon, p.pid, t.Name())
@@ -116,7 +117,7 @@ func applyRestart(ctx context.Context, _ *Injector, _ int, s Spec, pool map[stri
 		if err != nil {
 			return nil, "", err
 		}
-		if err := p.signal(syscall.SIGKILL); err != nil {
+		if err := p.kill(ctx); err != nil {
 			return nil, "", fmt.Errorf("%s: SIGKILL %s: %w", t.Name(), s.Daemon, err)
 		}
 		d, err := startDaemon(ctx, t, s.Daemon)
@@ -170,8 +171,76 @@ func applyFreezeProcess(ctx context.Context, _ *Injector, _ int, s Spec, pool ma
 	if err := p.signal(syscall.SIGSTOP); err != nil {
 		return nil, "", fmt.Errorf("%s: SIGSTOP %s: %w", t.Name(), s.Daemon, err)
 	}
+	// Signals are delivered asynchronously: report the freeze only once the
+	// process really stopped, so the event's time is the fault's time.
+	if err := p.waitStopped(ctx, true); err != nil {
+		_ = p.signal(syscall.SIGCONT)
+		return nil, "", fmt.Errorf("%s: %s did not stop: %w", t.Name(), s.Daemon, err)
+	}
 	detail := fmt.Sprintf("SIGSTOP %s pid %d on %s", s.Daemon, p.pid, t.Name())
-	return func(context.Context) (string, error) {
-		return fmt.Sprintf("SIGCONT %s pid %d", s.Daemon, p.pid), p.signal(syscall.SIGCONT)
+	return func(ctx context.Context) (string, error) {
+		detail := fmt.Sprintf("SIGCONT %s pid %d", s.Daemon, p.pid)
+		if err := p.signal(syscall.SIGCONT); err != nil {
+			return detail, err
+		}
+		return detail, p.waitStopped(ctx, false)
 	}, detail, nil
+}
+
+// kill sends SIGKILL and waits until the process is dead (a zombie or
+// gone), so its ports are free when something starts it again.
+func (p proc) kill(ctx context.Context) error {
+	if err := p.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+		if err != nil {
+			return nil // reaped
+		}
+		s := string(b)
+		if k := strings.LastIndexByte(s, ')'); k >= 0 && k+2 < len(s) && (s[k+2] == 'Z' || s[k+2] == 'X') {
+			return nil
+		}
+		if start, err := procStart(p.pid); err != nil || start != p.start {
+			return nil // gone, pid reused
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d still alive after SIGKILL", p.pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// waitStopped polls /proc until the process is (or is no longer) stopped.
+func (p proc) waitStopped(ctx context.Context, stopped bool) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+		if err != nil {
+			return err
+		}
+		s := string(b)
+		k := strings.LastIndexByte(s, ')')
+		if k < 0 || k+2 >= len(s) {
+			return errors.New("malformed /proc stat")
+		}
+		state := s[k+2]
+		if (state == 'T' || state == 't') == stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d still in state %c", p.pid, state)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
