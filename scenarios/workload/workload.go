@@ -1,0 +1,318 @@
+// Package workload drives go-redis clients against a stack and records every operation.
+//
+// Each worker owns exactly one connection at a time (a go-redis client with a pool of one,
+// replaced after any connection error), so the server that acknowledged an operation is known:
+// at every dial the worker asks the server for CLIENT INFO (laddr: the server's own address, which
+// a proxied TCP connection keeps for its life) and INFO server (run_id).
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/scenarios/history"
+)
+
+// DialFunc opens a connection, e.g. from inside the lab's client network namespace.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Config describes one workload run.
+type Config struct {
+	Addr     string        // host:port to dial (the VIP or a node)
+	Dial     DialFunc      // nil: net.Dialer
+	Clients  int           // workers, one connection each
+	Rate     int           // ops/s over all workers; 0: back to back
+	Duration time.Duration // how long to run
+	SetW     int           // weight of SET (register write)
+	GetW     int           // weight of GET (register read)
+	AddW     int           // weight of SADD (set element write)
+	Keys     int           // registers and sets each
+	Timeout  time.Duration // dial, read and write timeout per operation
+	Retries  int           // go-redis retries; 0: none
+	Seed     uint64        // op choice and key choice
+	Prefix   string        // key prefix; values are unique per prefix
+	// NodeOf names the node listening on an ip:port; nil or "" when unknown.
+	NodeOf func(addr string) string
+}
+
+// Keys returns the register and set keys a config uses, for the final read.
+func (c Config) KeyNames() (registers, sets []string) {
+	for i := 0; i < c.Keys; i++ {
+		registers = append(registers, fmt.Sprintf("%s:r:%d", c.Prefix, i))
+		sets = append(sets, fmt.Sprintf("%s:s:%d", c.Prefix, i))
+	}
+	return registers, sets
+}
+
+// Counters are live totals for progress display.
+type Counters struct {
+	OK, Fail, Indeterminate, Dials atomic.Int64
+}
+
+// Recorder receives every finished operation (history.Writer satisfies it).
+type Recorder interface{ Write(v any) }
+
+// Run executes the workload until Duration elapses or ctx ends, recording each operation and
+// each dial to rec. It returns when every worker has finished its last operation.
+func Run(ctx context.Context, cfg Config, rec Recorder, cnt *Counters) error {
+	if cfg.Clients < 1 || cfg.Keys < 1 || cfg.SetW+cfg.GetW+cfg.AddW <= 0 || cfg.Timeout <= 0 {
+		return fmt.Errorf("workload: invalid config (clients %d, keys %d, mix %d/%d/%d, timeout %s)",
+			cfg.Clients, cfg.Keys, cfg.SetW, cfg.GetW, cfg.AddW, cfg.Timeout)
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "rh"
+	}
+	if cnt == nil {
+		cnt = &Counters{}
+	}
+	quietGoRedis.Do(func() { redis.SetLogger(discardLogger{}) })
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var ids atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Clients; i++ {
+		w := &worker{id: i, cfg: cfg, rec: rec, cnt: cnt, ids: &ids,
+			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+type worker struct {
+	id  int
+	cfg Config
+	rec Recorder
+	cnt *Counters
+	ids *atomic.Int64
+	rng *rand.Rand
+	seq int
+
+	client *redis.Client
+	dials  int
+	server string // laddr of the current connection
+	node   string
+	runID  string
+
+	// sent is set once bytes of the current operation's command reach the socket; handshake
+	// traffic at dial time does not count.
+	sent      atomic.Bool
+	handshake atomic.Bool
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer w.drop()
+	var interval time.Duration
+	if w.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(w.cfg.Clients) / float64(w.cfg.Rate))
+	}
+	// Stagger workers so their ops interleave instead of arriving in bursts.
+	next := time.Now().Add(time.Duration(w.rng.Int64N(int64(interval) + 1)))
+	for {
+		if interval > 0 {
+			d := time.Until(next)
+			if d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+			next = next.Add(interval)
+			if now := time.Now(); next.Before(now) {
+				next = now // fell behind (slow replies): do not burst to catch up
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.one()
+	}
+}
+
+func (w *worker) pick() (kind, key, value string) {
+	total := w.cfg.SetW + w.cfg.GetW + w.cfg.AddW
+	n := w.rng.IntN(total)
+	k := w.rng.IntN(w.cfg.Keys)
+	w.seq++
+	value = fmt.Sprintf("w%d-%d", w.id, w.seq)
+	switch {
+	case n < w.cfg.SetW:
+		return history.KindSet, fmt.Sprintf("%s:r:%d", w.cfg.Prefix, k), value
+	case n < w.cfg.SetW+w.cfg.GetW:
+		return history.KindGet, fmt.Sprintf("%s:r:%d", w.cfg.Prefix, k), ""
+	default:
+		return history.KindAdd, fmt.Sprintf("%s:s:%d", w.cfg.Prefix, k), value
+	}
+}
+
+// one performs a single operation. Operations use a background context: the per-operation
+// timeout bounds them, and stopping the run must not turn an in-flight op into a fake failure.
+func (w *worker) one() {
+	kind, key, value := w.pick()
+	op := history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: kind, Key: key, Value: value}
+	ctx := context.Background()
+	w.sent.Store(false)
+	w.handshake.Store(false)
+	if w.client == nil {
+		w.connect()
+	}
+	op.Invoke = time.Now()
+	var err error
+	switch kind {
+	case history.KindSet:
+		err = w.client.Set(ctx, key, value, 0).Err()
+	case history.KindAdd:
+		err = w.client.SAdd(ctx, key, value).Err()
+	case history.KindGet:
+		var v string
+		v, err = w.client.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			op.Nil, err = true, nil
+		}
+		op.Value = v
+	}
+	op.Complete = time.Now()
+	// The server identity is known only once the lazy dial inside the command has run.
+	op.Server, op.Node, op.RunID, op.Dial = w.server, w.node, w.runID, w.dials
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		op.Status = history.OK
+		w.cnt.OK.Add(1)
+	case errors.As(err, &rerr):
+		// An error reply (READONLY, NOREPLICAS, LOADING, ...): the server refused it.
+		op.Status, op.Err = history.Fail, err.Error()
+		w.cnt.Fail.Add(1)
+	case w.sent.Load():
+		op.Status, op.Err = history.Indeterminate, err.Error()
+		w.cnt.Indeterminate.Add(1)
+		w.drop()
+	default:
+		op.Status, op.Err = history.Fail, err.Error()
+		w.cnt.Fail.Add(1)
+		w.drop()
+	}
+	if kind == history.KindGet && op.Status != history.OK {
+		op.Value = ""
+	}
+	if op.Status == history.Fail && !w.sent.Load() {
+		// Never reached a server: do not attribute it to the previous connection's.
+		op.Server, op.Node, op.RunID = "", "", ""
+	}
+	w.rec.Write(op)
+}
+
+// connect prepares a fresh single-connection client; the dial itself happens inside the next
+// command, and OnConnect identifies the server.
+func (w *worker) connect() {
+	w.server, w.node, w.runID = "", "", ""
+	opt := &redis.Options{
+		Addr:                     w.cfg.Addr,
+		Protocol:                 2,
+		DisableIdentity:          true,
+		PoolSize:                 1,
+		MinIdleConns:             0,
+		MaxIdleConns:             1,
+		PoolTimeout:              w.cfg.Timeout,
+		DialTimeout:              w.cfg.Timeout,
+		ReadTimeout:              w.cfg.Timeout,
+		WriteTimeout:             w.cfg.Timeout,
+		DialerRetries:            1,
+		MaxRetries:               w.cfg.Retries,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := w.cfg.Dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// go-redis may send its own setup commands before OnConnect: not the op's bytes.
+			w.handshake.Store(true)
+			return &trackedConn{Conn: c, w: w}, nil
+		},
+		OnConnect: w.identify,
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = -1
+	}
+	w.client = redis.NewClient(opt)
+}
+
+// identify runs once per new connection: which server is this?
+func (w *worker) identify(ctx context.Context, cn *redis.Conn) error {
+	defer w.handshake.Store(false)
+	w.dials++
+	w.cnt.Dials.Add(1)
+	dial := history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: "dial", Invoke: time.Now(), Dial: w.dials}
+	var ci *redis.ClientInfoCmd
+	var info *redis.StringCmd
+	_, err := cn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		ci = p.ClientInfo(ctx)
+		info = p.Info(ctx, "server")
+		return nil
+	})
+	dial.Complete = time.Now()
+	if err == nil {
+		if v, e := ci.Result(); e == nil && v != nil {
+			w.server = v.LAddr
+		}
+		w.runID = resp.ParseInfo(info.Val()).Get("run_id")
+		if w.cfg.NodeOf != nil {
+			w.node = w.cfg.NodeOf(w.server)
+		}
+		dial.Status = history.OK
+	} else {
+		dial.Status, dial.Err = history.Fail, err.Error()
+	}
+	dial.Server, dial.Node, dial.RunID = w.server, w.node, w.runID
+	w.rec.Write(dial)
+	return err
+}
+
+func (w *worker) drop() {
+	if w.client != nil {
+		_ = w.client.Close()
+		w.client = nil
+	}
+}
+
+// go-redis logs every failed dial; the history records them already.
+var quietGoRedis sync.Once
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...interface{}) {}
+
+// trackedConn notes when an operation's bytes were written, to tell failed from indeterminate.
+type trackedConn struct {
+	net.Conn
+	w *worker
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 && !c.w.handshake.Load() {
+		c.w.sent.Store(true)
+	}
+	return n, err
+}
