@@ -16,6 +16,7 @@ import (
 	"github.com/Shopify/toxiproxy/v2/stream"
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 )
 
 // ClientPathConfig says where the client path listens and where it forwards.
@@ -235,6 +236,9 @@ func (t *SeededLatencyToxic) Pipe(stub *toxics.ToxicStub) {
 
 func init() {
 	toxics.Register(seededLatencyType, new(SeededLatencyToxic))
+	// toxiproxy's toxics log through zerolog's global logger, at trace
+	// level, onto stderr; the harness has its own event log.
+	zlog.Logger = zerolog.Nop()
 }
 
 func applyClientToxic(_ context.Context, inj *Injector, id int, s Spec, _ map[string]Target) (func(context.Context) (string, error), string, error) {

@@ -91,7 +91,7 @@ type topology struct {
 // newTopology builds one namespace per name, each running redis-server,
 // and removes all of it in t.Cleanup, failing the test if a fault table is
 // left behind in any namespace.
-func newTopology(t *testing.T, names ...string) *topology {
+func newTopology(t testing.TB, names ...string) *topology {
 	t.Helper()
 	testenv.RequireBinary(t, "redis-server")
 	tp := &topology{topo: testenv.NewTopology(t, testPrefix, testSubnet, names...), nodes: map[string]*testNode{}}
@@ -119,7 +119,7 @@ func (tp *topology) targets() []Target {
 	return out
 }
 
-func assertNoFaultTable(t *testing.T, n *testNode) {
+func assertNoFaultTable(t testing.TB, n *testNode) {
 	f, err := os.Open(n.NetnsPath())
 	if err != nil {
 		return
@@ -176,4 +176,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-

@@ -135,7 +135,7 @@ func TestPartitionClientFromOneNodeObserverStillReaches(t *testing.T) {
 }
 
 // medianRTT measures n PING round trips on one connection from -> to.
-func medianRTT(t *testing.T, from, to *testNode, n int) time.Duration {
+func medianRTT(t testing.TB, from, to *testNode, n int) time.Duration {
 	t.Helper()
 	c, err := from.dial(to.redisAddr(), 3*time.Second)
 	if err != nil {
