@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -72,6 +73,10 @@ func root() *cobra.Command {
 				if cfg, err := config.Load(cfgPath); err == nil && cfg.Status.Listen != "off" {
 					addr = cfg.Status.Listen
 				}
+			}
+			// A wildcard listener is reached on loopback.
+			if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0") {
+				addr = net.JoinHostPort("127.0.0.1", port)
 			}
 			return printStatus(cmd.OutOrStdout(), addr, asJSON)
 		},
