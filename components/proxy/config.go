@@ -1,0 +1,260 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/redisha/redisha/components/proxy/core"
+)
+
+// Config is redisha-proxy's configuration (YAML file plus flags).
+type Config struct {
+	// Listen is the read-write listener ("host:port") routed to the master.
+	Listen string `yaml:"listen"`
+	// ReadOnlyListen, when set, is a listener routed to healthy replicas.
+	ReadOnlyListen string `yaml:"read_only_listen"`
+	// Admin serves /healthz and /metrics; "" disables it.
+	Admin string `yaml:"admin"`
+	// MasterName is the name the sentinels monitor.
+	MasterName string `yaml:"master_name"`
+	// Backends are redis nodes ("ip:port", as sentinels spell them).
+	Backends []string `yaml:"backends"`
+	// Sentinels are the configured sentinels; N fixes the majority.
+	Sentinels []string `yaml:"sentinels"`
+
+	Auth         Auth      `yaml:"auth"`          // for backend health checks
+	SentinelAuth Auth      `yaml:"sentinel_auth"` // for sentinel queries
+	Check        Check     `yaml:"check"`
+	Routing      Routing   `yaml:"routing"`
+	Limits       Limits    `yaml:"limits"`
+	Log          LogConfig `yaml:"log"`
+}
+
+// Auth is an AUTH password with an optional ACL user.
+type Auth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Check tunes health checks and sentinel queries.
+type Check struct {
+	Interval time.Duration `yaml:"interval"` // regular poll of backends and sentinels
+	Timeout  time.Duration `yaml:"timeout"`  // per check round trip
+	// FastInterval is the poll period while a routing decision is pending
+	// (a failover notice arrived, or the route just changed).
+	FastInterval time.Duration `yaml:"fast_interval"`
+	// FastWindow is how long after such an event fast polling lasts.
+	FastWindow time.Duration `yaml:"fast_window"`
+}
+
+// Routing tunes the routing rules (see docs/proxy.md).
+type Routing struct {
+	NoMajorityGrace time.Duration `yaml:"no_majority_grace"`
+	HealthTTL       time.Duration `yaml:"health_ttl"`
+	ViewTTL         time.Duration `yaml:"view_ttl"`
+	FenceTimeout    time.Duration `yaml:"fence_timeout"`
+	// CloseOnSwitch closes client connections to a deposed master (default true).
+	CloseOnSwitch bool `yaml:"close_on_switch"`
+	// HoldNewConnections is how long a new client waits for a pending
+	// decision before it is refused.
+	HoldNewConnections time.Duration `yaml:"hold_new_connections"`
+	MaxReplicaLag      int64         `yaml:"max_replica_lag"`
+}
+
+// Limits bound resource use.
+type Limits struct {
+	MaxConnections int           `yaml:"max_connections"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"` // 0 = never
+	DialTimeout    time.Duration `yaml:"dial_timeout"`
+	DrainTimeout   time.Duration `yaml:"drain_timeout"`
+}
+
+// LogConfig selects slog level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// DefaultConfig is the configuration before the file and flags apply; a
+// key given in the file (even as 0) overrides its default.
+func DefaultConfig() Config {
+	return Config{
+		Listen:     "127.0.0.1:6379",
+		MasterName: "mymaster",
+		Check: Check{
+			Interval:     time.Second,
+			Timeout:      500 * time.Millisecond,
+			FastInterval: 10 * time.Millisecond,
+			FastWindow:   5 * time.Second,
+		},
+		Routing: Routing{
+			NoMajorityGrace:    5 * time.Second,
+			FenceTimeout:       core.DefaultFenceTimeout,
+			CloseOnSwitch:      true,
+			HoldNewConnections: 2 * time.Second,
+		},
+		Limits: Limits{
+			MaxConnections: 10000,
+			DialTimeout:    time.Second,
+			DrainTimeout:   30 * time.Second,
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// Derive fills the values that depend on others when left at zero.
+func (c *Config) Derive() {
+	if c.Routing.HealthTTL == 0 {
+		c.Routing.HealthTTL = 3*c.Check.Interval + c.Check.Timeout
+	}
+	if c.Routing.ViewTTL == 0 {
+		c.Routing.ViewTTL = 3*c.Check.Interval + c.Check.Timeout
+	}
+}
+
+// Validate reports every problem at once, naming the field.
+func (c *Config) Validate() error {
+	var errs []error
+	addr := func(field, v string, optional bool) {
+		if v == "" && optional {
+			return
+		}
+		if _, err := parseHostPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: %v", field, v, err))
+		}
+	}
+	addr("listen", c.Listen, false)
+	addr("read_only_listen", c.ReadOnlyListen, true)
+	addr("admin", c.Admin, true)
+	if len(c.Backends) == 0 && len(c.Sentinels) == 0 {
+		errs = append(errs, errors.New("backends, sentinels: need at least one backend or one sentinel"))
+	}
+	seen := map[string]bool{}
+	for i, b := range c.Backends {
+		addr(fmt.Sprintf("backends[%d]", i), b, false)
+		if seen[b] {
+			errs = append(errs, fmt.Errorf("backends[%d]: %q listed twice", i, b))
+		}
+		seen[b] = true
+	}
+	seen = map[string]bool{}
+	for i, s := range c.Sentinels {
+		addr(fmt.Sprintf("sentinels[%d]", i), s, false)
+		if seen[s] {
+			errs = append(errs, fmt.Errorf("sentinels[%d]: %q listed twice (it would count twice toward the majority)", i, s))
+		}
+		seen[s] = true
+	}
+	if len(c.Sentinels) > 0 && c.MasterName == "" {
+		errs = append(errs, errors.New("master_name: required with sentinels"))
+	}
+	pos := func(field string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %v must not be negative", field, d))
+		}
+	}
+	if c.Check.Interval <= 0 || c.Check.Timeout <= 0 || c.Check.FastInterval <= 0 {
+		errs = append(errs, errors.New("check.interval, check.timeout, check.fast_interval: must be positive"))
+	}
+	pos("check.interval", c.Check.Interval)
+	pos("check.timeout", c.Check.Timeout)
+	pos("check.fast_interval", c.Check.FastInterval)
+	pos("check.fast_window", c.Check.FastWindow)
+	pos("routing.no_majority_grace", c.Routing.NoMajorityGrace)
+	pos("routing.health_ttl", c.Routing.HealthTTL)
+	pos("routing.view_ttl", c.Routing.ViewTTL)
+	pos("routing.fence_timeout", c.Routing.FenceTimeout)
+	pos("routing.hold_new_connections", c.Routing.HoldNewConnections)
+	pos("limits.idle_timeout", c.Limits.IdleTimeout)
+	pos("limits.dial_timeout", c.Limits.DialTimeout)
+	pos("limits.drain_timeout", c.Limits.DrainTimeout)
+	if c.Check.Interval > 0 && c.Routing.HealthTTL > 0 && c.Routing.HealthTTL < c.Check.Interval {
+		errs = append(errs, fmt.Errorf("routing.health_ttl: %v is shorter than check.interval %v: every result would expire before the next", c.Routing.HealthTTL, c.Check.Interval))
+	}
+	if c.Routing.MaxReplicaLag < 0 {
+		errs = append(errs, fmt.Errorf("routing.max_replica_lag: %d must not be negative", c.Routing.MaxReplicaLag))
+	}
+	if c.Limits.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_connections: %d must not be negative", c.Limits.MaxConnections))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not json or text", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func parseHostPort(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("bad port %q", port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+// ParseConfig decodes YAML strictly: unknown fields, duplicate documents and
+// type mismatches are errors with line numbers. It applies defaults and
+// validates.
+func ParseConfig(data []byte) (*Config, error) {
+	c := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: more than one YAML document")
+	}
+	c.Derive()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+// LoadConfig reads and parses a YAML file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// CoreConfig is the routing core's view of this configuration.
+func (c *Config) CoreConfig() core.Config {
+	return core.Config{
+		MasterName:      c.MasterName,
+		Sentinels:       append([]string(nil), c.Sentinels...),
+		Backends:        append([]string(nil), c.Backends...),
+		NoMajorityGrace: c.Routing.NoMajorityGrace,
+		HealthTTL:       c.Routing.HealthTTL,
+		ViewTTL:         c.Routing.ViewTTL,
+		FenceTimeout:    c.Routing.FenceTimeout,
+		KeepOnSwitch:    !c.Routing.CloseOnSwitch,
+		MaxReplicaLag:   c.Routing.MaxReplicaLag,
+	}
+}

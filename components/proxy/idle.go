@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reapIdle closes client connections idle in both directions for longer than
+// limits.idle_timeout. Activity is read from the kernel's TCP_INFO
+// (last_data_recv / last_data_sent) rather than from deadlines, because
+// resetting deadlines per read would need a wrapped conn and lose splice.
+func (p *Proxy) reapIdle() {
+	for {
+		idle := p.cfg.Load().Limits.IdleTimeout
+		every := time.Second
+		if idle > 0 && idle/4 < every {
+			every = max(idle/4, 10*time.Millisecond)
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if idle <= 0 {
+			continue
+		}
+		p.reg.each(func(pr *pair) bool {
+			d, ok := idleFor(pr.client)
+			if ok && d >= idle {
+				p.metrics.idleClosed.Inc()
+				return true
+			}
+			return false
+		})
+	}
+}
+
+// idleFor is how long the connection has neither received nor sent data.
+func idleFor(c *net.TCPConn) (time.Duration, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var info *unix.TCPInfo
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || gerr != nil {
+		return 0, false
+	}
+	last := min(info.Last_data_recv, info.Last_data_sent)
+	return time.Duration(last) * time.Millisecond, true
+}

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/resp"
+)
+
+// HealthFromInfo turns an INFO replication text into a health result.
+// A reply without a recognisable role is an error, not a guess.
+func HealthFromInfo(at time.Time, backend, text string) core.Health {
+	h := core.Health{At: at, Backend: backend}
+	info := resp.ParseInfo(text)
+	switch role := info.Get("role"); role {
+	case "master":
+		h.Role = core.RoleMaster
+		h.Offset, _ = strconv.ParseInt(info.Get("master_repl_offset"), 10, 64)
+	case "slave":
+		h.Role = core.RoleReplica
+		h.LinkUp = info.Get("master_link_status") == "up"
+		h.Offset, _ = strconv.ParseInt(info.Get("slave_repl_offset"), 10, 64)
+		if a, ok := core.JoinAddr(info.Get("master_host"), info.Get("master_port")); ok {
+			h.MasterAddr = a
+		}
+	default:
+		h.Err = fmt.Sprintf("INFO replication without a known role (role:%q)", truncate(role, 40))
+		return h
+	}
+	h.OK = true
+	return h
+}
+
+// ViewFromReplies interprets a sentinel's replies to
+// SENTINEL MASTER <name> (flat field/value pairs, or a RESP3 map) and
+// SENTINEL GET-MASTER-ADDR-BY-NAME <name> (a two-element array).
+//
+// The epoch comes from SENTINEL MASTER's config-epoch. The address comes
+// from GET-MASTER-ADDR-BY-NAME when it is valid, because during the last
+// step of a failover the leader already answers the promoted replica there
+// (what it announces to its peers) while SENTINEL MASTER still shows the old
+// address; otherwise from SENTINEL MASTER's ip and port. Sent together in one
+// pipeline, both answers describe the same moment.
+func ViewFromReplies(at time.Time, sentinel string, master, addr resp.Value) core.View {
+	v := core.View{At: at, Sentinel: sentinel}
+	if master.IsError() {
+		v.Err = "SENTINEL MASTER: " + truncate(master.Str, 120)
+		return v
+	}
+	fields, err := master.Pairs()
+	if err != nil {
+		v.Err = "SENTINEL MASTER: " + err.Error()
+		return v
+	}
+	epoch, err := strconv.ParseInt(fields["config-epoch"], 10, 64)
+	if err != nil || epoch < 0 {
+		v.Err = fmt.Sprintf("SENTINEL MASTER: bad config-epoch %q", truncate(fields["config-epoch"], 40))
+		return v
+	}
+	a, ok := core.JoinAddr(fields["ip"], fields["port"])
+	if !ok {
+		v.Err = fmt.Sprintf("SENTINEL MASTER: bad address %q %q", truncate(fields["ip"], 60), truncate(fields["port"], 20))
+		return v
+	}
+	if !addr.IsError() && !addr.Null && len(addr.Elems) == 2 && isText(addr.Elems[0]) && isText(addr.Elems[1]) {
+		if cur, ok := core.JoinAddr(addr.Elems[0].Str, addr.Elems[1].Str); ok {
+			a = cur
+		}
+	}
+	v.OK, v.Addr, v.Epoch = true, a, epoch
+	return v
+}
+
+func isText(v resp.Value) bool {
+	return v.Kind == resp.BulkString || v.Kind == resp.SimpleString || v.Kind == resp.Verbatim
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/redisha/redisha/components/proxy/core"
+)
+
+// metrics are the proxy's Prometheus series. Byte counts come from io.Copy's
+// return values when a connection ends, never from wrapping a connection,
+// because a wrapped conn would lose the kernel's splice path.
+type metrics struct {
+	reg            *prometheus.Registry
+	active         *prometheus.GaugeVec
+	accepted       *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
+	switchovers    prometheus.Counter
+	closedOnSwitch prometheus.Counter
+	idleClosed     prometheus.Counter
+	backendUp      *prometheus.GaugeVec
+	backendRole    *prometheus.GaugeVec
+	backendRouted  *prometheus.GaugeVec
+	sentinelsFresh prometheus.Gauge
+	majority       prometheus.Gauge
+	routable       prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	const ns = "redisha_proxy"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active",
+			Help: "Client connections currently forwarded."}, []string{"listener"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_total",
+			Help: "Client connections forwarded to a backend."}, []string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total",
+			Help: "Client connections refused, by reason."}, []string{"listener", "reason"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_total",
+			Help: "Bytes forwarded, counted when a connection ends."}, []string{"listener", "direction"}),
+		switchovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "switchovers_total",
+			Help: "Times the routed master changed."}),
+		closedOnSwitch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
+			Help: "Client connections closed because their master was deposed or fenced."}),
+		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_idle_closed_total",
+			Help: "Client connections closed by the idle timeout."}),
+		backendUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
+			Help: "1 when the backend's last health check succeeded and is fresh."}, []string{"backend"}),
+		backendRole: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_role",
+			Help: "1 for the role the backend last reported."}, []string{"backend", "role"}),
+		backendRouted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_routed",
+			Help: "1 for the backend new read-write connections go to."}, []string{"backend"}),
+		sentinelsFresh: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "sentinels_answering",
+			Help: "Configured sentinels with a fresh view."}),
+		majority: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "sentinel_majority",
+			Help: "1 when a majority of configured sentinels agree at the highest epoch."}),
+		routable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "route_available",
+			Help: "1 when new read-write connections are routed, 0 when held or refused."}),
+	}
+	m.reg.MustRegister(m.active, m.accepted, m.refused, m.bytes, m.switchovers, m.closedOnSwitch, m.idleClosed,
+		m.backendUp, m.backendRole, m.backendRouted, m.sentinelsFresh, m.majority, m.routable,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(s core.Snapshot) {
+	m.backendUp.Reset()
+	m.backendRole.Reset()
+	m.backendRouted.Reset()
+	for _, b := range s.Backends {
+		up := 0.0
+		if b.OK && b.Fresh {
+			up = 1
+			m.backendRole.WithLabelValues(b.Addr, string(b.Role)).Set(1)
+		}
+		m.backendUp.WithLabelValues(b.Addr).Set(up)
+		routed := 0.0
+		if b.Addr == s.Route.Master {
+			routed = 1
+		}
+		m.backendRouted.WithLabelValues(b.Addr).Set(routed)
+	}
+	m.sentinelsFresh.Set(float64(s.SentinelsFresh))
+	m.majority.Set(b2f(s.HaveMajority))
+	m.routable.Set(b2f(s.Route.Master != ""))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,707 @@
+// Package proxy is the I/O driver of redisha-proxy: listeners, zero-copy
+// forwarding, health checks, sentinel queries and subscriptions, metrics and
+// the admin endpoint. Every routing decision comes from the pure core in
+// components/proxy/core; this package only feeds it evidence and carries out
+// its decisions.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/redisha/redisha/components/proxy/core"
+)
+
+// maxDiscovered bounds backends learned from sentinel views (not configured).
+const maxDiscovered = 32
+
+// Proxy is one running redisha-proxy instance.
+type Proxy struct {
+	log     *slog.Logger
+	cfg     atomic.Pointer[Config]
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	events   chan any
+	reloadCh chan *Config
+
+	routeMu  sync.Mutex
+	route    atomic.Pointer[core.Route]
+	routeCh  chan struct{} // closed and replaced on every route change
+	replicas atomic.Pointer[[]string]
+	snap     atomic.Pointer[core.Snapshot]
+	rr       atomic.Uint64
+
+	reg      registry
+	active   atomic.Int64
+	draining atomic.Bool
+	handlers sync.WaitGroup
+
+	lnMu      sync.Mutex
+	rw        *net.TCPListener
+	ro        *net.TCPListener
+	admin     *http.Server
+	adminAddr string
+
+	// owned by the control goroutine
+	probes     map[string]*poller
+	healthers  map[string]*healthProbe
+	sentinels  map[string]context.CancelFunc
+	squeries   map[string]*poller
+	discovered map[string]bool
+	lastUrgent time.Time
+}
+
+// New prepares a proxy; Start binds and runs it.
+func New(cfg *Config, log *slog.Logger) *Proxy {
+	p := &Proxy{log: log, metrics: newMetrics(), events: make(chan any, 4096), reloadCh: make(chan *Config, 1),
+		routeCh: make(chan struct{}), reg: registry{m: map[string]map[*pair]struct{}{}},
+		probes: map[string]*poller{}, healthers: map[string]*healthProbe{}, sentinels: map[string]context.CancelFunc{},
+		squeries: map[string]*poller{}, discovered: map[string]bool{}}
+	p.cfg.Store(cfg)
+	r := core.Route{Hold: true, Reason: "starting"}
+	p.route.Store(&r)
+	p.replicas.Store(&[]string{})
+	p.snap.Store(&core.Snapshot{Route: r})
+	return p
+}
+
+// Start binds the listeners and starts checks and forwarding.
+func (p *Proxy) Start() error {
+	cfg := p.cfg.Load()
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	rw, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	p.rw = rw
+	if cfg.ReadOnlyListen != "" {
+		if p.ro, err = listen(cfg.ReadOnlyListen); err != nil {
+			rw.Close()
+			return err
+		}
+	}
+	if cfg.Admin != "" {
+		if err := p.startAdmin(cfg.Admin); err != nil {
+			rw.Close()
+			if p.ro != nil {
+				p.ro.Close()
+			}
+			return err
+		}
+	}
+	go p.control(cfg)
+	go p.serve(p.rw, false)
+	if p.ro != nil {
+		go p.serve(p.ro, true)
+	}
+	go p.reapIdle()
+	p.log.Info("proxy started", "listen", p.rw.Addr().String(), "read_only_listen", cfg.ReadOnlyListen,
+		"admin", cfg.Admin, "master_name", cfg.MasterName, "backends", cfg.Backends, "sentinels", cfg.Sentinels)
+	return nil
+}
+
+func listen(addr string) (*net.TCPListener, error) {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.ListenTCP("tcp", ta)
+}
+
+// Addr is the read-write listener's address.
+func (p *Proxy) Addr() string {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	return p.rw.Addr().String()
+}
+
+// ReadOnlyAddr is the read-only listener's address ("" when disabled).
+func (p *Proxy) ReadOnlyAddr() string {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	if p.ro == nil {
+		return ""
+	}
+	return p.ro.Addr().String()
+}
+
+// AdminAddr is the admin HTTP address ("" when disabled).
+func (p *Proxy) AdminAddr() string {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	return p.adminAddr
+}
+
+// Route is the current decision for new read-write connections.
+func (p *Proxy) Route() core.Route { return *p.route.Load() }
+
+// Snapshot is the routing core's last summary.
+func (p *Proxy) Snapshot() core.Snapshot { return *p.snap.Load() }
+
+// Reload applies a new configuration without dropping client connections:
+// changed listeners are re-bound (accepted connections are untouched), the
+// core keeps its state, and checks follow the new targets.
+func (p *Proxy) Reload(cfg *Config) error {
+	old := p.cfg.Load()
+	p.lnMu.Lock()
+	if cfg.Listen != old.Listen {
+		ln, err := listen(cfg.Listen)
+		if err != nil {
+			p.lnMu.Unlock()
+			return fmt.Errorf("reload: listen %s: %w", cfg.Listen, err)
+		}
+		oldLn := p.rw
+		p.rw = ln
+		go p.serve(ln, false)
+		oldLn.Close()
+	}
+	if cfg.ReadOnlyListen != old.ReadOnlyListen {
+		var ln *net.TCPListener
+		if cfg.ReadOnlyListen != "" {
+			var err error
+			if ln, err = listen(cfg.ReadOnlyListen); err != nil {
+				p.lnMu.Unlock()
+				return fmt.Errorf("reload: read_only_listen %s: %w", cfg.ReadOnlyListen, err)
+			}
+			go p.serve(ln, true)
+		}
+		if p.ro != nil {
+			p.ro.Close()
+		}
+		p.ro = ln
+	}
+	p.lnMu.Unlock()
+	if cfg.Admin != old.Admin {
+		p.stopAdmin()
+		if cfg.Admin != "" {
+			if err := p.startAdmin(cfg.Admin); err != nil {
+				return fmt.Errorf("reload: admin %s: %w", cfg.Admin, err)
+			}
+		}
+	}
+	p.cfg.Store(cfg)
+	select {
+	case p.reloadCh <- cfg:
+	case <-p.ctx.Done():
+	}
+	p.log.Info("configuration reloaded", "listen", cfg.Listen, "backends", cfg.Backends, "sentinels", cfg.Sentinels)
+	return nil
+}
+
+// Drain stops accepting, reports unhealthy, waits for clients to leave (up
+// to the drain timeout or ctx), then closes what is left and stops.
+func (p *Proxy) Drain(ctx context.Context) {
+	p.draining.Store(true)
+	p.lnMu.Lock()
+	p.rw.Close()
+	if p.ro != nil {
+		p.ro.Close()
+	}
+	p.lnMu.Unlock()
+	timeout := time.NewTimer(p.cfg.Load().Limits.DrainTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	p.log.Info("draining", "connections", p.active.Load())
+wait:
+	for p.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-timeout.C:
+			break wait
+		case <-tick.C:
+		}
+	}
+	if n := p.reg.closeAll(); n > 0 {
+		p.log.Warn("drain timeout: closed remaining connections", "connections", n)
+	}
+	p.Close()
+}
+
+// Close stops everything at once.
+func (p *Proxy) Close() {
+	p.draining.Store(true)
+	p.lnMu.Lock()
+	p.rw.Close()
+	if p.ro != nil {
+		p.ro.Close()
+	}
+	p.lnMu.Unlock()
+	p.reg.closeAll()
+	p.stopAdmin()
+	p.cancel()
+	p.handlers.Wait()
+}
+
+// ---- control loop ----------------------------------------------------------
+
+func (p *Proxy) emit(ev any) {
+	select {
+	case p.events <- ev:
+	case <-p.ctx.Done():
+	}
+}
+
+func (p *Proxy) control(cfg *Config) {
+	c := core.New(cfg.CoreConfig())
+	p.syncTargets(cfg)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	defer p.stopTargets()
+	for {
+		var out core.Output
+		select {
+		case <-p.ctx.Done():
+			return
+		case ev := <-p.events:
+			switch e := ev.(type) {
+			case core.Notice:
+				p.lastUrgent = e.At
+				p.log.Debug("sentinel notice", "sentinel", e.Sentinel, "channel", e.Channel, "payload", e.Payload)
+			case core.View:
+				if e.OK {
+					p.discover(e.Addr)
+				}
+			}
+			out = c.Step(ev)
+		case now := <-tick.C:
+			out = c.Step(core.Tick{At: now})
+		case ncfg := <-p.reloadCh:
+			cfg = ncfg
+			p.syncTargets(cfg)
+			out = c.Reconfigure(cfg.CoreConfig(), time.Now())
+		}
+		p.apply(c, out, cfg)
+	}
+}
+
+func (p *Proxy) apply(c *core.Core, out core.Output, cfg *Config) {
+	now := time.Now()
+	if out.Changed {
+		r := out.Route
+		p.routeMu.Lock()
+		p.route.Store(&r)
+		close(p.routeCh)
+		p.routeCh = make(chan struct{})
+		p.routeMu.Unlock()
+		p.lastUrgent = now
+		if r.Master != "" {
+			p.log.Info("routing", "master", r.Master)
+		} else {
+			p.log.Warn("not routing new connections", "hold", r.Hold, "reason", r.Reason)
+		}
+	}
+	// The route is stored before any close, so a handler that registers a
+	// connection after the sweep below sees the new route and backs out.
+	for _, cl := range out.Close {
+		n := p.reg.closeBackend(cl.Backend)
+		p.metrics.closedOnSwitch.Add(float64(n))
+		p.log.Warn("closed client connections to deposed master", "backend", cl.Backend, "connections", n, "reason", cl.Reason)
+	}
+	if out.Switch != nil {
+		p.metrics.switchovers.Inc()
+		p.log.Warn("switchover", "from", out.Switch.From, "to", out.Switch.To)
+	}
+	if out.CheckNow && now.Sub(p.lastUrgent) < cfg.Check.FastWindow {
+		p.kickAll()
+	}
+	s := c.Snapshot()
+	p.snap.Store(&s)
+	reps := c.Replicas()
+	p.replicas.Store(&reps)
+	p.metrics.observe(s)
+}
+
+func (p *Proxy) kickAll() {
+	for _, pl := range p.probes {
+		pl.Kick()
+	}
+	for _, pl := range p.squeries {
+		pl.Kick()
+	}
+}
+
+// discover starts health checks for a master address a sentinel names that
+// is not configured, so the core can see its role.
+func (p *Proxy) discover(addr string) {
+	if _, ok := p.probes[addr]; ok || len(p.discovered) >= maxDiscovered {
+		return
+	}
+	p.discovered[addr] = true
+	p.startProbe(addr, p.cfg.Load())
+	p.log.Info("health-checking backend named by sentinels", "backend", addr)
+}
+
+func (p *Proxy) syncTargets(cfg *Config) {
+	want := map[string]bool{}
+	for _, b := range cfg.Backends {
+		want[b] = true
+	}
+	for b := range p.discovered {
+		want[b] = true
+	}
+	for b, pl := range p.probes {
+		if !want[b] {
+			pl.stop()
+			p.healthers[b].close()
+			delete(p.probes, b)
+			delete(p.healthers, b)
+		}
+	}
+	for b := range want {
+		if _, ok := p.probes[b]; !ok {
+			p.startProbe(b, cfg)
+		}
+	}
+	wantS := map[string]bool{}
+	for _, s := range cfg.Sentinels {
+		wantS[s] = true
+	}
+	for s, stop := range p.sentinels {
+		if !wantS[s] {
+			stop()
+			p.squeries[s].stop()
+			delete(p.sentinels, s)
+			delete(p.squeries, s)
+		}
+	}
+	for s := range wantS {
+		if _, ok := p.sentinels[s]; !ok {
+			p.startSentinel(s, cfg)
+		}
+	}
+}
+
+func (p *Proxy) stopTargets() {
+	for b, pl := range p.probes {
+		pl.stop()
+		p.healthers[b].close()
+	}
+	for s, stop := range p.sentinels {
+		stop()
+		p.squeries[s].stop()
+	}
+}
+
+func (p *Proxy) interval() time.Duration { return p.cfg.Load().Check.Interval }
+func (p *Proxy) fastGap() time.Duration  { return p.cfg.Load().Check.FastInterval }
+
+func (p *Proxy) startProbe(addr string, cfg *Config) {
+	hp := newHealthProbe(addr, cfg.Auth, cfg.Check.Timeout)
+	p.healthers[addr] = hp
+	p.probes[addr] = startPoller(p.ctx, p.interval, p.fastGap, func(ctx context.Context) {
+		p.emit(hp.check(ctx, p.cfg.Load().Check.Timeout))
+	})
+}
+
+func (p *Proxy) startSentinel(addr string, cfg *Config) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.sentinels[addr] = cancel
+	sc := &sentinelConn{addr: addr, auth: cfg.SentinelAuth}
+	q := startPoller(ctx, p.interval, p.fastGap, func(ctx context.Context) {
+		c := p.cfg.Load()
+		p.emit(sc.query(ctx, c.MasterName, c.Check.Timeout))
+	})
+	p.squeries[addr] = q
+	go func() {
+		<-ctx.Done()
+		sc.close()
+	}()
+	go subscribe(ctx, addr, cfg.SentinelAuth, cfg.Check.Timeout,
+		func() { q.Kick() },
+		func(n core.Notice) { p.emit(n) })
+}
+
+// ---- forwarding --------------------------------------------------------------
+
+type pair struct{ client, backend *net.TCPConn }
+
+func (pr *pair) close() {
+	pr.client.Close()
+	pr.backend.Close()
+}
+
+// registry tracks live forwarded connections by backend, so a deposed
+// master's clients can be cut at once.
+type registry struct {
+	mu sync.Mutex
+	m  map[string]map[*pair]struct{}
+}
+
+func (r *registry) add(key string, pr *pair) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[key] == nil {
+		r.m[key] = map[*pair]struct{}{}
+	}
+	r.m[key][pr] = struct{}{}
+}
+
+func (r *registry) remove(key string, pr *pair) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m[key], pr)
+	if len(r.m[key]) == 0 {
+		delete(r.m, key)
+	}
+}
+
+func (r *registry) closeBackend(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.m[key])
+	for pr := range r.m[key] {
+		pr.close()
+	}
+	delete(r.m, key)
+	return n
+}
+
+func (r *registry) closeAll() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k, set := range r.m {
+		for pr := range set {
+			pr.close()
+			n++
+		}
+		delete(r.m, k)
+	}
+	return n
+}
+
+func (r *registry) each(f func(*pair) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, set := range r.m {
+		for pr := range set {
+			if f(pr) {
+				pr.close()
+			}
+		}
+	}
+}
+
+func (p *Proxy) serve(ln *net.TCPListener, readOnly bool) {
+	delay := 5 * time.Millisecond
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: back off instead of spinning.
+			p.log.Warn("accept", "err", err)
+			time.Sleep(delay)
+			if delay < time.Second {
+				delay *= 2
+			}
+			continue
+		}
+		delay = 5 * time.Millisecond
+		p.handlers.Add(1)
+		go p.handle(c, readOnly)
+	}
+}
+
+func listenerName(readOnly bool) string {
+	if readOnly {
+		return "read_only"
+	}
+	return "read_write"
+}
+
+// refuse answers a client with a RESP error and closes. It half-closes first
+// and drains briefly, so the error is not lost to a reset when the client
+// already sent commands.
+func (p *Proxy) refuse(c *net.TCPConn, lst, reason, msg string) {
+	p.metrics.refused.WithLabelValues(lst, reason).Inc()
+	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	c.Write([]byte("-ERR redisha-proxy: " + oneLine(msg) + "\r\n"))
+	c.CloseWrite()
+	io.Copy(io.Discard, io.LimitReader(c, 1<<16))
+	c.Close()
+}
+
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if ch == '\r' || ch == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
+	defer p.handlers.Done()
+	lst := listenerName(readOnly)
+	if p.draining.Load() {
+		p.refuse(client, lst, "draining", "shutting down")
+		return
+	}
+	n := p.active.Add(1)
+	defer p.active.Add(-1)
+	cfg := p.cfg.Load()
+	if cfg.Limits.MaxConnections > 0 && n > int64(cfg.Limits.MaxConnections) {
+		p.refuse(client, lst, "limit", "max number of clients reached")
+		return
+	}
+	var addr, key string
+	if readOnly {
+		reps := *p.replicas.Load()
+		if len(reps) == 0 {
+			p.refuse(client, lst, "no_replica", "no healthy replica")
+			return
+		}
+		addr = reps[p.rr.Add(1)%uint64(len(reps))]
+		key = "ro|" + addr
+	} else {
+		r := p.waitRoute(cfg.Routing.HoldNewConnections)
+		if r.Master == "" {
+			p.refuse(client, lst, "no_master", "no master: "+r.Reason)
+			return
+		}
+		addr, key = r.Master, r.Master
+	}
+	d := net.Dialer{Timeout: cfg.Limits.DialTimeout}
+	bc, err := d.DialContext(p.ctx, "tcp", addr)
+	if err != nil {
+		p.refuse(client, lst, "dial", fmt.Sprintf("cannot reach %s: %v", addr, err))
+		return
+	}
+	backend := bc.(*net.TCPConn)
+	pr := &pair{client: client, backend: backend}
+	p.reg.add(key, pr)
+	defer p.reg.remove(key, pr)
+	if !readOnly {
+		// The route may have moved while we dialled; the sweep of a deposed
+		// master may have run before we registered. Nothing has been sent yet.
+		if r := p.route.Load(); r.Master != addr {
+			backend.Close()
+			p.refuse(client, lst, "no_master", "master changed while connecting")
+			return
+		}
+	}
+	p.metrics.accepted.WithLabelValues(lst).Inc()
+	g := p.metrics.active.WithLabelValues(lst)
+	g.Inc()
+	defer g.Dec()
+	up, down := forward(client, backend)
+	p.metrics.bytes.WithLabelValues(lst, "client_to_backend").Add(float64(up))
+	p.metrics.bytes.WithLabelValues(lst, "backend_to_client").Add(float64(down))
+}
+
+// forward copies both ways between two bare TCP connections. io.Copy between
+// *net.TCPConn values uses splice(2), so payload bytes never enter user space.
+func forward(client, backend *net.TCPConn) (up, down int64) {
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(backend, client)
+		// The client finished sending; let the backend see EOF and finish
+		// its replies (redis closes on EOF).
+		backend.CloseWrite()
+		done <- n
+	}()
+	down, _ = io.Copy(client, backend)
+	client.Close()
+	backend.Close()
+	up = <-done
+	return up, down
+}
+
+// waitRoute returns the route, waiting up to hold while the core says a
+// decision is pending.
+func (p *Proxy) waitRoute(hold time.Duration) core.Route {
+	deadline := time.Now().Add(hold)
+	for {
+		p.routeMu.Lock()
+		r, ch := *p.route.Load(), p.routeCh
+		p.routeMu.Unlock()
+		left := time.Until(deadline)
+		if r.Master != "" || !r.Hold || left <= 0 {
+			return r
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return core.Route{Reason: "shutting down"}
+		}
+		t.Stop()
+	}
+}
+
+// ---- admin -------------------------------------------------------------------
+
+func (p *Proxy) startAdmin(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", p.healthz)
+	mux.Handle("/metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	p.lnMu.Lock()
+	p.admin, p.adminAddr = srv, ln.Addr().String()
+	p.lnMu.Unlock()
+	go srv.Serve(ln)
+	return nil
+}
+
+func (p *Proxy) stopAdmin() {
+	p.lnMu.Lock()
+	srv := p.admin
+	p.admin, p.adminAddr = nil, ""
+	p.lnMu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// healthz is 200 while this proxy routes new read-write connections and is
+// not draining, 503 otherwise, so a VIP manager moves the address away from a
+// proxy that cannot serve.
+func (p *Proxy) healthz(w http.ResponseWriter, _ *http.Request) {
+	s := p.Snapshot()
+	body := struct {
+		Status      string   `json:"status"`
+		Master      string   `json:"master,omitempty"`
+		Reason      string   `json:"reason,omitempty"`
+		Draining    bool     `json:"draining"`
+		SentinelMaj bool     `json:"sentinel_majority"`
+		Epoch       int64    `json:"config_epoch"`
+		Connections int64    `json:"connections"`
+		Replicas    []string `json:"replicas"`
+	}{Master: s.Route.Master, Reason: s.Route.Reason, Draining: p.draining.Load(), SentinelMaj: s.HaveMajority,
+		Epoch: s.AgreedEpoch, Connections: p.active.Load(), Replicas: *p.replicas.Load()}
+	code := http.StatusOK
+	body.Status = "ok"
+	if body.Draining || s.Route.Master == "" {
+		code, body.Status = http.StatusServiceUnavailable, "unavailable"
+	}
+	sort.Strings(body.Replicas)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(body)
+}
