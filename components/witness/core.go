@@ -243,7 +243,7 @@ type master struct {
 	odown          bool
 	odownSince     time.Time
 	replicas       map[string]*instance // "ip:port" -> replica
-	sentinels      map[string]*instance // "ip:port" -> sentinel, like sentinel's dict
+	sentinels      map[string]*instance // run id -> sentinel: sentinel names peers by run id
 }
 
 // Core is the witness state machine.
@@ -360,7 +360,7 @@ func (c *Core) lookup(t Target) (*master, *instance) {
 			return m, r
 		}
 	case KindSentinel:
-		if s := m.sentinels[t.Addr.String()]; s != nil {
+		if s := m.sentinelByAddr(t.Addr); s != nil {
 			return m, s
 		}
 	}
@@ -368,3 +368,12 @@ func (c *Core) lookup(t Target) (*master, *instance) {
 }
 
 func (c *Core) markDirty() { c.dirty = true }
+
+func (m *master) sentinelByAddr(a Addr) *instance {
+	for _, s := range m.sentinels {
+		if s.addr == a {
+			return s
+		}
+	}
+	return nil
+}

@@ -180,7 +180,7 @@ func (c *Core) describe(m *master, ri *instance) string {
 	if ri.kind == KindMaster {
 		return fmt.Sprintf("master %s %s %d", m.cfg.Name, ri.addr.IP, ri.addr.Port)
 	}
-	return fmt.Sprintf("%s %s %s %d @ %s %s %d", ri.kind, ri.addr.String(), ri.addr.IP, ri.addr.Port,
+	return fmt.Sprintf("%s %s %s %d @ %s %s %d", ri.kind, ri.name(), ri.addr.IP, ri.addr.Port,
 		m.cfg.Name, m.self.addr.IP, m.self.addr.Port)
 }
 
@@ -356,4 +356,13 @@ func roleName(k Kind) string {
 		return "master"
 	}
 	return "slave"
+}
+
+// name is sentinel's instance name: ip:port for replicas, the run id for
+// sentinels (masters use their configured name).
+func (ri *instance) name() string {
+	if ri.kind == KindSentinel {
+		return ri.runID
+	}
+	return ri.addr.String()
 }

@@ -39,8 +39,8 @@ func (c *Core) ProcessHello(payload string, now time.Time) error {
 		return nil
 	}
 	addr := Addr{IP: h.IP, Port: h.Port}
-	si := m.sentinels[addr.String()]
-	if si != nil && si.runID != h.RunID {
+	si := m.sentinels[h.RunID]
+	if si != nil && si.addr != addr {
 		si = nil
 	}
 	if si == nil {
@@ -48,7 +48,7 @@ func (c *Core) ProcessHello(payload string, now time.Time) error {
 		if removed > 0 {
 			c.event(LevelNotice, "+sentinel-address-switch",
 				fmt.Sprintf("%s ip %s port %d for %s", c.describe(m, m.self), h.IP, h.Port, h.RunID))
-		} else if other := m.sentinels[addr.String()]; other != nil {
+		} else if other := m.sentinelByAddr(addr); other != nil {
 			// Another run id claims this address: the old one is gone (restarted
 			// with a fresh id), drop it everywhere.
 			c.event(LevelNotice, "+sentinel-invalid-addr", c.describe(m, other))
@@ -58,7 +58,7 @@ func (c *Core) ProcessHello(payload string, now time.Time) error {
 		}
 		si = newInstance(KindSentinel, addr, now)
 		si.runID = h.RunID
-		m.sentinels[addr.String()] = si
+		m.sentinels[h.RunID] = si
 		if removed == 0 {
 			c.event(LevelNotice, "+sentinel", c.describe(m, si))
 		}

@@ -111,7 +111,7 @@ func (c *Core) restore(st *State, now time.Time) error {
 			}
 			si := newInstance(KindSentinel, a, now)
 			si.runID = s.RunID
-			m.sentinels[a.String()] = si
+			m.sentinels[s.RunID] = si
 		}
 	}
 	return nil

@@ -64,7 +64,7 @@ func (c *Core) SentinelFields(name string, now time.Time) ([][]Field, bool) {
 
 // fields mirrors addReplySentinelRedisInstance.
 func (c *Core) fields(m *master, ri *instance, now time.Time) []Field {
-	name := ri.addr.String()
+	name := ri.name()
 	if ri.kind == KindMaster {
 		name = m.cfg.Name
 	}

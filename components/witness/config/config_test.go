@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+bind: [127.0.0.1]
+port: 26390
+state_file: /tmp/x.json
+masters:
+  - name: mymaster
+    address: 10.0.0.1:6379
+    quorum: 2
+    down_after: 1500
+    failover_timeout: 10s
+`
+
+func TestParseGood(t *testing.T) {
+	f, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(f.Masters[0].DownAfter) != 1500*time.Millisecond || time.Duration(f.Masters[0].FailoverTimeout) != 10*time.Second {
+		t.Fatalf("durations %v %v", f.Masters[0].DownAfter, f.Masters[0].FailoverTimeout)
+	}
+	o, err := f.Options()
+	if err != nil || o.Port != 26390 || !o.ProtectedMode || o.Core.Masters[0].Addr.Port != 6379 {
+		t.Fatalf("%+v %v", o, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"empty", "", "at least one master"},
+		{"typo", good + "requirepas: x\n", "field requirepas not found"},
+		{"bad port", strings.Replace(good, "26390", "70000", 1), "port"},
+		{"protected", strings.Replace(good, "[127.0.0.1]", "[0.0.0.0]", 1), "protected mode"},
+		{"hostname master", strings.Replace(good, "10.0.0.1:6379", "redis1:6379", 1), "not an IP"},
+		{"no port", strings.Replace(good, "10.0.0.1:6379", "10.0.0.1", 1), "ip:port"},
+		{"quorum", strings.Replace(good, "quorum: 2", "quorum: 0", 1), "quorum"},
+		{"duration", strings.Replace(good, "down_after: 1500", "down_after: soon", 1), "not a duration"},
+		{"log", good + "log_level: loud\n", "log_level"},
+		{"announce", good + "announce_ip: 'a,b'\n", "announce_ip"},
+		{"yaml", "masters: [", "yaml"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestProtectedModeOffOrPassword(t *testing.T) {
+	open := strings.Replace(good, "[127.0.0.1]", "[0.0.0.0]", 1)
+	if _, err := Parse([]byte(open + "requirepass: s3cret\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(open + "protected_mode: false\n")); err != nil {
+		t.Fatal(err)
+	}
+}
