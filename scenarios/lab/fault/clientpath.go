@@ -250,34 +250,19 @@ func applyClientToxic(_ context.Context, inj *Injector, id int, s Spec, _ map[st
 	}
 	streams := []string{"downstream"}
 	switch s.Stream {
-	case "", "downstream":
 	case "upstream":
 		streams = []string{"upstream"}
 	case "both":
 		streams = []string{"upstream", "downstream"}
-	default:
-		return nil, "", fmt.Errorf("stream %q must be upstream, downstream or both", s.Stream)
 	}
 	var typ string
 	var attrs map[string]any
 	switch s.Kind {
 	case ClientLatency, ClientJitter:
-		if s.Kind == ClientLatency && s.Delay <= 0 {
-			return nil, "", errors.New("client-latency needs a positive delay")
-		}
-		if s.Kind == ClientJitter && s.Jitter <= 0 {
-			return nil, "", errors.New("client-jitter needs a positive jitter")
-		}
-		if s.Jitter > s.Delay {
-			return nil, "", fmt.Errorf("jitter %v is larger than delay %v", s.Jitter, s.Delay)
-		}
 		typ = seededLatencyType
 		attrs = map[string]any{"latency": s.Delay.Milliseconds(), "jitter": s.Jitter.Milliseconds(),
 			"seed": inj.rng(id, 0).Uint64()}
 	case ClientBandwidth:
-		if s.RateKBps <= 0 {
-			return nil, "", errors.New("client-bandwidth needs a positive rate (KB/s)")
-		}
 		typ, attrs = "bandwidth", map[string]any{"rate": s.RateKBps}
 	case ClientTimeout:
 		typ, attrs = "timeout", map[string]any{"timeout": s.Timeout.Milliseconds()}

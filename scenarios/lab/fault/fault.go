@@ -153,6 +153,51 @@ func (s Spec) String() string {
 	return b.String()
 }
 
+// Validate checks what can be checked without the lab: the kind is known
+// and the fields it needs are present and in range. The scenario loader
+// calls it so a bad YAML file fails before anything starts; Apply calls it
+// too.
+func (s Spec) Validate() error {
+	if _, ok := appliers[s.Kind]; !ok {
+		return fmt.Errorf("unknown fault kind %q (known: %v)", s.Kind, Kinds)
+	}
+	if s.Delay < 0 || s.Jitter < 0 || s.Timeout < 0 || s.RateKBps < 0 {
+		return fmt.Errorf("%s: negative duration or rate", s.Kind)
+	}
+	if s.Loss < 0 || s.Loss > 1 {
+		return fmt.Errorf("%s: loss %v must be in [0,1]", s.Kind, s.Loss)
+	}
+	if s.Jitter > s.Delay {
+		return fmt.Errorf("%s: jitter %v is larger than delay %v", s.Kind, s.Jitter, s.Delay)
+	}
+	switch s.Kind {
+	case Partition, Latency, Jitter, Loss:
+		if len(s.A) == 0 || len(s.B) == 0 {
+			return fmt.Errorf("%s needs two non-empty sides a and b", s.Kind)
+		}
+	case FreezeProcess:
+		if s.Daemon == "" {
+			return fmt.Errorf("%s needs a daemon", s.Kind)
+		}
+	}
+	switch {
+	case (s.Kind == Latency || s.Kind == ClientLatency) && s.Delay <= 0:
+		return fmt.Errorf("%s needs a positive delay", s.Kind)
+	case (s.Kind == Jitter || s.Kind == ClientJitter) && s.Jitter <= 0:
+		return fmt.Errorf("%s needs a positive jitter", s.Kind)
+	case s.Kind == Loss && s.Loss <= 0:
+		return fmt.Errorf("%s needs a loss probability in (0,1]", s.Kind)
+	case s.Kind == ClientBandwidth && s.RateKBps <= 0:
+		return fmt.Errorf("%s needs a positive rate (KB/s)", s.Kind)
+	}
+	switch s.Stream {
+	case "", "upstream", "downstream", "both":
+	default:
+		return fmt.Errorf("%s: stream %q must be upstream, downstream or both", s.Kind, s.Stream)
+	}
+	return nil
+}
+
 // Action says whether an Event is a fault being applied or undone.
 type Action string
 
@@ -347,10 +392,10 @@ var appliers = map[Kind]applier{
 // (pass all lab nodes and the client). A failed Apply leaves nothing behind
 // and still emits an event carrying the error.
 func (i *Injector) Apply(ctx context.Context, s Spec, targets ...Target) (*Handle, error) {
-	fn, ok := appliers[s.Kind]
-	if !ok {
-		return nil, fmt.Errorf("fault: unknown kind %q (known: %v)", s.Kind, Kinds)
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("fault: %w", err)
 	}
+	fn := appliers[s.Kind]
 	pool := make(map[string]Target, len(targets))
 	for _, t := range targets {
 		if t == nil {

@@ -93,6 +93,9 @@ type topology struct {
 // left behind in any namespace.
 func newTopology(t testing.TB, names ...string) *topology {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skips tests on network namespaces and real daemons")
+	}
 	testenv.RequireBinary(t, "redis-server")
 	tp := &topology{topo: testenv.NewTopology(t, testPrefix, testSubnet, names...), nodes: map[string]*testNode{}}
 	for _, h := range tp.topo.Hosts() {

@@ -27,6 +27,24 @@ type nsRules struct {
 	chains []*nftables.Chain
 	sets   []*nftables.Set
 	queue  *nfqueue.Delayer
+	// matched counts the packets the rules matched, read just before removal.
+	matched uint64
+}
+
+func matchedPackets(conn *nftables.Conn, t *nftables.Table, c *nftables.Chain) uint64 {
+	rules, err := conn.GetRules(t, c)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				n += ctr.Packets
+			}
+		}
+	}
+	return n
 }
 
 func (i *Injector) nftConn(ns *os.File) (*nftables.Conn, error) {
@@ -123,6 +141,9 @@ func (i *Injector) remove(r *nsRules) error {
 	conn, err := i.nftConn(r.ns)
 	if err != nil {
 		return fmt.Errorf("%s: nftables: %w", r.target, err)
+	}
+	for _, c := range r.chains {
+		r.matched += matchedPackets(conn, r.table, c)
 	}
 	for _, c := range r.chains {
 		conn.DelChain(c)
@@ -231,7 +252,14 @@ func applyPartition(_ context.Context, inj *Injector, id int, s Spec, pool map[s
 		done = append(done, r)
 	}
 	detail := fmt.Sprintf("nft table %s chains f%d_in/f%d_out in %s", inj.table, id, id, names(done))
-	return func(context.Context) (string, error) { return "removed " + detail, inj.removeAll(done) }, detail, nil
+	return func(context.Context) (string, error) {
+		err := inj.removeAll(done)
+		var dropped uint64
+		for _, r := range done {
+			dropped += r.matched
+		}
+		return fmt.Sprintf("removed %s; %d packets dropped", detail, dropped), err
+	}, detail, nil
 }
 
 // applyNetDelay holds packets between A and B in userspace: each receiving
@@ -240,18 +268,6 @@ func applyPartition(_ context.Context, inj *Injector, id int, s Spec, pool map[s
 // probability Loss. Each direction is delayed once, so a round trip between
 // A and B grows by 2×Delay (by Delay when OneWay).
 func applyNetDelay(_ context.Context, inj *Injector, id int, s Spec, pool map[string]Target) (func(context.Context) (string, error), string, error) {
-	switch {
-	case s.Kind == Latency && s.Delay <= 0:
-		return nil, "", errors.New("latency needs a positive delay")
-	case s.Kind == Jitter && s.Jitter <= 0:
-		return nil, "", errors.New("jitter needs a positive jitter")
-	case s.Kind == Loss && (s.Loss <= 0 || s.Loss > 1):
-		return nil, "", fmt.Errorf("loss %v must be in (0,1]", s.Loss)
-	case s.Loss < 0 || s.Loss > 1:
-		return nil, "", fmt.Errorf("loss %v must be in [0,1]", s.Loss)
-	case s.Jitter > s.Delay:
-		return nil, "", fmt.Errorf("jitter %v is larger than delay %v", s.Jitter, s.Delay)
-	}
 	a, b, err := inj.sides(s, pool)
 	if err != nil {
 		return nil, "", err
@@ -305,6 +321,36 @@ func applyNetDelay(_ context.Context, inj *Injector, id int, s Spec, pool map[st
 		err := inj.removeAll(done)
 		return fmt.Sprintf("removed %s; packets held=%d released=%d lost=%d", detail, st.Received, st.Released, st.Lost), err
 	}, detail, nil
+}
+
+// RemoveLeftovers deletes every table whose name starts with DefaultTable
+// in the network namespace at nsPath: what a crashed run left behind.
+// `redisha lab gc` calls it for namespaces it finds; an injector's own
+// Undo/UndoAll never needs it.
+func RemoveLeftovers(nsPath string) (removed []string, err error) {
+	ns, err := os.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())))
+	if err != nil {
+		return nil, err
+	}
+	tables, err := conn.ListTables()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, DefaultTable) {
+			conn.DelTable(t)
+			removed = append(removed, t.Name)
+		}
+	}
+	if len(removed) == 0 {
+		return nil, nil
+	}
+	return removed, conn.Flush()
 }
 
 func names(rs []*nsRules) string {
