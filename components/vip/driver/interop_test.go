@@ -1,0 +1,259 @@
+package driver_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/testenv"
+)
+
+// kaNode is a Debian keepalived (VRRP only, foreground, logging to its file).
+type kaNode struct {
+	host *testenv.Host
+	view *nsView
+	proc *testenv.Process
+	dir  string
+}
+
+func keepalivedConfig(h *testenv.Host, version, prio int, interval string) string {
+	return fmt.Sprintf(`global_defs {
+  router_id ka-%s
+  vrrp_version %d
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority %d
+  advert_int %s
+  virtual_ipaddress {
+    %s/24
+  }
+}
+`, h.Name, version, prio, interval, vipIP)
+}
+
+func startKeepalived(t testing.TB, h *testenv.Host, view *nsView, conf string) *kaNode {
+	t.Helper()
+	testenv.RequireBinary(t, "keepalived")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -n foreground, -l -D log details to the console, -G no syslog, -P VRRP
+	// only, -R no respawn, and pid files of its own so instances do not clash.
+	p := testenv.StartProcess(t, testenv.ProcessSpec{Name: "keepalived-" + h.Name, Dir: dir, Netns: h.Netns,
+		Argv: []string{"keepalived", "-n", "-l", "-D", "-G", "-P", "-R", "-f", path,
+			"-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"),
+			"-c", filepath.Join(dir, "checkers.pid")}})
+	k := &kaNode{host: h, view: view, proc: p, dir: dir}
+	waitFor(t, "keepalived VRRP child", 10*time.Second, func() bool { return k.vrrpPid() > 0 })
+	waitFor(t, "keepalived start-up", 10*time.Second, func() bool {
+		return strings.Contains(k.log(t), "Entering BACKUP STATE")
+	})
+	return k
+}
+
+func (k *kaNode) vrrpPid() int {
+	b, err := os.ReadFile(filepath.Join(k.dir, "vrrp.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func (k *kaNode) log(t testing.TB) string { return readFile(t, k.proc.LogPath()) }
+
+// kill SIGKILLs the VRRP child (the process that sends adverts), then the
+// parent, so no priority-0 advert is sent: a crash.
+func (k *kaNode) kill() {
+	if pid := k.vrrpPid(); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	k.proc.Kill()
+	os.Remove(filepath.Join(k.dir, "vrrp.pid"))
+}
+
+// keepalivedComplaints are the log lines keepalived writes about adverts it
+// rejects or finds suspicious (vrrp.c's log_rate_limited_error calls).
+var keepalivedComplaints = regexp.MustCompile(`(?i)invalid|mismatch|checksum|wrong|expected|too (short|long)|not present|bad|unknown|error`)
+
+type interopCase struct {
+	version   int
+	kaIntv    string // keepalived advert_int
+	ourIntv   string // our advert_interval
+	interval  time.Duration
+	mdiOurs   time.Duration // ours at priority 100
+	skewOurs  time.Duration
+	mdiKA50   time.Duration // keepalived at priority 50
+	skewKA50  time.Duration
+	kaPrioHi  int
+	kaPrioLow int
+}
+
+// TestKeepalivedInterop puts redisha-vip and Debian's keepalived in one VRRP
+// group (same VRID, interval and VIP) for v2 and v3: each can be master, each
+// takes over when the other dies (SIGKILL and SIGTERM), each preempts the
+// other, keepalived logs no complaint about our adverts, we count no bad
+// packet from keepalived, and the VIP is never on both for an advert interval.
+func TestKeepalivedInterop(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "keepalived")
+	for _, tc := range []interopCase{
+		{version: 3, kaIntv: "0.3", ourIntv: "300ms", interval: 300 * time.Millisecond,
+			mdiOurs: 1080 * time.Millisecond, skewOurs: 180 * time.Millisecond, // 3*30 + 156*30/256 cs
+			mdiKA50: 1140 * time.Millisecond, skewKA50: 240 * time.Millisecond, // 3*30 + 206*30/256 cs
+			kaPrioHi: 150, kaPrioLow: 50},
+		{version: 2, kaIntv: "1", ourIntv: "1s", interval: time.Second,
+			mdiOurs: 3609375 * time.Microsecond, skewOurs: 609375 * time.Microsecond, // 3 s + 156/256 s
+			mdiKA50: 3804688 * time.Microsecond, skewKA50: 804688 * time.Microsecond, // 3 s + 206/256 s
+			kaPrioHi: 150, kaPrioLow: 50},
+	} {
+		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) { interop(t, tc) })
+	}
+}
+
+func interop(t *testing.T, tc interopCase) {
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
+	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
+	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
+	margin := 100 * time.Millisecond
+	checkOverlap := func(m *overlapMonitor, phase string) {
+		t.Helper()
+		if o := m.Max(); o >= tc.interval {
+			t.Errorf("%s: VIP held by both for %v, limit one advert interval %v", phase, o, tc.interval)
+		} else {
+			t.Logf("%s: longest double ownership %v", phase, o)
+		}
+	}
+
+	// 1. keepalived (priority 150) is master, redisha-vip (100) backup.
+	ka := startKeepalived(t, ha, va, keepalivedConfig(ha, tc.version, tc.kaPrioHi, tc.kaIntv))
+	ours := startVIP(t, hb, vb, vipConfig(hb, tc.version, 100, tc.ourIntv))
+	waitFor(t, "keepalived to become master", 10*time.Second, func() bool { return va.has(vipIP) })
+	time.Sleep(2 * tc.interval)
+	if s := ours.state(t); s != "BACKUP" || vb.has(vipIP) {
+		t.Fatalf("redisha-vip is %s beside a keepalived master", s)
+	}
+	// The client talks to the VIP, so it caches keepalived's MAC for it.
+	touchVIP(hc)
+	if !macEqual(vc.neighMAC(vipIP), va.mac) {
+		t.Fatalf("client caches %v for the VIP, want keepalived's %v", vc.neighMAC(vipIP), va.mac)
+	}
+
+	// 2. keepalived crashes: we take over within our Master_Down_Interval.
+	killed := time.Now()
+	ka.kill()
+	took := waitFor(t, "redisha-vip takeover after keepalived SIGKILL", 10*time.Second, func() bool { return vb.has(vipIP) }).Sub(killed)
+	t.Logf("keepalived SIGKILL -> redisha-vip master in %v (Master_Down_Interval %v)", took, tc.mdiOurs)
+	if took > tc.mdiOurs+margin {
+		t.Errorf("takeover after keepalived SIGKILL took %v, want <= %v", took, tc.mdiOurs+margin)
+	}
+	waitFor(t, "client to follow our GARP", time.Second, func() bool { return macEqual(vc.neighMAC(vipIP), vb.mac) })
+
+	// 3. keepalived comes back with the higher priority and preempts us.
+	ka.proc.Start()
+	waitFor(t, "keepalived VRRP child", 10*time.Second, func() bool { return ka.vrrpPid() > 0 })
+	waitFor(t, "keepalived to drop its stale VIP", 10*time.Second, func() bool { return !va.has(vipIP) })
+	mon := monitorOverlap(va, vb)
+	waitFor(t, "keepalived to preempt redisha-vip", 10*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+	time.Sleep(2 * tc.interval)
+	checkOverlap(mon, "keepalived preempts redisha-vip")
+	if s := ours.state(t); s != "BACKUP" {
+		t.Fatalf("redisha-vip is %s after keepalived preempted it", s)
+	}
+
+	// 4. keepalived stops gracefully (priority 0): we take over after Skew_Time.
+	mon = monitorOverlap(va, vb)
+	termed := time.Now()
+	ka.proc.Signal(syscall.SIGTERM)
+	took = waitFor(t, "redisha-vip takeover after keepalived SIGTERM", 5*time.Second, func() bool { return vb.has(vipIP) }).Sub(termed)
+	t.Logf("keepalived SIGTERM -> redisha-vip master in %v (Skew_Time %v)", took, tc.skewOurs)
+	if took > tc.skewOurs+margin {
+		t.Errorf("takeover after keepalived SIGTERM took %v, want <= %v", took, tc.skewOurs+margin)
+	}
+	waitFor(t, "keepalived to exit", 5*time.Second, func() bool { return !ka.proc.Running() })
+	checkOverlap(mon, "keepalived hands over to redisha-vip")
+	kaLog1 := ka.log(t)
+
+	// 5. keepalived (priority 50) joins as backup of our master.
+	os.Remove(filepath.Join(ka.dir, "vrrp.pid"))
+	ka2 := startKeepalived(t, ha, va, keepalivedConfig(ha, tc.version, tc.kaPrioLow, tc.kaIntv))
+	time.Sleep(tc.mdiKA50 + tc.interval)
+	if va.has(vipIP) || !strings.Contains(ka2.log(t), "Entering BACKUP STATE") || strings.Contains(ka2.log(t), "Entering MASTER STATE") {
+		t.Fatalf("keepalived did not stay backup of redisha-vip:\n%s", ka2.log(t))
+	}
+
+	// 6. we crash: keepalived takes over within its Master_Down_Interval.
+	killed = time.Now()
+	ours.proc.Kill()
+	took = waitFor(t, "keepalived takeover after redisha-vip SIGKILL", 10*time.Second, func() bool { return va.has(vipIP) }).Sub(killed)
+	t.Logf("redisha-vip SIGKILL -> keepalived master in %v (its Master_Down_Interval %v)", took, tc.mdiKA50)
+	if took > tc.mdiKA50+margin {
+		t.Errorf("keepalived took %v after our SIGKILL, want <= %v", took, tc.mdiKA50+margin)
+	}
+	waitFor(t, "client to follow keepalived's GARP", time.Second, func() bool { return macEqual(vc.neighMAC(vipIP), va.mac) })
+
+	// 7. we restart (stale VIP removed first) and preempt keepalived.
+	ours.proc.Start()
+	waitFor(t, "redisha-vip to drop its stale VIP", 5*time.Second, func() bool { return !vb.has(vipIP) })
+	mon = monitorOverlap(va, vb)
+	waitFor(t, "redisha-vip to preempt keepalived", 10*time.Second, func() bool { return vb.has(vipIP) && !va.has(vipIP) })
+	time.Sleep(2 * tc.interval)
+	checkOverlap(mon, "redisha-vip preempts keepalived")
+	if who, err := whoAnswers(hc); err != nil || who != "b" {
+		t.Fatalf("VIP answered by %q (%v), want redisha-vip on b", who, err)
+	}
+
+	// 8. we stop gracefully: keepalived takes over after its Skew_Time.
+	s, err := ours.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon = monitorOverlap(va, vb)
+	termed = time.Now()
+	ours.proc.Signal(syscall.SIGTERM)
+	took = waitFor(t, "keepalived takeover after redisha-vip SIGTERM", 5*time.Second, func() bool { return va.has(vipIP) }).Sub(termed)
+	t.Logf("redisha-vip SIGTERM -> keepalived master in %v (its Skew_Time %v)", took, tc.skewKA50)
+	if took > tc.skewKA50+margin {
+		t.Errorf("keepalived took %v after our SIGTERM, want <= %v", took, tc.skewKA50+margin)
+	}
+	waitFor(t, "redisha-vip to exit", 5*time.Second, func() bool { return !ours.proc.Running() })
+	checkOverlap(mon, "redisha-vip hands over to keepalived")
+
+	// Neither side complained about the other's packets.
+	if bad := badPackets(s); len(bad) > 0 || s.AdvertsReceived == 0 {
+		t.Errorf("redisha-vip dropped keepalived adverts: %v (received %d)", bad, s.AdvertsReceived)
+	}
+	for i, l := range []string{kaLog1, ka2.log(t)} {
+		for _, line := range strings.Split(l, "\n") {
+			if keepalivedComplaints.MatchString(line) {
+				t.Errorf("keepalived run %d complains: %s", i+1, line)
+			}
+		}
+		if !strings.Contains(l, "VI_1") {
+			t.Errorf("keepalived run %d log looks empty:\n%s", i+1, l)
+		}
+	}
+}
+
+// touchVIP opens (and drops) a TCP connection from client to the VIP, which
+// resolves and caches the VIP's MAC; a refusal is an answer too.
+func touchVIP(client *testenv.Host) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if c, err := client.Dial()(ctx, "tcp", net.JoinHostPort(vipIP.String(), "9")); err == nil {
+		c.Close()
+	}
+}
