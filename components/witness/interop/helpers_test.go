@@ -1,0 +1,179 @@
+// Package interop tests redisha-witness against real redis-server and
+// redis-sentinel processes: discovery both ways, failovers that need the
+// witness's vote, partitions, restarts, and real clients.
+package interop_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/components/testenv"
+)
+
+var witnessBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "witness-bin")
+	if err != nil {
+		panic(err)
+	}
+	witnessBin = filepath.Join(dir, "redisha-witness")
+	out, err := exec.Command("go", "build", "-o", witnessBin, "github.com/redisha/redisha/cmd/redisha-witness").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building redisha-witness: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	downAfterMs     = 1000
+	failoverTimeout = 3000
+)
+
+type witnessOpts struct {
+	Host       string // bind; 127.0.0.1 when empty
+	Port       int
+	Netns      string
+	MasterAddr string
+	StateDir   string // reuse to restart with the same state
+	Extra      string // more YAML
+}
+
+// startWitness runs the real redisha-witness binary with a generated config.
+func startWitness(t *testing.T, o witnessOpts) *testenv.Process {
+	t.Helper()
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		if o.Netns != "" {
+			o.Port = 26379
+		} else {
+			o.Port = testenv.FreePort(t)
+		}
+	}
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
+	cfg := fmt.Sprintf(`bind: [%s]
+port: %d
+protected_mode: false
+state_file: %s
+log_level: debug
+masters:
+  - name: mymaster
+    address: %s
+    quorum: 2
+    down_after: %d
+    failover_timeout: %d
+%s`, o.Host, o.Port, filepath.Join(o.StateDir, "state.json"), o.MasterAddr, downAfterMs, failoverTimeout, o.Extra)
+	path := filepath.Join(o.StateDir, "witness.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return testenv.StartProcess(t, testenv.ProcessSpec{Name: "witness-" + strconv.Itoa(o.Port),
+		Argv: []string{witnessBin, "-config", path}, Host: o.Host, Port: o.Port, Dir: o.StateDir, Netns: o.Netns})
+}
+
+func do(t *testing.T, addr string, args ...string) resp.Value {
+	t.Helper()
+	v, err := testenv.Do(addr, 3*time.Second, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", addr, args, err)
+	}
+	return v
+}
+
+func myID(t *testing.T, addr string) string {
+	t.Helper()
+	return do(t, addr, "SENTINEL", "MYID").Str
+}
+
+// sentinelsOf returns runid -> flags of the sentinels addr lists.
+func sentinelsOf(t *testing.T, addr string) map[string]string {
+	t.Helper()
+	v := do(t, addr, "SENTINEL", "SENTINELS", "mymaster")
+	out := map[string]string{}
+	for _, e := range v.Elems {
+		m, err := e.Pairs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m["runid"]] = m["flags"]
+	}
+	return out
+}
+
+func masterAddr(t *testing.T, addr string) string {
+	t.Helper()
+	v, err := testenv.Do(addr, 3*time.Second, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+	if err != nil || len(v.Elems) != 2 {
+		return ""
+	}
+	return v.Elems[0].Str + ":" + v.Elems[1].Str
+}
+
+// eventually polls cond every 100ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	return 0
+}
+
+func readLog(p *testenv.Process) string {
+	b, _ := os.ReadFile(p.LogPath())
+	return string(b)
+}
+
+func countMatches(text, re string) int {
+	return len(regexp.MustCompile(re).FindAllStringIndex(text, -1))
+}
+
+// meshReady waits until every sentinel lists every other one, connected.
+func meshReady(t *testing.T, nodes ...*testenv.Process) {
+	t.Helper()
+	ids := map[string]string{}
+	for _, n := range nodes {
+		ids[n.Addr()] = myID(t, n.Addr())
+	}
+	eventually(t, 20*time.Second, "the sentinels and the witness to list each other", func() bool {
+		for _, n := range nodes {
+			got := sentinelsOf(t, n.Addr())
+			for _, o := range nodes {
+				if o == n {
+					continue
+				}
+				if flags, ok := got[ids[o.Addr()]]; !ok || flags != "sentinel" {
+					return false
+				}
+			}
+			if len(got) != len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func replicaOnline(t *testing.T, master string) bool {
+	v, err := testenv.Do(master, 2*time.Second, "INFO", "replication")
+	return err == nil && strings.Contains(v.Str, "state=online")
+}
