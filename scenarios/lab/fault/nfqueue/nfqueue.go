@@ -311,12 +311,10 @@ func (d *Delayer) releaseLoop() {
 		d.held = append(d.held[:0], d.held[n:]...)
 		d.mu.Unlock()
 		// Packets are released in id order, and lost ones already got their
-		// verdict, so one batch verdict covers every due packet.
-		if n == 1 {
-			_ = d.verdict(msgVerdict, lastID, verdictAccept)
-		} else {
-			_ = d.verdict(msgVerdictBatch, lastID, verdictAccept)
-		}
+		// verdict, so one batch verdict ("every id up to this one") covers
+		// every due packet, and also frees any packet whose queue message
+		// the socket had to drop under overload instead of stranding it.
+		_ = d.verdict(msgVerdictBatch, lastID, verdictAccept)
 		d.released.Add(uint64(n))
 	}
 }
