@@ -170,7 +170,8 @@ func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
 		out, _ := exec.Command("ip", "-o", "link", "show").Output()
 		ns, _ := exec.Command("ip", "netns", "list").Output()
-		for _, l := range strings.Split(string(out)+string(ns), "\n") {
+		fw, _ := exec.Command("iptables", "-S").Output()
+		for _, l := range strings.Split(string(out)+string(ns)+string(fw), "\n") {
 			if strings.Contains(l, testPrefix) {
 				fmt.Fprintf(os.Stderr, "leftover after tests: %s\n", l)
 				code = 1
