@@ -122,6 +122,7 @@ type Lab struct {
 	stopLogs  context.CancelFunc
 	logsDone  sync.WaitGroup
 	stopWatch func() bool
+	startedAt time.Time // when every container (and its phase 0 daemons) had started
 }
 
 // Node returns the named node (the client namespace is "client"), or nil.
@@ -253,6 +254,8 @@ func Up(ctx context.Context, stack *Stack, params Params, opts Options) (l *Lab,
 	if err := l.startNodes(ctx, logCtx); err != nil {
 		return l, err
 	}
+	l.startedAt = time.Now()
+	l.log.Debug("containers started", "took", time.Since(start).Round(time.Millisecond))
 	if err := l.writeState(); err != nil {
 		return l, err
 	}

@@ -78,11 +78,16 @@ func leftoversOf(names []string) []string {
 // upReference brings up the reference stack for a test and closes it after.
 func upReference(t *testing.T, params Params) *Lab {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.RequireDocker(t)
 	// The lab lives as long as this context: Up closes it on cancel.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	return upReferenceCtx(t, ctx, params)
+}
+
+func upReferenceCtx(t *testing.T, ctx context.Context, params Params) *Lab {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireDocker(t)
 	stack, err := LoadStack("reference")
 	if err != nil {
 		t.Fatal(err)

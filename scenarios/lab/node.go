@@ -319,6 +319,22 @@ func (l *Lab) startNodes(ctx context.Context, logCtx context.Context) error {
 		data.Nodes[n.name] = NodeInfo{Name: n.name, Role: n.role, IP: n.ip, Vars: n.spec.Vars}
 	}
 	bins := binDir(l.opts.BinDir)
+	// Never let testcontainers pull: there is no registry here, and an
+	// offline user wants "run make images", not a pull error.
+	checked := map[string]bool{}
+	for _, n := range l.Nodes {
+		image := ImageFor(n.spec.Image, l.opts.Images)
+		if checked[image] {
+			continue
+		}
+		checked[image] = true
+		if _, err := l.docker.ImageInspect(ctx, image); err != nil {
+			if isNotFound(err) {
+				return fmt.Errorf("lab: image %s is missing; run 'make images' (or set REDISHA_NODE_IMAGE to an image you have)", image)
+			}
+			return fmt.Errorf("lab: image %s: %v", image, oneLine(err))
+		}
+	}
 	errs := make(chan error, len(l.Nodes))
 	for _, n := range l.Nodes {
 		d := *data
@@ -387,9 +403,6 @@ func (l *Lab) startNode(ctx, logCtx context.Context, n *Node, files map[string][
 		n.mu.Unlock()
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "No such image") || strings.Contains(err.Error(), "pull access denied") || strings.Contains(err.Error(), "not found") && strings.Contains(err.Error(), image) {
-			return fmt.Errorf("lab: node %s: image %s is missing; run 'make images' (or set REDISHA_NODE_IMAGE)", n.name, image)
-		}
 		return fmt.Errorf("lab: node %s: %v", n.name, oneLine(err))
 	}
 	if err := n.refresh(ctx); err != nil {

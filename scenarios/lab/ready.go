@@ -23,9 +23,11 @@ const pollInterval = 150 * time.Millisecond
 func (l *Lab) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.ReadyTimeout)
 	defer cancel()
+	t0 := time.Now()
 	if err := l.runChecks(ctx, 0); err != nil {
 		return err
 	}
+	l.log.Debug("phase 0 ready", "took", time.Since(t0).Round(time.Millisecond))
 	var errs []error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -55,10 +57,13 @@ func (l *Lab) waitReady(ctx context.Context) error {
 	}
 	vipErr := make(chan error, 1)
 	go func() { vipErr <- l.waitVIP(ctx) }()
+	t1 := time.Now()
 	err := l.runChecks(ctx, 1)
+	l.log.Debug("phase 1 ready", "took", time.Since(t1).Round(time.Millisecond))
 	if verr := <-vipErr; err == nil {
 		err = verr
 	}
+	l.log.Debug("VIP ready", "took", time.Since(t1).Round(time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -182,28 +187,31 @@ func (l *Lab) waitVIP(ctx context.Context) error {
 	if !l.VIP.IsValid() || len(l.Stack.VIP.Holders) == 0 {
 		return nil
 	}
-	// A backup declares the master dead after 3 adverts plus skew; stay
-	// stable for longer than that.
-	stable := time.Duration(3*max(l.Params.VRRPAdvertInt, 1))*time.Second + 700*time.Millisecond
+	// keepalived starts with the containers. A backup that hears no adverts
+	// claims the VIP after its master-down interval (3 adverts plus a skew
+	// under 1 s), so once that has passed for every node, one holder that
+	// stays put for more than an advert interval is the real master, not one
+	// of two that cannot hear each other.
+	advert := time.Duration(max(l.Params.VRRPAdvertInt, 1)) * time.Second
+	settled := l.startedAt.Add(3*advert + 1500*time.Millisecond)
 	var holder *Node
 	var since time.Time
+	var hs []*Node
 	for {
-		hs, err := l.VIPHolders(ctx)
+		var err error
+		hs, err = l.VIPHolders(ctx)
 		if err != nil {
 			return fmt.Errorf("lab: VIP check: %w", err)
 		}
 		switch {
 		case len(hs) == 1 && hs[0] == holder:
-			if time.Since(since) >= stable {
+			if time.Now().After(settled) && time.Since(since) > advert+300*time.Millisecond {
 				return nil
 			}
 		case len(hs) == 1:
 			holder, since = hs[0], time.Now()
 		default:
 			holder = nil
-			if len(hs) > 1 {
-				l.log.Warn("VIP held by several nodes", "holders", fmt.Sprint(hs))
-			}
 		}
 		select {
 		case <-ctx.Done():

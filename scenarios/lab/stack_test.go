@@ -1,0 +1,107 @@
+package lab
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func renderReference(t *testing.T, p Params) map[string]map[string]string {
+	t.Helper()
+	s, err := LoadStack("reference")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = p.withDefaults(s.Defaults)
+	d := &renderData{Lab: "rhl-t", Params: p, Nodes: map[string]NodeInfo{}, VIP: netip.MustParseAddr("10.77.9.200"), Subnet: netip.MustParsePrefix("10.77.9.0/24")}
+	for _, n := range s.Nodes {
+		d.Nodes[n.Name] = NodeInfo{Name: n.Name, Role: n.Role, IP: netip.AddrFrom4([4]byte{10, 77, 9, byte(n.Host)}), Vars: n.Vars}
+	}
+	out := map[string]map[string]string{}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		dd := *d
+		dd.Self = d.Nodes[n.Name]
+		files, _, err := s.render(n, &dd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n.Name] = map[string]string{}
+		for k, v := range files {
+			out[n.Name][k] = string(v)
+		}
+	}
+	return out
+}
+
+func TestReferenceRendering(t *testing.T) {
+	r := renderReference(t, Params{DownAfterMs: 1500, Persistence: "aof", MinReplicasToWrite: 1})
+	for _, want := range []struct{ node, file, text string }{
+		{"redis1", "/etc/redis/redis.conf", "bind 127.0.0.1 10.77.9.11"},
+		{"redis1", "/etc/redis/redis.conf", "appendonly yes"},
+		{"redis1", "/etc/redis/redis.conf", "min-replicas-to-write 1"},
+		{"redis2", "/etc/redis/redis.conf", "replicaof 10.77.9.11 6379"},
+		{"sentinel", "/etc/redis/sentinel.conf", "sentinel monitor mymaster 10.77.9.11 6379 2"},
+		{"sentinel", "/etc/redis/sentinel.conf", "sentinel down-after-milliseconds mymaster 1500"},
+		{"haproxy1", "/etc/haproxy/haproxy.cfg", "bind 10.77.9.200:6379 name redis"},
+		{"haproxy1", "/etc/haproxy/haproxy.cfg", "server redis2 10.77.9.12:6379 check inter 1s"},
+		{"haproxy1", "/etc/haproxy/haproxy.cfg", "tcp-check expect string role:master"},
+		{"haproxy1", "/etc/keepalived/keepalived.conf", "state MASTER"},
+		{"haproxy1", "/etc/keepalived/keepalived.conf", "priority 101"},
+		{"haproxy2", "/etc/keepalived/keepalived.conf", "state BACKUP"},
+		{"haproxy2", "/etc/keepalived/keepalived.conf", "priority 100"},
+		{"haproxy2", "/etc/keepalived/keepalived.conf", "virtual_router_id 51"},
+		{"haproxy2", initPath, "exec keepalived --dont-fork"},
+	} {
+		if !strings.Contains(r[want.node][want.file], want.text) {
+			t.Errorf("%s %s lacks %q:\n%s", want.node, want.file, want.text, r[want.node][want.file])
+		}
+	}
+	if strings.Contains(r["redis1"]["/etc/redis/redis.conf"], "replicaof") {
+		t.Error("redis1 must not be a replica")
+	}
+	if strings.Contains(r["redis1"]["/etc/redis/sentinel.conf"], "daemonize yes") {
+		t.Error("sentinel must not daemonize")
+	}
+}
+
+func TestStackErrors(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown field", "name: x\nnodez: []\n", "field nodez not found"},
+		{"no nodes", "name: x\n", "no nodes"},
+		{"bad node name", "name: x\nnodes:\n  - name: Redis\n    role: redis\n", "name \"Redis\""},
+		{"reserved name", "name: x\nnodes:\n  - name: client\n    role: redis\n", "reserved"},
+		{"host in vip range", "name: x\nnodes:\n  - name: a\n    role: redis\n    host: 200\n", "host 200"},
+		{"duplicate host", "name: x\nnodes:\n  - name: a\n    role: r\n    host: 11\n  - name: b\n    role: r\n    host: 11\n", "already used"},
+		{"missing template", "name: x\nnodes:\n  - name: a\n    role: r\n    files:\n      /etc/a: nope.tmpl\n", "nope.tmpl"},
+		{"vip holder", "name: x\nvip:\n  host: 200\n  holders: [b]\nnodes:\n  - name: a\n    role: r\n", "vip holder \"b\""},
+		{"bad duration", "name: x\ndefaults:\n  checkInterval: soon\nnodes:\n  - name: a\n    role: r\n", "soon"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(c.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadStack(dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want %q", err, c.want)
+			}
+		})
+	}
+	if _, err := LoadStack("nosuchstack"); err == nil || !strings.Contains(err.Error(), "built-in: reference") {
+		t.Fatalf("unknown stack: %v", err)
+	}
+}
+
+func TestBadPersistence(t *testing.T) {
+	s, _ := LoadStack("reference")
+	p := Params{Persistence: "sometimes"}.withDefaults(s.Defaults)
+	d := &renderData{Params: p, Nodes: map[string]NodeInfo{"redis1": {IP: netip.MustParseAddr("10.77.9.11")}}}
+	d.Self = NodeInfo{Name: "redis1"}
+	if _, _, err := s.render(s.Node("redis1"), d); err == nil || !strings.Contains(err.Error(), "unknown persistence") {
+		t.Fatalf("err %v", err)
+	}
+}
