@@ -84,10 +84,16 @@ func upReference(t *testing.T, params Params) *Lab {
 	return upReferenceCtx(t, ctx, params)
 }
 
-func upReferenceCtx(t *testing.T, ctx context.Context, params Params) *Lab {
+// upReferencePrereqs fails (skips under -short) without root and Docker.
+func upReferencePrereqs(t *testing.T) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireDocker(t)
+}
+
+func upReferenceCtx(t *testing.T, ctx context.Context, params Params) *Lab {
+	t.Helper()
+	upReferencePrereqs(t)
 	stack, err := LoadStack("reference")
 	if err != nil {
 		t.Fatal(err)
