@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -106,23 +107,49 @@ func (c *ClientPath) acceptLoop() {
 			return
 		}
 		c.accepted.Add(1)
-		var upstream net.Conn
-		err = inNetns(c.cfg.NetnsPath, func() (err error) {
-			d := net.Dialer{Timeout: 5 * time.Second}
-			upstream, err = d.Dial("tcp", c.cfg.Upstream)
-			return err
-		})
-		if err != nil {
-			client.Close()
-			continue
-		}
-		if !c.track(client, upstream) {
+		if !c.track(client) {
 			return
 		}
-		name := client.RemoteAddr().String()
-		c.proxy.Toxics.StartLink(c.server, name+"upstream", client, upstream, stream.Upstream)
-		c.proxy.Toxics.StartLink(c.server, name+"downstream", upstream, client, stream.Downstream)
+		// Dial in the background: while the VIP is partitioned away each
+		// dial hangs until its timeout, and must not hold up the others.
+		go c.forward(client)
 	}
+}
+
+func (c *ClientPath) forward(client net.Conn) {
+	var upstream net.Conn
+	err := inNetns(c.cfg.NetnsPath, func() (err error) {
+		d := net.Dialer{Timeout: upstreamDialTimeout}
+		upstream, err = d.Dial("tcp", c.cfg.Upstream)
+		return err
+	})
+	if err != nil {
+		// The workload sees its connection close, as with a refused VIP.
+		client.Close()
+		return
+	}
+	if !c.track(upstream) {
+		return
+	}
+	name := client.RemoteAddr().String()
+	c.proxy.Toxics.StartLink(c.server, name+"upstream", client, upstream, stream.Upstream)
+	c.proxy.Toxics.StartLink(c.server, name+"downstream", upstream, client, stream.Downstream)
+}
+
+// upstreamDialTimeout bounds a connection attempt to the VIP.
+const upstreamDialTimeout = 5 * time.Second
+
+// isClosed reports whether conn was closed (by toxiproxy ending its link).
+func isClosed(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	return rc.Control(func(uintptr) {}) != nil
 }
 
 func (c *ClientPath) track(conns ...net.Conn) bool {
@@ -134,10 +161,32 @@ func (c *ClientPath) track(conns ...net.Conn) bool {
 		}
 		return false
 	}
+	// Forget connections toxiproxy already closed, so a long run with
+	// many reconnects does not keep them all.
+	if len(c.conns) >= 64 {
+		for x := range c.conns {
+			if isClosed(x) {
+				delete(c.conns, x)
+			}
+		}
+	}
 	for _, x := range conns {
 		c.conns[x] = struct{}{}
 	}
 	return true
+}
+
+// open counts the connections (client and upstream sides) still tracked.
+func (c *ClientPath) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for x := range c.conns {
+		if !isClosed(x) {
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops listening and closes every forwarded connection.

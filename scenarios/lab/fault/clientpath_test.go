@@ -87,8 +87,19 @@ func TestClientPathForwardsFromClientNamespace(t *testing.T) {
 	if err := inj.UndoAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ping(dialPath(t, tp, cp), 2*time.Second); err != nil {
+	c2 := dialPath(t, tp, cp)
+	if _, err := ping(c2, 2*time.Second); err != nil {
 		t.Errorf("after heal: %v", err)
+	}
+	// Closed connections are let go on both sides.
+	c.Close()
+	c2.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for cp.open() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proxied sockets still open after the clients closed", cp.open())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

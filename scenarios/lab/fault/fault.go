@@ -87,32 +87,33 @@ var Kinds = []Kind{Partition, Crash, Restart, FreezeNode, FreezeProcess, Latency
 
 // Spec describes one fault. Names refer to the targets passed to Apply.
 type Spec struct {
-	Kind Kind
+	Kind Kind `json:"kind,omitempty" yaml:"kind,omitempty"`
 	// A and B are the two sides of a partition or of a latency/jitter/loss
 	// fault (node names; "client" is a node too).
-	A, B []string
+	A []string `json:"a,omitempty" yaml:"a,omitempty"`
+	B []string `json:"b,omitempty" yaml:"b,omitempty"`
 	// OneWay limits a partition or latency fault to packets going from A to B.
-	OneWay bool
+	OneWay bool `json:"one_way,omitempty" yaml:"one_way,omitempty"`
 	// Node is the target of crash, restart, freeze-node and freeze-process;
 	// it may be left empty when Apply gets exactly one target.
-	Node string
+	Node string `json:"node,omitempty" yaml:"node,omitempty"`
 	// Daemon selects one process inside Node (crash, restart,
 	// freeze-process), e.g. "redis-server".
-	Daemon string
+	Daemon string `json:"daemon,omitempty" yaml:"daemon,omitempty"`
 	// Delay is the added latency per direction (latency, client-latency).
-	Delay time.Duration
+	Delay time.Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
 	// Jitter spreads Delay uniformly over [Delay-Jitter, Delay+Jitter].
-	Jitter time.Duration
+	Jitter time.Duration `json:"jitter,omitempty" yaml:"jitter,omitempty"`
 	// Loss is a drop probability in [0,1] (loss).
-	Loss float64
+	Loss float64 `json:"loss,omitempty" yaml:"loss,omitempty"`
 	// RateKBps caps the client path's throughput (client-bandwidth).
-	RateKBps int64
+	RateKBps int64 `json:"rate_kbps,omitempty" yaml:"rate_kbps,omitempty"`
 	// Timeout is how long client-timeout stalls before closing (0 = stall
 	// until undone) and how long client-reset waits before resetting.
-	Timeout time.Duration
+	Timeout time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 	// Stream is the client-path direction a toxic acts on: "downstream"
 	// (VIP to client, the default), "upstream" or "both".
-	Stream string
+	Stream string `json:"stream,omitempty" yaml:"stream,omitempty"`
 }
 
 // String renders the spec compactly for events and logs.

@@ -2,8 +2,11 @@ package fault
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestSpecValidate(t *testing.T) {
@@ -78,5 +81,21 @@ func TestRemoveLeftovers(t *testing.T) {
 	}
 	if len(inj.Active()) != 0 {
 		t.Error("fault still active after undo")
+	}
+}
+
+func TestSpecFromYAML(t *testing.T) {
+	var s Spec
+	doc := "kind: latency\na: [sentinel]\nb: [redis1, redis2]\none_way: true\ndelay: 150ms\njitter: 20ms\n"
+	if err := yaml.Unmarshal([]byte(doc), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := Spec{Kind: Latency, A: []string{"sentinel"}, B: []string{"redis1", "redis2"}, OneWay: true,
+		Delay: 150 * time.Millisecond, Jitter: 20 * time.Millisecond}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+	if err := s.Validate(); err != nil {
+		t.Error(err)
 	}
 }

@@ -37,7 +37,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		{Delay: -time.Second},
 		{Delay: time.Millisecond, Jitter: time.Second, Rand: r},
 		{Delay: time.Second, Jitter: time.Millisecond}, // no Rand
-		{Loss: 0.1},                                    // no Rand
+		{Loss: 0.1}, // no Rand
 		{NetnsPath: "/nonexistent/netns"},
 	} {
 		if d, err := Start(o); err == nil {
