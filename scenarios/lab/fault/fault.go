@@ -233,8 +233,10 @@ func WithSeed(seed uint64) Option { return func(i *Injector) { i.seed = seed } }
 func WithEvents(fn func(Event)) Option { return func(i *Injector) { i.onEvent = fn } }
 
 // WithTableName sets the nftables table the injector owns in each
-// namespace (default DefaultTable). `redisha lab gc` removes tables whose
-// name starts with DefaultTable.
+// namespace (default DefaultTable). Two injectors acting on the same
+// namespaces at once need different names, as each deletes its table when
+// its last fault there is undone. Keep the DefaultTable prefix:
+// RemoveLeftovers (`redisha lab gc`) finds tables by it.
 func WithTableName(name string) Option { return func(i *Injector) { i.table = name } }
 
 // WithExempt names addresses that no network fault may ever match, such as
@@ -265,6 +267,7 @@ type Injector struct {
 	nextQ   uint16
 	active  []*Handle
 	eventMu sync.Mutex
+	nftMu   sync.Mutex
 }
 
 // NewInjector returns an injector; logger may be nil.

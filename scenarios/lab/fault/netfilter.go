@@ -56,6 +56,8 @@ func (i *Injector) nftConn(ns *os.File) (*nftables.Conn, error) {
 // whose peer address is in the given set. Nothing else is matched: traffic
 // from any other address, such as the host-side observer, passes.
 func (i *Injector) install(t Target, id int, in, out []netip.Addr, queue *queueSpec) (*nsRules, error) {
+	i.nftMu.Lock()
+	defer i.nftMu.Unlock()
 	ns, err := os.Open(t.NetnsPath())
 	if err != nil {
 		return nil, fmt.Errorf("%s: open netns: %w", t.Name(), err)
@@ -137,6 +139,10 @@ type queueSpec struct {
 // remove deletes exactly the chains and sets of this fault, then the table
 // if no other fault still uses it.
 func (i *Injector) remove(r *nsRules) error {
+	// Serialised with install: deleting the then empty table must not race
+	// with another fault adding its chains to it.
+	i.nftMu.Lock()
+	defer i.nftMu.Unlock()
 	defer r.ns.Close()
 	conn, err := i.nftConn(r.ns)
 	if err != nil {

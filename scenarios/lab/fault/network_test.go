@@ -238,3 +238,33 @@ func TestNetworkSpecErrors(t *testing.T) {
 		t.Error("Kinds misses partition")
 	}
 }
+
+func TestHealRemovesOnlyItsOwnRules(t *testing.T) {
+	tp := newTopology(t, "a", "b", "c")
+	a, b, c := tp.nodes["a"], tp.nodes["b"], tp.nodes["c"]
+	inj := NewInjector(nil)
+	ctx := context.Background()
+	h1, err := inj.Apply(ctx, Spec{Kind: Partition, A: []string{"a"}, B: []string{"b"}}, tp.targets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := inj.Apply(ctx, Spec{Kind: Partition, A: []string{"a"}, B: []string{"c"}}, tp.targets()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.Undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !reachable(a, b) {
+		t.Error("a|b not healed")
+	}
+	if reachable(a, c) || reachable(c, a) {
+		t.Error("healing a|b also healed a|c")
+	}
+	if err := h2.Undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !reachable(a, c) {
+		t.Error("a|c not healed")
+	}
+}
