@@ -58,3 +58,15 @@ bench: bench-proxy bench-vip
 
 clean:
 	rm -rf $(BIN) out
+
+# ---- vip ----
+# VIP takeover (SIGKILL and SIGTERM of the master) for a keepalived pair and a
+# redisha-vip pair at the same VRRPv3 advert interval, in one run, with ratios.
+.PHONY: bench-vip test-vip
+bench-vip:
+	@set -o pipefail; REDISHA_BENCH_VIP=1 $(GO) test -count=1 -timeout 15m -run '^TestBenchTakeover$$' -v ./components/vip/driver \
+	  | grep -v -e '^=== RUN' -e '^--- PASS'
+
+# The vip area's tests alone (root: namespaces, keepalived interop).
+test-vip:
+	$(GO) test -count=1 -timeout 10m ./components/vip/... ./cmd/redisha-vip/...
