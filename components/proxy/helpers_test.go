@@ -24,6 +24,7 @@ type node struct {
 	addr string
 	port int
 	cmd  *exec.Cmd
+	cl   *redis.Client
 }
 
 func startProcess(t testing.TB, bin string, conf string) *node {
@@ -64,6 +65,7 @@ func startProcess(t testing.TB, bin string, conf string) *node {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	n.client() // create the shared client before any goroutine uses it
 	return n
 }
 
@@ -84,10 +86,14 @@ func (n *node) kill() {
 	}
 }
 
+// client is a shared direct client to the node.
 func (n *node) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
-	n.t.Cleanup(func() { c.Close() })
-	return c
+	if n.cl == nil {
+		n.cl = redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+		c := n.cl
+		n.t.Cleanup(func() { c.Close() })
+	}
+	return n.cl
 }
 
 func (n *node) do(args ...any) any {
@@ -109,14 +115,18 @@ func startCluster(t testing.TB) *cluster {
 	a := startRedis(t)
 	b := startRedis(t, fmt.Sprintf("replicaof 127.0.0.1 %d", a.port))
 	c := &cluster{a: a, b: b}
+	// Sentinels discover replicas from the master's INFO; start them once the
+	// replica is attached so the first INFO already lists it.
+	waitFor(t, 10*time.Second, "replica link up", func() bool { return linkUp(b) })
 	for i := 0; i < 3; i++ {
 		c.sentinels = append(c.sentinels, startSentinel(t, a, 2))
 	}
-	waitFor(t, 10*time.Second, "replica link up", func() bool {
-		info, _ := b.client().Info(context.Background(), "replication").Result()
-		return strings.Contains(info, "master_link_status:up")
-	})
 	return c
+}
+
+func linkUp(n *node) bool {
+	info, _ := n.client().Info(context.Background(), "replication").Result()
+	return strings.Contains(info, "master_link_status:up")
 }
 
 func (c *cluster) sentinelAddrs() []string {

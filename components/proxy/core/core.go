@@ -403,7 +403,9 @@ func (c *Core) evaluateWithSentinels() []Close {
 func (c *Core) withoutMajority() []Close {
 	reason := fmt.Sprintf("no view agreed by %d of %d sentinels", c.cfg.Quorum(), len(c.cfg.Sentinels))
 	if c.current == "" {
-		c.route = Route{Reason: reason}
+		// During a failover the new epoch reaches the sentinels one by one:
+		// the majority is briefly lost, and a decision is expected shortly.
+		c.route = Route{Reason: reason, Hold: c.fence != nil}
 		return nil
 	}
 	if c.denies(c.current) {
