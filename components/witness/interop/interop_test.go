@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/components/testenv"
 )
 
@@ -59,6 +60,13 @@ func TestWitnessJoinsSentinelQuorum(t *testing.T) {
 	}
 	if v := do(t, st.w.Addr(), "SENTINEL", "CKQUORUM", "mymaster"); !strings.HasPrefix(v.Str, "OK 3 usable") {
 		t.Errorf("witness ckquorum %q", v.Str)
+	}
+	// Same field names in the same order as the real thing.
+	for _, q := range [][]string{{"SENTINEL", "MASTER", "mymaster"}, {"SENTINEL", "SENTINELS", "mymaster"}, {"SENTINEL", "REPLICAS", "mymaster"}} {
+		real, ours := fieldNames(t, do(t, st.s1.Addr(), q...)), fieldNames(t, do(t, st.w.Addr(), q...))
+		if real != ours {
+			t.Errorf("%v field names differ:\nsentinel: %s\nwitness:  %s", q, real, ours)
+		}
 	}
 	info := do(t, st.w.Addr(), "INFO", "sentinel").Str
 	want := fmt.Sprintf("master0:name=mymaster,status=ok,address=%s,slaves=1,sentinels=3", st.master.Addr())
@@ -177,4 +185,22 @@ func TestVoteSurvivesRestart(t *testing.T) {
 	if v.Elems[1].Str != b || v.Elems[2].Int != 18 {
 		t.Fatalf("epoch 18: %+v", v)
 	}
+}
+
+// fieldNames lists the keys of a SENTINEL MASTER reply, or of the first entry
+// of a SENTINEL SENTINELS/REPLICAS reply.
+func fieldNames(t *testing.T, v resp.Value) string {
+	t.Helper()
+	if len(v.Elems) > 0 && v.Elems[0].Kind == resp.Array {
+		v = v.Elems[0]
+	}
+	pl, err := v.PairList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, kv := range pl {
+		names = append(names, kv[0])
+	}
+	return strings.Join(names, " ")
 }
