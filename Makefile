@@ -70,3 +70,15 @@ bench-vip:
 # The vip area's tests alone (root: namespaces, keepalived interop).
 test-vip:
 	$(GO) test -count=1 -timeout 10m ./components/vip/... ./cmd/redisha-vip/...
+
+# ---- fault ----
+# NFQUEUE latency accuracy (added-ms per configured delay) and throughput
+# between two namespaces; numbers are recorded in docs/faults.md.
+.PHONY: bench-fault test-fault
+bench-fault:
+	$(GO) test -count=1 -run '^$$' -bench 'NodeLinkDelay' -benchtime 3x ./scenarios/lab/fault/
+	$(GO) test -count=1 -run '^$$' -bench 'NodeLinkThroughput' -benchtime 2s ./scenarios/lab/fault/
+
+# The fault area's tests alone (root: namespaces, nftables, NFQUEUE, redis-server).
+test-fault:
+	$(GO) test -count=1 -timeout 5m ./scenarios/lab/fault/...
