@@ -1,0 +1,87 @@
+package driver_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/testenv"
+)
+
+// TestTrackingAndNotify: a command check with a negative weight on the master
+// drops its priority below the backup's, which takes over (preemption); notify
+// hooks report each state; the check recovering gives the VIP back.
+func TestTrackingAndNotify(t *testing.T) {
+	testenv.RequireRoot(t)
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b")
+	ha, hb := topo.Host("a"), topo.Host("b")
+	va, vb := newView(t, ha.Netns), newView(t, hb.Netns)
+	dir := t.TempDir()
+	healthy := filepath.Join(dir, "healthy")
+	events := filepath.Join(dir, "events")
+	if err := os.WriteFile(healthy, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf(`track:
+  - {name: flag, command: [test, -e, %s], interval: 50ms, rise: 2, fall: 2, weight: -150}
+notify:
+  any: [sh, -c, 'echo "$1 $2 $3" >> %s', notify]
+`, healthy, events)
+	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms")+extra)
+	startVIP(t, hb, vb, vipConfig(hb, 3, 100, "100ms"))
+	waitFor(t, "a master", 5*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+
+	os.Remove(healthy) // a: 200 - 150 = 50 < 100
+	waitFor(t, "b to preempt a after a's check failed", 5*time.Second, func() bool { return vb.has(vipIP) && !va.has(vipIP) })
+	s, err := a.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Priority != 50 || s.State != "BACKUP" || len(s.Tracks) != 1 || s.Tracks[0].OK {
+		t.Fatalf("a after failing check: %+v", s)
+	}
+	os.WriteFile(healthy, nil, 0o644)
+	waitFor(t, "a to take the VIP back", 5*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+
+	waitFor(t, "notify hooks", 2*time.Second, func() bool {
+		b, _ := os.ReadFile(events)
+		return strings.Count(string(b), "\n") >= 4
+	})
+	got, _ := os.ReadFile(events)
+	// Start-up: the check has not reported yet and counts as failing (50).
+	want := "a BACKUP 50\na MASTER 200\na BACKUP 50\na MASTER 200\n"
+	if string(got) != want {
+		t.Fatalf("notify events:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestSplitBrainHeal: while a and b cannot hear each other both are master
+// and the client follows the last GARP; when the partition heals, the winner
+// (a, higher priority) re-announces the VIP with gratuitous ARP, so the client
+// goes back to it without waiting for its ARP entry to expire.
+func TestSplitBrainHeal(t *testing.T) {
+	testenv.RequireRoot(t)
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
+	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
+	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
+	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms"))
+	b := startVIP(t, hb, vb, vipConfig(hb, 3, 100, "100ms"))
+	waitFor(t, "a master", 5*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+	touchVIP(hc)
+
+	heal := topo.Cut(ha, hb)
+	waitFor(t, "b master too during the partition", 5*time.Second, func() bool { return vb.has(vipIP) })
+	waitFor(t, "client to follow b's GARP", time.Second, func() bool { return macEqual(vc.neighMAC(vipIP), vb.mac) })
+	if a.state(t) != "MASTER" || b.state(t) != "MASTER" {
+		t.Fatal("expected two masters during the partition")
+	}
+	heal()
+	waitFor(t, "b to yield", 3*time.Second, func() bool { return !vb.has(vipIP) })
+	waitFor(t, "client back on a via the healing GARP", 2*time.Second, func() bool { return macEqual(vc.neighMAC(vipIP), va.mac) })
+	if who, err := whoAnswers(hc); err != nil || who != "a" {
+		t.Fatalf("after healing the VIP answered by %q (%v), want a", who, err)
+	}
+}
