@@ -301,11 +301,17 @@ func (l *Lab) Addrs() [][2]string {
 }
 
 // binDir finds the directory of the project's binaries to mount, or "".
+// Auto-detection only accepts a directory named bin holding redisha-* files
+// (the module's bin/, or the one the running executable lives in), so a
+// stray redisha binary in /tmp never gets /tmp mounted.
 func binDir(opt string) string {
-	cands := []string{opt, os.Getenv("REDISHA_BIN_DIR")}
 	if opt != "" {
 		return opt
 	}
+	if env := os.Getenv("REDISHA_BIN_DIR"); env != "" {
+		return env
+	}
+	var cands []string
 	if wd, err := os.Getwd(); err == nil {
 		// Tests run in the package directory; walk up to the module root.
 		for d := wd; d != "/" && d != "."; d = filepath.Dir(d) {
@@ -319,12 +325,11 @@ func binDir(opt string) string {
 		cands = append(cands, filepath.Dir(exe))
 	}
 	for _, c := range cands {
-		if c == "" {
+		if filepath.Base(c) != "bin" {
 			continue
 		}
 		if m, _ := filepath.Glob(filepath.Join(c, "redisha-*")); len(m) > 0 {
-			abs, err := filepath.Abs(c)
-			if err == nil {
+			if abs, err := filepath.Abs(c); err == nil {
 				return abs
 			}
 		}

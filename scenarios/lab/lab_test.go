@@ -177,12 +177,23 @@ func TestReferenceStackHealthy(t *testing.T) {
 		got, err := observer(t, r2, 6379).Get(ctx, "lab:test").Result()
 		return err == nil && got == val
 	})
-	// The client really sits in its own namespace: its address is the source.
+	// The connection reached Redis through haproxy1, the VIP holder.
 	who, err := cl.ClientInfo(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = who
+	if host, _, _ := net.SplitHostPort(who.Addr); host != l.Node("haproxy1").IP().String() {
+		t.Fatalf("connection via the VIP comes from %s, want haproxy1 %s", who.Addr, l.Node("haproxy1").IP())
+	}
+	// The client namespace reaches the lab network and nothing else.
+	if out, err := l.Client.Exec(ctx, "ip", "-4", "route", "show", "default"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("client default route %q, %v", out, err)
+	}
+	for _, n := range l.Nodes {
+		if out, err := n.Exec(ctx, "ip", "-4", "route", "show", "default"); err != nil || strings.TrimSpace(out) != "" {
+			t.Fatalf("%s default route %q, %v", n.Name(), out, err)
+		}
+	}
 
 	// Node facts the fault injector relies on.
 	for _, n := range l.Nodes {

@@ -20,6 +20,8 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 var randRead = rand.Read
@@ -98,6 +100,37 @@ func (n *Node) refresh(ctx context.Context) error {
 	n.mu.Lock()
 	n.pid = pid
 	n.mu.Unlock()
+	if pid != 0 {
+		return dropDefaultRoute(n.NetnsPath())
+	}
+	return nil
+}
+
+// dropDefaultRoute removes the default route Docker gives containers even on
+// an internal network: a node can reach the lab subnet and nothing else, so
+// no daemon can ever send a packet towards the VM's gateway.
+func dropDefaultRoute(nsPath string) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("lab: %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("lab: netlink in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("lab: routes in %s: %w", nsPath, err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+			if err := h.RouteDel(&r); err != nil {
+				return fmt.Errorf("lab: drop default route in %s: %w", nsPath, err)
+			}
+		}
+	}
 	return nil
 }
 
