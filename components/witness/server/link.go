@@ -57,6 +57,9 @@ func (s *Server) newLink(t witness.Target) *link {
 			ClientName:   "sentinel-" + id8 + "-" + kind,
 			Protocol:     2,
 			DialTimeout:  timeout,
+			// One dial per attempt: the core retries each ping period, like
+			// sentinel's reconnect, and must hear of a failure promptly.
+			DialerRetries: 1,
 			ReadTimeout:  timeout,
 			WriteTimeout: timeout,
 			PoolSize:     1,
