@@ -51,20 +51,20 @@ func (s *Server) newLink(t witness.Target) *link {
 	id8 := s.core.MyID()[:8]
 	opt := func(kind string) *redis.Options {
 		return &redis.Options{
-			Addr:         t.Addr.String(),
-			Username:     auth.User,
-			Password:     auth.Pass,
-			ClientName:   "sentinel-" + id8 + "-" + kind,
-			Protocol:     2,
-			DialTimeout:  timeout,
+			Addr:        t.Addr.String(),
+			Username:    auth.User,
+			Password:    auth.Pass,
+			ClientName:  "sentinel-" + id8 + "-" + kind,
+			Protocol:    2,
+			DialTimeout: timeout,
 			// One dial per attempt: the core retries each ping period, like
 			// sentinel's reconnect, and must hear of a failure promptly.
 			DialerRetries: 1,
-			ReadTimeout:  timeout,
-			WriteTimeout: timeout,
-			PoolSize:     1,
-			MinIdleConns: 0,
-			MaxRetries:   -1,
+			ReadTimeout:   timeout,
+			WriteTimeout:  timeout,
+			PoolSize:      1,
+			MinIdleConns:  0,
+			MaxRetries:    -1,
 			// CLIENT SETINFO is unknown to older servers and to sentinels.
 			DisableIdentity: true,
 			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {

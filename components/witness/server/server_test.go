@@ -284,7 +284,10 @@ func TestPublishAndIsMasterDownArgs(t *testing.T) {
 // durable the requester gets an error, never the vote.
 func TestVoteNotSentWhenStateCannotBePersisted(t *testing.T) {
 	dir := t.TempDir()
-	s := startTest(t, func(o *Options) { o.StatePath = filepath.Join(dir, "sub", "state.json"); os.MkdirAll(filepath.Join(dir, "sub"), 0o755) })
+	s := startTest(t, func(o *Options) {
+		o.StatePath = filepath.Join(dir, "sub", "state.json")
+		os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	})
 	os.RemoveAll(filepath.Join(dir, "sub"))
 	c := dial(t, s)
 	s.mu.Lock()
