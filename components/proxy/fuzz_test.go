@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/resp"
+)
+
+// The seed corpora under testdata/fuzz were captured from real redis-server
+// and redis-sentinel processes by TestCaptureFuzzSeeds (PROXY_CAPTURE_SEEDS=1).
+
+func FuzzViewFromReplies(f *testing.F) {
+	f.Add([]byte("*4\r\n$4\r\nname\r\n$1\r\nm\r\n$12\r\nconfig-epoch\r\n$1\r\n3\r\n*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := resp.NewReader(bytes.NewReader(data))
+		master, err := r.ReadValue()
+		if err != nil {
+			return
+		}
+		addr, _ := r.ReadValue() // a missing second reply is a zero value
+		v := ViewFromReplies(time.Unix(0, 0), "s", master, addr)
+		if v.OK {
+			if _, err := parseHostPort(v.Addr); err != nil || v.Epoch < 0 || v.Err != "" {
+				t.Fatalf("accepted view with bad fields: %+v", v)
+			}
+		} else if v.Err == "" {
+			t.Fatalf("rejected view without a reason: %+v", v)
+		}
+	})
+}
+
+func FuzzNoticeFromMessage(f *testing.F) {
+	f.Add([]byte("*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$14\r\n+switch-master\r\n$32\r\nm 127.0.0.1 6379 127.0.0.1 6380\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := resp.NewReader(bytes.NewReader(data)).ReadValue()
+		if err != nil {
+			return
+		}
+		ch, payload, ok := NoticeFromMessage(v)
+		if !ok {
+			return
+		}
+		p, ok := core.ParseNotice(ch, payload)
+		if ok && p.OldAddr != "" {
+			if _, err := parseHostPort(p.OldAddr); err != nil {
+				t.Fatalf("bad address %q from %q %q", p.OldAddr, ch, payload)
+			}
+		}
+		// The core must survive any notice, routed or not.
+		c := core.New(core.Config{MasterName: "m", Sentinels: []string{"s"}})
+		c.Step(core.Notice{At: time.Unix(1, 0), Sentinel: "s", Channel: ch, Payload: payload})
+	})
+}
+
+func FuzzHealthFromInfo(f *testing.F) {
+	f.Add("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		h := HealthFromInfo(time.Unix(0, 0), "b", text)
+		if h.OK != (h.Role == core.RoleMaster || h.Role == core.RoleReplica) {
+			t.Fatalf("OK=%v with role %q", h.OK, h.Role)
+		}
+		if !h.OK && h.Err == "" {
+			t.Fatal("failed check without a reason")
+		}
+	})
+}
+
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("dist/redisha-proxy.example.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("backends: [127.0.0.1:6379]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted an invalid config: %v", err)
+		}
+		_ = c.CoreConfig()
+	})
+}
+
+// TestCaptureFuzzSeeds records replies from real servers as fuzz seeds.
+func TestCaptureFuzzSeeds(t *testing.T) {
+	if os.Getenv("PROXY_CAPTURE_SEEDS") != "1" {
+		t.Skip("set PROXY_CAPTURE_SEEDS=1 to re-capture testdata/fuzz seeds from real servers")
+	}
+	c := startCluster(t)
+	write := func(target, name string, data []byte, asString bool) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		os.MkdirAll(dir, 0o755)
+		typ := "[]byte"
+		if asString {
+			typ = "string"
+		}
+		body := fmt.Sprintf("go test fuzz v1\n%s(%q)\n", typ, data)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// raw sends commands on a fresh connection and returns the values read,
+	// re-encoded byte for byte as RESP.
+	raw := func(addr string, n int, cmds ...string) [][]byte {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		for _, cmd := range cmds {
+			fmt.Fprintf(conn, "%s\r\n", cmd)
+		}
+		r := resp.NewReader(conn)
+		var out [][]byte
+		for i := 0; i < n; i++ {
+			v, err := r.ReadValue()
+			if err != nil {
+				t.Fatalf("%v: %v", cmds, err)
+			}
+			var b bytes.Buffer
+			w := resp.NewWriter(&b)
+			if strings.HasPrefix(cmds[0], "HELLO 3") {
+				w.SetProto(3)
+			}
+			w.Value(v)
+			w.Flush()
+			out = append(out, b.Bytes())
+		}
+		return out
+	}
+	s := c.sentinels[0].addr
+	v := raw(s, 2, "SENTINEL MASTER m", "SENTINEL GET-MASTER-ADDR-BY-NAME m")
+	write("FuzzViewFromReplies", "resp2-master", append(v[0], v[1]...), false)
+	v = raw(s, 3, "HELLO 3", "SENTINEL MASTER m", "SENTINEL GET-MASTER-ADDR-BY-NAME m")
+	write("FuzzViewFromReplies", "resp3-master", append(v[1], v[2]...), false)
+	v = raw(s, 2, "SENTINEL MASTER nosuch", "SENTINEL GET-MASTER-ADDR-BY-NAME nosuch")
+	write("FuzzViewFromReplies", "unknown-master", append(v[0], v[1]...), false)
+
+	for name, n := range map[string]*node{"master": c.a, "replica": c.b} {
+		info, err := n.client().Info(bg, "replication").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzHealthFromInfo", name, []byte(info), true)
+	}
+	sentinelInfo, _ := c.sentinels[0].client().Info(bg).Result()
+	write("FuzzHealthFromInfo", "sentinel-info", []byte(sentinelInfo), true)
+
+	// a failover's worth of pub/sub messages
+	conn, err := net.Dial("tcp", c.sentinels[0].addr) // the leader: it publishes every step
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PSUBSCRIBE *\r\n")
+	r := resp.NewReader(conn)
+	r.ReadValue()
+	waitFor(t, 10*time.Second, "sentinel mesh", func() bool {
+		v, err := c.sentinels[0].client().Do(bg, "SENTINEL", "SENTINELS", "m").Slice()
+		return err == nil && len(v) == 2
+	})
+	if err := c.sentinels[0].client().Do(bg, "SENTINEL", "FAILOVER", "m").Err(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	conn.SetReadDeadline(time.Now().Add(4 * time.Second))
+	for {
+		v, err := r.ReadValue()
+		if err != nil {
+			break
+		}
+		ch, _, ok := NoticeFromMessage(v)
+		if !ok || seen[ch] {
+			continue
+		}
+		seen[ch] = true
+		var b bytes.Buffer
+		w := resp.NewWriter(&b)
+		w.Value(v)
+		w.Flush()
+		write("FuzzNoticeFromMessage", strings.Trim(ch, "+-*"), b.Bytes(), false)
+	}
+	if !seen["+switch-master"] {
+		t.Fatalf("captured no +switch-master (saw %v)", seen)
+	}
+}
