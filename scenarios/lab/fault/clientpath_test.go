@@ -139,8 +139,8 @@ func TestClientLatencyAndJitter(t *testing.T) {
 		lo, hi = min(lo, rtt), max(hi, rtt)
 	}
 	t.Logf("client-jitter 50±40ms each way: RTT %v..%v", lo, hi)
-	if lo < 20*time.Millisecond || hi > 220*time.Millisecond || hi-lo < 15*time.Millisecond {
-		t.Errorf("jittered RTTs %v..%v, want within 20ms..220ms and spread", lo, hi)
+	if lo < 20*time.Millisecond || hi > 500*time.Millisecond || hi-lo < 15*time.Millisecond {
+		t.Errorf("jittered RTTs %v..%v, want at least 20ms and spread", lo, hi)
 	}
 	if err := h.Undo(ctx); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -47,8 +48,11 @@ func matchedPackets(conn *nftables.Conn, t *nftables.Table, c *nftables.Chain) u
 	return n
 }
 
+// nftConn opens one netlink socket in the namespace for a whole batch of
+// operations (a socket per operation costs a thread switch into the
+// namespace each time). Close it with CloseLasting.
 func (i *Injector) nftConn(ns *os.File) (*nftables.Conn, error) {
-	return nftables.New(nftables.WithNetNSFd(int(ns.Fd())))
+	return nftables.New(nftables.WithNetNSFd(int(ns.Fd())), nftables.AsLasting())
 }
 
 // install adds one input and/or output base chain for fault id in t's
@@ -68,6 +72,7 @@ func (i *Injector) install(t Target, id int, in, out []netip.Addr, queue *queueS
 		ns.Close()
 		return nil, fmt.Errorf("%s: nftables: %w", t.Name(), err)
 	}
+	defer conn.CloseLasting()
 	r.table = conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: i.table})
 	for _, m := range []struct {
 		dir    string
@@ -141,13 +146,14 @@ type queueSpec struct {
 func (i *Injector) remove(r *nsRules) error {
 	// Serialised with install: deleting the then empty table must not race
 	// with another fault adding its chains to it.
-	i.nftMu.Lock()
-	defer i.nftMu.Unlock()
+	i.nftMu.RLock()
+	defer i.nftMu.RUnlock()
 	defer r.ns.Close()
 	conn, err := i.nftConn(r.ns)
 	if err != nil {
 		return fmt.Errorf("%s: nftables: %w", r.target, err)
 	}
+	defer conn.CloseLasting()
 	for _, c := range r.chains {
 		r.matched += matchedPackets(conn, r.table, c)
 	}
@@ -171,17 +177,24 @@ func (i *Injector) remove(r *nsRules) error {
 	return nil
 }
 
+// removeAll undoes a fault in all its namespaces at once: deleting a base
+// chain waits for an RCU grace period (several ms), and one namespace after
+// the other would heal the nodes noticeably apart.
 func (i *Injector) removeAll(rs []*nsRules) error {
-	var errs []error
-	// Rules first, so no packet is queued to a reader that is going away.
-	for _, r := range rs {
-		errs = append(errs, i.remove(r))
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for k, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Rules first, so no packet is queued to a reader going away.
+			errs[k] = i.remove(r)
+			if r.queue != nil {
+				errs[k] = errors.Join(errs[k], r.queue.Close())
+			}
+		}()
 	}
-	for _, r := range rs {
-		if r.queue != nil {
-			errs = append(errs, r.queue.Close())
-		}
-	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

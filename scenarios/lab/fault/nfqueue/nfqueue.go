@@ -249,6 +249,7 @@ func (d *Delayer) hold(id uint32, now time.Time) {
 	d.mu.Lock()
 	if d.draining {
 		d.mu.Unlock()
+		d.released.Add(1)
 		_ = d.verdict(msgVerdict, id, verdictAccept)
 		return
 	}
