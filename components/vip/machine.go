@@ -375,7 +375,13 @@ func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
 				interval = p.Interval
 			}
 			m.masterAddr, m.masterPriority = p.Src, p.Priority
-			return m.becomeBackup(now, fmt.Sprintf("higher priority advert from %v (priority %d)", p.Src, p.Priority), interval)
+			out := m.becomeBackup(now, fmt.Sprintf("higher priority advert from %v (priority %d)", p.Src, p.Priority), interval)
+			// One last advert with our priority tells the winner that we
+			// were master too (a healed split brain, or a preemption): the
+			// winner then re-announces the VIPs with gratuitous ARP (ours and
+			// keepalived do), so clients that followed our GARPs come back
+			// even when the winner had not heard us before we yielded.
+			return append(out, Action{Kind: SendAdvert, Priority: m.priority})
 		}
 		// Two masters (a healed partition): we win, so advertise now and
 		// re-announce the addresses, which the loser's GARPs may have stolen.

@@ -82,7 +82,7 @@ func TestBenchTakeover(t *testing.T) {
 	if os.Getenv("REDISHA_BENCH_VIP") != "1" {
 		t.Skip("benchmark: run with REDISHA_BENCH_VIP=1 (make bench-vip)")
 	}
-	testenv.RequireRoot(t)
+	needNetns(t)
 	testenv.RequireBinary(t, "keepalived")
 	rounds := 5
 	if n, err := strconv.Atoi(os.Getenv("REDISHA_BENCH_VIP_ROUNDS")); err == nil && n > 0 {

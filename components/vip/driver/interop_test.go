@@ -108,7 +108,7 @@ type interopCase struct {
 // other, keepalived logs no complaint about our adverts, we count no bad
 // packet from keepalived, and the VIP is never on both for an advert interval.
 func TestKeepalivedInterop(t *testing.T) {
-	testenv.RequireRoot(t)
+	needNetns(t)
 	testenv.RequireBinary(t, "keepalived")
 	for _, tc := range []interopCase{
 		{version: 3, kaIntv: "0.3", ourIntv: "300ms", interval: 300 * time.Millisecond,

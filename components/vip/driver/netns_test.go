@@ -51,7 +51,11 @@ func vipBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "redisha-vip")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/redisha/redisha/cmd/redisha-vip").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("REDISHA_VIP_RACE") == "1" { // hunt data races in the daemon
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/redisha/redisha/cmd/redisha-vip")...).CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -60,6 +64,16 @@ func vipBinary(t testing.TB) string {
 		t.Fatal(binErr)
 	}
 	return binPath
+}
+
+// needNetns: these tests need root for namespaces and raw sockets; -short
+// skips them for a quick local loop (make test never passes -short).
+func needNetns(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("namespace test skipped under -short")
+	}
+	testenv.RequireRoot(t)
 }
 
 // nsView reads addresses and neighbours inside one namespace over netlink,
@@ -202,6 +216,11 @@ func startVIP(t testing.TB, h *testenv.Host, view *nsView, cfg string) *vipNode 
 	p := testenv.StartProcess(t, testenv.ProcessSpec{Name: "redisha-vip-" + h.Name, Dir: dir, Netns: h.Netns,
 		Argv: []string{vipBinary(t), "run", "-c", path}})
 	n := &vipNode{host: h, view: view, proc: p, cfg: path}
+	t.Cleanup(func() { // registered after StartProcess's: runs first, while the log exists
+		if log, _ := os.ReadFile(p.LogPath()); strings.Contains(string(log), "DATA RACE") {
+			t.Errorf("%s: data race in the daemon:\n%s", h.Name, log)
+		}
+	})
 	waitFor(t, h.Name+" status endpoint", 10*time.Second, func() bool { _, err := n.status(); return err == nil })
 	return n
 }
@@ -261,7 +280,7 @@ func badPackets(s driver.Status) map[string]uint64 {
 // a SIGKILL left behind; addresses and interfaces the config does not name
 // are never touched.
 func TestTwoInstancesFailover(t *testing.T) {
-	testenv.RequireRoot(t)
+	needNetns(t)
 	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
 	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
 	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
@@ -371,7 +390,7 @@ func readFile(t testing.TB, p string) string {
 
 // TestStatusCommand checks `redisha-vip status` against a live instance.
 func TestStatusCommand(t *testing.T) {
-	testenv.RequireRoot(t)
+	needNetns(t)
 	topo := testenv.NewTopology(t, prefix, subnet, "a")
 	ha := topo.Host("a")
 	n := startVIP(t, ha, newView(t, ha.Netns), vipConfig(ha, 3, 255, "100ms"))

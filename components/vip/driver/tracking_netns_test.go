@@ -15,7 +15,7 @@ import (
 // drops its priority below the backup's, which takes over (preemption); notify
 // hooks report each state; the check recovering gives the VIP back.
 func TestTrackingAndNotify(t *testing.T) {
-	testenv.RequireRoot(t)
+	needNetns(t)
 	topo := testenv.NewTopology(t, prefix, subnet, "a", "b")
 	ha, hb := topo.Host("a"), topo.Host("b")
 	va, vb := newView(t, ha.Netns), newView(t, hb.Netns)
@@ -63,7 +63,7 @@ notify:
 // (a, higher priority) re-announces the VIP with gratuitous ARP, so the client
 // goes back to it without waiting for its ARP entry to expire.
 func TestSplitBrainHeal(t *testing.T) {
-	testenv.RequireRoot(t)
+	needNetns(t)
 	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
 	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
 	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
