@@ -85,3 +85,32 @@ func TestSplitBrainHeal(t *testing.T) {
 		t.Fatalf("after healing the VIP answered by %q (%v), want a", who, err)
 	}
 }
+
+// TestUnicastAndChecksumForms: unicast peers instead of multicast, one side
+// sending the message-only VRRPv3 checksum and the other the pseudo-header
+// form; both accept each other's adverts and hand over as usual.
+func TestUnicastAndChecksumForms(t *testing.T) {
+	needNetns(t)
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b")
+	ha, hb := topo.Host("a"), topo.Host("b")
+	va, vb := newView(t, ha.Netns), newView(t, hb.Netns)
+	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms")+
+		fmt.Sprintf("unicast_peers: [%s]\nchecksum: message-only\n", hb.IP))
+	b := startVIP(t, hb, vb, vipConfig(hb, 3, 100, "100ms")+fmt.Sprintf("unicast_peers: [%s]\n", ha.IP))
+	waitFor(t, "a master", 5*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range []*vipNode{a, b} {
+		s, err := n.status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad := badPackets(s); len(bad) > 0 {
+			t.Fatalf("%s dropped packets: %v", n.host.Name, bad)
+		}
+	}
+	if s, _ := b.status(); s.State != "BACKUP" || s.AdvertsReceived < 3 || s.Master != ha.IP.String() {
+		t.Fatalf("b: %+v", s)
+	}
+	a.proc.Stop()
+	waitFor(t, "b to take over over unicast", 2*time.Second, func() bool { return vb.has(vipIP) })
+}
