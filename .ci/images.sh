@@ -66,11 +66,14 @@ host_mirror() {
 }
 
 SUITE=${REDISHA_SUITE:-$(host_suite)}
+# Ubuntu keeps redis, haproxy and keepalived in universe.
+COMPONENTS=main
+if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then COMPONENTS=main,universe; fi
 MIRROR=${REDISHA_MIRROR:-$(host_mirror)}
 ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 
 # Everything that changes the image's content goes into the hash.
-INPUTS=$(printf '%s\n' "script=$(sha256sum "$0" | cut -d' ' -f1)" "suite=$SUITE" "mirror=$MIRROR" "arch=$ARCH" "packages=${PACKAGES[*]}")
+INPUTS=$(printf '%s\n' "script=$(sha256sum "$0" | cut -d' ' -f1)" "suite=$SUITE" "mirror=$MIRROR" "arch=$ARCH" "components=$COMPONENTS" "packages=${PACKAGES[*]}")
 HASH=$(sha256sum <<<"$INPUTS" | cut -c1-16)
 
 current=$(docker image inspect -f '{{index .Config.Labels "redisha.inputs"}}' "$IMAGE" 2>/dev/null || true)
@@ -90,7 +93,7 @@ trap 'rm -rf --one-file-system "$ROOT"' EXIT
 
 include=$(IFS=,; echo "${PACKAGES[*]}")
 log=$CACHE_DIR/debootstrap.log
-if ! debootstrap --variant=minbase --arch="$ARCH" --include="$include" \
+if ! debootstrap --variant=minbase --arch="$ARCH" --include="$include" --components="$COMPONENTS" \
 	--cache-dir="$CACHE_DIR" "$SUITE" "$ROOT" "$MIRROR" >"$log" 2>&1; then
 	tail -n 30 "$log" >&2
 	die "debootstrap failed (full log: $log)"

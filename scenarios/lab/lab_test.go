@@ -158,9 +158,13 @@ func TestReferenceStackHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(holders) != 1 || holders[0].Name() != "haproxy1" {
-		t.Fatalf("VIP holders %v, want exactly haproxy1", holders)
+	if len(holders) != 1 {
+		t.Fatalf("VIP holders %v, want exactly one", holders)
 	}
+	// haproxy1 has the higher priority: it holds the VIP (at once, or after
+	// preempting should haproxy2's keepalived have won the start-up race),
+	// and the VIP answers through it.
+	waitVIPAt(t, ctx, l, l.Node("haproxy1"))
 
 	// A SET through the VIP from the client namespace lands on redis1 and
 	// replicates to redis2.
@@ -208,8 +212,27 @@ func TestReferenceStackHealthy(t *testing.T) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(b)) != "redis-server" {
 		t.Fatalf("pid %d comm %q %v", pid, b, err)
 	}
-	if _, err := os.Stat(l.LogDir + "/redis1.log"); err != nil {
-		t.Fatal(err)
+	// keepalived runs as a parent and a VRRP child: DaemonPIDs finds both.
+	if pids, err := l.Node("haproxy1").DaemonPIDs(ctx, "keepalived"); err != nil || len(pids) < 2 {
+		t.Fatalf("DaemonPIDs(keepalived) = %v, %v; want parent and VRRP child", pids, err)
+	}
+	if _, err := l.Node("sentinel").DaemonPID(ctx, "redis-server"); err == nil {
+		t.Fatal("the sentinel node runs no redis-server")
+	}
+	// Node logs stream to files: both of redis1's daemons, and keepalived.
+	for file, want := range map[string][]string{
+		"redis1.log":   {"Ready to accept connections", "Sentinel ID is"},
+		"haproxy1.log": {"Entering MASTER STATE"},
+	} {
+		waitFor(t, ctx, file+" to show the daemons", func() bool {
+			b, _ := os.ReadFile(l.LogDir + "/" + file)
+			for _, w := range want {
+				if !strings.Contains(string(b), w) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,18 +278,30 @@ func (n *Node) Exec(ctx context.Context, cmd ...string) (string, error) {
 
 // DaemonPID returns the host pid of the named daemon (its process name, as
 // in the stack's daemons: "redis-server", "redis-sentinel", "haproxy",
-// "keepalived") inside this node; the oldest one when there are several.
+// "keepalived") inside this node; the oldest one when there are several
+// (keepalived's parent, not its VRRP child: see DaemonPIDs).
 func (n *Node) DaemonPID(ctx context.Context, daemon string) (int, error) {
-	if err := n.needContainer(); err != nil {
+	pids, err := n.DaemonPIDs(ctx, daemon)
+	if err != nil {
 		return 0, err
+	}
+	return pids[0], nil
+}
+
+// DaemonPIDs returns the host pids of every live process of the named
+// daemon inside this node, oldest first. Freezing a daemon means stopping
+// all of them: keepalived sends VRRP adverts from a child process.
+func (n *Node) DaemonPIDs(ctx context.Context, daemon string) ([]int, error) {
+	if err := n.needContainer(); err != nil {
+		return nil, err
 	}
 	initPid := n.Pid()
 	if initPid == 0 {
-		return 0, fmt.Errorf("lab: %s is not running", n.name)
+		return nil, fmt.Errorf("lab: %s is not running", n.name)
 	}
 	pidns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", initPid))
 	if err != nil {
-		return 0, fmt.Errorf("lab: %s: %w", n.name, err)
+		return nil, fmt.Errorf("lab: %s: %w", n.name, err)
 	}
 	comm := daemon
 	if len(comm) > 15 { // the kernel keeps 15 bytes of comm
@@ -296,9 +309,13 @@ func (n *Node) DaemonPID(ctx context.Context, daemon string) (int, error) {
 	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	best, bestStart := 0, uint64(0)
+	type proc struct {
+		pid   int
+		start uint64
+	}
+	var found []proc
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == initPid {
@@ -317,18 +334,26 @@ func (n *Node) DaemonPID(ctx context.Context, daemon string) (int, error) {
 		}
 		// Skip zombies: a dead daemon must not be reported as running.
 		fields := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		if len(fields) < 20 || fields[0] == "Z" {
+		if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
 			continue
 		}
 		start, _ := strconv.ParseUint(fields[19], 10, 64)
-		if best == 0 || start < bestStart {
-			best, bestStart = pid, start
+		found = append(found, proc{pid, start})
+	}
+	if len(found) == 0 {
+		return nil, fmt.Errorf("lab: %s: no %s process running", n.name, daemon)
+	}
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].start != found[j].start {
+			return found[i].start < found[j].start
 		}
+		return found[i].pid < found[j].pid
+	})
+	pids := make([]int, len(found))
+	for i, p := range found {
+		pids[i] = p.pid
 	}
-	if best == 0 {
-		return 0, fmt.Errorf("lab: %s: no %s process running", n.name, daemon)
-	}
-	return best, nil
+	return pids, nil
 }
 
 func wrap(err error, op, node string) error {
