@@ -1,0 +1,344 @@
+// Package observe watches a running stack from the host side: every sentinel's pub/sub events,
+// every redis node's replication role, and which nodes hold the VIP. Its connections leave from
+// the host (the lab bridge's own address), never from the client namespace, so partitions between
+// nodes and clients do not blind it. It also waits for convergence and reads the final state.
+package observe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/scenarios/history"
+)
+
+// Endpoint is one daemon to watch.
+type Endpoint struct {
+	Node string // node name
+	Addr string // ip:port
+}
+
+// Recorder receives events (history.Writer satisfies it).
+type Recorder interface{ Write(v any) }
+
+// Config says what to watch.
+type Config struct {
+	Sentinels []Endpoint
+	Redis     []Endpoint
+	// VIPHolders lists the nodes holding the VIP right now; nil when the stack has no VIP.
+	VIPHolders func(ctx context.Context) ([]string, error)
+	Poll       time.Duration // role and VIP polling period; default 200 ms
+	Rec        Recorder
+}
+
+// Observer runs until Stop.
+type Observer struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start begins watching.
+func Start(ctx context.Context, cfg Config) *Observer {
+	if cfg.Poll <= 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	quiet.Do(func() { redis.SetLogger(discard{}) })
+	ctx, cancel := context.WithCancel(ctx)
+	o := &Observer{cancel: cancel}
+	for _, s := range cfg.Sentinels {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); watchSentinel(ctx, s, cfg.Rec) }()
+	}
+	for _, r := range cfg.Redis {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); watchRole(ctx, r, cfg.Poll, cfg.Rec) }()
+	}
+	if cfg.VIPHolders != nil {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); watchVIP(ctx, cfg.VIPHolders, cfg.Poll, cfg.Rec) }()
+	}
+	return o
+}
+
+// go-redis logs each failed dial of a watcher; the events record outages already.
+var quiet sync.Once
+
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...interface{}) {}
+
+// Stop ends every watcher and waits for them.
+func (o *Observer) Stop() {
+	o.cancel()
+	o.wg.Wait()
+}
+
+// Client returns a host-side go-redis client for control reads with short timeouts.
+func Client(addr string, timeout time.Duration) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// watchSentinel subscribes to every channel of one sentinel, reconnecting after crashes.
+func watchSentinel(ctx context.Context, s Endpoint, rec Recorder) {
+	connected := true
+	for ctx.Err() == nil {
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+			DialerRetries: 1, DialTimeout: time.Second,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+		ps := c.PSubscribe(ctx, "*")
+		// go-redis does not interrupt a blocked read on cancel; closing the connection does.
+		stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+		for ctx.Err() == nil {
+			msg, err := ps.ReceiveTimeout(ctx, 3*time.Second)
+			if ctx.Err() != nil {
+				break
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					if perr := ps.Ping(ctx); perr == nil {
+						continue
+					}
+				}
+				if connected && ctx.Err() == nil {
+					rec.Write(history.Event{Time: time.Now(), Source: history.SourceSentinel, Kind: "observer-lost", Node: s.Node, Detail: err.Error()})
+				}
+				connected = false
+				break
+			}
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if !connected {
+					rec.Write(history.Event{Time: time.Now(), Source: history.SourceSentinel, Kind: "observer-back", Node: s.Node})
+				}
+				connected = true
+			case *redis.Message:
+				if strings.HasPrefix(m.Channel, "__sentinel__:") {
+					continue // hellos every 2 s: noise
+				}
+				ev := history.Event{Time: time.Now(), Source: history.SourceSentinel, Kind: m.Channel, Node: s.Node, Detail: m.Payload}
+				if m.Channel == history.KindSwitchMaster {
+					if from, to, ok := history.SwitchMasterAddrs(m.Payload); ok {
+						ev.Attrs = map[string]string{"from": from, "to": to}
+					}
+				}
+				rec.Write(ev)
+			}
+		}
+		stop()
+		_ = ps.Close()
+		_ = c.Close()
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// Role is what INFO replication says about one node.
+type Role struct {
+	Role       string // master, slave, or unreachable
+	MasterHost string // for replicas: ip:port of their master
+	LinkUp     bool   // replica: master_link_status:up
+	Offset     int64  // master_repl_offset (master) or slave_repl_offset (replica)
+	Err        string
+}
+
+// ReadRole asks one node for its replication state.
+func ReadRole(ctx context.Context, c *redis.Client) Role {
+	s, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return Role{Role: "unreachable", Err: err.Error()}
+	}
+	info := resp.ParseInfo(s)
+	r := Role{Role: info.Get("role")}
+	if r.Role == "slave" {
+		r.MasterHost = net.JoinHostPort(info.Get("master_host"), info.Get("master_port"))
+		r.LinkUp = info.Get("master_link_status") == "up"
+		r.Offset, _ = strconv.ParseInt(info.Get("slave_repl_offset"), 10, 64)
+	} else {
+		r.Offset, _ = strconv.ParseInt(info.Get("master_repl_offset"), 10, 64)
+	}
+	return r
+}
+
+func watchRole(ctx context.Context, r Endpoint, poll time.Duration, rec Recorder) {
+	c := Client(r.Addr, poll+100*time.Millisecond)
+	defer c.Close()
+	last := Role{Role: "?"}
+	for {
+		cur := ReadRole(ctx, c)
+		if ctx.Err() != nil {
+			return
+		}
+		if cur.Role != last.Role || cur.MasterHost != last.MasterHost || cur.LinkUp != last.LinkUp {
+			attrs := map[string]string{"role": cur.Role, "addr": r.Addr}
+			if cur.Role == "slave" {
+				attrs["master"] = cur.MasterHost
+				attrs["link"] = map[bool]string{true: "up", false: "down"}[cur.LinkUp]
+			}
+			rec.Write(history.Event{Time: time.Now(), Source: history.SourceRole, Kind: history.KindRole, Node: r.Node, Attrs: attrs, Detail: cur.Err})
+			last = cur
+		}
+		if !sleepCtx(ctx, poll) {
+			return
+		}
+	}
+}
+
+func watchVIP(ctx context.Context, holders func(context.Context) ([]string, error), poll time.Duration, rec Recorder) {
+	last := "?"
+	for {
+		hs, err := holders(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			sort.Strings(hs)
+			cur := strings.Join(hs, ",")
+			if cur != last {
+				rec.Write(history.Event{Time: time.Now(), Source: history.SourceVIP, Kind: history.KindVIPHolder, Node: cur,
+					Attrs: map[string]string{"holders": cur, "count": strconv.Itoa(len(hs))}})
+				last = cur
+			}
+		}
+		if !sleepCtx(ctx, poll) {
+			return
+		}
+	}
+}
+
+// MasterFromSentinels asks the sentinels for the master's address and returns the answer of the
+// majority of those that reply.
+func MasterFromSentinels(ctx context.Context, sentinels []Endpoint, masterName string) (string, error) {
+	votes := map[string]int{}
+	var errs []error
+	for _, s := range sentinels {
+		c := Client(s.Addr, time.Second)
+		v, err := c.Do(ctx, "SENTINEL", "get-master-addr-by-name", masterName).StringSlice()
+		c.Close()
+		if err != nil || len(v) != 2 {
+			errs = append(errs, fmt.Errorf("%s: %v", s.Node, err))
+			continue
+		}
+		votes[net.JoinHostPort(v[0], v[1])]++
+	}
+	best, n := "", 0
+	for a, c := range votes {
+		if c > n {
+			best, n = a, c
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no sentinel named the master: %w", errors.Join(errs...))
+	}
+	return best, nil
+}
+
+// Converge waits until exactly one node is master and every other node is its replica with the
+// link up and an offset at least the master's. Past timeout it returns the reason it is not.
+func Converge(ctx context.Context, nodes []Endpoint, timeout time.Duration) (master Endpoint, waited time.Duration, err error) {
+	start := time.Now()
+	clients := map[string]*redis.Client{}
+	for _, n := range nodes {
+		clients[n.Node] = Client(n.Addr, time.Second)
+		defer clients[n.Node].Close()
+	}
+	deadline := start.Add(timeout)
+	reason := ""
+	for {
+		roles := map[string]Role{}
+		var masters []Endpoint
+		for _, n := range nodes {
+			r := ReadRole(ctx, clients[n.Node])
+			roles[n.Node] = r
+			if r.Role == "master" {
+				masters = append(masters, n)
+			}
+		}
+		if len(masters) == 1 {
+			m := masters[0]
+			// Re-read the master last so replicas are compared with an offset no newer than theirs.
+			mr := ReadRole(ctx, clients[m.Node])
+			behind := []string{}
+			for _, n := range nodes {
+				if n == m {
+					continue
+				}
+				r := roles[n.Node]
+				if r.Role != "slave" || r.MasterHost != m.Addr || !r.LinkUp {
+					behind = append(behind, fmt.Sprintf("%s is %s (master %s, link up %v)", n.Node, r.Role, r.MasterHost, r.LinkUp))
+					continue
+				}
+				if r2 := ReadRole(ctx, clients[n.Node]); r2.Offset < mr.Offset {
+					behind = append(behind, fmt.Sprintf("%s at offset %d, master %s at %d", n.Node, r2.Offset, m.Node, mr.Offset))
+				}
+			}
+			if len(behind) == 0 && mr.Role == "master" {
+				return m, time.Since(start), nil
+			}
+			reason = strings.Join(behind, "; ")
+		} else {
+			names := []string{}
+			for _, m := range masters {
+				names = append(names, m.Node)
+			}
+			reason = fmt.Sprintf("%d masters %v", len(masters), names)
+		}
+		if time.Now().After(deadline) {
+			return Endpoint{}, time.Since(start), fmt.Errorf("not converged after %s: %s", timeout, reason)
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return Endpoint{}, time.Since(start), ctx.Err()
+		}
+	}
+}
+
+// ReadFinal reads every workload key from the master.
+func ReadFinal(ctx context.Context, master Endpoint, registers, sets []string) (history.Final, error) {
+	c := Client(master.Addr, 5*time.Second)
+	defer c.Close()
+	f := history.Final{Converged: true, Master: master.Addr, Registers: map[string]string{}, Sets: map[string][]string{}}
+	for _, k := range registers {
+		v, err := c.Get(ctx, k).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return f, fmt.Errorf("final read GET %s on %s: %w", k, master.Node, err)
+		default:
+			f.Registers[k] = v
+		}
+	}
+	for _, k := range sets {
+		v, err := c.SMembers(ctx, k).Result()
+		if err != nil {
+			return f, fmt.Errorf("final read SMEMBERS %s on %s: %w", k, master.Node, err)
+		}
+		sort.Strings(v)
+		f.Sets[k] = v
+	}
+	f.ReadAt = time.Now()
+	return f, nil
+}
