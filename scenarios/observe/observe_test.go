@@ -60,7 +60,11 @@ func TestObserverSeesRealFailover(t *testing.T) {
 	var hmu sync.Mutex
 	obs := Start(context.Background(), Config{
 		Sentinels: []Endpoint{{"s", sent.Addr()}}, Redis: nodes, Rec: rec, Poll: 100 * time.Millisecond,
-		VIPHolders: func(context.Context) ([]string, error) { hmu.Lock(); defer hmu.Unlock(); return append([]string(nil), holders...), nil },
+		VIPHolders: func(context.Context) ([]string, error) {
+			hmu.Lock()
+			defer hmu.Unlock()
+			return append([]string(nil), holders...), nil
+		},
 	})
 	defer obs.Stop()
 	rec.waitFor(t, 5*time.Second, "initial roles", func(e history.Event) bool { return e.Node == "r" && e.Attrs["role"] == "slave" })
