@@ -240,6 +240,8 @@ func interop(t *testing.T, tc interopCase) {
 		for _, line := range strings.Split(l, "\n") {
 			if keepalivedComplaints.MatchString(line) {
 				t.Errorf("keepalived run %d complains: %s", i+1, line)
+			} else if strings.Contains(line, hb.IP.String()) {
+				t.Logf("keepalived run %d about us: %s", i+1, line)
 			}
 		}
 		if !strings.Contains(l, "VI_1") {
