@@ -609,18 +609,18 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 	p.metrics.bytes.WithLabelValues(lst, "backend_to_client").Add(float64(down))
 }
 
-// forward copies both ways between two bare TCP connections. io.Copy between
-// *net.TCPConn values uses splice(2), so payload bytes never enter user space.
+// forward copies both ways between two bare TCP connections with splice(2)
+// (see spliceCopy), so payload bytes never enter user space.
 func forward(client, backend *net.TCPConn) (up, down int64) {
 	done := make(chan int64, 1)
 	go func() {
-		n, _ := io.Copy(backend, client)
+		n, _ := spliceCopy(backend, client)
 		// The client finished sending; let the backend see EOF and finish
 		// its replies (redis closes on EOF).
 		backend.CloseWrite()
 		done <- n
 	}()
-	down, _ = io.Copy(client, backend)
+	down, _ = spliceCopy(client, backend)
 	client.Close()
 	backend.Close()
 	up = <-done

@@ -1,0 +1,345 @@
+// Command bench compares redisha-proxy with HAProxy (the recipe's tcp-check
+// configuration) and with redis directly, using redis-benchmark under the same
+// CPU pinning for every contender, in alternating rounds; then measures the
+// memory each proxy needs for 10,000 idle client connections.
+//
+//	go run ./components/proxy/bench -proxy bin/redisha-proxy -rounds 5
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	proxyBin   = flag.String("proxy", "bin/redisha-proxy", "redisha-proxy binary")
+	rounds     = flag.Int("rounds", 5, "alternating rounds")
+	requests   = flag.Int("n", 200000, "requests per redis-benchmark run without pipelining")
+	requestsP  = flag.Int("np", 1000000, "requests per redis-benchmark run with -P 16")
+	clients    = flag.Int("c", 50, "redis-benchmark clients")
+	idleConns  = flag.Int("idle", 10000, "idle client connections for the memory measurement")
+	serverCPU  = flag.String("server-cpu", "0", "taskset CPU list for redis-server and redis-benchmark")
+	proxyCPU   = flag.String("proxy-cpu", "1", "taskset CPU list for the proxy under test (both proxies)")
+	markdown   = flag.String("markdown", "", "also write the result tables to this markdown file")
+)
+
+type contender struct {
+	name string
+	addr string
+	pid  int
+}
+
+type result struct{ rps, p50, p99 float64 }
+
+func main() {
+	flag.Parse()
+	for _, bin := range []string{"redis-server", "redis-benchmark", "haproxy", "taskset", *proxyBin} {
+		if _, err := exec.LookPath(bin); err != nil {
+			die("missing %s: %v", bin, err)
+		}
+	}
+	raiseNoFile()
+	dir, _ := os.MkdirTemp("", "redisha-bench-")
+	defer os.RemoveAll(dir)
+
+	redisPort := freePort()
+	redis := start("redis", *serverCPU, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--maxclients", "30000", "--dir", dir)
+	defer stop(redis)
+	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
+	waitPing(redisAddr)
+
+	haPort := freePort()
+	haCfg := filepath.Join(dir, "haproxy.cfg")
+	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, haPort, redisAddr)), 0o644)
+	ha := start("haproxy", *proxyCPU, "haproxy", "-db", "-f", haCfg)
+	defer stop(ha)
+
+	rpPort, adminPort := freePort(), freePort()
+	rp := start("redisha-proxy", *proxyCPU, *proxyBin, "-listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
+		"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-backends", redisAddr, "-log-level", "warn")
+	defer stop(rp)
+
+	cs := []contender{
+		{"direct", redisAddr, redis.Process.Pid},
+		{"haproxy", fmt.Sprintf("127.0.0.1:%d", haPort), ha.Process.Pid},
+		{"redisha", fmt.Sprintf("127.0.0.1:%d", rpPort), rp.Process.Pid},
+	}
+	for _, c := range cs {
+		waitPing(c.addr)
+	}
+
+	cells := []struct {
+		test     string
+		pipeline int
+	}{{"set", 1}, {"get", 1}, {"set", 16}, {"get", 16}}
+	// results[cell][contender] = one result per round
+	results := make([]map[string][]result, len(cells))
+	for i := range results {
+		results[i] = map[string][]result{}
+	}
+	fmt.Printf("redis-benchmark -c %d, %d rounds; redis-server and redis-benchmark on CPU %s, each proxy on CPU %s\n",
+		*clients, *rounds, *serverCPU, *proxyCPU)
+	for r := 0; r < *rounds; r++ {
+		order := rotate(cs, r)
+		for ci, cell := range cells {
+			for _, c := range order {
+				res := benchmark(c.addr, cell.test, cell.pipeline)
+				results[ci][c.name] = append(results[ci][c.name], res)
+			}
+		}
+		fmt.Printf("round %d/%d done\n", r+1, *rounds)
+	}
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "| test | pipeline | contender | req/s (median) | p50 ms | p99 ms | redisha/HAProxy req/s median [min..max] | redisha/direct req/s median [min..max] |\n")
+	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|\n")
+	for ci, cell := range cells {
+		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"])
+		rd := ratios(results[ci]["redisha"], results[ci]["direct"])
+		for _, c := range cs {
+			rs := results[ci][c.name]
+			extra1, extra2 := "", ""
+			if c.name == "redisha" {
+				extra1 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rh), minOf(rh), maxOf(rh))
+				extra2 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rd), minOf(rd), maxOf(rd))
+			}
+			fmt.Fprintf(&out, "| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s |\n", cell.test, cell.pipeline, c.name,
+				median(field(rs, 0)), median(field(rs, 1)), median(field(rs, 2)), extra1, extra2)
+		}
+	}
+	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING):\n\n", *idleConns)
+	fmt.Fprintf(&out, "| contender | RSS before MiB | RSS with idle conns MiB | per connection KiB |\n|---|---|---|---|\n")
+	for _, c := range cs[1:] {
+		before, after := idleMemory(c)
+		fmt.Fprintf(&out, "| %s | %.1f | %.1f | %.2f |\n", c.name, before/1024, after/1024, (after-before)/float64(*idleConns))
+	}
+	fmt.Print("\n" + out.String())
+	if *markdown != "" {
+		os.WriteFile(*markdown, []byte(out.String()), 0o644)
+	}
+}
+
+const haproxyCfg = `global
+    maxconn 40000
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 1h
+    timeout server 1h
+frontend redis
+    bind 127.0.0.1:%d name redis
+    default_backend redis_backend
+backend redis_backend
+    option tcp-check
+    tcp-check send PING\r\n
+    tcp-check expect string +PONG
+    tcp-check send info\ replication\r\n
+    tcp-check expect string role:master
+    tcp-check send QUIT\r\n
+    tcp-check expect string +OK
+    server redis1 %s check inter 1s
+`
+
+func rotate(cs []contender, r int) []contender {
+	out := make([]contender, len(cs))
+	for i := range cs {
+		out[i] = cs[(i+r)%len(cs)]
+	}
+	return out
+}
+
+func benchmark(addr, test string, pipeline int) result {
+	host, port, _ := net.SplitHostPort(addr)
+	n := *requests
+	if pipeline > 1 {
+		n = *requestsP
+	}
+	args := []string{"-c", *serverCPU, "redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(*clients),
+		"-n", strconv.Itoa(n), "-t", test, "-P", strconv.Itoa(pipeline), "--csv"}
+	out, err := exec.Command("taskset", args...).Output()
+	if err != nil {
+		die("redis-benchmark %v: %v\n%s", args, err, out)
+	}
+	recs, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
+	if err != nil || len(recs) < 2 {
+		die("redis-benchmark csv: %v\n%s", err, out)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	f := func(name string) float64 {
+		v, _ := strconv.ParseFloat(recs[1][col[name]], 64)
+		return v
+	}
+	return result{f("rps"), f("p50_latency_ms"), f("p99_latency_ms")}
+}
+
+// idleMemory opens idle connections through a contender, each sending one
+// PING, and returns the contender's RSS (KiB) before and after.
+func idleMemory(c contender) (before, after float64) {
+	before = rss(c.pid)
+	conns := make([]net.Conn, 0, *idleConns)
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}()
+	for i := 0; i < *idleConns; i++ {
+		cn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			die("%s: idle connection %d: %v", c.name, i, err)
+		}
+		conns = append(conns, cn)
+		if _, err := cn.Write([]byte("PING\r\n")); err != nil {
+			die("%s: %v", c.name, err)
+		}
+	}
+	for i, cn := range conns {
+		cn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(cn).ReadString('\n')
+		if err != nil || line != "+PONG\r\n" {
+			die("%s: idle connection %d answered %q %v", c.name, i, line, err)
+		}
+	}
+	time.Sleep(time.Second)
+	return before, rss(c.pid)
+}
+
+func rss(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		die("rss: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func field(rs []result, i int) []float64 {
+	var out []float64
+	for _, r := range rs {
+		out = append(out, [3]float64{r.rps, r.p50, r.p99}[i])
+	}
+	return out
+}
+
+func ratios(a, b []result) []float64 {
+	var out []float64
+	for i := range a {
+		if i < len(b) && b[i].rps > 0 {
+			out = append(out, a[i].rps/b[i].rps)
+		}
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func minOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+func start(name, cpus string, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		die("start %s: %v", name, err)
+	}
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		cmd.Process.Kill()
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		die("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPing(addr string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			cn.SetDeadline(time.Now().Add(time.Second))
+			cn.Write([]byte("PING\r\n"))
+			line, _ := bufio.NewReader(cn).ReadString('\n')
+			cn.Close()
+			if line == "+PONG\r\n" {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	die("%s never answered PONG", addr)
+}
+
+func raiseNoFile() {
+	var l syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	want := uint64(200000)
+	if l.Max < want {
+		l.Max = want // root may raise the hard limit
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		die("raise open files limit: %v", err)
+	}
+}
+
+func die(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
