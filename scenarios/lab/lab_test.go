@@ -87,6 +87,9 @@ func upReference(t *testing.T, params Params) *Lab {
 // upReferencePrereqs fails (skips under -short) without root and Docker.
 func upReferencePrereqs(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: brings up containers")
+	}
 	testenv.RequireRoot(t)
 	testenv.RequireDocker(t)
 }
