@@ -259,3 +259,81 @@ func touchVIP(client *testenv.Host) {
 		c.Close()
 	}
 }
+
+// TestKeepalivedRecipeInterop replaces one keepalived of the classic recipe
+// (/work/shared/recipe: vrrp_version 2 by default, advert_int 1 by default,
+// state MASTER, priority 101 vs 100, a /32 VIP, chk_haproxy with weight 2)
+// with redisha-vip tracking the same kind of check: the node whose proxy
+// check fails loses the VIP to the other, and gets it back when it recovers.
+func TestKeepalivedRecipeInterop(t *testing.T) {
+	needNetns(t)
+	testenv.RequireBinary(t, "keepalived")
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b")
+	ha, hb := topo.Host("a"), topo.Host("b")
+	va, vb := newView(t, ha.Netns), newView(t, hb.Netns)
+	dir := t.TempDir()
+	kaUp, ourUp := filepath.Join(dir, "ka-haproxy-up"), filepath.Join(dir, "our-haproxy-up")
+	for _, f := range []string{kaUp, ourUp} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ka := startKeepalived(t, ha, va, fmt.Sprintf(`global_defs {
+  script_user root
+}
+vrrp_script chk_haproxy {
+  script "/usr/bin/test -e %s"
+  interval 1
+  weight 2
+}
+vrrp_instance VI_1 {
+  interface eth0
+  state MASTER
+  virtual_router_id 51
+  priority 101
+  virtual_ipaddress {
+    %s
+  }
+  track_script {
+    chk_haproxy
+  }
+}
+`, kaUp, vipIP))
+	waitFor(t, "keepalived (state MASTER) to hold the VIP", 10*time.Second, func() bool { return va.has(vipIP) })
+	ours := startVIP(t, hb, vb, fmt.Sprintf(`name: b
+interface: eth0
+vrid: 51
+version: 2
+priority: 100
+virtual_addresses: [%s]
+status: {listen: "0.0.0.0:%d"}
+track:
+  - {name: chk_haproxy, command: [test, -e, %s], interval: 1s, weight: 2}
+`, vipIP, statusPort, ourUp))
+	time.Sleep(2 * time.Second)
+	if s, _ := ours.status(); s.State != "BACKUP" || s.Priority != 102 || vb.has(vipIP) {
+		t.Fatalf("redisha-vip beside the recipe's master: %+v", s)
+	}
+
+	mon := monitorOverlap(va, vb)
+	os.Remove(kaUp) // keepalived: 101 < our 102
+	waitFor(t, "redisha-vip to take the VIP from keepalived whose check failed", 10*time.Second,
+		func() bool { return vb.has(vipIP) && !va.has(vipIP) })
+	os.WriteFile(kaUp, nil, 0o644) // keepalived: 103 > 102
+	waitFor(t, "keepalived to take the VIP back", 10*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
+	if o := mon.Max(); o >= time.Second {
+		t.Errorf("VIP on both for %v", o)
+	}
+	s, err := ours.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := badPackets(s); len(bad) > 0 {
+		t.Errorf("redisha-vip dropped keepalived adverts: %v", bad)
+	}
+	for _, line := range strings.Split(ka.log(t), "\n") {
+		if keepalivedComplaints.MatchString(line) {
+			t.Errorf("keepalived complains: %s", line)
+		}
+	}
+}
