@@ -172,3 +172,29 @@ func TestCloseOnContextCancel(t *testing.T) {
 		t.Fatalf("Close after cancel: %v", err)
 	}
 }
+
+// Cancelling Up half-way (here: a deadline shorter than start-up) leaves
+// nothing behind and says why.
+func TestCancelDuringUp(t *testing.T) {
+	upReferencePrereqs(t)
+	name, _ := normalizeName("")
+	testLabsMu.Lock()
+	testLabs = append(testLabs, name)
+	testLabsMu.Unlock()
+	stack, _ := LoadStack("reference")
+	// The VIP settle alone takes over 4 s after the containers start.
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	l, err := Up(ctx, stack, Params{}, Options{Name: name, LogDir: t.TempDir()})
+	if err == nil {
+		l.Close(context.Background())
+		t.Fatal("the lab came up within 2.5 s, faster than its VIP can settle")
+	}
+	if l != nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("Up = %v, %v; want nil and a deadline error", l, err)
+	}
+	t.Log(err)
+	if left := leftoversOf([]string{name}); len(left) > 0 {
+		t.Fatalf("leftovers after a cancelled Up: %v", left)
+	}
+}

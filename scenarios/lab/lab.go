@@ -123,6 +123,8 @@ type Lab struct {
 	logsDone  sync.WaitGroup
 	stopWatch func() bool
 	startedAt time.Time // when every container (and its phase 0 daemons) had started
+	upMu      sync.Mutex // held by Up while it creates things
+	cancelUp  context.CancelFunc
 }
 
 // Node returns the named node (the client namespace is "client"), or nil.
@@ -219,18 +221,15 @@ func Up(ctx context.Context, stack *Stack, params Params, opts Options) (l *Lab,
 		return nil, fmt.Errorf("lab: log dir: %w", err)
 	}
 
-	// From here on, anything created must go again on failure.
-	defer func() {
-		if err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-			defer cancel()
-			if cerr := l.Close(cctx); cerr != nil {
-				l.log.Warn("cleanup after failed up", "err", cerr)
-			}
-		}
-	}()
+	// Close may run while Up is still creating (ctx cancelled, Ctrl-C): it
+	// cancels upCtx and waits for upMu, so nothing is created after it
+	// looked. Anything created must go again on failure.
+	upCtx, cancelUp := context.WithCancel(ctx)
+	defer cancelUp()
+	l.cancelUp = cancelUp
 	var logCtx context.Context
 	logCtx, l.stopLogs = context.WithCancel(context.Background())
+	l.upMu.Lock()
 	if !opts.Detach {
 		registerLab(l)
 		l.stopWatch = context.AfterFunc(ctx, func() {
@@ -239,38 +238,59 @@ func Up(ctx context.Context, stack *Stack, params Params, opts Options) (l *Lab,
 			_ = l.Close(cctx)
 		})
 	}
-	if err := l.createNetwork(ctx, opts.Subnet); err != nil {
-		return l, err
-	}
-	if err := l.writeState(); err != nil {
-		return l, err
-	}
-	if err := addBridgeAccept(l.Bridge, l.Name); err != nil {
-		return l, err
-	}
-	if err := l.createClient(); err != nil {
-		return l, err
-	}
-	if err := l.startNodes(ctx, logCtx); err != nil {
-		return l, err
-	}
-	l.startedAt = time.Now()
-	l.log.Debug("containers started", "took", time.Since(start).Round(time.Millisecond))
-	if err := l.writeState(); err != nil {
-		return l, err
-	}
-	if err := l.waitReady(ctx); err != nil {
-		return l, err
+	err = l.create(upCtx, logCtx, start)
+	l.upMu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		defer cancel()
+		if cerr := l.Close(cctx); cerr != nil {
+			l.log.Warn("cleanup after failed up", "err", cerr)
+		}
+		return nil, err
 	}
 	l.UpTime = time.Since(start)
 	l.log.Info("lab up", "stack", stack.Name, "subnet", l.Subnet, "vip", l.VIP, "took", l.UpTime.Round(time.Millisecond))
 	return l, nil
 }
 
+// create makes the network, the client, the containers and waits for
+// readiness; Up holds upMu around it.
+func (l *Lab) create(ctx, logCtx context.Context, start time.Time) error {
+	if err := l.createNetwork(ctx, l.opts.Subnet); err != nil {
+		return err
+	}
+	if err := l.writeState(); err != nil {
+		return err
+	}
+	if err := addBridgeAccept(l.Bridge, l.Name); err != nil {
+		return err
+	}
+	if err := l.createClient(); err != nil {
+		return err
+	}
+	if err := l.startNodes(ctx, logCtx); err != nil {
+		return err
+	}
+	l.startedAt = time.Now()
+	l.log.Debug("containers started", "took", time.Since(start).Round(time.Millisecond))
+	if err := l.writeState(); err != nil {
+		return err
+	}
+	return l.waitReady(ctx)
+}
+
 // Close removes everything of the lab: containers, network, client
 // namespace, veth, DOCKER-USER rule, state file. It is idempotent.
 func (l *Lab) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
+		if l.cancelUp != nil {
+			l.cancelUp()
+		}
+		l.upMu.Lock()
+		defer l.upMu.Unlock()
 		if l.stopWatch != nil {
 			l.stopWatch()
 		}
