@@ -259,6 +259,7 @@ type Core struct {
 	prevTick  time.Time
 
 	dirty bool
+	gen   uint64 // bumped on every durable change, a superset of target changes
 	out   []Action
 }
 
@@ -367,7 +368,14 @@ func (c *Core) lookup(t Target) (*master, *instance) {
 	return m, nil
 }
 
-func (c *Core) markDirty() { c.dirty = true }
+func (c *Core) markDirty() {
+	c.dirty = true
+	c.gen++
+}
+
+// Generation changes whenever the durable state (and so possibly Targets)
+// changes; drivers recompute their links only when it moved.
+func (c *Core) Generation() uint64 { return c.gen }
 
 func (m *master) sentinelByAddr(a Addr) *instance {
 	for _, s := range m.sentinels {

@@ -48,10 +48,13 @@ type witnessOpts struct {
 	MasterAddr string
 	StateDir   string // reuse to restart with the same state
 	Extra      string // more YAML
+	LogLevel   string // debug when empty
 }
 
 // startWitness runs the real redisha-witness binary with a generated config.
-func startWitness(t *testing.T, o witnessOpts) *testenv.Process {
+func startWitness(t *testing.T, o witnessOpts) *testenv.Process { return startWitnessTB(t, o) }
+
+func startWitnessTB(t testing.TB, o witnessOpts) *testenv.Process {
 	t.Helper()
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
@@ -66,18 +69,21 @@ func startWitness(t *testing.T, o witnessOpts) *testenv.Process {
 	if o.StateDir == "" {
 		o.StateDir = t.TempDir()
 	}
+	if o.LogLevel == "" {
+		o.LogLevel = "debug"
+	}
 	cfg := fmt.Sprintf(`bind: [%s]
 port: %d
 protected_mode: false
 state_file: %s
-log_level: debug
+log_level: %s
 masters:
   - name: mymaster
     address: %s
     quorum: 2
     down_after: %d
     failover_timeout: %d
-%s`, o.Host, o.Port, filepath.Join(o.StateDir, "state.json"), o.MasterAddr, downAfterMs, failoverTimeout, o.Extra)
+%s`, o.Host, o.Port, filepath.Join(o.StateDir, "state.json"), o.LogLevel, o.MasterAddr, downAfterMs, failoverTimeout, o.Extra)
 	path := filepath.Join(o.StateDir, "witness.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -177,7 +177,6 @@ func (c *clientConn) cmdIsMasterDown(args []string) {
 	for _, a := range actions {
 		s.dispatchLocked(a)
 	}
-	s.metrics.update(s.core)
 	s.mu.Unlock()
 	if perr != nil {
 		s.log.Error("vote not persisted; replying with an error", "err", perr)

@@ -67,6 +67,9 @@ type Server struct {
 	mu    sync.Mutex // guards core, links
 	core  *witness.Core
 	links map[witness.Target]*link
+	// linksGen is the core generation the links were last reconciled at.
+	linksGen uint64
+	linksSet bool
 
 	listeners []net.Listener
 	hub       *hub
@@ -216,7 +219,12 @@ func (s *Server) timerLoop() {
 		case <-s.ctx.Done():
 			return
 		case <-tk.C:
-			s.step(func(c *witness.Core, now time.Time) { c.Tick(now) })
+			s.mu.Lock()
+			if s.ctx.Err() == nil {
+				s.core.Tick(s.opts.Now())
+				s.afterLocked(true)
+			}
+			s.mu.Unlock()
 		}
 	}
 }
@@ -224,15 +232,16 @@ func (s *Server) timerLoop() {
 // afterLocked runs after every core step: persist, reconcile links,
 // dispatch actions. Persisting comes first so no command or reply produced
 // by this step can leave before the state it depends on is on disk.
-func (s *Server) afterLocked() {
+func (s *Server) afterLocked(reconcile bool) {
 	if err := s.persistLocked(); err != nil {
 		s.log.Error("persisting state failed", "err", err)
 	}
-	s.reconcileLocked()
+	if reconcile {
+		s.reconcileLocked()
+	}
 	for _, a := range s.core.Drain() {
 		s.dispatchLocked(a)
 	}
-	s.metrics.update(s.core)
 }
 
 func (s *Server) persistLocked() error {
@@ -279,6 +288,10 @@ func (s *Server) logEvent(e witness.Event) {
 // reconcileLocked opens links to new targets and closes links to targets
 // the core no longer knows (e.g. replicas reset by a switch-master).
 func (s *Server) reconcileLocked() {
+	if s.linksSet && s.linksGen == s.core.Generation() {
+		return
+	}
+	s.linksGen, s.linksSet = s.core.Generation(), true
 	want := map[witness.Target]bool{}
 	for _, t := range s.core.Targets() {
 		want[t] = true
@@ -302,5 +315,6 @@ func (s *Server) step(fn func(c *witness.Core, now time.Time)) {
 		return // closing: links are gone, do not open new ones
 	}
 	fn(s.core, s.opts.Now())
-	s.afterLocked()
+	// Links to new targets open on first use; closing stale ones waits for the next tick.
+	s.afterLocked(false)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/components/witness"
 )
@@ -296,5 +298,26 @@ func TestVoteNotSentWhenStateCannotBePersisted(t *testing.T) {
 	v := c.do("SENTINEL", "is-master-down-by-addr", "127.0.0.1", itoa(port), "5", strings.Repeat("a", 40))
 	if !v.IsError() || !strings.Contains(v.Str, "persist") {
 		t.Fatalf("got %+v, want an error", v)
+	}
+}
+
+func TestMetricsExposeState(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := startTest(t, func(o *Options) { o.Registry = reg })
+	c := dial(t, s)
+	c.do("SENTINEL", "is-master-down-by-addr", "127.0.0.1", "1", "3", "*")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = true
+	}
+	for _, n := range []string{"redisha_witness_current_epoch", "redisha_witness_master_sdown", "redisha_witness_known_sentinels",
+		"redisha_witness_commands_total", "redisha_witness_state_persist_seconds"} {
+		if !got[n] {
+			t.Errorf("metric %s missing (have %v)", n, got)
+		}
 	}
 }
