@@ -122,7 +122,7 @@ type Lab struct {
 	stopLogs  context.CancelFunc
 	logsDone  sync.WaitGroup
 	stopWatch func() bool
-	startedAt time.Time // when every container (and its phase 0 daemons) had started
+	startedAt time.Time  // when every container (and its phase 0 daemons) had started
 	upMu      sync.Mutex // held by Up while it creates things
 	cancelUp  context.CancelFunc
 }
