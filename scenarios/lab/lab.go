@@ -125,6 +125,7 @@ type Lab struct {
 	startedAt time.Time  // when every container (and its phase 0 daemons) had started
 	upMu      sync.Mutex // held by Up while it creates things
 	cancelUp  context.CancelFunc
+	created   time.Time
 }
 
 // Node returns the named node (the client namespace is "client"), or nil.
@@ -203,6 +204,7 @@ func Up(ctx context.Context, stack *Stack, params Params, opts Options) (l *Lab,
 		docker:  docker,
 		log:     logger.With("lab", name),
 		opts:    opts,
+		created: time.Now().UTC(),
 	}
 	if exists, err := labExists(ctx, docker, name); err != nil {
 		return nil, err

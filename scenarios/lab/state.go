@@ -52,7 +52,7 @@ func (l *Lab) State() State {
 	st := State{
 		Name: l.Name, Stack: l.Stack.Name, Network: l.Network, NetworkID: l.NetworkID,
 		Bridge: l.Bridge, Subnet: l.Subnet, Gateway: l.Gateway, VIP: l.VIP, LogDir: l.LogDir,
-		Created: time.Now().UTC(), OwnerPID: os.Getpid(), Detached: l.opts.Detach, Params: l.Params,
+		Created: l.created, OwnerPID: os.Getpid(), Detached: l.opts.Detach, Params: l.Params,
 	}
 	if l.Client != nil {
 		st.Client = StateNode{Name: "client", Role: "client", IP: l.Client.ip, Netns: clientNetnsPath(l.Name)}
