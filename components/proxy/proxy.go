@@ -558,7 +558,12 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 		return
 	}
 	n := p.active.Add(1)
-	defer p.active.Add(-1)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			p.active.Add(-1)
+		}
+	}()
 	cfg := p.cfg.Load()
 	if cfg.Limits.MaxConnections > 0 && n > int64(cfg.Limits.MaxConnections) {
 		p.refuse(client, lst, "limit", "max number of clients reached")
@@ -590,41 +595,60 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 	backend := bc.(*net.TCPConn)
 	pr := &pair{client: client, backend: backend}
 	p.reg.add(key, pr)
-	defer p.reg.remove(key, pr)
 	if !readOnly {
 		// The route may have moved while we dialled; the sweep of a deposed
 		// master may have run before we registered. Nothing has been sent yet.
 		if r := p.route.Load(); r.Master != addr {
+			p.reg.remove(key, pr)
 			backend.Close()
 			p.refuse(client, lst, "no_master", "master changed while connecting")
 			return
 		}
 	}
 	p.metrics.accepted.WithLabelValues(lst).Inc()
-	g := p.metrics.active.WithLabelValues(lst)
-	g.Inc()
-	defer g.Dec()
-	up, down := forward(client, backend)
+	p.metrics.active.WithLabelValues(lst).Inc()
+	// Forwarding runs in two fresh goroutines and this one ends: their stacks
+	// stay small (this one grew while dialling), which is most of the memory
+	// an idle connection costs.
+	handedOff = true
+	p.handlers.Add(1)
+	go p.forward(pr, key, lst)
+}
+
+// forward copies both ways between two bare TCP connections with splice(2)
+// (see spliceCopy), so payload bytes never enter user space, then cleans up.
+func (p *Proxy) forward(pr *pair, key, lst string) {
+	defer p.handlers.Done()
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := spliceCopy(pr.backend, pr.client)
+		// The client finished sending; let the backend see EOF and finish
+		// its replies (redis closes on EOF).
+		pr.backend.CloseWrite()
+		done <- n
+	}()
+	down, _ := spliceCopy(pr.client, pr.backend)
+	pr.close()
+	up := <-done
+	p.reg.remove(key, pr)
+	p.active.Add(-1)
+	p.metrics.active.WithLabelValues(lst).Dec()
 	p.metrics.bytes.WithLabelValues(lst, "client_to_backend").Add(float64(up))
 	p.metrics.bytes.WithLabelValues(lst, "backend_to_client").Add(float64(down))
 }
 
-// forward copies both ways between two bare TCP connections with splice(2)
-// (see spliceCopy), so payload bytes never enter user space.
+// forward is the bare two-way copy, for tests.
 func forward(client, backend *net.TCPConn) (up, down int64) {
 	done := make(chan int64, 1)
 	go func() {
 		n, _ := spliceCopy(backend, client)
-		// The client finished sending; let the backend see EOF and finish
-		// its replies (redis closes on EOF).
 		backend.CloseWrite()
 		done <- n
 	}()
 	down, _ = spliceCopy(client, backend)
 	client.Close()
 	backend.Close()
-	up = <-done
-	return up, down
+	return <-done, down
 }
 
 // waitRoute returns the route, waiting up to hold while the core says a

@@ -45,33 +45,48 @@ func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var total int64
-	for {
-		var (
-			p    *kpipe
-			n    int64
-			serr error
-		)
-		rerr := srcRC.Read(func(fd uintptr) bool {
-			pv := pipePool.Get()
-			if pv == nil {
-				serr = errNoPipe
-				return true
-			}
-			p = pv.(*kpipe)
-			for {
-				n, serr = unix.Splice(int(fd), nil, p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-				if serr != unix.EINTR {
-					break
-				}
-			}
-			if serr == unix.EAGAIN {
-				pipePool.Put(p)
-				p = nil
-				return false // wait for readability without holding a pipe
-			}
+	// The callbacks are built once: a closure per chunk would allocate on
+	// every message and feed the garbage collector.
+	var (
+		total int64
+		p     *kpipe
+		n     int64
+		left  int
+		m     int64
+		serr  error
+	)
+	readFn := func(fd uintptr) bool {
+		pv := pipePool.Get()
+		if pv == nil {
+			serr = errNoPipe
 			return true
-		})
+		}
+		p = pv.(*kpipe)
+		for {
+			n, serr = unix.Splice(int(fd), nil, p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if serr != unix.EINTR {
+				break
+			}
+		}
+		if serr == unix.EAGAIN {
+			pipePool.Put(p)
+			p = nil
+			return false // wait for readability without holding a pipe
+		}
+		return true
+	}
+	writeFn := func(fd uintptr) bool {
+		for {
+			m, serr = unix.Splice(p.r, nil, int(fd), nil, left, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if serr != unix.EINTR {
+				break
+			}
+		}
+		return serr != unix.EAGAIN
+	}
+	for {
+		p, n, serr = nil, 0, nil
+		rerr := srcRC.Read(readFn)
 		if rerr == nil {
 			rerr = serr
 		}
@@ -84,25 +99,16 @@ func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 			}
 			return total, rerr // n == 0: EOF
 		}
-		left := n
+		left = int(n)
 		var werr error
 		for left > 0 && werr == nil {
-			var m int64
-			var e error
-			werr = dstRC.Write(func(fd uintptr) bool {
-				for {
-					m, e = unix.Splice(p.r, nil, int(fd), nil, int(left), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-					if e != unix.EINTR {
-						break
-					}
-				}
-				return e != unix.EAGAIN
-			})
+			m, serr = 0, nil
+			werr = dstRC.Write(writeFn)
 			if werr == nil {
-				werr = e
+				werr = serr
 			}
 			if m > 0 {
-				left -= m
+				left -= int(m)
 				total += m
 			}
 		}
