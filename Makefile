@@ -82,3 +82,15 @@ bench-fault:
 # The fault area's tests alone (root: namespaces, nftables, NFQUEUE, redis-server).
 test-fault:
 	$(GO) test -count=1 -timeout 5m ./scenarios/lab/fault/...
+
+# ---- proxy ----
+# redisha-proxy vs HAProxy (recipe tcp-check config) vs redis direct:
+# redis-benchmark set/get, 50 clients, with and without -P 16, alternating
+# rounds, same taskset pinning; then RSS for idle client connections.
+PROXY_BENCH_ROUNDS ?= 5
+.PHONY: bench-proxy
+bench-proxy:
+	@mkdir -p $(BIN) out
+	$(GO) build -o $(BIN)/redisha-proxy ./cmd/redisha-proxy
+	@$(TIMED) bench-proxy $(GO) run ./components/proxy/bench -proxy $(BIN)/redisha-proxy \
+	  -rounds $(PROXY_BENCH_ROUNDS) -markdown out/proxy-bench.md
