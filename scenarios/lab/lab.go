@@ -93,6 +93,11 @@ type Options struct {
 	// CLI's `lab up`); tear it down with Remove or `redisha lab down`.
 	// Without Detach, Close also runs on ctx cancel and on SIGINT/SIGTERM.
 	Detach bool
+	// NoSignalHandler leaves SIGINT/SIGTERM to the caller, who then must
+	// cancel ctx or call Close itself (e.g. a runner that first writes a
+	// partial report). By default the lab tears itself down on those signals
+	// and the process then dies of the same signal.
+	NoSignalHandler bool
 	// Logger receives progress; default slog.Default().
 	Logger *slog.Logger
 }
@@ -233,7 +238,9 @@ func Up(ctx context.Context, stack *Stack, params Params, opts Options) (l *Lab,
 	logCtx, l.stopLogs = context.WithCancel(context.Background())
 	l.upMu.Lock()
 	if !opts.Detach {
-		registerLab(l)
+		if !opts.NoSignalHandler {
+			registerLab(l)
+		}
 		l.stopWatch = context.AfterFunc(ctx, func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
