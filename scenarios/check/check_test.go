@@ -270,3 +270,13 @@ func TestConvergence(t *testing.T) {
 		t.Fatalf("got %s", v.Status)
 	}
 }
+
+func TestVIPStats(t *testing.T) {
+	vip := func(ms int, holders string) history.Event {
+		return history.Event{Time: at(ms), Source: history.SourceVIP, Kind: history.KindVIPHolder, Attrs: map[string]string{"holders": holders}}
+	}
+	ch, dual := VIPStats([]history.Event{vip(0, "haproxy1"), vip(1000, "haproxy1,haproxy2"), vip(4000, "haproxy2"), vip(6000, "haproxy1,haproxy2")}, at(7000))
+	if ch != 3 || dual != 4*time.Second {
+		t.Fatalf("changes %d dual %s", ch, dual)
+	}
+}

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redisha/redisha/scenarios/history"
@@ -10,6 +11,8 @@ import (
 
 // FailoverExpectation says how many failovers a scenario allows.
 type FailoverExpectation struct {
+	// Any means no expectation: the count is measured only.
+	Any bool
 	// Count is the exact number of failovers expected (0: none).
 	Count int
 	// Within bounds how long after FaultStart the (last) expected failover may complete; 0: any time.
@@ -22,9 +25,12 @@ func Failover(in Input, exp FailoverExpectation) Verdict {
 	tl := MasterTimeline(in)
 	n := len(tl) - 1
 	v := Verdict{Check: CheckFailover, Metrics: map[string]float64{"failovers": float64(n)}}
-	if exp.Count == 0 {
+	switch {
+	case exp.Any:
+		v.Expected = "measured only"
+	case exp.Count == 0:
 		v.Expected = "no failover"
-	} else {
+	default:
 		v.Expected = fmt.Sprintf("exactly %d failover(s)", exp.Count)
 		if exp.Within > 0 {
 			v.Expected += " within " + exp.Within.String() + " of the first fault"
@@ -40,6 +46,7 @@ func Failover(in Input, exp FailoverExpectation) Verdict {
 	}
 	v.Status = Pass
 	switch {
+	case exp.Any:
 	case n != exp.Count:
 		v.Status = Fail
 		if exp.Count == 0 {
@@ -179,6 +186,29 @@ func LostWrites(in Input, max int) Verdict {
 		v.Observed = "final state not converged: " + in.Final.Reason
 		return v
 	}
+	lost, acked := LostOps(in)
+	for _, l := range lost {
+		v.evidence("%s: %s", opRef(l.Op), l.Why)
+	}
+	v.Metrics["acked_writes"] = float64(acked)
+	v.Metrics["lost"] = float64(len(lost))
+	v.Observed = fmt.Sprintf("%d of %d acknowledged writes lost", len(lost), acked)
+	v.Status = Pass
+	if max >= 0 && len(lost) > max {
+		v.Status = Fail
+	}
+	return v
+}
+
+// Lost is an acknowledged write missing from the final state, with the reason.
+type Lost struct {
+	Op  history.Op
+	Why string
+}
+
+// LostOps lists the acknowledged writes missing from a converged final state (see LostWrites)
+// and counts the acknowledged writes.
+func LostOps(in Input) (lost []Lost, acked int) {
 	writer := map[string]history.Op{} // key \x00 value -> the write that wrote it
 	for _, o := range in.Ops {
 		if o.Kind == history.KindSet {
@@ -193,7 +223,6 @@ func LostWrites(in Input, max int) Verdict {
 		}
 		members[k] = m
 	}
-	acked, lost := 0, 0
 	for _, o := range in.Ops {
 		if o.Status != history.OK || !o.IsWrite() {
 			continue
@@ -220,18 +249,10 @@ func LostWrites(in Input, max int) Verdict {
 			}
 		}
 		if why != "" {
-			lost++
-			v.evidence("%s: %s", opRef(o), why)
+			lost = append(lost, Lost{o, why})
 		}
 	}
-	v.Metrics["acked_writes"] = float64(acked)
-	v.Metrics["lost"] = float64(lost)
-	v.Observed = fmt.Sprintf("%d of %d acknowledged writes lost", lost, acked)
-	v.Status = Pass
-	if max >= 0 && lost > max {
-		v.Status = Fail
-	}
-	return v
+	return lost, acked
 }
 
 // SplitBrain finds acknowledged writes served by a node that was not the quorum's master at any
@@ -249,17 +270,11 @@ func SplitBrain(in Input, allowed bool) Verdict {
 		v.Observed = "the quorum's master is unknown (no initial-master event)"
 		return v
 	}
-	n := 0
-	for _, o := range in.Ops {
-		if o.Status != history.OK || !o.IsWrite() || o.Server == "" {
-			continue
-		}
-		ms := mastersDuring(tl, o.Invoke, o.Complete)
-		if !ms[o.Server] {
-			n++
-			v.evidence("%s: quorum's master was %s", opRef(o), masterAt(tl, o.Invoke))
-		}
+	sb := SplitBrainOps(in)
+	for _, o := range sb {
+		v.evidence("%s: quorum's master was %s", opRef(o), masterAt(tl, o.Invoke))
 	}
+	n := len(sb)
 	unattributed := 0
 	for _, o := range in.Ops {
 		if o.Status == history.OK && o.IsWrite() && o.Server == "" {
@@ -274,6 +289,25 @@ func SplitBrain(in Input, allowed bool) Verdict {
 		v.Status = Fail
 	}
 	return v
+}
+
+// SplitBrainOps lists the acknowledged writes served by a node that was not the quorum's master
+// at any instant of the write's interval.
+func SplitBrainOps(in Input) []history.Op {
+	tl := MasterTimeline(in)
+	if tl[0].Master == "" {
+		return nil
+	}
+	var out []history.Op
+	for _, o := range in.Ops {
+		if o.Status != history.OK || !o.IsWrite() || o.Server == "" {
+			continue
+		}
+		if !mastersDuring(tl, o.Invoke, o.Complete)[o.Server] {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func masterAt(tl []Epoch, t time.Time) string {
@@ -318,6 +352,34 @@ func TwoMasterWindow(events []history.Event, end time.Time) time.Duration {
 		total += end.Sub(since)
 	}
 	return total
+}
+
+// VIPStats counts changes of the set of VIP holders after the first observation and sums the
+// time during which more than one node held the VIP (a VRRP split brain).
+func VIPStats(events []history.Event, end time.Time) (changes int, dual time.Duration) {
+	seen := false
+	var dualSince time.Time
+	for _, e := range events {
+		if e.Source != history.SourceVIP || e.Kind != history.KindVIPHolder {
+			continue
+		}
+		if seen {
+			changes++
+		}
+		seen = true
+		many := strings.Contains(e.Attrs["holders"], ",")
+		switch {
+		case many && dualSince.IsZero():
+			dualSince = e.Time
+		case !many && !dualSince.IsZero():
+			dual += e.Time.Sub(dualSince)
+			dualSince = time.Time{}
+		}
+	}
+	if !dualSince.IsZero() && end.After(dualSince) {
+		dual += end.Sub(dualSince)
+	}
+	return changes, dual
 }
 
 // Convergence turns the final-state read into a verdict: not-converged is a harness-level

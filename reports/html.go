@@ -1,0 +1,538 @@
+package reports
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redisha/redisha/scenarios/check"
+	"github.com/redisha/redisha/scenarios/history"
+)
+
+// Run is a run directory loaded back: the result and the raw records.
+type Run struct {
+	Dir    string
+	Result *Result
+	Ops    []history.Op
+	Events []history.Event
+}
+
+// LoadRun reads a run directory.
+func LoadRun(dir string) (*Run, error) {
+	r, err := ReadResult(dir)
+	if err != nil {
+		return nil, err
+	}
+	run := &Run{Dir: dir, Result: r}
+	if run.Ops, err = history.ReadFile[history.Op](filepath.Join(dir, HistoryFile)); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	if run.Events, err = history.ReadFile[history.Event](filepath.Join(dir, EventsFile)); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	history.SortEvents(run.Events)
+	return run, nil
+}
+
+// Chart geometry.
+const (
+	chartLeft  = 120.0
+	chartWidth = 1000.0
+	laneH      = 16.0
+	laneGap    = 4.0
+	barH       = 90.0
+	latH       = 130.0
+	maxDots    = 8000
+)
+
+type svgRect struct {
+	X, Y, W, H  float64
+	Fill, Title string
+	Opacity     float64
+}
+
+type svgLine struct {
+	X1, Y1, X2, Y2 float64
+	Stroke, Dash   string
+	Width          float64
+	Title          string
+}
+
+type svgText struct {
+	X, Y         float64
+	Text, Anchor string
+	Size         float64
+	Fill, Weight string
+}
+
+type svgDot struct {
+	X, Y  float64
+	Fill  string
+	Title string
+}
+
+type chart struct {
+	Width, Height float64
+	Rects         []svgRect
+	Lines         []svgLine
+	Texts         []svgText
+	Dots          []svgDot
+}
+
+type page struct {
+	R        *Result
+	Verdict  string
+	Chart    chart
+	Events   []evRow
+	Dials    []history.Op
+	Legend   []svgRect
+	Workload string
+	Params   string
+}
+
+type evRow struct {
+	T, Source, Kind, Node, Detail string
+}
+
+var statusColor = map[history.Status]string{history.OK: "#2e9d57", history.Fail: "#d64545", history.Indeterminate: "#f0a020"}
+
+// RenderHTML writes dir/index.html for a loaded run.
+func RenderHTML(run *Run) error {
+	p := buildPage(run)
+	f, err := os.Create(filepath.Join(run.Dir, HTMLFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pageTmpl.Execute(f, p); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func buildPage(run *Run) page {
+	r := run.Result
+	p := page{R: r, Verdict: Verdict(r)}
+	p.Workload = kvString(r.Workload)
+	p.Params = kvString(r.StackParams)
+	start, end := r.WorkStart, r.WorkEnd
+	for _, o := range run.Ops {
+		if start.IsZero() || o.Invoke.Before(start) {
+			start = o.Invoke
+		}
+		if o.Complete.After(end) {
+			end = o.Complete
+		}
+	}
+	if start.IsZero() || !end.After(start) {
+		end = start.Add(time.Second)
+	}
+	span := end.Sub(start).Seconds()
+	x := func(t time.Time) float64 {
+		v := t.Sub(start).Seconds() / span * chartWidth
+		return chartLeft + math.Max(0, math.Min(chartWidth, v))
+	}
+	c := &p.Chart
+	c.Width = chartLeft + chartWidth + 20
+	y := 24.0
+
+	// Replication role per redis node.
+	type roleSpan struct {
+		from time.Time
+		role string
+	}
+	roles := map[string][]roleSpan{}
+	var roleNodes []string
+	var vip []history.Event
+	for _, e := range run.Events {
+		switch {
+		case e.Source == history.SourceRole && e.Kind == history.KindRole:
+			if _, ok := roles[e.Node]; !ok {
+				roleNodes = append(roleNodes, e.Node)
+			}
+			roles[e.Node] = append(roles[e.Node], roleSpan{e.Time, e.Attrs["role"]})
+		case e.Source == history.SourceVIP && e.Kind == history.KindVIPHolder:
+			vip = append(vip, e)
+		}
+	}
+	sort.Strings(roleNodes)
+	roleColor := map[string]string{"master": "#2b6cb0", "slave": "#a0aec0", "unreachable": "#1a202c"}
+	label := func(yy float64, s string) {
+		c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: yy + laneH - 4, Text: s, Anchor: "end", Size: 12, Fill: "#222"})
+	}
+	sectionTitle := func(s string) {
+		c.Texts = append(c.Texts, svgText{X: 4, Y: y + 12, Text: s, Size: 12, Fill: "#555", Weight: "bold"})
+		y += 18
+	}
+	if len(roleNodes) > 0 {
+		sectionTitle("replication role (observer)")
+	}
+	for _, n := range roleNodes {
+		label(y, n)
+		spans := roles[n]
+		for i, s := range spans {
+			to := end
+			if i+1 < len(spans) {
+				to = spans[i+1].from
+			}
+			if to.Before(start) {
+				continue
+			}
+			from := s.from
+			if from.Before(start) {
+				from = start
+			}
+			col := roleColor[s.role]
+			if col == "" {
+				col = "#e2e8f0"
+			}
+			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
+				Title: fmt.Sprintf("%s %s from %s", n, s.role, from.Format("15:04:05.000"))})
+		}
+		y += laneH + laneGap
+	}
+	if len(vip) > 0 {
+		label(y, "VIP holder")
+		for i, e := range vip {
+			to := end
+			if i+1 < len(vip) {
+				to = vip[i+1].Time
+			}
+			from := e.Time
+			if from.Before(start) {
+				from = start
+			}
+			if to.Before(start) {
+				continue
+			}
+			col := "#805ad5"
+			switch e.Attrs["count"] {
+			case "0":
+				col = "#1a202c"
+			case "1":
+			default:
+				col = "#e53e3e"
+			}
+			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
+				Title: fmt.Sprintf("VIP held by [%s] from %s", e.Attrs["holders"], from.Format("15:04:05.000"))})
+			if x(to)-x(from) > 50 {
+				c.Texts = append(c.Texts, svgText{X: x(from) + 4, Y: y + laneH - 4, Text: e.Attrs["holders"], Size: 11, Fill: "#fff"})
+			}
+		}
+		y += laneH + laneGap
+	}
+
+	// Which node served each write.
+	in := check.Input{Ops: run.Ops, Events: run.Events, InitialMaster: initialMaster(run.Events), End: r.WorkEnd}
+	split := map[int64]bool{}
+	for _, o := range check.SplitBrainOps(in) {
+		split[o.ID] = true
+	}
+	lostSet := map[int64]bool{}
+	for _, id := range r.LostOpIDs {
+		lostSet[id] = true
+	}
+	servers := map[string]bool{}
+	for _, o := range run.Ops {
+		if o.IsWrite() {
+			servers[serverName(o)] = true
+		}
+	}
+	var serverList []string
+	for s := range servers {
+		serverList = append(serverList, s)
+	}
+	sort.Strings(serverList)
+	sectionTitle("writes by serving node (green ok, orange indeterminate, red failed; red ring split-brain, black x lost)")
+	lane := map[string]float64{}
+	for _, s := range serverList {
+		lane[s] = y
+		label(y, s)
+		c.Rects = append(c.Rects, svgRect{X: chartLeft, Y: y, W: chartWidth, H: laneH, Fill: "#f7fafc", Opacity: 1})
+		y += laneH + laneGap
+	}
+	step := 1
+	if n := len(run.Ops); n > maxDots {
+		step = n/maxDots + 1
+	}
+	for i, o := range run.Ops {
+		if !o.IsWrite() {
+			continue
+		}
+		ly := lane[serverName(o)] + laneH/2
+		xx := x(o.Invoke)
+		mark := split[o.ID] || lostSet[o.ID]
+		if i%step != 0 && !mark {
+			continue
+		}
+		title := fmt.Sprintf("op %d w%d %s %s=%s %s %s (%s)", o.ID, o.Worker, o.Kind, o.Key, o.Value, o.Status, o.Latency().Round(time.Microsecond), o.Err)
+		c.Dots = append(c.Dots, svgDot{X: xx, Y: ly, Fill: statusColor[o.Status], Title: title})
+		if split[o.ID] {
+			c.Rects = append(c.Rects, svgRect{X: xx - 3, Y: ly - 6, W: 6, H: 12, Fill: "none", Title: "split-brain write: " + title})
+			c.Lines = append(c.Lines, svgLine{X1: xx, Y1: ly - 7, X2: xx, Y2: ly + 7, Stroke: "#e53e3e", Width: 2, Title: "split-brain write: " + title})
+		}
+		if lostSet[o.ID] {
+			c.Lines = append(c.Lines, svgLine{X1: xx - 4, Y1: ly - 4, X2: xx + 4, Y2: ly + 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title},
+				svgLine{X1: xx - 4, Y1: ly + 4, X2: xx + 4, Y2: ly - 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title})
+		}
+	}
+
+	// Outcomes per bucket.
+	y += 6
+	sectionTitle("operations per 250 ms (all kinds)")
+	const bucket = 250 * time.Millisecond
+	nb := int(end.Sub(start)/bucket) + 1
+	counts := make([]map[history.Status]int, nb)
+	maxCount := 1
+	for _, o := range run.Ops {
+		if o.Kind == "dial" {
+			continue
+		}
+		b := int(o.Invoke.Sub(start) / bucket)
+		if b < 0 || b >= nb {
+			continue
+		}
+		if counts[b] == nil {
+			counts[b] = map[history.Status]int{}
+		}
+		counts[b][o.Status]++
+		if t := counts[b][history.OK] + counts[b][history.Fail] + counts[b][history.Indeterminate]; t > maxCount {
+			maxCount = t
+		}
+	}
+	bw := chartWidth / float64(nb)
+	for b, m := range counts {
+		base := y + barH
+		for _, st := range []history.Status{history.OK, history.Indeterminate, history.Fail} {
+			n := m[st]
+			if n == 0 {
+				continue
+			}
+			h := float64(n) / float64(maxCount) * barH
+			base -= h
+			c.Rects = append(c.Rects, svgRect{X: chartLeft + float64(b)*bw, Y: base, W: math.Max(bw-0.5, 0.5), H: h, Fill: statusColor[st], Opacity: 1,
+				Title: fmt.Sprintf("+%.2fs: %d %s", float64(b)*bucket.Seconds(), n, st)})
+		}
+	}
+	c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: y + 10, Text: fmt.Sprint(maxCount), Anchor: "end", Size: 11, Fill: "#555"},
+		svgText{X: chartLeft - 8, Y: y + barH, Text: "0", Anchor: "end", Size: 11, Fill: "#555"})
+	c.Lines = append(c.Lines, svgLine{X1: chartLeft, Y1: y + barH, X2: chartLeft + chartWidth, Y2: y + barH, Stroke: "#999", Width: 1})
+	y += barH + 10
+
+	// Latency, log scale from 100 µs to 10 s.
+	sectionTitle("latency per operation (log scale)")
+	lo, hi := math.Log10(1e-4), math.Log10(10)
+	ly := func(d time.Duration) float64 {
+		s := math.Max(d.Seconds(), 1e-4)
+		return y + latH - (math.Log10(s)-lo)/(hi-lo)*latH
+	}
+	for _, tick := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second, 10 * time.Second} {
+		yy := ly(tick)
+		c.Lines = append(c.Lines, svgLine{X1: chartLeft, Y1: yy, X2: chartLeft + chartWidth, Y2: yy, Stroke: "#e2e8f0", Width: 1})
+		c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: yy + 4, Text: tick.String(), Anchor: "end", Size: 11, Fill: "#555"})
+	}
+	for i, o := range run.Ops {
+		if o.Kind == "dial" || (i%step != 0 && o.Status == history.OK) {
+			continue
+		}
+		c.Dots = append(c.Dots, svgDot{X: x(o.Invoke), Y: ly(o.Latency()), Fill: statusColor[o.Status],
+			Title: fmt.Sprintf("op %d %s %s %s %s", o.ID, o.Kind, o.Status, o.Latency().Round(time.Microsecond), o.Err)})
+	}
+	y += latH + 8
+	top, bottom := 20.0, y
+
+	// Time axis.
+	tickEvery := 5.0
+	if span > 120 {
+		tickEvery = 20
+	} else if span < 20 {
+		tickEvery = 1
+	}
+	for s := 0.0; s <= span; s += tickEvery {
+		xx := chartLeft + s/span*chartWidth
+		c.Lines = append(c.Lines, svgLine{X1: xx, Y1: bottom, X2: xx, Y2: bottom + 5, Stroke: "#555", Width: 1})
+		c.Texts = append(c.Texts, svgText{X: xx, Y: bottom + 18, Text: fmt.Sprintf("%gs", s), Anchor: "middle", Size: 11, Fill: "#555"})
+	}
+	y = bottom + 26
+
+	// Overlays: fault windows behind everything, markers on top.
+	var shades []svgRect
+	for i, f := range r.Faults {
+		fe := f.End
+		if fe.IsZero() {
+			fe = end
+		}
+		shades = append(shades, svgRect{X: x(f.Start), Y: top, W: math.Max(2, x(fe)-x(f.Start)), H: bottom - top, Fill: "#f6ad55", Opacity: 0.18,
+			Title: fmt.Sprintf("fault %s from %s to %s", f.Spec, f.Start.Format("15:04:05.000"), fe.Format("15:04:05.000"))})
+		c.Texts = append(c.Texts, svgText{X: x(f.Start) + 2, Y: 12 + float64(i%2)*0, Text: f.Spec, Size: 11, Fill: "#c05621"})
+	}
+	c.Rects = append(shades, c.Rects...)
+	tl := check.MasterTimeline(in)
+	for _, ep := range tl[1:] {
+		c.Lines = append(c.Lines, svgLine{X1: x(ep.From), Y1: top, X2: x(ep.From), Y2: bottom, Stroke: "#e53e3e", Width: 2,
+			Title: "+switch-master to " + ep.Master + " at " + ep.From.Format("15:04:05.000")})
+		c.Texts = append(c.Texts, svgText{X: x(ep.From) + 3, Y: bottom - 4, Text: "failover → " + nodeOf(r, ep.Master), Size: 11, Fill: "#e53e3e", Weight: "bold"})
+	}
+	for i := 1; i < len(vip); i++ {
+		xx := x(vip[i].Time)
+		c.Lines = append(c.Lines, svgLine{X1: xx, Y1: top, X2: xx, Y2: bottom, Stroke: "#805ad5", Width: 1.5, Dash: "4 3",
+			Title: "VIP now held by [" + vip[i].Attrs["holders"] + "] at " + vip[i].Time.Format("15:04:05.000")})
+	}
+	c.Height = y
+
+	p.Legend = []svgRect{{Fill: "#2b6cb0", Title: "master"}, {Fill: "#a0aec0", Title: "replica"}, {Fill: "#1a202c", Title: "unreachable / no VIP"},
+		{Fill: "#805ad5", Title: "VIP on one node"}, {Fill: "#e53e3e", Title: "VIP on two nodes / failover"}, {Fill: "#f6ad55", Title: "fault window", Opacity: 0.4}}
+
+	for _, e := range run.Events {
+		if e.Source == history.SourceSentinel && e.Kind == "+sentinel" {
+			continue
+		}
+		d := e.Detail
+		if e.Source != history.SourceSentinel && len(e.Attrs) > 0 {
+			var kv []string
+			for k, v := range e.Attrs {
+				kv = append(kv, k+"="+v)
+			}
+			sort.Strings(kv)
+			d = strings.TrimSpace(strings.Join(kv, " ") + " " + d)
+		}
+		p.Events = append(p.Events, evRow{T: fmt.Sprintf("%+.3fs", e.Time.Sub(r.WorkStart).Seconds()), Source: e.Source, Kind: e.Kind, Node: e.Node, Detail: d})
+	}
+	for _, o := range run.Ops {
+		if o.Kind == "dial" {
+			p.Dials = append(p.Dials, o)
+		}
+	}
+	return p
+}
+
+// kvString renders a map as "k=v, k=v" in key order.
+func kvString(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func serverName(o history.Op) string {
+	switch {
+	case o.Node != "":
+		return o.Node
+	case o.Server != "":
+		return o.Server
+	}
+	return "(no server)"
+}
+
+func nodeOf(r *Result, addr string) string {
+	host := addr
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		host = addr[:i]
+	}
+	for n, ip := range r.Nodes {
+		if ip == host {
+			return n
+		}
+	}
+	return addr
+}
+
+func initialMaster(ev []history.Event) string {
+	for _, e := range ev {
+		if e.Kind == history.KindInitialMaster {
+			return e.Attrs["addr"]
+		}
+	}
+	return ""
+}
+
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"f1": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"ts": func(t time.Time) string { return t.Format("2006-01-02 15:04:05.000 MST") },
+	"deref": func(p *int) string {
+		if p == nil {
+			return "not-converged"
+		}
+		return fmt.Sprint(*p)
+	},
+	"lower":  strings.ToLower,
+	"hasPfx": strings.HasPrefix,
+}).Parse(pageHTML))
+
+const pageHTML = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>redisha: {{.R.Scenario}} on {{.R.Stack}}: {{.Verdict}}</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1a202c;background:#fff}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
+.sub{color:#4a5568;margin-bottom:12px}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
+.pass{background:#2e9d57}.fail{background:#d64545}.error{background:#6b46c1}
+table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #e2e8f0;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f7fafc}.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.mismatch td{background:#fff5f5} tr.known td{background:#fffbeb}
+.st-pass{color:#2e9d57;font-weight:600}.st-fail{color:#d64545;font-weight:600}.st-unknown,.st-not-converged{color:#6b46c1;font-weight:600}
+.kv td:first-child{color:#4a5568}
+details{margin:8px 0} summary{cursor:pointer;color:#2b6cb0}
+.ev{font:12px ui-monospace,monospace} .legend span{display:inline-block;margin-right:14px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px}
+svg{background:#fff;border:1px solid #e2e8f0}
+ul.ev{margin:4px 0;padding-left:18px}
+</style></head><body>
+<h1>{{.R.Scenario}} <span class="badge {{.R.Outcome}}">{{.Verdict}}</span></h1>
+<div class="sub">{{.R.Description}}</div>
+<table class="kv">
+<tr><td>stack</td><td>{{.R.Stack}} {{.Params}}</td><td>seed</td><td>{{.R.Seed}} (run {{.R.Run}})</td></tr>
+<tr><td>workload</td><td>{{.Workload}}</td><td>started</td><td>{{ts .R.Started}}</td></tr>
+<tr><td>operations</td><td>{{.R.Summary.Ops}}: {{.R.Summary.OK}} ok, {{.R.Summary.Failed}} failed, {{.R.Summary.Indeterminate}} indeterminate</td><td>machine</td><td>{{.R.Machine}}</td></tr>
+</table>
+{{if .R.Error}}<p><b>Harness error:</b> <code>{{.R.Error}}</code></p>{{end}}
+{{range .R.Reasons}}<p class="st-fail">{{.}}</p>{{end}}
+
+<h2>Verdicts</h2>
+<table><tr><th>check</th><th>status</th><th>expected</th><th>observed</th><th>evidence</th></tr>
+{{range .R.Verdicts}}<tr class="{{if not .Match}}mismatch{{else if .Known}}known{{end}}">
+<td>{{.Check}}</td><td class="st-{{.Status}}">{{.Status}}{{if .Known}}<br><small>known finding (want {{.Want}})</small>{{end}}{{if and (not .Match) (eq .Status "pass")}}<br><small>unexpected pass</small>{{end}}</td>
+<td>{{.Expected}}</td><td>{{.Observed}}{{if .Known}}<br><small>{{.Known}}</small>{{end}}</td>
+<td>{{if .Evidence}}<details><summary>{{len .Evidence}} line(s)</summary><ul class="ev">{{range .Evidence}}<li>{{.}}</li>{{end}}</ul></details>{{end}}</td></tr>
+{{end}}</table>
+
+<h2>Summary</h2>
+<table><tr><th>failovers</th><th>worst write unavailability</th><th>acked writes lost</th><th>split-brain writes</th><th>two-master window</th><th>VIP changes</th><th>two VIP holders</th><th>linearizable</th></tr>
+<tr><td class="num">{{.R.Summary.Failovers}}</td><td class="num">{{f1 .R.Summary.WorstUnavailabilityS}} s</td><td class="num">{{deref .R.Summary.LostWrites}} / {{.R.Summary.AckedWrites}}</td><td class="num">{{.R.Summary.SplitBrainWrites}}</td><td class="num">{{f1 .R.Summary.TwoMasterS}} s</td><td class="num">{{.R.Summary.VIPChanges}}</td><td class="num">{{f1 .R.Summary.DualVIPS}} s</td><td>{{.R.Summary.Linearizable}}</td></tr></table>
+
+<h2>Timeline</h2>
+<div class="legend">{{range .Legend}}<span><i style="background:{{.Fill}}"></i>{{.Title}}</span>{{end}}<span><i style="background:#2e9d57"></i>ok</span><span><i style="background:#f0a020"></i>indeterminate</span><span><i style="background:#d64545"></i>failed</span></div>
+<svg xmlns="http://www.w3.org/2000/svg" width="{{.Chart.Width}}" height="{{.Chart.Height}}" viewBox="0 0 {{.Chart.Width}} {{.Chart.Height}}" font-family="system-ui,sans-serif">
+{{range .Chart.Rects}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{.Fill}}"{{if .Opacity}} fill-opacity="{{.Opacity}}"{{end}}>{{if .Title}}<title>{{.Title}}</title>{{end}}</rect>
+{{end}}{{range .Chart.Dots}}<circle cx="{{.X}}" cy="{{.Y}}" r="2" fill="{{.Fill}}"><title>{{.Title}}</title></circle>
+{{end}}{{range .Chart.Lines}}<line x1="{{.X1}}" y1="{{.Y1}}" x2="{{.X2}}" y2="{{.Y2}}" stroke="{{.Stroke}}" stroke-width="{{.Width}}"{{if .Dash}} stroke-dasharray="{{.Dash}}"{{end}}>{{if .Title}}<title>{{.Title}}</title>{{end}}</line>
+{{end}}{{range .Chart.Texts}}<text x="{{.X}}" y="{{.Y}}" font-size="{{.Size}}" fill="{{.Fill}}"{{if .Anchor}} text-anchor="{{.Anchor}}"{{end}}{{if .Weight}} font-weight="{{.Weight}}"{{end}}>{{.Text}}</text>
+{{end}}</svg>
+<p class="sub">Time in seconds from the start of the workload. Hover any mark for details.</p>
+
+<h2>Faults</h2>
+<table><tr><th>#</th><th>fault</th><th>start</th><th>end</th><th>error</th></tr>
+{{range .R.Faults}}<tr><td>{{.ID}}</td><td>{{.Spec}}</td><td>{{ts .Start}}</td><td>{{if .End.IsZero}}-{{else}}{{ts .End}}{{end}}</td><td>{{.Err}}</td></tr>{{end}}</table>
+
+<h2>Events</h2>
+<details><summary>{{len .Events}} events (sentinel pub/sub, roles, VIP, faults, runner)</summary>
+<table class="ev"><tr><th>t</th><th>source</th><th>kind</th><th>node</th><th>detail</th></tr>
+{{range .Events}}<tr><td class="num">{{.T}}</td><td>{{.Source}}</td><td>{{.Kind}}</td><td>{{.Node}}</td><td>{{.Detail}}</td></tr>{{end}}</table></details>
+<details><summary>{{len .Dials}} client connections (which node served each worker)</summary>
+<table class="ev"><tr><th>worker</th><th>dial</th><th>time</th><th>status</th><th>node</th><th>server</th><th>run_id</th></tr>
+{{range .Dials}}<tr><td>{{.Worker}}</td><td>{{.Dial}}</td><td>{{ts .Invoke}}</td><td>{{.Status}} {{.Err}}</td><td>{{.Node}}</td><td>{{.Server}}</td><td>{{.RunID}}</td></tr>{{end}}</table></details>
+<p class="sub">Files: result.json, history.jsonl, events.jsonl, junit.xml, logs/. Re-render with <code>redisha report {{.R.Scenario}}-dir</code>.</p>
+</body></html>
+`

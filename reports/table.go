@@ -1,0 +1,92 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Verdict renders a run's outcome with the checks behind it, e.g. "pass (known: split-brain)"
+// or "FAIL lost-writes".
+func Verdict(r *Result) string {
+	var bad, known []string
+	for _, v := range r.Verdicts {
+		switch {
+		case !v.Match:
+			bad = append(bad, v.Check)
+		case v.Want != "pass":
+			known = append(known, v.Check)
+		}
+	}
+	switch r.Outcome {
+	case OutcomeError:
+		if len(bad) > 0 {
+			return "ERROR " + strings.Join(bad, ",")
+		}
+		return "ERROR"
+	case OutcomeFail:
+		return "FAIL " + strings.Join(bad, ",")
+	}
+	if len(known) > 0 {
+		return "pass (known finding: " + strings.Join(known, ",") + ")"
+	}
+	return "pass"
+}
+
+// Row is one run in an aggregate table.
+type Row struct {
+	Scenario, Verdict, Failovers, Unavail, Lost, SplitBrain, TwoMaster string
+}
+
+// Headers of the aggregate table.
+var Headers = Row{"scenario", "verdict", "failovers", "write unavailability", "acked writes lost", "split-brain writes", "two-master window"}
+
+// RowOf summarizes one run.
+func RowOf(r *Result) Row {
+	s := r.Summary
+	name := r.Scenario
+	if r.Run > 1 {
+		name = fmt.Sprintf("%s #%d", name, r.Run)
+	}
+	lost := "not-converged"
+	if s.LostWrites != nil {
+		lost = fmt.Sprintf("%d / %d", *s.LostWrites, s.AckedWrites)
+	}
+	if r.Error != "" && len(r.Verdicts) == 0 {
+		return Row{name, Verdict(r), "-", "-", "-", "-", "-"}
+	}
+	return Row{
+		Scenario:   name,
+		Verdict:    Verdict(r),
+		Failovers:  fmt.Sprint(s.Failovers),
+		Unavail:    fmt.Sprintf("%.1fs", s.WorstUnavailabilityS),
+		Lost:       lost,
+		SplitBrain: fmt.Sprint(s.SplitBrainWrites),
+		TwoMaster:  fmt.Sprintf("%.1fs", s.TwoMasterS),
+	}
+}
+
+func (r Row) cells() []string {
+	return []string{r.Scenario, r.Verdict, r.Failovers, r.Unavail, r.Lost, r.SplitBrain, r.TwoMaster}
+}
+
+// WriteTable prints an aligned plain-text table of runs.
+func WriteTable(w io.Writer, results []*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(Headers.cells(), "\t"))
+	for _, r := range results {
+		fmt.Fprintln(tw, strings.Join(RowOf(r).cells(), "\t"))
+	}
+	return tw.Flush()
+}
+
+// WriteMarkdown prints the same table in Markdown.
+func WriteMarkdown(w io.Writer, results []*Result) error {
+	h := Headers.cells()
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(h, " | "), strings.Repeat(" --- |", len(h)))
+	for _, r := range results {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(RowOf(r).cells(), " | "))
+	}
+	return nil
+}
