@@ -66,7 +66,7 @@ func sampleRun(t *testing.T) string {
 	r := &Result{Scenario: "old-master-returns", Description: "crafted", Stack: "reference", Seed: 42, Run: 1,
 		Nodes: map[string]string{"redis1": "10.0.0.11", "redis2": "10.0.0.12"}, Workload: map[string]any{"clients": 3, "timeout": "200ms", "retries": 0},
 		Started: at(-5), WorkStart: at(0), WorkEnd: at(30), Ended: at(40),
-		Faults:  []FaultWindow{{ID: 1, Kind: "crash", Spec: "crash node=redis1", Start: at(8), End: at(20)}},
+		Faults: []FaultWindow{{ID: 1, Kind: "crash", Spec: "crash node=redis1", Start: at(8), End: at(20)}},
 		Verdicts: []Judged{
 			{Verdict: check.Verdict{Check: "failover", Status: check.Pass, Expected: "exactly 1", Observed: "1 failover"}, Want: check.Pass, Match: true},
 			{Verdict: check.Verdict{Check: "split-brain", Status: check.Fail, Expected: "none", Observed: "20 split-brain writes", Evidence: []string{"op 1 ..."}}, Want: check.Fail, Known: "recipe routes to two masters", Match: true},

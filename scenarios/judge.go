@@ -213,5 +213,3 @@ func ExitCode(outcomes ...reports.Outcome) int {
 	}
 	return code
 }
-
-
