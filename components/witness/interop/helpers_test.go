@@ -4,7 +4,9 @@
 package interop_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,13 +44,17 @@ const (
 )
 
 type witnessOpts struct {
-	Host       string // bind; 127.0.0.1 when empty
-	Port       int
-	Netns      string
-	MasterAddr string
-	StateDir   string // reuse to restart with the same state
-	Extra      string // more YAML
-	LogLevel   string // debug when empty
+	Host        string // bind; 127.0.0.1 when empty
+	Port        int
+	Netns       string
+	MasterAddr  string
+	StateDir    string // reuse to restart with the same state
+	Extra       string // more YAML
+	LogLevel    string // debug when empty
+	Binds       []string
+	AnnounceIP  string
+	Requirepass string
+	AuthPass    string // master auth_pass
 }
 
 // startWitness runs the real redisha-witness binary with a generated config.
@@ -72,24 +78,50 @@ func startWitnessTB(t testing.TB, o witnessOpts) *testenv.Process {
 	if o.LogLevel == "" {
 		o.LogLevel = "debug"
 	}
+	binds := o.Binds
+	if len(binds) == 0 {
+		binds = []string{o.Host}
+	}
 	cfg := fmt.Sprintf(`bind: [%s]
 port: %d
 protected_mode: false
 state_file: %s
 log_level: %s
+announce_ip: "%s"
+requirepass: "%s"
 masters:
   - name: mymaster
     address: %s
     quorum: 2
     down_after: %d
     failover_timeout: %d
-%s`, o.Host, o.Port, filepath.Join(o.StateDir, "state.json"), o.LogLevel, o.MasterAddr, downAfterMs, failoverTimeout, o.Extra)
+    auth_pass: "%s"
+%s`, strings.Join(binds, ", "), o.Port, filepath.Join(o.StateDir, "state.json"), o.LogLevel, o.AnnounceIP, o.Requirepass,
+		o.MasterAddr, downAfterMs, failoverTimeout, o.AuthPass, o.Extra)
 	path := filepath.Join(o.StateDir, "witness.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return testenv.StartProcess(t, testenv.ProcessSpec{Name: "witness-" + strconv.Itoa(o.Port),
-		Argv: []string{witnessBin, "-config", path}, Host: o.Host, Port: o.Port, Dir: o.StateDir, Netns: o.Netns})
+	spec := testenv.ProcessSpec{Name: "witness-" + strconv.Itoa(o.Port),
+		Argv: []string{witnessBin, "-config", path}, Host: o.Host, Port: o.Port, Dir: o.StateDir, Netns: o.Netns}
+	if o.Requirepass == "" {
+		return testenv.StartProcess(t, spec)
+	}
+	// PING needs AUTH first: wait for readiness ourselves.
+	spec.Port = 0
+	p := testenv.StartProcess(t, spec)
+	p.Port = o.Port
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		v, err := doAuth(p.Addr(), o.Requirepass, "PING")
+		if err == nil && v.Str == "PONG" {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("witness not ready: %v\n%s", err, p.LogTail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func do(t *testing.T, addr string, args ...string) resp.Value {
@@ -182,4 +214,32 @@ func meshReady(t *testing.T, nodes ...*testenv.Process) {
 func replicaOnline(t *testing.T, master string) bool {
 	v, err := testenv.Do(master, 2*time.Second, "INFO", "replication")
 	return err == nil && strings.Contains(v.Str, "state=online")
+}
+
+// doAuth runs AUTH then one command on a fresh connection.
+func doAuth(addr, pass string, args ...string) (resp.Value, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return resp.Value{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	w, r := resp.NewWriter(c), resp.NewReader(bufio.NewReader(c))
+	for _, cmd := range [][]string{{"AUTH", pass}, args} {
+		w.Array(len(cmd))
+		for _, a := range cmd {
+			w.Bulk(a)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return resp.Value{}, err
+	}
+	if v, err := r.ReadValue(); err != nil || v.IsError() {
+		return v, fmt.Errorf("AUTH: %v %s", err, v.Str)
+	}
+	v, err := r.ReadValue()
+	if err == nil && v.IsError() {
+		err = fmt.Errorf("%s", v.Str)
+	}
+	return v, err
 }
