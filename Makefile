@@ -94,3 +94,15 @@ bench-proxy:
 	$(GO) build -o $(BIN)/redisha-proxy ./cmd/redisha-proxy
 	@$(TIMED) bench-proxy $(GO) run ./components/proxy/bench -proxy $(BIN)/redisha-proxy \
 	  -rounds $(PROXY_BENCH_ROUNDS) -markdown out/proxy-bench.md
+
+# ---- witness ----
+# redisha-witness alone (root for the netns partition test; real redis-server
+# and redis-sentinel), and its footprint next to redis-sentinel in the same
+# role (RSS and idle CPU side by side; recorded in docs/results/witness.md).
+FOOTPRINT_SECONDS ?= 60
+.PHONY: test-witness footprint-witness
+test-witness:
+	$(GO) test -count=1 -timeout 10m ./components/witness/... ./cmd/redisha-witness/...
+
+footprint-witness:
+	FOOTPRINT_SECONDS=$(FOOTPRINT_SECONDS) $(GO) test -count=1 -run '^$$' -bench Footprint -benchtime 1x ./components/witness/interop/

@@ -63,3 +63,13 @@ func TestProtectedModeOffOrPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestExampleConfigParses(t *testing.T) {
+	f, err := Load("../dist/witness.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Masters[0].Name != "mymaster" || f.RequirePass == "" {
+		t.Fatalf("%+v", f)
+	}
+}
