@@ -59,7 +59,11 @@ func startProcess(t testing.TB, bin string, conf string) *node {
 	c := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	for {
+		err := c.Ping(context.Background()).Err()
+		if err == nil || strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "WRONGPASS") {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s on %s did not answer PING", bin, n.addr)
 		}

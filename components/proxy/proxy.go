@@ -64,6 +64,8 @@ type Proxy struct {
 	squeries   map[string]*poller
 	discovered map[string]bool
 	lastUrgent time.Time
+	probeAuth  Auth // credentials the running probes use
+	watchAuth  Auth // credentials the running sentinel watchers use
 }
 
 // New prepares a proxy; Start binds and runs it.
@@ -349,6 +351,15 @@ func (p *Proxy) discover(addr string) {
 }
 
 func (p *Proxy) syncTargets(cfg *Config) {
+	if cfg.Auth != p.probeAuth || cfg.SentinelAuth != p.watchAuth {
+		// New credentials: restart every check with them.
+		p.stopTargets()
+		clear(p.probes)
+		clear(p.healthers)
+		clear(p.sentinels)
+		clear(p.squeries)
+		p.probeAuth, p.watchAuth = cfg.Auth, cfg.SentinelAuth
+	}
 	want := map[string]bool{}
 	for _, b := range cfg.Backends {
 		want[b] = true

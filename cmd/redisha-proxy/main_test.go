@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/testenv"
+)
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func command(conn net.Conn, r *bufio.Reader, cmd string) string {
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(conn, "%s\r\n", cmd)
+	line, _ := r.ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// TestBinarySignals runs the real binary: SIGHUP reloads without dropping a
+// client, a bad file on SIGHUP is rejected, SIGTERM drains until the client leaves.
+func TestBinarySignals(t *testing.T) {
+	testenv.RequireBinary(t, "redis-server")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "redisha-proxy")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	rport := testenv.FreePort(t)
+	redis := exec.Command("redis-server", "--port", fmt.Sprint(rport), "--bind", "127.0.0.1", "--save", "")
+	redis.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := redis.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+
+	listen := testenv.Addr("127.0.0.1", testenv.FreePort(t))
+	admin := testenv.Addr("127.0.0.1", testenv.FreePort(t))
+	cfgPath := filepath.Join(dir, "proxy.yaml")
+	writeCfg := func(extra string) {
+		os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [127.0.0.1:%d]\ncheck:\n  interval: 200ms\n%s",
+			listen, admin, rport, extra)), 0o644)
+	}
+	writeCfg("")
+	proxy := exec.Command(bin, "-config", cfgPath)
+	var logs strings.Builder
+	proxy.Stderr = &logs
+	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- proxy.Wait() }()
+	t.Cleanup(func() {
+		proxy.Process.Kill()
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", logs.String())
+		}
+	})
+	waitFor(t, "/healthz 200", func() bool {
+		r, err := http.Get("http://" + admin + "/healthz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	})
+	conn, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	if got := command(conn, r, "SET a 1"); got != "+OK" {
+		t.Fatalf("got %q", got)
+	}
+
+	writeCfg("limits:\n  max_connections: 1\n")
+	proxy.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload logged", func() bool { return strings.Contains(logs.String(), "configuration reloaded") })
+	if got := command(conn, r, "GET a"); got != "$1" {
+		t.Fatalf("after reload the client got %q", got)
+	}
+	c2, _ := net.Dial("tcp", listen)
+	if got := command(c2, bufio.NewReader(c2), "PING"); !strings.Contains(got, "max number of clients") {
+		t.Fatalf("reloaded limit not applied: %q", got)
+	}
+	c2.Close()
+
+	writeCfg("bogus_key: 1\n")
+	proxy.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "bad reload rejected", func() bool { return strings.Contains(logs.String(), "reload rejected") })
+	r.ReadString('\n') // consume the GET's bulk payload line
+	if got := command(conn, r, "PING"); got != "+PONG" {
+		t.Fatalf("after rejected reload: %q", got)
+	}
+
+	proxy.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "/healthz 503 or closed while draining", func() bool {
+		r, err := http.Get("http://" + admin + "/healthz")
+		if err != nil {
+			return true
+		}
+		r.Body.Close()
+		return r.StatusCode == 503
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("exited while a client was connected: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if got := command(conn, r, "PING"); got != "+PONG" {
+		t.Fatalf("draining proxy dropped the client: %q", got)
+	}
+	conn.Close()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("did not exit after the last client left")
+	}
+}

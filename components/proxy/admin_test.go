@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHealthzAndMetrics(t *testing.T) {
+	c := startCluster(t)
+	p := startProxy(t, testConfig([]string{c.a.addr, c.b.addr}, c.sentinelAddrs()))
+	waitRoute(t, p, c.a.addr)
+	if reply := rawCommand(t, p.Addr(), "SET hz 1"); reply != "+OK" {
+		t.Fatalf("got %q", reply)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + p.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/healthz")
+	var h struct {
+		Status, Master   string
+		SentinelMajority bool `json:"sentinel_majority"`
+	}
+	json.Unmarshal([]byte(body), &h)
+	if code != 200 || h.Master != c.a.addr || !h.SentinelMajority {
+		t.Fatalf("/healthz %d %s", code, body)
+	}
+	waitFor(t, 2*time.Second, "byte counters", func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `redisha_proxy_bytes_total{direction="client_to_backend",listener="read_write"} 10`)
+	})
+	_, m := get("/metrics")
+	for _, want := range []string{
+		`redisha_proxy_backend_routed{backend="` + c.a.addr + `"} 1`,
+		`redisha_proxy_backend_role{backend="` + c.b.addr + `",role="slave"} 1`,
+		`redisha_proxy_sentinel_majority 1`,
+		`redisha_proxy_connections_total{listener="read_write"} 1`,
+		`redisha_proxy_switchovers_total 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// Losing the majority turns /healthz unavailable once the grace ends.
+	for _, s := range c.sentinels {
+		s.kill()
+	}
+	waitFor(t, 5*time.Second, "healthz 503", func() bool { code, _ := get("/healthz"); return code == 503 })
+	rawCommand(t, p.Addr(), "PING")
+	_, m = get("/metrics")
+	if !strings.Contains(m, `redisha_proxy_connections_refused_total{listener="read_write",reason="no_master"} 1`) {
+		t.Errorf("refusal not counted:\n%s", m)
+	}
+}
+
+func TestACLUserForHealthChecks(t *testing.T) {
+	a := startRedis(t, "user default off", "user checker on >s3cret +ping +info", "user app on >app ~* &* +@all")
+	cfg := testConfig([]string{a.addr}, nil)
+	cfg.Auth = Auth{Username: "checker", Password: "wrong"}
+	p := startProxy(t, cfg)
+	waitFor(t, 3*time.Second, "failed check", func() bool {
+		s := p.Snapshot()
+		return len(s.Backends) == 1 && !s.Backends[0].OK && s.Backends[0].Err != ""
+	})
+	if p.Route().Master != "" {
+		t.Fatal("routed to a backend whose check fails")
+	}
+	good := *cfg
+	good.Auth.Password = "s3cret"
+	if err := p.Reload(&good); err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, p, a.addr) // the reload restarted the checks with the new password
+	if reply := rawCommand(t, p.Addr(), "PING"); !strings.HasPrefix(reply, "-NOAUTH") {
+		t.Fatalf("client without AUTH got %q (the proxy must not authenticate clients' sessions)", reply)
+	}
+}
