@@ -23,15 +23,15 @@ import (
 )
 
 var (
-	proxyBin   = flag.String("proxy", "bin/redisha-proxy", "redisha-proxy binary")
-	rounds     = flag.Int("rounds", 5, "alternating rounds")
-	requests   = flag.Int("n", 200000, "requests per redis-benchmark run without pipelining")
-	requestsP  = flag.Int("np", 1000000, "requests per redis-benchmark run with -P 16")
-	clients    = flag.Int("c", 50, "redis-benchmark clients")
-	idleConns  = flag.Int("idle", 10000, "idle client connections for the memory measurement")
-	serverCPU  = flag.String("server-cpu", "0", "taskset CPU list for redis-server and redis-benchmark")
-	proxyCPU   = flag.String("proxy-cpu", "1", "taskset CPU list for the proxy under test (both proxies)")
-	markdown   = flag.String("markdown", "", "also write the result tables to this markdown file")
+	proxyBin  = flag.String("proxy", "bin/redisha-proxy", "redisha-proxy binary")
+	rounds    = flag.Int("rounds", 5, "alternating rounds")
+	requests  = flag.Int("n", 200000, "requests per redis-benchmark run without pipelining")
+	requestsP = flag.Int("np", 1000000, "requests per redis-benchmark run with -P 16")
+	clients   = flag.Int("c", 50, "redis-benchmark clients")
+	idleConns = flag.Int("idle", 10000, "idle client connections for the memory measurement")
+	serverCPU = flag.String("server-cpu", "0", "taskset CPU list for redis-server and redis-benchmark")
+	proxyCPU  = flag.String("proxy-cpu", "1", "taskset CPU list for the proxy under test (both proxies)")
+	markdown  = flag.String("markdown", "", "also write the result tables to this markdown file")
 )
 
 type contender struct {
