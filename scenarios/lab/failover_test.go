@@ -62,6 +62,30 @@ func TestVIPFollowsHAProxy(t *testing.T) {
 
 	waitVIPAt(t, ctx, l, h1)
 
+	t.Run("VRRP needs the bridge rule", func(t *testing.T) {
+		// The trap the lab's DOCKER-USER rule avoids: without it the internal
+		// network drops VRRP multicast and both nodes claim the VIP.
+		if err := removeBridgeAccept(l.Bridge, l.Name); err != nil {
+			t.Fatal(err)
+		}
+		restored := false
+		defer func() {
+			if !restored {
+				_ = addBridgeAccept(l.Bridge, l.Name)
+			}
+		}()
+		waitFor(t, ctx, "both keepalived nodes to claim the VIP without the rule", func() bool {
+			hs, err := l.VIPHolders(ctx)
+			return err == nil && len(hs) == 2
+		})
+		if err := addBridgeAccept(l.Bridge, l.Name); err != nil {
+			t.Fatal(err)
+		}
+		restored = true
+		took := waitVIPAt(t, ctx, l, h1)
+		t.Logf("with the rule back, haproxy1 alone holds the VIP after %v", took.Round(time.Millisecond))
+	})
+
 	t.Run("haproxy daemon killed", func(t *testing.T) {
 		// chk_haproxy (killall -0 haproxy every 2 s, weight 2) drops haproxy1
 		// from 103 to 101, below haproxy2's 102. Only works because the
