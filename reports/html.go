@@ -376,7 +376,7 @@ func buildPage(run *Run) page {
 	for _, ep := range tl[1:] {
 		c.Lines = append(c.Lines, svgLine{X1: x(ep.From), Y1: top, X2: x(ep.From), Y2: bottom, Stroke: "#e53e3e", Width: 2,
 			Title: "+switch-master to " + ep.Master + " at " + ep.From.Format("15:04:05.000")})
-		c.Texts = append(c.Texts, svgText{X: x(ep.From) + 3, Y: bottom - 4, Text: "failover → " + nodeOf(r, ep.Master), Size: 11, Fill: "#e53e3e", Weight: "bold"})
+		c.Texts = append(c.Texts, svgText{X: x(ep.From) + 3, Y: top + 10, Text: "failover → " + nodeOf(r, ep.Master), Size: 11, Fill: "#e53e3e", Weight: "bold"})
 	}
 	for i := 1; i < len(vip); i++ {
 		xx := x(vip[i].Time)

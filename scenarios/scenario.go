@@ -94,26 +94,6 @@ type StackParams struct {
 	MinReplicasMaxLag  int    `yaml:"min-replicas-max-lag" json:"min_replicas_max_lag,omitempty"`
 }
 
-// Map returns the set parameters under the template names the lab's stacks use.
-func (p StackParams) Map() map[string]string {
-	m := map[string]string{}
-	put := func(k string, v int) {
-		if v != 0 {
-			m[k] = strconv.Itoa(v)
-		}
-	}
-	put("DownAfterMs", p.DownAfterMs)
-	put("FailoverTimeoutMs", p.FailoverTimeoutMs)
-	put("Quorum", p.Quorum)
-	put("CheckInterval", p.CheckIntervalMs)
-	put("MinReplicasToWrite", p.MinReplicasToWrite)
-	put("MinReplicasMaxLag", p.MinReplicasMaxLag)
-	if p.Persistence != "" {
-		m["Persistence"] = p.Persistence
-	}
-	return m
-}
-
 // Path values for Workload.Path.
 const (
 	PathVIP    = "vip"    // through the VIP (proxies), as applications connect
@@ -152,8 +132,8 @@ type Fault struct {
 	Daemon   string   `yaml:"daemon" json:"daemon,omitempty"`
 	Latency  Duration `yaml:"latency" json:"latency,omitempty"`
 	Jitter   Duration `yaml:"jitter" json:"jitter,omitempty"`
-	Loss     float64  `yaml:"loss" json:"loss,omitempty"` // fraction 0..1
-	RateKbps int      `yaml:"rate-kbps" json:"rate_kbps,omitempty"`
+	Loss     float64  `yaml:"loss" json:"loss,omitempty"`               // fraction 0..1
+	RateKBps int      `yaml:"rate-kbytes" json:"rate_kbytes,omitempty"` // client-bandwidth, kilobytes per second
 	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
 
 	// Randomization, drawn from the run's seed.
@@ -445,8 +425,8 @@ func (s *Scenario) validate() []fieldError {
 				bad(at+".loss", "want a fraction in (0, 1]")
 			}
 		case "client-bandwidth":
-			if f.RateKbps <= 0 {
-				bad(at+".rate-kbps", "client-bandwidth needs rate-kbps > 0")
+			if f.RateKBps <= 0 {
+				bad(at+".rate-kbytes", "client-bandwidth needs rate-kbytes > 0")
 			}
 		case "client-timeout":
 			if f.Timeout <= 0 {

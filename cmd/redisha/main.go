@@ -4,11 +4,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 )
+
+// exitError carries a specific exit status out of a command.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	root := &cobra.Command{
@@ -17,9 +26,17 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCmd())
+	root.AddCommand(newLabCmd(), newListCmd(), newRunCmd(), newReportCmd())
 	if err := root.Execute(); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, "redisha:", ee.msg)
+			}
+			os.Exit(ee.code)
+		}
 		fmt.Fprintln(os.Stderr, "redisha:", err)
-		os.Exit(1)
+		// Bad usage and harness problems are infrastructure errors, not verdicts.
+		os.Exit(2)
 	}
 }

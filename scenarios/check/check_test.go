@@ -280,3 +280,13 @@ func TestVIPStats(t *testing.T) {
 		t.Fatalf("changes %d dual %s", ch, dual)
 	}
 }
+
+func TestTwoMasterWindowStopsAtEnd(t *testing.T) {
+	role := func(ms int, node, r string) history.Event {
+		return history.Event{Time: at(ms), Source: history.SourceRole, Kind: history.KindRole, Node: node, Attrs: map[string]string{"role": r}}
+	}
+	ev := []history.Event{role(0, "redis1", "master"), role(5000, "redis2", "master"), role(20000, "redis1", "slave")}
+	if got := TwoMasterWindow(ev, at(10000)); got != 5*time.Second {
+		t.Fatalf("got %v, want 5s (clamped to the end of the workload)", got)
+	}
+}

@@ -320,8 +320,9 @@ func masterAt(tl []Epoch, t time.Time) string {
 	return m
 }
 
-// TwoMasterWindow sums the time during which more than one node reported role:master, from the
-// observer's role events. A window still open at end is closed there.
+// TwoMasterWindow sums the time up to end (the end of the workload) during which more than one
+// node reported role:master, from the observer's role events (sorted by time). A window still
+// open at end is closed there.
 func TwoMasterWindow(events []history.Event, end time.Time) time.Duration {
 	roles := map[string]string{}
 	var total time.Duration
@@ -338,6 +339,9 @@ func TwoMasterWindow(events []history.Event, end time.Time) time.Duration {
 	for _, e := range events {
 		if e.Source != history.SourceRole || e.Kind != history.KindRole {
 			continue
+		}
+		if !end.IsZero() && e.Time.After(end) {
+			break // after the workload: no client could be split any more
 		}
 		before := count()
 		roles[e.Node] = e.Attrs["role"]

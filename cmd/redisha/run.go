@@ -1,0 +1,260 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redisha/redisha/reports"
+	"github.com/redisha/redisha/scenarios"
+)
+
+func newListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the built-in scenarios",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			all, err := scenarios.Catalog()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tFAULTS\tEXPECTS\tDESCRIPTION")
+			for _, s := range all {
+				var kinds []string
+				for _, f := range s.Faults {
+					kinds = append(kinds, f.Kind)
+				}
+				exp := "failover: measured"
+				if s.Expect.Failover != nil {
+					exp = fmt.Sprintf("%d failover(s)", *s.Expect.Failover)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, strings.Join(kinds, ","), exp, firstSentence(s.Description))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func firstSentence(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if i := strings.Index(s, ". "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		stack   string
+		repeat  int
+		seed    uint64
+		out     string
+		demo    bool
+		all     bool
+		verbose bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run NAME|FILE...",
+		Short: "Run scenarios against real containers and judge them",
+		Long: `Runs each scenario (a built-in name from 'redisha list' or a YAML file) against
+a fresh lab of its stack, records every client operation and event, and judges
+the outcome. One report directory per run under --out: result.json,
+history.jsonl, events.jsonl, junit.xml, logs/ and index.html.
+
+Exit status: 0 when every verdict matches its expectation (a stack's known
+findings count as expected), 1 on a regression or an unexpected pass, 2 on a
+harness or infrastructure error (Docker, time-out, not converged).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var list []*scenarios.Scenario
+			switch {
+			case all:
+				cat, err := scenarios.Catalog()
+				if err != nil {
+					return err
+				}
+				list = cat
+			case demo:
+				for _, n := range scenarios.DemoScenarios {
+					s, err := scenarios.Load(n)
+					if err != nil {
+						return err
+					}
+					list = append(list, s)
+				}
+			}
+			for _, a := range args {
+				s, err := scenarios.Load(a)
+				if err != nil {
+					return err
+				}
+				list = append(list, s)
+			}
+			if len(list) == 0 {
+				return fmt.Errorf("name at least one scenario (redisha list), or --demo or --all")
+			}
+			if repeat < 1 {
+				return fmt.Errorf("--repeat must be at least 1")
+			}
+			if !cmd.Flags().Changed("seed") {
+				seed = scenarios.RandomSeed()
+			}
+			if out == "" {
+				out = filepath.Join("out", time.Now().Format("20060102-150405"))
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logger := slog.New(slog.DiscardHandler)
+			if verbose {
+				logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			opt := scenarios.Options{Stack: stack, Seed: seed, Out: out, Progress: cmd.ErrOrStderr(), Logger: logger}
+			fmt.Fprintf(cmd.ErrOrStderr(), "redisha: %d scenario(s) x %d, seed %d, reports in %s\n", len(list), repeat, seed, out)
+			var results []*reports.Result
+			var outcomes []reports.Outcome
+			for _, s := range list {
+				for i := 1; i <= repeat; i++ {
+					if ctx.Err() != nil {
+						break
+					}
+					res, _ := scenarios.Run(ctx, s, i, opt)
+					results = append(results, res)
+					outcomes = append(outcomes, res.Outcome)
+					for _, reason := range res.Reasons {
+						fmt.Fprintf(cmd.ErrOrStderr(), "    %s\n", reason)
+					}
+				}
+			}
+			if err := writeAggregate(out, results); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintln(w)
+			if err := reports.WriteTable(w, results); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "\nseed %d; report: %s\n", seed, filepath.Join(out, reports.HTMLFile))
+			code := scenarios.ExitCode(outcomes...)
+			if ctx.Err() != nil {
+				return &exitError{code: 2, msg: "interrupted"}
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&stack, "stack", "", "stack to run against: a built-in name or a directory with stack.yaml (default: the scenario's)")
+	f.IntVar(&repeat, "repeat", 1, "run each scenario N times (seeds seed, seed+1, ...)")
+	f.Uint64Var(&seed, "seed", 0, "seed of every random choice (default: random, printed)")
+	f.StringVar(&out, "out", "", "directory for the reports (default out/<date-time>)")
+	f.BoolVar(&demo, "demo", false, "run the short demo subset: "+strings.Join(scenarios.DemoScenarios, ", "))
+	f.BoolVar(&all, "all", false, "run the whole built-in catalog")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log the harness's steps to stderr")
+	return cmd
+}
+
+// writeAggregate writes DIR/index.html (a table linking every run) and DIR/junit.xml.
+func writeAggregate(dir string, results []*reports.Result) error {
+	if err := reports.WriteJUnit(filepath.Join(dir, reports.JUnitFile), results...); err != nil {
+		return err
+	}
+	var links []string
+	for _, r := range results {
+		links = append(links, fmt.Sprintf("%s-%d/%s", r.Scenario, r.Run, reports.HTMLFile))
+	}
+	return reports.WriteIndex(filepath.Join(dir, reports.HTMLFile), results, links)
+}
+
+func newReportCmd() *cobra.Command {
+	var md bool
+	cmd := &cobra.Command{
+		Use:   "report DIR...",
+		Short: "Re-render run reports and print one table over them",
+		Long: `Re-renders index.html of every run directory given (or found one level below a
+directory given), prints a table over all of them, and writes an aggregate
+index.html and junit.xml into each parent directory given. Exit status as for run.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var results []*reports.Result
+			var outcomes []reports.Outcome
+			for _, a := range args {
+				dirs, parent := runDirs(a)
+				if len(dirs) == 0 {
+					return fmt.Errorf("%s: no %s here or one level below", a, reports.ResultFile)
+				}
+				var group []*reports.Result
+				var links []string
+				for _, d := range dirs {
+					run, err := reports.LoadRun(d)
+					if err != nil {
+						return err
+					}
+					if err := reports.RenderHTML(run); err != nil {
+						return err
+					}
+					group = append(group, run.Result)
+					outcomes = append(outcomes, run.Result.Outcome)
+					links = append(links, filepath.Join(filepath.Base(d), reports.HTMLFile))
+				}
+				if parent {
+					if err := reports.WriteJUnit(filepath.Join(a, reports.JUnitFile), group...); err != nil {
+						return err
+					}
+					if err := reports.WriteIndex(filepath.Join(a, reports.HTMLFile), group, links); err != nil {
+						return err
+					}
+				}
+				results = append(results, group...)
+			}
+			w := cmd.OutOrStdout()
+			var err error
+			if md {
+				err = reports.WriteMarkdown(w, results)
+			} else {
+				err = reports.WriteTable(w, results)
+			}
+			if err != nil {
+				return err
+			}
+			if code := scenarios.ExitCode(outcomes...); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&md, "markdown", false, "print the table in Markdown")
+	return cmd
+}
+
+// runDirs returns dir itself when it holds a result, else its sub-directories that do.
+func runDirs(dir string) (dirs []string, parent bool) {
+	if _, err := os.Stat(filepath.Join(dir, reports.ResultFile)); err == nil {
+		return []string{dir}, false
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, false
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), reports.ResultFile)); err == nil {
+				dirs = append(dirs, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return dirs, true
+}
