@@ -28,7 +28,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	witnessBin = filepath.Join(dir, "redisha-witness")
-	out, err := exec.Command("go", "build", "-o", witnessBin, "github.com/redisha/redisha/cmd/redisha-witness").CombinedOutput()
+	args := []string{"build", "-o", witnessBin}
+	if os.Getenv("WITNESS_RACE") != "" {
+		// Race-enabled witness; with GORACE=halt_on_error=1 a race kills it
+		// and the test fails.
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "github.com/redisha/redisha/cmd/redisha-witness")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building redisha-witness: %v\n%s", err, out)
 		os.Exit(1)
