@@ -1,0 +1,249 @@
+package vipsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redisha/redisha/components/vip"
+	"github.com/redisha/redisha/sim"
+)
+
+// schedule draws the faults, queues them, and returns when the run ends:
+// the fault phase, then a whole and quiet network for long enough that the
+// routers must have settled.
+func (m *model) schedule(r *rand.Rand) time.Time {
+	w := m.w
+	phase := m.opt.FaultPhase
+	k := r.IntN(m.opt.MaxFaults + 1)
+	for range k {
+		start := time.Duration(r.Int64N(int64(phase)))
+		dur := time.Duration(500+r.IntN(15_000)) * time.Millisecond
+		end := min(start+dur, phase)
+		m.fault(r, start, end)
+	}
+	w.At(sim.Epoch.Add(phase), func() {
+		w.Logf("fault phase over: heal the network, thaw, restart killed daemons, checks pass")
+		w.Net.Heal()
+		for _, rt := range m.routers {
+			w.Thaw(rt.node)
+			rt.failing = false
+			if rt.killed {
+				w.Restart(rt.node)
+				m.start(rt)
+			}
+		}
+		m.faultChanged()
+	})
+	// Settling: a backup that restarted late waits Master_Down_Interval, a
+	// preempting one then takes over; tracked checks need Rise results.
+	mdi := 3*m.interval + m.interval // Skew_Time < interval
+	settle := 2*mdi + 3*m.interval + time.Second
+	if m.tracked {
+		settle += 3 * checkInterval
+	}
+	return sim.Epoch.Add(phase + settle)
+}
+
+func (m *model) pick(r *rand.Rand) *router { return m.routers[r.IntN(len(m.routers))] }
+
+func (m *model) names() []string {
+	var ns []string
+	for _, rt := range m.routers {
+		ns = append(ns, rt.name)
+	}
+	return ns
+}
+
+// fault draws one fault active from start to end.
+func (m *model) fault(r *rand.Rand, start, end time.Duration) {
+	w := m.w
+	at := func(d time.Duration, fn func()) {
+		w.At(sim.Epoch.Add(d), func() { fn(); m.faultChanged() })
+	}
+	desc := func(format string, args ...any) {
+		m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("%7.3fs-%7.3fs ", start.Seconds(), end.Seconds())+fmt.Sprintf(format, args...))
+	}
+	kinds := []string{"partition", "oneway", "lossy", "slow", "corrupt", "kill", "poweroff", "freeze", "shutdown"}
+	if m.tracked {
+		kinds = append(kinds, "check", "check")
+	}
+	kind := kinds[r.IntN(len(kinds))]
+	rt := m.pick(r)
+	switch kind {
+	case "partition":
+		names := m.names()
+		r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+		cut := 1 + r.IntN(len(names)-1)
+		left, right := names[:cut], names[cut:]
+		desc("partition %v | %v", left, right)
+		var saved []savedLink
+		at(start, func() { saved = m.save(); w.Net.Partition(left, right) })
+		at(end, func() { m.restore(saved) })
+	case "oneway", "lossy", "slow", "corrupt":
+		other := m.pick(r)
+		for other == rt {
+			other = m.pick(r)
+		}
+		both := r.IntN(2) == 0
+		var change func(*sim.Link)
+		switch kind {
+		case "oneway":
+			both = false
+			change = func(l *sim.Link) { l.Cut = true }
+		case "lossy":
+			loss := 0.1 + 0.8*r.Float64()
+			change = func(l *sim.Link) { l.Loss = loss }
+		case "slow":
+			delay := time.Duration(r.IntN(200)) * time.Millisecond
+			jitter := time.Duration(r.IntN(300)) * time.Millisecond
+			change = func(l *sim.Link) { l.Delay, l.Jitter = delay, jitter }
+		case "corrupt":
+			p := 0.2 + 0.8*r.Float64()
+			change = func(l *sim.Link) { l.Corrupt = p }
+		}
+		desc("%s %s->%s (both ways: %v)", kind, rt.name, other.name, both)
+		var saved []savedLink
+		at(start, func() {
+			saved = m.save()
+			w.Net.Update(rt.name, other.name, change)
+			if both {
+				w.Net.Update(other.name, rt.name, change)
+			}
+			w.Logf("net: %s %s->%s both=%v", kind, rt.name, other.name, both)
+		})
+		at(end, func() { m.restore(saved) })
+	case "kill":
+		desc("kill -9 %s (VIP stays on its interface), restart", rt.name)
+		at(start, func() { m.kill(rt, false) })
+		at(end, func() { m.restart(rt) })
+	case "poweroff":
+		forever := r.IntN(5) == 0
+		desc("power off %s (forever: %v)", rt.name, forever)
+		at(start, func() { m.kill(rt, true) })
+		if !forever {
+			at(end, func() { m.restart(rt) })
+		}
+	case "freeze":
+		desc("freeze %s", rt.name)
+		at(start, func() { w.Freeze(rt.node) })
+		at(end, func() { w.Thaw(rt.node) })
+	case "shutdown":
+		desc("graceful stop of %s, restart", rt.name)
+		at(start, func() { m.shutdown(rt) })
+		at(end, func() { m.restart(rt) })
+	case "check":
+		desc("%s fails on %s", trackName, rt.name)
+		at(start, func() { rt.failing = true; w.Logf("%s: %s starts failing", rt.name, trackName) })
+		at(end, func() { rt.failing = false; w.Logf("%s: %s passes again", rt.name, trackName) })
+	}
+}
+
+type savedLink struct {
+	from, to string
+	link     sim.Link
+}
+
+// save and restore bracket a link fault: the end of a fault puts back the
+// links as they were before it began, so overlapping faults on other links
+// keep going.
+func (m *model) save() []savedLink {
+	var s []savedLink
+	for _, a := range m.routers {
+		for _, b := range m.routers {
+			if a != b {
+				s = append(s, savedLink{a.name, b.name, m.w.Net.Link(a.name, b.name)})
+			}
+		}
+	}
+	return s
+}
+
+func (m *model) restore(saved []savedLink) {
+	for _, s := range saved {
+		m.w.Net.SetLink(s.from, s.to, s.link)
+	}
+	m.w.Logf("net: fault ends, links restored")
+}
+
+// kill stops r's process at once. A SIGKILLed daemon leaves the VIP on the
+// interface; a powered-off host takes it down with it.
+func (m *model) kill(r *router, power bool) {
+	if r.node.State() == sim.Down {
+		return
+	}
+	m.w.Crash(r.node)
+	r.m = nil
+	if power {
+		r.hasVIP = false
+	} else {
+		r.killed = true
+	}
+}
+
+func (m *model) restart(r *router) {
+	if r.node.State() != sim.Down {
+		return
+	}
+	m.w.Restart(r.node)
+	m.start(r)
+}
+
+// shutdown is SIGTERM: the daemon runs Shutdown (priority 0 advert, VIP
+// removed) and exits.
+func (m *model) shutdown(r *router) {
+	if !r.running() {
+		return
+	}
+	wasMaster := r.m.State() == vip.Master && r.hasVIP
+	lastSent := r.lastSent
+	m.apply(r, r.m.Shutdown(m.w.Now()))
+	r.lastSent = lastSent // the priority 0 advert itself does not count
+	m.w.Crash(r.node)
+	r.m = nil
+	if wasMaster {
+		m.expectHandover(r)
+	}
+}
+
+// expectHandover arms the graceful-handover check: some running backup that
+// hears the leaver over a clean link must hold the VIP within its
+// Skew_Time + one advert interval (plus the delay), unless another fault
+// starts or ends meanwhile.
+func (m *model) expectHandover(from *router) {
+	var bound time.Duration
+	for _, c := range m.routers {
+		l := m.w.Net.Link(from.name, c.name)
+		if c == from || !c.running() || c.m.State() != vip.Backup || !l.Clean() {
+			continue
+		}
+		if m.w.Now().Sub(from.lastSent) < l.Jitter {
+			// The advert before the priority 0 one may overtake it, and a
+			// backup then rightly waits Master_Down_Interval again.
+			continue
+		}
+		b := c.m.SkewTime() + m.interval + m.w.Net.MaxDelay(from.name, c.name) + time.Millisecond
+		bound = max(bound, b)
+	}
+	if bound == 0 {
+		return
+	}
+	for _, h := range m.holders() {
+		if h != from {
+			return // someone else holds it already (a split brain healing)
+		}
+	}
+	h := &handover{from: from, deadline: m.w.Now().Add(bound), changes: m.faultChanges + 1}
+	m.handover = h
+	m.w.At(h.deadline, func() {
+		if m.handover != h {
+			return
+		}
+		m.handover = nil
+		if h.satisfied || m.faultChanges != h.changes {
+			return
+		}
+		m.violate(InvHandover, "%s left gracefully at %.3fs and no backup took over within %v: %s",
+			from.name, (h.deadline.Add(-bound)).Sub(sim.Epoch).Seconds(), bound, m.states())
+	})
+}

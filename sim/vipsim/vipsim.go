@@ -1,0 +1,485 @@
+// Package vipsim runs 2-3 routers, each a real vip.Machine (the state machine
+// inside redisha-vip), on a simulated LAN. Adverts are encoded with the real
+// vrrp codec, carried as bytes (which the network may lose, delay, reorder or
+// corrupt), decoded and filtered like the daemon does, and fed back to the
+// machines. A seed draws the configuration and a fault schedule; the model
+// checks the VRRP promises against what happened.
+package vipsim
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redisha/redisha/components/vip"
+	"github.com/redisha/redisha/components/vip/vrrp"
+	"github.com/redisha/redisha/sim"
+)
+
+// Invariants checked, by name.
+const (
+	// InvTwoHolders: two routers hold the VIP for longer than one advert
+	// interval (plus the link delay) while the network between them is clean
+	// and both run.
+	InvTwoHolders = "two-holders"
+	// InvHandover: a master leaving gracefully (priority 0 advert) is not
+	// replaced within Skew_Time + one advert interval by a running backup.
+	InvHandover = "graceful-handover"
+	// InvFinalOne: once the network is whole and quiet for long enough,
+	// not exactly one live router is master and holds the VIP.
+	InvFinalOne = "final-one-master"
+	// InvFinalPreempt: with preemption, the settled master is not the live
+	// router with the highest effective priority.
+	InvFinalPreempt = "final-preempt"
+	// InvCodec: an advert failed to encode, an intact one failed to decode or
+	// pass the filter, or a corrupted one was accepted.
+	InvCodec = "codec"
+)
+
+// Invariants lists every invariant name, for tables.
+var Invariants = []string{InvTwoHolders, InvHandover, InvFinalOne, InvFinalPreempt, InvCodec}
+
+// Mutation plants a bug in the adapter, to prove the invariants catch it.
+type Mutation int
+
+// Mutations.
+const (
+	NoMutation Mutation = iota
+	// KeepVIPOnRemove: the adapter ignores RemoveVIPs.
+	KeepVIPOnRemove
+	// DropPriorityZero: the adapter drops priority-0 adverts on receipt.
+	DropPriorityZero
+)
+
+// Options tune a run.
+type Options struct {
+	Mutation Mutation
+	// Routers fixes the router count (2 or 3); 0 draws it from the seed.
+	Routers int
+	// FaultPhase is how long faults are injected (default 60s).
+	FaultPhase time.Duration
+	// MaxFaults bounds the faults per schedule (default 8).
+	MaxFaults int
+}
+
+var vipAddr = netip.MustParseAddr("10.0.0.100")
+
+const (
+	trackName     = "chk_haproxy"
+	checkInterval = 2 * time.Second // the recipe's vrrp_script interval
+)
+
+type router struct {
+	name     string
+	node     *sim.Node
+	cfg      vip.Config
+	form     vrrp.ChecksumForm
+	m        *vip.Machine // nil while the process is not running
+	timer    *sim.Timer
+	check    *sim.Timer
+	hasVIP   bool
+	failing  bool // the tracked check fails
+	killed   bool // SIGKILLed: the VIP stays on the interface until restart
+	lastSent time.Time
+}
+
+func (r *router) running() bool { return r.m != nil && r.node.State() == sim.Up }
+
+type meta struct {
+	src, dst netip.Addr
+	ttl      int
+	sent     []byte // the bytes as sent, to tell corruption from codec bugs
+}
+
+type model struct {
+	w        *sim.World
+	opt      Options
+	res      *sim.Result
+	routers  []*router
+	interval time.Duration
+	preempt  bool
+	tracked  bool
+
+	faultChanges int // fault starts and ends so far
+	dualToken    int
+	dualSince    time.Time
+	handover     *handover
+
+	lastHolders  int
+	lastHolderAt time.Time
+	noHolder     time.Duration
+	dual         time.Duration
+	drops        map[vrrp.Reason]int
+}
+
+type handover struct {
+	from      *router
+	deadline  time.Time
+	changes   int
+	satisfied bool
+}
+
+// Run runs the schedule drawn from seed.
+func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
+	if opt.FaultPhase <= 0 {
+		opt.FaultPhase = 60 * time.Second
+	}
+	if opt.MaxFaults <= 0 {
+		opt.MaxFaults = 8
+	}
+	w := sim.NewWorld(seed, keepTrace)
+	res := sim.Result{Seed: seed, Stats: map[string]float64{}}
+	m := &model{w: w, opt: opt, res: &res, drops: map[vrrp.Reason]int{}}
+	sched := sim.NewRand(seed, sim.StreamSchedule)
+	m.setup(sched)
+	end := m.schedule(sched)
+	for _, line := range res.Schedule {
+		w.Logf("schedule: %s", line)
+	}
+	for _, r := range m.routers {
+		m.start(r)
+	}
+	if err := w.RunUntil(end); err != nil {
+		res.Err = err
+	}
+	m.account()
+	m.final()
+	res.Stats["no_holder_s"] = m.noHolder.Seconds()
+	res.Stats["dual_holder_s"] = m.dual.Seconds()
+	res.Stats["adverts_lost"] = float64(w.Net.Lost)
+	res.Finish(w)
+	return res
+}
+
+// Runner adapts Run to sim.Explore.
+func Runner(opt Options) sim.Runner {
+	return func(seed uint64, keep bool) sim.Result { return Run(seed, keep, opt) }
+}
+
+func (m *model) violate(inv, format string, args ...any) {
+	v := sim.Violation{At: m.w.Elapsed(), Invariant: inv, Detail: fmt.Sprintf(format, args...)}
+	m.res.Violations = append(m.res.Violations, v)
+	m.w.Logf("VIOLATION %s: %s", inv, v.Detail)
+}
+
+// setup draws the configuration: router count, version, interval,
+// preemption, priorities (distinct, tied or with an address owner) and
+// whether a tracked check with the recipe's weight +2 is configured.
+func (m *model) setup(r *rand.Rand) {
+	n := m.opt.Routers
+	if n == 0 {
+		n = 2 + r.IntN(2)
+	}
+	version := 3
+	if r.IntN(5) == 0 {
+		version = 2
+	}
+	interval := uint16(100)
+	switch k := r.IntN(10); {
+	case version == 3 && k == 0:
+		interval = 50
+	case k == 1:
+		interval = 200
+	}
+	m.interval = time.Duration(interval) * 10 * time.Millisecond
+	m.preempt = r.IntN(4) != 0
+	m.tracked = r.IntN(2) == 0
+	prios := []uint8{101, 100, 99}[:n]
+	switch k := r.IntN(10); {
+	case k == 0:
+		prios[1] = prios[0] // a tie, broken by address
+	case k == 1:
+		prios[r.IntN(n)] = vip.PriorityOwner
+	}
+	r.Shuffle(n, func(i, j int) { prios[i], prios[j] = prios[j], prios[i] })
+	base := sim.Link{Delay: time.Duration(100+r.IntN(900)) * time.Microsecond,
+		Jitter: time.Duration(r.IntN(1000)) * time.Microsecond}
+	m.w.Net.Base = base
+	for i := range n {
+		name := fmt.Sprintf("r%d", i+1)
+		cfg := vip.Config{Version: version, VRID: 51, Priority: prios[i], Interval: interval,
+			Preempt: m.preempt, Primary: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
+		if m.tracked {
+			cfg.Tracks = []vip.Track{{Name: trackName, Rise: 1 + r.IntN(2), Fall: 1 + r.IntN(2), Weight: 2}}
+		}
+		form := vrrp.ChecksumPseudoHeader
+		if version == 3 && r.IntN(4) == 0 {
+			form = vrrp.ChecksumMessageOnly
+		}
+		rt := &router{name: name, node: m.w.AddNode(name), cfg: cfg, form: form}
+		rt.timer = m.w.NewTimer(rt.node, func() { m.apply(rt, rt.m.Timer(m.w.Now())) })
+		rt.check = m.w.NewTimer(rt.node, func() { m.runCheck(rt) })
+		m.w.Net.Handle(name, func(from string, data []byte, md any) { m.receive(rt, from, data, md.(meta)) })
+		m.routers = append(m.routers, rt)
+	}
+	var desc []string
+	for _, rt := range m.routers {
+		desc = append(desc, fmt.Sprintf("%s=%v/prio %d/%v", rt.name, rt.cfg.Primary, rt.cfg.Priority, rt.form))
+	}
+	m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("config: VRRPv%d interval %v preempt=%v tracked=%v link %v+%v; %s",
+		version, m.interval, m.preempt, m.tracked, base.Delay, base.Jitter, strings.Join(desc, ", ")))
+}
+
+// start runs the daemon's start-up on r: stale VIPs are removed, a new
+// machine starts, the tracked check begins.
+func (m *model) start(r *router) {
+	if r.hasVIP {
+		m.w.Logf("%s: removes stale VIP at start-up", r.name)
+		r.hasVIP = false
+		m.holdersChanged()
+	}
+	r.killed = false
+	mc, err := vip.New(r.cfg)
+	if err != nil {
+		panic(err) // the drawn configuration is always valid
+	}
+	r.m = mc
+	m.apply(r, mc.Start(m.w.Now()))
+	if m.tracked {
+		m.runCheck(r)
+	}
+}
+
+func (m *model) runCheck(r *router) {
+	if r.m == nil {
+		return
+	}
+	m.apply(r, r.m.CheckResult(m.w.Now(), trackName, !r.failing))
+	r.check.Reset(m.w.Now().Add(checkInterval))
+}
+
+// apply is the driver: it carries out the machine's actions in order.
+func (m *model) apply(r *router, actions []vip.Action) {
+	for _, a := range actions {
+		switch a.Kind {
+		case vip.SendAdvert:
+			m.send(r, a.Priority)
+		case vip.AddVIPs:
+			if !r.hasVIP {
+				r.hasVIP = true
+				m.w.Logf("%s: add VIP", r.name)
+				m.holdersChanged()
+			}
+			if h := m.handover; h != nil && h.from != r {
+				h.satisfied = true
+			}
+		case vip.RemoveVIPs:
+			if m.opt.Mutation == KeepVIPOnRemove {
+				continue
+			}
+			if r.hasVIP {
+				r.hasVIP = false
+				m.w.Logf("%s: remove VIP", r.name)
+				m.holdersChanged()
+			}
+		case vip.ArmTimer:
+			r.timer.Reset(a.At)
+		case vip.StopTimer:
+			r.timer.Stop()
+		case vip.SendGARP, vip.StateChanged, vip.PriorityChanged:
+			m.w.Logf("%s: %v", r.name, a)
+		}
+	}
+}
+
+func (m *model) send(r *router, prio uint8) {
+	adv := vrrp.Advert{Version: r.cfg.Version, VRID: r.cfg.VRID, Priority: prio, Interval: r.cfg.Interval,
+		Addresses: []netip.Addr{vipAddr}}
+	data, err := vrrp.Encode(adv, r.cfg.Primary, vrrp.MulticastGroup, r.form)
+	if err != nil {
+		m.violate(InvCodec, "%s cannot encode its advert: %v", r.name, err)
+		return
+	}
+	m.w.Logf("%s: advert priority %d", r.name, prio)
+	r.lastSent = m.w.Now()
+	for _, o := range m.routers {
+		if o != r {
+			m.w.Net.Send(r.name, o.name, data, meta{src: r.cfg.Primary, dst: vrrp.MulticastGroup, ttl: vrrp.TTL, sent: data})
+		}
+	}
+}
+
+// receive is the daemon's packet path: decode, filter, then the machine.
+func (m *model) receive(r *router, from string, data []byte, md meta) {
+	if r.m == nil {
+		return
+	}
+	intact := bytes.Equal(data, md.sent)
+	p, err := vrrp.Decode(data, md.src, md.dst)
+	p.TTL = md.ttl
+	if err == nil {
+		err = r.m.Filter(false).Check(p)
+	}
+	switch {
+	case err != nil && intact:
+		m.violate(InvCodec, "%s drops an intact advert from %s: %v", r.name, from, err)
+		return
+	case err != nil:
+		m.drops[vrrp.ReasonOf(err)]++
+		m.w.Logf("%s: drop advert from %s: %s", r.name, from, vrrp.ReasonOf(err))
+		return
+	case !intact:
+		m.violate(InvCodec, "%s accepts a corrupted advert from %s: %x (sent %x)", r.name, from, data, md.sent)
+		return
+	}
+	if m.opt.Mutation == DropPriorityZero && p.Priority == 0 {
+		return
+	}
+	m.w.Logf("%s: <- %s priority %d", r.name, from, p.Priority)
+	m.apply(r, r.m.Receive(m.w.Now(), p))
+}
+
+// holdersChanged keeps the time accounts and re-evaluates the two-holder rule.
+func (m *model) holdersChanged() {
+	m.account()
+	m.reassess()
+}
+
+func (m *model) holders() []*router {
+	var hs []*router
+	for _, r := range m.routers {
+		if r.hasVIP {
+			hs = append(hs, r)
+		}
+	}
+	return hs
+}
+
+func (m *model) live() []*router {
+	var ls []*router
+	for _, r := range m.routers {
+		if r.running() {
+			ls = append(ls, r)
+		}
+	}
+	return ls
+}
+
+// account adds the time since the last change to the no-holder or
+// dual-holder totals.
+func (m *model) account() {
+	now := m.w.Now()
+	if !m.lastHolderAt.IsZero() {
+		d := now.Sub(m.lastHolderAt)
+		switch {
+		case m.lastHolders == 0:
+			m.noHolder += d
+		case m.lastHolders > 1:
+			m.dual += d
+		}
+	}
+	m.lastHolderAt = now
+	m.lastHolders = len(m.holders())
+}
+
+// cleanPair returns a pair of VIP holders that both run and see each other
+// over clean links, and the bound for it; ok is false when there is none.
+func (m *model) cleanPair() (a, b *router, bound time.Duration, ok bool) {
+	hs := m.holders()
+	for i := range hs {
+		for j := i + 1; j < len(hs); j++ {
+			x, y := hs[i], hs[j]
+			if x.running() && y.running() && m.w.Net.PairClean(x.name, y.name) {
+				d := max(m.w.Net.MaxDelay(x.name, y.name), m.w.Net.MaxDelay(y.name, x.name))
+				return x, y, m.interval + d + time.Millisecond, true
+			}
+		}
+	}
+	return nil, nil, 0, false
+}
+
+// reassess starts or ends a two-holder episode. An episode begins when two
+// running holders can hear each other over clean links; any fault change
+// ends it (a new one may begin at once), so the bound always counts from
+// the moment the network between them became clean.
+func (m *model) reassess() {
+	a, b, bound, ok := m.cleanPair()
+	if !ok {
+		if !m.dualSince.IsZero() {
+			m.dualSince = time.Time{}
+			m.dualToken++
+		}
+		return
+	}
+	if !m.dualSince.IsZero() {
+		return
+	}
+	m.dualSince = m.w.Now()
+	m.dualToken++
+	tok, since := m.dualToken, m.dualSince
+	m.w.After(bound, func() {
+		if m.dualToken != tok {
+			return
+		}
+		m.violate(InvTwoHolders, "%s and %s both hold the VIP since %.3fs over a clean network (bound %v; states %s)",
+			a.name, b.name, since.Sub(sim.Epoch).Seconds(), bound, m.states())
+	})
+}
+
+func (m *model) states() string {
+	var s []string
+	for _, r := range m.routers {
+		st := "stopped"
+		if r.m != nil {
+			st = fmt.Sprintf("%v/%d", r.m.State(), r.m.Priority())
+		}
+		if r.node.State() != sim.Up {
+			st += "," + r.node.State().String()
+		}
+		if r.hasVIP {
+			st += ",VIP"
+		}
+		s = append(s, r.name+"="+st)
+	}
+	return strings.Join(s, " ")
+}
+
+// faultChanged is called after every fault start or end.
+func (m *model) faultChanged() {
+	m.faultChanges++
+	if !m.dualSince.IsZero() {
+		m.dualSince = time.Time{}
+		m.dualToken++
+	}
+	m.holdersChanged()
+}
+
+// final checks the settled state.
+func (m *model) final() {
+	live := m.live()
+	hs := m.holders()
+	if len(live) == 0 {
+		if len(hs) > 0 {
+			m.violate(InvFinalOne, "no router runs but the VIP is held: %s", m.states())
+		}
+		return
+	}
+	masters := 0
+	for _, r := range live {
+		if r.m.State() == vip.Master {
+			masters++
+		}
+	}
+	if len(hs) != 1 || masters != 1 || hs[0].m == nil || hs[0].m.State() != vip.Master {
+		m.violate(InvFinalOne, "network whole and quiet, yet %d holders and %d masters: %s", len(hs), masters, m.states())
+		return
+	}
+	if !m.preempt {
+		return
+	}
+	top := slices.MaxFunc(live, func(x, y *router) int { return int(x.m.Priority()) - int(y.m.Priority()) })
+	ties := 0
+	for _, r := range live {
+		if r.m.Priority() == top.m.Priority() {
+			ties++
+		}
+	}
+	if ties == 1 && hs[0] != top {
+		m.violate(InvFinalPreempt, "%s holds the VIP but %s has the highest priority %d: %s",
+			hs[0].name, top.name, top.m.Priority(), m.states())
+	}
+}
