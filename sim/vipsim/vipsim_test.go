@@ -89,4 +89,3 @@ func TestGracefulHandoverTiming(t *testing.T) {
 	}
 	t.Fatal("no single-shutdown schedule among 2000 seeds")
 }
-
