@@ -75,24 +75,32 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // ReadValue decodes one RESP2 or RESP3 value.
 func (r *Reader) ReadValue() (Value, error) { return r.readValue(0) }
 
-// line reads one CRLF-terminated line without its terminator.
-func (r *Reader) line() (string, error) {
+// rawLine reads up to and including the next LF, at most max bytes.
+func (r *Reader) rawLine(max int, what string) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		buf = append(buf, chunk...)
-		if len(buf) > r.limits.MaxInline+2 {
-			return "", protoErr("too big line (more than %d bytes)", r.limits.MaxInline)
+		if len(buf) > max {
+			return nil, protoErr("too big %s (more than %d bytes)", what, max)
 		}
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
+		switch {
+		case err == nil:
+			return buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
 			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
 		}
-		if errors.Is(err, io.EOF) && len(buf) > 0 {
-			return "", io.ErrUnexpectedEOF
-		}
+	}
+}
+
+// line reads one CRLF-terminated line without its terminator.
+func (r *Reader) line() (string, error) {
+	buf, err := r.rawLine(r.limits.MaxInline+2, "line")
+	if err != nil {
 		return "", err
 	}
 	if len(buf) < 2 || buf[len(buf)-2] != '\r' {
@@ -317,22 +325,8 @@ func (r *Reader) ReadCommand() ([]string, error) {
 // inlineLine accepts a bare LF as terminator, as redis-server does for inline
 // commands.
 func (r *Reader) inlineLine() (string, error) {
-	var buf []byte
-	for {
-		chunk, err := r.br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > r.limits.MaxInline {
-			return "", protoErr("too big inline request")
-		}
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if errors.Is(err, io.EOF) && len(buf) > 0 {
-			return "", io.ErrUnexpectedEOF
-		}
+	buf, err := r.rawLine(r.limits.MaxInline, "inline request")
+	if err != nil {
 		return "", err
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r"), nil
