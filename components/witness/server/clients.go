@@ -359,7 +359,8 @@ func (c *clientConn) cmdHello(args []string) {
 	c.proto.Store(int32(proto))
 	c.reply(func(w *resp.Writer) {
 		w.SetProto(proto)
-		w.Map(7)
+		// redis-server in sentinel mode leaves out "role".
+		w.Map(6)
 		w.Bulk("server")
 		w.Bulk("redis")
 		w.Bulk("version")
@@ -370,8 +371,6 @@ func (c *clientConn) cmdHello(args []string) {
 		w.Int(c.id)
 		w.Bulk("mode")
 		w.Bulk("sentinel")
-		w.Bulk("role")
-		w.Bulk("master")
 		w.Bulk("modules")
 		w.Array(0)
 	})
