@@ -290,3 +290,21 @@ func TestTwoMasterWindowStopsAtEnd(t *testing.T) {
 		t.Fatalf("got %v, want 5s (clamped to the end of the workload)", got)
 	}
 }
+
+// TestLinearizableIncludesFinalRead: a write nobody read back but missing from the final state is
+// a violation too.
+func TestLinearizableIncludesFinalRead(t *testing.T) {
+	ops := []history.Op{
+		op(1, 0, history.KindSet, "r1", "a", 0, 10, history.OK, m1),
+		op(2, 0, history.KindSet, "r1", "b", 20, 30, history.OK, m1),
+	}
+	fin := converged(map[string]string{"r1": "a"}, nil)
+	fin.ReadAt = at(1000)
+	if v := Linearizable(Input{Ops: ops, Final: fin}, true, 5*time.Second); v.Status != Fail {
+		t.Fatalf("final state lost b: got %s (%s)", v.Status, v.Observed)
+	}
+	fin.Registers["r1"] = "b"
+	if v := Linearizable(Input{Ops: ops, Final: fin}, true, 5*time.Second); v.Status != Pass {
+		t.Fatalf("clean final state: got %s (%s %v)", v.Status, v.Observed, v.Evidence)
+	}
+}

@@ -113,6 +113,21 @@ func Linearizable(in Input, required bool, timeout time.Duration) Verdict {
 		}
 		ops = append(ops, op)
 	}
+	// The converged final state is one more read of every register, after everything else: a lost
+	// write that no client read back is still a violation.
+	if in.Final.Converged && !in.Final.ReadAt.IsZero() {
+		keys := map[string]bool{}
+		for _, op := range ops {
+			keys[op.Metadata.(history.Op).Key] = true
+		}
+		t := in.Final.ReadAt.Sub(base).Nanoseconds()
+		for k := range keys {
+			val, ok := in.Final.Registers[k]
+			fo := history.Op{ID: -1, Worker: -1, Kind: history.KindGet, Key: k, Value: val, Nil: !ok, Invoke: in.Final.ReadAt, Complete: in.Final.ReadAt, Status: history.OK, Node: "final read"}
+			ops = append(ops, porcupine.Operation{ClientId: -1, Call: t, Return: t, Metadata: fo,
+				Input: regInput{}, Output: regOutput{value: val, nil: !ok}})
+		}
+	}
 	v.Metrics["ops"] = float64(len(ops))
 	v.Metrics["indeterminate"] = float64(indet)
 	res, info := porcupine.CheckOperationsVerbose(registerModel, ops, timeout)
