@@ -170,7 +170,7 @@ func buildPage(run *Run) page {
 		y += 18
 	}
 	if len(roleNodes) > 0 {
-		sectionTitle("replication role (observer)")
+		sectionTitle("replication role, VIP and proxy routing (host-side observer)")
 	}
 	for _, n := range roleNodes {
 		label(y, n)
@@ -222,6 +222,52 @@ func buildPage(run *Run) page {
 				Title: fmt.Sprintf("VIP held by [%s] from %s", e.Attrs["holders"], from.Format("15:04:05.000"))})
 			if x(to)-x(from) > 50 {
 				c.Texts = append(c.Texts, svgText{X: x(from) + 4, Y: y + laneH - 4, Text: e.Attrs["holders"], Size: 11, Fill: "#fff"})
+			}
+		}
+		y += laneH + laneGap
+	}
+
+	// Each proxy's view of its backends.
+	proxies := map[string][]history.Event{}
+	var proxyNodes []string
+	for _, e := range run.Events {
+		if e.Source == history.SourceProxy {
+			if _, ok := proxies[e.Node]; !ok {
+				proxyNodes = append(proxyNodes, e.Node)
+			}
+			proxies[e.Node] = append(proxies[e.Node], e)
+		}
+	}
+	sort.Strings(proxyNodes)
+	for _, n := range proxyNodes {
+		label(y, n+" routes to")
+		evs := proxies[n]
+		for i, e := range evs {
+			to := end
+			if i+1 < len(evs) {
+				to = evs[i+1].Time
+			}
+			from := e.Time
+			if from.Before(start) {
+				from = start
+			}
+			if to.Before(start) {
+				continue
+			}
+			up := check.UpBackends(e.Detail)
+			col, text := "#38a169", strings.Join(up, "+")
+			switch {
+			case e.Detail == "unreachable":
+				col, text = "#cbd5e0", "proxy down"
+			case len(up) == 0:
+				col, text = "#1a202c", "no backend"
+			case len(up) > 1:
+				col = "#e53e3e"
+			}
+			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
+				Title: fmt.Sprintf("%s from %s: %s", n, from.Format("15:04:05.000"), e.Detail)})
+			if x(to)-x(from) > 60 {
+				c.Texts = append(c.Texts, svgText{X: x(from) + 4, Y: y + laneH - 4, Text: text, Size: 11, Fill: "#fff"})
 			}
 		}
 		y += laneH + laneGap
@@ -386,7 +432,7 @@ func buildPage(run *Run) page {
 	c.Height = y
 
 	p.Legend = []svgRect{{Fill: "#2b6cb0", Title: "master"}, {Fill: "#a0aec0", Title: "replica"}, {Fill: "#1a202c", Title: "unreachable / no VIP"},
-		{Fill: "#805ad5", Title: "VIP on one node"}, {Fill: "#e53e3e", Title: "VIP on two nodes / failover"}, {Fill: "#f6ad55", Title: "fault window", Opacity: 0.4}}
+		{Fill: "#805ad5", Title: "VIP on one node"}, {Fill: "#38a169", Title: "proxy routes to one backend"}, {Fill: "#e53e3e", Title: "two VIP holders / two backends UP / failover"}, {Fill: "#f6ad55", Title: "fault window", Opacity: 0.4}}
 
 	for _, e := range run.Events {
 		if e.Source == history.SourceSentinel && e.Kind == "+sentinel" {
@@ -509,8 +555,8 @@ ul.ev{margin:4px 0;padding-left:18px}
 {{end}}</table>
 
 <h2>Summary</h2>
-<table><tr><th>failovers</th><th>worst write unavailability</th><th>acked writes lost</th><th>split-brain writes</th><th>two-master window</th><th>VIP changes</th><th>two VIP holders</th><th>linearizable</th></tr>
-<tr><td class="num">{{.R.Summary.Failovers}}</td><td class="num">{{f1 .R.Summary.WorstUnavailabilityS}} s</td><td class="num">{{deref .R.Summary.LostWrites}} / {{.R.Summary.AckedWrites}}</td><td class="num">{{.R.Summary.SplitBrainWrites}}</td><td class="num">{{f1 .R.Summary.TwoMasterS}} s</td><td class="num">{{.R.Summary.VIPChanges}}</td><td class="num">{{f1 .R.Summary.DualVIPS}} s</td><td>{{.R.Summary.Linearizable}}</td></tr></table>
+<table><tr><th>failovers</th><th>worst write unavailability</th><th>acked writes lost</th><th>split-brain writes</th><th>two-master window</th><th>VIP changes</th><th>two VIP holders</th><th>proxy routing to two masters</th><th>linearizable</th></tr>
+<tr><td class="num">{{.R.Summary.Failovers}}</td><td class="num">{{f1 .R.Summary.WorstUnavailabilityS}} s</td><td class="num">{{deref .R.Summary.LostWrites}} / {{.R.Summary.AckedWrites}}</td><td class="num">{{.R.Summary.SplitBrainWrites}}</td><td class="num">{{f1 .R.Summary.TwoMasterS}} s</td><td class="num">{{.R.Summary.VIPChanges}}</td><td class="num">{{f1 .R.Summary.DualVIPS}} s</td><td class="num">{{f1 .R.Summary.DualRouteS}} s</td><td>{{.R.Summary.Linearizable}}</td></tr></table>
 
 <h2>Timeline</h2>
 <div class="legend">{{range .Legend}}<span><i style="background:{{.Fill}}"></i>{{.Title}}</span>{{end}}<span><i style="background:#2e9d57"></i>ok</span><span><i style="background:#f0a020"></i>indeterminate</span><span><i style="background:#d64545"></i>failed</span></div>

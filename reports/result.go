@@ -70,6 +70,7 @@ type Summary struct {
 	TwoMasterS           float64  `json:"two_master_s"`
 	VIPChanges           int      `json:"vip_changes"`
 	DualVIPS             float64  `json:"dual_vip_s"`
+	DualRouteS           float64  `json:"dual_route_s"` // a proxy saw two backends UP (two masters)
 	Linearizable         string   `json:"linearizable"` // pass, fail, unknown, or not checked
 	FailoverS            *float64 `json:"failover_s,omitempty"`
 }

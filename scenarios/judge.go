@@ -169,6 +169,7 @@ func Judge(s *Scenario, in check.Input, known map[string]KnownVerdict) Judgement
 	}
 	changes, dual := check.VIPStats(in.Events, in.End)
 	sum.VIPChanges, sum.DualVIPS = changes, dual.Seconds()
+	sum.DualRouteS = check.DualRouteWindow(in.Events, in.End).Seconds()
 	j.Outcome, j.Reasons = Outcome(j.Verdicts, "")
 	return j
 }

@@ -219,7 +219,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 
 	// Observer first, so the initial roles are on record before the workload.
 	sentinels, redises := r.endpoints()
-	ocfg := observe.Config{Sentinels: sentinels, Redis: redises, Rec: &tap{w: r.events, n: &r.fails}}
+	ocfg := observe.Config{Sentinels: sentinels, Redis: redises, Proxies: r.proxies(), Rec: &tap{w: r.events, n: &r.fails}}
 	if l.VIP.IsValid() {
 		ocfg.VIPHolders = func(ctx context.Context) ([]string, error) {
 			hs, err := l.VIPHolders(ctx)
@@ -424,6 +424,25 @@ func (r *runner) endpoints() (sentinels, redises []observe.Endpoint) {
 		}
 	}
 	return sentinels, redises
+}
+
+// HAProxySocket is where the runner expects each HAProxy's admin socket inside its node.
+const HAProxySocket = "/run/haproxy/admin.sock"
+
+func (r *runner) proxies() []observe.Proxy {
+	var out []observe.Proxy
+	for _, n := range r.lab.Nodes {
+		if !r.hasDaemon(n, "haproxy") {
+			continue
+		}
+		out = append(out, observe.Proxy{Node: n.Name(), Socket: func() string {
+			if pid := n.Pid(); pid > 0 {
+				return fmt.Sprintf("/proc/%d/root%s", pid, HAProxySocket)
+			}
+			return ""
+		}})
+	}
+	return out
 }
 
 func (r *runner) checkTargets() error {

@@ -308,3 +308,23 @@ func TestLinearizableIncludesFinalRead(t *testing.T) {
 		t.Fatalf("clean final state: got %s (%s %v)", v.Status, v.Observed, v.Evidence)
 	}
 }
+
+func TestDualRouteWindow(t *testing.T) {
+	px := func(ms int, node, detail string) history.Event {
+		return history.Event{Time: at(ms), Source: history.SourceProxy, Kind: "backends", Node: node, Detail: detail}
+	}
+	ev := []history.Event{
+		px(0, "haproxy1", "redis_backend/redis1=UP redis_backend/redis2=DOWN"),
+		px(0, "haproxy2", "redis_backend/redis1=UP redis_backend/redis2=DOWN"),
+		px(2000, "haproxy1", "redis_backend/redis1=UP redis_backend/redis2=UP"),
+		px(2500, "haproxy2", "redis_backend/redis1=UP redis_backend/redis2=UP 1/2"),
+		px(5000, "haproxy1", "redis_backend/redis1=DOWN redis_backend/redis2=UP"),
+		px(6000, "haproxy2", "unreachable"),
+	}
+	if got := DualRouteWindow(ev, at(10000)); got != 4*time.Second {
+		t.Fatalf("got %v, want 4s", got)
+	}
+	if up := UpBackends("b/redis1=UP b/redis2=DOWN 1/2"); len(up) != 1 || up[0] != "redis1" {
+		t.Fatalf("%v", up)
+	}
+}

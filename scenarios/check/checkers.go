@@ -386,6 +386,58 @@ func VIPStats(events []history.Event, end time.Time) (changes int, dual time.Dur
 	return changes, dual
 }
 
+// UpBackends counts the servers an HAProxy "backends" event reports UP (Detail holds
+// "backend/server=STATUS" pairs).
+func UpBackends(detail string) []string {
+	var up []string
+	for _, f := range strings.Fields(detail) {
+		name, st, ok := strings.Cut(f, "=")
+		if ok && strings.HasPrefix(st, "UP") {
+			if i := strings.IndexByte(name, '/'); i >= 0 {
+				name = name[i+1:]
+			}
+			up = append(up, name)
+		}
+	}
+	return up
+}
+
+// DualRouteWindow sums the time up to end during which at least one proxy considered two or
+// more backends UP, i.e. would route clients to two masters.
+func DualRouteWindow(events []history.Event, end time.Time) time.Duration {
+	dual := map[string]bool{}
+	var total time.Duration
+	var since time.Time
+	any := func() bool {
+		for _, d := range dual {
+			if d {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range events {
+		if e.Source != history.SourceProxy {
+			continue
+		}
+		if !end.IsZero() && e.Time.After(end) {
+			break
+		}
+		before := any()
+		dual[e.Node] = len(UpBackends(e.Detail)) > 1
+		after := any()
+		if !before && after {
+			since = e.Time
+		} else if before && !after {
+			total += e.Time.Sub(since)
+		}
+	}
+	if any() && end.After(since) {
+		total += end.Sub(since)
+	}
+	return total
+}
+
 // Convergence turns the final-state read into a verdict: not-converged is a harness-level
 // outcome (the run cannot be judged), never a loss count.
 func Convergence(in Input) Verdict {

@@ -37,7 +37,8 @@ type Config struct {
 	Redis     []Endpoint
 	// VIPHolders lists the nodes holding the VIP right now; nil when the stack has no VIP.
 	VIPHolders func(ctx context.Context) ([]string, error)
-	Poll       time.Duration // role and VIP polling period; default 200 ms
+	Proxies    []Proxy
+	Poll       time.Duration // role, VIP and proxy polling period; default 200 ms
 	Rec        Recorder
 }
 
@@ -62,6 +63,10 @@ func Start(ctx context.Context, cfg Config) *Observer {
 	for _, r := range cfg.Redis {
 		o.wg.Add(1)
 		go func() { defer o.wg.Done(); watchRole(ctx, r, cfg.Poll, cfg.Rec) }()
+	}
+	for _, p := range cfg.Proxies {
+		o.wg.Add(1)
+		go func() { defer o.wg.Done(); watchProxy(ctx, p, cfg.Poll, cfg.Rec) }()
 	}
 	if cfg.VIPHolders != nil {
 		o.wg.Add(1)
@@ -342,3 +347,97 @@ func ReadFinal(ctx context.Context, master Endpoint, registers, sets []string) (
 	f.ReadAt = time.Now()
 	return f, nil
 }
+
+// Proxy is an HAProxy to watch through its admin socket (reached from the host through the
+// container's root, e.g. /proc/PID/root/run/haproxy/admin.sock, so partitions do not matter).
+type Proxy struct {
+	Node string
+	// Socket returns the socket's current path ("" while the node is down).
+	Socket func() string
+}
+
+// BackendStates asks an HAProxy for "show stat" and returns server name -> status (UP, DOWN,
+// MAINT, ...) for every backend server, as "backend/server".
+func BackendStates(ctx context.Context, socket string, timeout time.Duration) (map[string]string, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("show stat\n")); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	buf := make([]byte, 8192)
+	for {
+		n, err := c.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return parseShowStat(b.String())
+}
+
+// parseShowStat reads HAProxy's CSV ("# pxname,svname,...,status,...").
+func parseShowStat(csv string) (map[string]string, error) {
+	lines := strings.Split(strings.TrimSpace(csv), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "# ") {
+		return nil, fmt.Errorf("haproxy show stat: unexpected reply %q", firstN(csv, 80))
+	}
+	cols := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
+	idx := map[string]int{}
+	for i, c := range cols {
+		idx[c] = i
+	}
+	px, sv, st := idx["pxname"], idx["svname"], idx["status"]
+	out := map[string]string{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if len(f) <= st || f[sv] == "FRONTEND" || f[sv] == "BACKEND" {
+			continue
+		}
+		out[f[px]+"/"+f[sv]] = f[st]
+	}
+	return out, nil
+}
+
+func firstN(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func watchProxy(ctx context.Context, p Proxy, poll time.Duration, rec Recorder) {
+	last := "?"
+	for {
+		cur := "unreachable"
+		if sock := p.Socket(); sock != "" {
+			if st, err := BackendStates(ctx, sock, poll+300*time.Millisecond); err == nil {
+				var parts []string
+				for k, v := range st {
+					parts = append(parts, k+"="+v)
+				}
+				sort.Strings(parts)
+				cur = strings.Join(parts, " ")
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if cur != last {
+			rec.Write(history.Event{Time: time.Now(), Source: history.SourceProxy, Kind: KindBackends, Node: p.Node, Detail: cur})
+			last = cur
+		}
+		if !sleepCtx(ctx, poll) {
+			return
+		}
+	}
+}
+
+// KindBackends is the event kind of an HAProxy backend state change; Detail lists
+// "backend/server=STATUS" pairs, or "unreachable".
+const KindBackends = "backends"

@@ -109,3 +109,18 @@ func TestObserverSeesRealFailover(t *testing.T) {
 		t.Fatalf("final %+v %v", f, err)
 	}
 }
+
+func TestParseShowStat(t *testing.T) {
+	csv := "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n" +
+		"redis,FRONTEND,,,0,1,4096,1,0,0,0,0,0,,,,,OPEN,\n" +
+		"redis_backend,redis1,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,1\n" +
+		"redis_backend,redis2,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1\n" +
+		"redis_backend,BACKEND,0,0,0,1,410,1,0,0,0,0,,0,0,0,0,UP,1\n"
+	got, err := parseShowStat(csv)
+	if err != nil || len(got) != 2 || got["redis_backend/redis1"] != "UP" || got["redis_backend/redis2"] != "DOWN" {
+		t.Fatalf("%v %v", got, err)
+	}
+	if _, err := parseShowStat("Unknown command\n"); err == nil {
+		t.Fatal("accepted garbage")
+	}
+}
