@@ -33,6 +33,8 @@ type File struct {
 	// ProtectedMode (default true) refuses a non-loopback bind without requirepass.
 	ProtectedMode *bool  `yaml:"protected_mode"`
 	RequirePass   string `yaml:"requirepass"`
+	// MaxClients caps client connections (redis maxclients; 10000).
+	MaxClients int `yaml:"maxclients"`
 	// SentinelUser/SentinelPass authenticate us to peer sentinels
 	// (sentinel sentinel-user/-pass); default: requirepass.
 	SentinelUser string `yaml:"sentinel_user"`
@@ -165,6 +167,9 @@ func (f *File) validate() error {
 			return fmt.Errorf("bind: %q is not an IP address", b)
 		}
 	}
+	if f.MaxClients < 0 {
+		return fmt.Errorf("maxclients: %d is negative", f.MaxClients)
+	}
 	if f.AnnounceIP != "" && strings.ContainsAny(f.AnnounceIP, ", \t") {
 		return fmt.Errorf("announce_ip: %q cannot go into a hello message", f.AnnounceIP)
 	}
@@ -270,5 +275,5 @@ func (f *File) Options() (server.Options, error) {
 	}
 	return server.Options{Core: core, Bind: f.Bind, Port: f.Port, ProtectedMode: *f.ProtectedMode,
 		RequirePass: f.RequirePass, SentinelAuth: server.Auth{User: f.SentinelUser, Pass: f.SentinelPass},
-		MasterAuth: auth, StatePath: f.StateFile}, nil
+		MasterAuth: auth, StatePath: f.StateFile, MaxClients: f.MaxClients}, nil
 }

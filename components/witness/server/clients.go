@@ -60,6 +60,12 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		if s.nclients.Load() >= int64(s.opts.MaxClients) {
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			conn.Write([]byte("-ERR max number of clients reached\r\n"))
+			conn.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go s.serveClient(conn)
 	}
@@ -71,8 +77,10 @@ func (s *Server) serveClient(conn net.Conn) {
 		authed: s.opts.RequirePass == "", channels: map[string]bool{}, patterns: map[string]bool{}}
 	c.proto.Store(2)
 	s.clients.Store(c, struct{}{})
+	s.nclients.Add(1)
 	s.metrics.clients.Inc()
 	defer func() {
+		s.nclients.Add(-1)
 		s.hub.remove(c)
 		s.clients.Delete(c)
 		s.metrics.clients.Dec()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,8 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registry receives the metrics; nil creates a private one.
 	Registry *prometheus.Registry
+	// MaxClients caps client connections like redis maxclients (10000 when 0).
+	MaxClients int
 	// TickInterval is the core's timer period (100ms like sentinel's hz).
 	TickInterval time.Duration
 	// Now and Rand are injectable for tests.
@@ -75,6 +78,7 @@ type Server struct {
 	hub       *hub
 	started   time.Time
 	clientSeq int64
+	nclients  atomic.Int64
 	clients   sync.Map // *clientConn -> struct{}
 
 	ctx    context.Context
@@ -105,6 +109,9 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.TickInterval <= 0 {
 		opts.TickInterval = 100 * time.Millisecond
+	}
+	if opts.MaxClients <= 0 {
+		opts.MaxClients = 10000
 	}
 	if len(opts.Bind) == 0 {
 		opts.Bind = []string{"127.0.0.1"}

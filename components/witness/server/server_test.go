@@ -321,3 +321,15 @@ func TestMetricsExposeState(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxClients(t *testing.T) {
+	s := startTest(t, func(o *Options) { o.MaxClients = 1 })
+	c := dial(t, s)
+	c.do("PING")
+	c2 := dial(t, s)
+	c2.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	v, err := c2.r.ReadValue()
+	if err != nil || !v.IsError() || !strings.Contains(v.Str, "max number of clients") {
+		t.Fatalf("second client: %+v %v", v, err)
+	}
+}
