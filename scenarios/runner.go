@@ -72,7 +72,15 @@ func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*reports.Res
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	err := r.run(ctx)
+	// A run that hangs (a stuck fault, a daemon that never answers) is a harness error, not a
+	// verdict: bound the whole run.
+	budget := 5*time.Minute + s.Workload.Duration.D() + s.ConvergeTimeout.D()
+	rctx, cancel := context.WithTimeoutCause(ctx, budget, fmt.Errorf("run exceeded its time budget of %s", budget))
+	defer cancel()
+	err := r.run(rctx)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", context.Cause(rctx), err)
+	}
 	res.Ended = time.Now()
 	if err != nil {
 		res.Error = err.Error()
@@ -98,13 +106,16 @@ type runner struct {
 	events *history.Writer
 	ops    *history.Writer
 
-	phase   atomic.Value // string
-	cnt     workload.Counters
-	fails   atomic.Int64 // failovers seen live
-	t0      time.Time
-	faultMu sync.Mutex
-	windows map[int]*reports.FaultWindow
-	order   []int
+	phase     atomic.Value // string
+	progMu    sync.Mutex
+	lastPhase string
+	lastLine  time.Time
+	cnt       workload.Counters
+	fails     atomic.Int64 // failovers seen live
+	t0        time.Time
+	faultMu   sync.Mutex
+	windows   map[int]*reports.FaultWindow
+	order     []int
 }
 
 func (r *runner) setPhase(p string) {
@@ -119,6 +130,8 @@ func (r *runner) progressLine(final bool) {
 	if r.opt.Progress == nil {
 		return
 	}
+	r.progMu.Lock()
+	defer r.progMu.Unlock()
 	p, _ := r.phase.Load().(string)
 	el := time.Since(r.res.Started).Seconds()
 	line := fmt.Sprintf("[%s #%d] %-9s %5.1fs  ok %d  failed %d  indeterminate %d  failovers %d",
@@ -126,7 +139,29 @@ func (r *runner) progressLine(final bool) {
 	if final {
 		line = fmt.Sprintf("[%s #%d] %s in %.1fs: %s", r.s.Name, r.res.Run, r.res.Outcome, el, reports.Verdict(r.res))
 	}
-	fmt.Fprintln(r.opt.Progress, line)
+	switch {
+	case isTerminal(r.opt.Progress):
+		// One line, rewritten in place; the final line stays.
+		end := ""
+		if final {
+			end = "\n"
+		}
+		fmt.Fprintf(r.opt.Progress, "\r\033[K%s%s", line, end)
+	case final || p != r.lastPhase || time.Since(r.lastLine) >= 10*time.Second:
+		// Logs and CI: phase changes and a line every 10 s.
+		fmt.Fprintln(r.opt.Progress, line)
+		r.lastLine = time.Now()
+	}
+	r.lastPhase = p
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
@@ -169,7 +204,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}()
 
 	// Progress ticks while the run lasts.
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(time.Second)
 	stopTick := make(chan struct{})
 	defer func() { tick.Stop(); close(stopTick) }()
 	go func() {

@@ -359,13 +359,16 @@ func TwoMasterWindow(events []history.Event, end time.Time) time.Duration {
 }
 
 // VIPStats counts changes of the set of VIP holders after the first observation and sums the
-// time during which more than one node held the VIP (a VRRP split brain).
+// time during which more than one node held the VIP (a VRRP split brain), up to end.
 func VIPStats(events []history.Event, end time.Time) (changes int, dual time.Duration) {
 	seen := false
 	var dualSince time.Time
 	for _, e := range events {
 		if e.Source != history.SourceVIP || e.Kind != history.KindVIPHolder {
 			continue
+		}
+		if !end.IsZero() && e.Time.After(end) {
+			break
 		}
 		if seen {
 			changes++
