@@ -173,16 +173,25 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if stackArg == "" {
 		stackArg = r.s.Stack.Name
 	}
+	params := r.s.Stack.Params
+	stackName := ""
+	if v, ok := variant(stackArg); ok {
+		stackName, stackArg = v.Name, v.Base
+		params = params.merge(v.Params)
+	}
 	stack, err := lab.LoadStack(stackArg)
 	if err != nil {
 		return err
 	}
-	r.res.Stack = stack.Name
+	if stackName == "" {
+		stackName = stack.Name
+	}
+	r.res.Stack = stackName
 	stackDir := ""
 	if st, e := os.Stat(stackArg); e == nil && st.IsDir() {
 		stackDir = stackArg
 	}
-	known, err := LoadKnown(stack.Name, stackDir)
+	known, err := LoadKnown(stackName, stackDir)
 	if err != nil {
 		return err
 	}
@@ -223,7 +232,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	lo.LogDir = filepath.Join(r.dir, reports.LogsDir)
 	lo.NoSignalHandler = true
 	lo.Logger = r.log
-	l, err := lab.Up(ctx, stack, r.labParams(), lo)
+	l, err := lab.Up(ctx, stack, labParams(params), lo)
 	if err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
@@ -428,8 +437,7 @@ func (r *runner) loadInput(final history.Final, initial string) (check.Input, er
 	return in, nil
 }
 
-func (r *runner) labParams() lab.Params {
-	p := r.s.Stack.Params
+func labParams(p StackParams) lab.Params {
 	return lab.Params{
 		DownAfterMs:        p.DownAfterMs,
 		FailoverTimeoutMs:  p.FailoverTimeoutMs,

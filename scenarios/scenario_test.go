@@ -180,3 +180,14 @@ func TestLoadUnknown(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestVariantParams(t *testing.T) {
+	v, ok := variant("reference-minreplicas")
+	if !ok || v.Base != "reference" {
+		t.Fatal("no reference-minreplicas variant")
+	}
+	got := StackParams{DownAfterMs: 2000, MinReplicasMaxLag: 5}.merge(v.Params)
+	if got.DownAfterMs != 2000 || got.MinReplicasToWrite != 1 || got.MinReplicasMaxLag != 5 {
+		t.Fatalf("scenario params must win over the variant's: %+v", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redisha/redisha/reports"
 	"github.com/redisha/redisha/scenarios"
+	"github.com/redisha/redisha/scenarios/lab"
 )
 
 func newListCmd() *cobra.Command {
@@ -39,6 +40,17 @@ func newListCmd() *cobra.Command {
 					exp = fmt.Sprintf("%d failover(s)", *s.Expect.Failover)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, strings.Join(kinds, ","), exp, firstSentence(s.Description))
+			}
+			fmt.Fprintln(tw, "\nSTACK\tBASE\t\tDESCRIPTION")
+			for _, n := range lab.BuiltinStacks() {
+				desc := ""
+				if st, err := lab.LoadStack(n); err == nil {
+					desc = st.Description
+				}
+				fmt.Fprintf(tw, "%s\t-\t\t%s\n", n, desc)
+			}
+			for _, v := range scenarios.Variants {
+				fmt.Fprintf(tw, "%s\t%s\t\t%s\n", v.Name, v.Base, v.Description)
 			}
 			return tw.Flush()
 		},
