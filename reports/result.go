@@ -92,7 +92,8 @@ type Result struct {
 	WorkStart   time.Time         `json:"workload_start"`
 	WorkEnd     time.Time         `json:"workload_end"`
 	Ended       time.Time         `json:"ended"`
-	Faults      []FaultWindow     `json:"faults"`
+	Timeline    []map[string]any  `json:"timeline"` // the fault timeline resolved from the seed
+	Faults      []FaultWindow     `json:"faults"`    // the faults as applied
 	Verdicts    []Judged          `json:"verdicts"`
 	LostOpIDs   []int64           `json:"lost_op_ids,omitempty"` // every lost acknowledged write`
 	Summary     Summary           `json:"summary"`

@@ -335,6 +335,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 	// Workload and fault timeline run together; times in the timeline count from workload start.
 	r.setPhase("workload")
 	timeline := r.s.Timeline(r.seed)
+	for _, tf := range timeline {
+		r.res.Timeline = append(r.res.Timeline, map[string]any{"at": tf.At.String(), "duration": tf.Duration.String(),
+			"kind": tf.Fault.Kind, "targets": tf.Fault.Targets, "a": tf.Fault.A, "b": tf.Fault.B, "entry": tf.Entry, "repeat": tf.Repeat})
+	}
 	r.t0 = time.Now()
 	r.res.WorkStart = r.t0
 	wctx, wcancel := context.WithCancel(ctx)
