@@ -93,7 +93,7 @@ type Result struct {
 	WorkEnd     time.Time         `json:"workload_end"`
 	Ended       time.Time         `json:"ended"`
 	Timeline    []map[string]any  `json:"timeline"` // the fault timeline resolved from the seed
-	Faults      []FaultWindow     `json:"faults"`    // the faults as applied
+	Faults      []FaultWindow     `json:"faults"`   // the faults as applied
 	Verdicts    []Judged          `json:"verdicts"`
 	LostOpIDs   []int64           `json:"lost_op_ids,omitempty"` // every lost acknowledged write`
 	Summary     Summary           `json:"summary"`
