@@ -119,6 +119,19 @@ func TestFailoverNeedsWitnessVote(t *testing.T) {
 			t.Errorf("replica role after failover: %v", v.Elems[0].Str)
 		}
 		t.Logf("failover took %v", took)
+
+		// The witness spreads the new configuration too: with the leader gone,
+		// a sentinel restarted with the old configuration can only learn it
+		// from the witness's hellos (sent to it directly; the old master is dead).
+		st.s2.Kill()
+		st.s1.Start()
+		st.s1.WaitReady(10 * time.Second)
+		eventually(t, 15*time.Second, "the restarted sentinel to learn the new master from the witness", func() bool {
+			return masterAddr(t, st.s1.Addr()) == newMaster
+		})
+		if !regexp.MustCompile(`\+config-update-from sentinel ` + wid).MatchString(readLog(st.s1)) {
+			t.Errorf("restarted sentinel did not take the configuration from the witness")
+		}
 	})
 	if took == 0 {
 		t.Fatal("no baseline failover time; control run skipped")
