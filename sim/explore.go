@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 )
@@ -64,13 +66,34 @@ type Summary struct {
 	Stats     map[string]float64 // summed per-run stats
 }
 
-// Explore runs n schedules with seeds first, first+1, ... and collects them.
-func Explore(model string, run Runner, first uint64, n int) Summary {
+// Explore runs n schedules with seeds first, first+1, ... on workers
+// goroutines (each run is independent and single-threaded, so the results do
+// not depend on the number of workers) and collects them in seed order.
+func Explore(model string, run Runner, first uint64, n, workers int) Summary {
 	s := Summary{Model: model, FirstSeed: first, Schedules: n, ByName: map[string]int{},
 		Seeds: map[string][]uint64{}, Stats: map[string]float64{}}
 	start := time.Now()
-	for i := range n {
-		r := run(first+uint64(i), false)
+	workers = max(1, min(workers, n))
+	results := make([]Result, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				r := run(first+uint64(i), false)
+				r.Trace = nil
+				results[i] = r
+			}
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
 		s.Events += r.Events
 		s.Virtual += r.Virtual
 		for k, v := range r.Stats {

@@ -24,11 +24,15 @@ type Handler func(from string, data []byte, meta any)
 
 type pair struct{ from, to string }
 
-// Network carries messages between nodes. Every link starts as Base.
+// Network carries messages between nodes. Every link starts as Base (or
+// what SetLink made it); active faults are applied on top, in the order they
+// were imposed, so overlapping faults end independently.
 type Network struct {
 	w        *World
 	Base     Link
 	links    map[pair]Link
+	faults   []*netFault
+	nextID   int
 	handlers map[string]Handler
 	Sent     int
 	Lost     int // dropped by loss, a cut, or a dead sender or receiver
@@ -42,12 +46,49 @@ func newNetwork(w *World) *Network {
 // Handle registers the receiver of node name.
 func (n *Network) Handle(name string, h Handler) { n.handlers[name] = h }
 
-// Link returns the link from -> to.
+type netFault struct {
+	id    int
+	apply func(from, to string, l *Link)
+}
+
+// Link returns the link from -> to with the active faults applied.
 func (n *Network) Link(from, to string) Link {
-	if l, ok := n.links[pair{from, to}]; ok {
-		return l
+	l, ok := n.links[pair{from, to}]
+	if !ok {
+		l = n.Base
 	}
-	return n.Base
+	for _, f := range n.faults {
+		f.apply(from, to, &l)
+	}
+	return l
+}
+
+// Impose activates a fault that changes links (fn may ignore the pairs it
+// does not touch); the returned function lifts it.
+func (n *Network) Impose(fn func(from, to string, l *Link)) (lift func()) {
+	n.nextID++
+	f := &netFault{id: n.nextID, apply: fn}
+	n.faults = append(n.faults, f)
+	n.Changes++
+	return func() {
+		for i, x := range n.faults {
+			if x == f {
+				n.faults = append(n.faults[:i], n.faults[i+1:]...)
+				n.Changes++
+				return
+			}
+		}
+	}
+}
+
+// Between applies change to the link from -> to, and to -> from too when
+// both is set, as an imposed fault.
+func (n *Network) Between(from, to string, both bool, change func(*Link)) (lift func()) {
+	return n.Impose(func(a, b string, l *Link) {
+		if (a == from && b == to) || (both && a == to && b == from) {
+			change(l)
+		}
+	})
 }
 
 // SetLink replaces the link from -> to.
@@ -56,16 +97,10 @@ func (n *Network) SetLink(from, to string, l Link) {
 	n.Changes++
 }
 
-// Update changes the link from -> to with fn.
-func (n *Network) Update(from, to string, fn func(*Link)) {
-	l := n.Link(from, to)
-	fn(&l)
-	n.SetLink(from, to, l)
-}
-
-// Heal resets every link to Base.
+// Heal lifts every fault and resets every link to Base.
 func (n *Network) Heal() {
 	clear(n.links)
+	n.faults = nil
 	n.Changes++
 	n.w.Logf("net: heal all links")
 }
@@ -81,21 +116,21 @@ func (n *Network) MaxDelay(a, b string) time.Duration {
 	return l.Delay + l.Jitter
 }
 
-// Partition cuts every link between the two groups, both ways.
-func (n *Network) Partition(left, right []string) {
+// Partition cuts every link between the two groups, both ways, until lifted.
+func (n *Network) Partition(left, right []string) (lift func()) {
+	side := map[string]int{}
 	for _, a := range left {
-		for _, b := range right {
-			n.Update(a, b, func(l *Link) { l.Cut = true })
-			n.Update(b, a, func(l *Link) { l.Cut = true })
-		}
+		side[a] = 1
+	}
+	for _, b := range right {
+		side[b] = 2
 	}
 	n.w.Logf("net: partition %v | %v", left, right)
-}
-
-// CutOneWay cuts from -> to only.
-func (n *Network) CutOneWay(from, to string) {
-	n.Update(from, to, func(l *Link) { l.Cut = true })
-	n.w.Logf("net: cut %s -> %s", from, to)
+	return n.Impose(func(a, b string, l *Link) {
+		if sa, sb := side[a], side[b]; sa != 0 && sb != 0 && sa != sb {
+			l.Cut = true
+		}
+	})
 }
 
 // Send carries data from -> to. The sender must be running; the message is
@@ -127,5 +162,8 @@ func (n *Network) Send(from, to string, data []byte, meta any) {
 	if h == nil {
 		return
 	}
-	n.w.NodeAt(dst, n.w.now.Add(d), func() { h(from, data, meta) })
+	e := n.w.newEvent()
+	e.at, e.node, e.incarnation = n.w.now.Add(d), dst, dst.incarnation
+	e.handler, e.from, e.data, e.meta = h, from, data, meta
+	n.w.push(e)
 }

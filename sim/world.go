@@ -43,6 +43,7 @@ type World struct {
 	seq   uint64
 	nodes map[string]*Node
 	order []*Node
+	free  []*event
 	trace Trace
 	steps int
 	// MaxSteps bounds a run (a livelocked model fails instead of hanging).
@@ -96,7 +97,7 @@ type Node struct {
 	Name        string
 	state       NodeState
 	incarnation int
-	pending     []func()
+	pending     []*event
 }
 
 // State returns the node's state.
@@ -155,17 +156,55 @@ func (w *World) Thaw(n *Node) {
 	w.Logf("%s: thaw (%d postponed events)", n.Name, len(n.pending))
 	p := n.pending
 	n.pending = nil
-	for _, fn := range p {
-		w.NodeAt(n, w.now, fn)
+	for _, e := range p {
+		e.at = w.now
+		e.incarnation = n.incarnation
+		w.push(e)
 	}
 }
 
+// event is one queued happening: a function, a timer firing or a message
+// delivery (the last two without a closure, as they are most of the events).
 type event struct {
 	at          time.Time
 	seq         uint64
 	node        *Node
 	incarnation int
 	fn          func()
+	timer       *Timer
+	gen         uint64
+	handler     Handler
+	from        string
+	data        []byte
+	meta        any
+}
+
+func (e *event) run() {
+	switch {
+	case e.timer != nil:
+		if t := e.timer; t.gen == e.gen {
+			t.at = time.Time{}
+			t.fn()
+		}
+	case e.handler != nil:
+		e.handler(e.from, e.data, e.meta)
+	default:
+		e.fn()
+	}
+}
+
+func (w *World) newEvent() *event {
+	if n := len(w.free); n > 0 {
+		e := w.free[n-1]
+		w.free = w.free[:n-1]
+		return e
+	}
+	return &event{}
+}
+
+func (w *World) release(e *event) {
+	*e = event{}
+	w.free = append(w.free, e)
 }
 
 type eventQueue []*event
@@ -190,7 +229,9 @@ func (q *eventQueue) Pop() any {
 // At runs fn at virtual time at (now if at is in the past). Events at the
 // same instant run in the order they were scheduled.
 func (w *World) At(at time.Time, fn func()) {
-	w.push(&event{at: at, fn: fn})
+	e := w.newEvent()
+	e.at, e.fn = at, fn
+	w.push(e)
 }
 
 // After runs fn d from now.
@@ -199,7 +240,9 @@ func (w *World) After(d time.Duration, fn func()) { w.At(w.now.Add(d), fn) }
 // NodeAt runs fn at at on behalf of n: dropped if n crashes first, postponed
 // while n is frozen.
 func (w *World) NodeAt(n *Node, at time.Time, fn func()) {
-	w.push(&event{at: at, node: n, incarnation: n.incarnation, fn: fn})
+	e := w.newEvent()
+	e.at, e.node, e.incarnation, e.fn = at, n, n.incarnation, fn
+	w.push(e)
 }
 
 func (w *World) push(e *event) {
@@ -224,13 +267,15 @@ func (w *World) RunUntil(end time.Time) error {
 		if n := e.node; n != nil {
 			switch {
 			case n.incarnation != e.incarnation || n.state == Down:
+				w.release(e)
 				continue
 			case n.state == Frozen:
-				n.pending = append(n.pending, e.fn)
+				n.pending = append(n.pending, e)
 				continue
 			}
 		}
-		e.fn()
+		e.run()
+		w.release(e)
 	}
 	if end.After(w.now) {
 		w.now = end
@@ -254,14 +299,10 @@ func (w *World) NewTimer(n *Node, fn func()) *Timer { return &Timer{w: w, node: 
 // Reset arms the timer for at.
 func (t *Timer) Reset(at time.Time) {
 	t.gen++
-	g := t.gen
 	t.at = at
-	t.w.NodeAt(t.node, at, func() {
-		if t.gen == g {
-			t.at = time.Time{}
-			t.fn()
-		}
-	})
+	e := t.w.newEvent()
+	e.at, e.node, e.incarnation, e.timer, e.gen = at, t.node, t.node.incarnation, t, t.gen
+	t.w.push(e)
 }
 
 // Stop disarms the timer.

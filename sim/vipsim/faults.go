@@ -77,9 +77,9 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 		cut := 1 + r.IntN(len(names)-1)
 		left, right := names[:cut], names[cut:]
 		desc("partition %v | %v", left, right)
-		var saved []savedLink
-		at(start, func() { saved = m.save(); w.Net.Partition(left, right) })
-		at(end, func() { m.restore(saved) })
+		var lift func()
+		at(start, func() { lift = w.Net.Partition(left, right) })
+		at(end, func() { lift(); w.Logf("net: partition lifted") })
 	case "oneway", "lossy", "slow", "corrupt":
 		other := m.pick(r)
 		for other == rt {
@@ -103,16 +103,12 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 			change = func(l *sim.Link) { l.Corrupt = p }
 		}
 		desc("%s %s->%s (both ways: %v)", kind, rt.name, other.name, both)
-		var saved []savedLink
+		var lift func()
 		at(start, func() {
-			saved = m.save()
-			w.Net.Update(rt.name, other.name, change)
-			if both {
-				w.Net.Update(other.name, rt.name, change)
-			}
+			lift = w.Net.Between(rt.name, other.name, both, change)
 			w.Logf("net: %s %s->%s both=%v", kind, rt.name, other.name, both)
 		})
-		at(end, func() { m.restore(saved) })
+		at(end, func() { lift(); w.Logf("net: %s %s->%s lifted", kind, rt.name, other.name) })
 	case "kill":
 		desc("kill -9 %s (VIP stays on its interface), restart", rt.name)
 		at(start, func() { m.kill(rt, false) })
@@ -137,33 +133,6 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 		at(start, func() { rt.failing = true; w.Logf("%s: %s starts failing", rt.name, trackName) })
 		at(end, func() { rt.failing = false; w.Logf("%s: %s passes again", rt.name, trackName) })
 	}
-}
-
-type savedLink struct {
-	from, to string
-	link     sim.Link
-}
-
-// save and restore bracket a link fault: the end of a fault puts back the
-// links as they were before it began, so overlapping faults on other links
-// keep going.
-func (m *model) save() []savedLink {
-	var s []savedLink
-	for _, a := range m.routers {
-		for _, b := range m.routers {
-			if a != b {
-				s = append(s, savedLink{a.name, b.name, m.w.Net.Link(a.name, b.name)})
-			}
-		}
-	}
-	return s
-}
-
-func (m *model) restore(saved []savedLink) {
-	for _, s := range saved {
-		m.w.Net.SetLink(s.from, s.to, s.link)
-	}
-	m.w.Logf("net: fault ends, links restored")
 }
 
 // kill stops r's process at once. A SIGKILLed daemon leaves the VIP on the

@@ -37,7 +37,7 @@ func TestProductionMachineHoldsInvariants(t *testing.T) {
 	if testing.Short() {
 		n = 300
 	}
-	s := sim.Explore("vip", Runner(Options{}), 1, n)
+	s := sim.Explore("vip", Runner(Options{}), 1, n, 2)
 	for i, f := range s.Failed {
 		if i == 5 {
 			break
@@ -61,7 +61,7 @@ func TestPlantedBugsAreFound(t *testing.T) {
 		{DropPriorityZero, InvHandover},
 	}
 	for _, c := range cases {
-		s := sim.Explore("vip", Runner(Options{Mutation: c.mut}), 1, 300)
+		s := sim.Explore("vip", Runner(Options{Mutation: c.mut}), 1, 300, 2)
 		seeds := s.Seeds[c.want]
 		if len(seeds) == 0 {
 			t.Errorf("mutation %d: no %s violation in 300 schedules (found %v)", c.mut, c.want, s.ByName)
