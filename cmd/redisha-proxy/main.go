@@ -26,6 +26,7 @@ func main() {
 	backends := fs.String("backends", "", "comma-separated redis backends ip:port")
 	sentinels := fs.String("sentinels", "", "comma-separated sentinels ip:port")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	pprofOn := fs.Bool("admin-pprof", false, "serve /debug/pprof on the admin address")
 	fs.Parse(os.Args[1:])
 
 	load := func() (*proxy.Config, error) {
@@ -53,6 +54,8 @@ func main() {
 				cfg.Sentinels = splitList(*sentinels)
 			case "log-level":
 				cfg.Log.Level = *logLevel
+			case "admin-pprof":
+				cfg.AdminPprof = *pprofOn
 			}
 		})
 		cfg.Derive()

@@ -23,6 +23,8 @@ type Config struct {
 	ReadOnlyListen string `yaml:"read_only_listen"`
 	// Admin serves /healthz and /metrics; "" disables it.
 	Admin string `yaml:"admin"`
+	// AdminPprof also serves Go's /debug/pprof on the admin address.
+	AdminPprof bool `yaml:"admin_pprof"`
 	// MasterName is the name the sentinels monitor.
 	MasterName string `yaml:"master_name"`
 	// Backends are redis nodes ("ip:port", as sentinels spell them).

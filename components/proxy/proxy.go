@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -696,6 +697,10 @@ func (p *Proxy) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", p.healthz)
 	mux.Handle("/metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
+	if p.cfg.Load().AdminPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	p.lnMu.Lock()
 	p.admin, p.adminAddr = srv, ln.Addr().String()

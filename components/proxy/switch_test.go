@@ -171,6 +171,9 @@ type ack struct {
 // (while it still reports role:master).
 func TestSwitchLatency(t *testing.T) {
 	const failovers = 10
+	if testing.Short() {
+		t.Skip("-short: ten failovers take ~15 s")
+	}
 	c := startCluster(t)
 	// Steady state first: each sentinel knows the other two (hello messages,
 	// every 2 s), so a new configuration spreads by the leader's forced hello

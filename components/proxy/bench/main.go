@@ -32,6 +32,7 @@ var (
 	serverCPU = flag.String("server-cpu", "0", "taskset CPU list for redis-server and redis-benchmark")
 	proxyCPU  = flag.String("proxy-cpu", "1", "taskset CPU list for the proxy under test (both proxies)")
 	markdown  = flag.String("markdown", "", "also write the result tables to this markdown file")
+	only      = flag.String("cells", "set/1,get/1,set/16,get/16", "cells to run: test/pipeline, comma-separated")
 )
 
 type contender struct {
@@ -40,7 +41,10 @@ type contender struct {
 	pid  int
 }
 
-type result struct{ rps, p50, p99 float64 }
+// result of one redis-benchmark run; cpu is the contender's own CPU time per
+// request (µs), which busy neighbours on a shared machine disturb far less
+// than throughput.
+type result struct{ rps, p50, p99, cpu float64 }
 
 func main() {
 	flag.Parse()
@@ -87,10 +91,19 @@ func main() {
 		waitPing(c.addr)
 	}
 
-	cells := []struct {
+	type cellSpec struct {
 		test     string
 		pipeline int
-	}{{"set", 1}, {"get", 1}, {"set", 16}, {"get", 16}}
+	}
+	var cells []cellSpec
+	for _, c := range strings.Split(*only, ",") {
+		test, pl, ok := strings.Cut(strings.TrimSpace(c), "/")
+		n, err := strconv.Atoi(pl)
+		if !ok || err != nil || n < 1 {
+			die("bad -cells entry %q (want test/pipeline, e.g. set/16)", c)
+		}
+		cells = append(cells, cellSpec{test, n})
+	}
 	// results[cell][contender] = one result per round
 	results := make([]map[string][]result, len(cells))
 	for i := range results {
@@ -102,7 +115,13 @@ func main() {
 		order := rotate(cs, r)
 		for ci, cell := range cells {
 			for _, c := range order {
+				before := cpuTime(c.pid)
 				res := benchmark(c.addr, cell.test, cell.pipeline)
+				n := *requests
+				if cell.pipeline > 1 {
+					n = *requestsP
+				}
+				res.cpu = (cpuTime(c.pid) - before) * 1e6 / float64(n)
 				results[ci][c.name] = append(results[ci][c.name], res)
 			}
 		}
@@ -110,21 +129,26 @@ func main() {
 	}
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "| test | pipeline | contender | req/s (median) | p50 ms | p99 ms | redisha/HAProxy req/s median [min..max] | redisha/direct req/s median [min..max] |\n")
-	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&out, "| test | pipeline | contender | req/s (median) | p50 ms | p99 ms | CPU µs/req | redisha/HAProxy req/s median [min..max] | redisha/direct req/s median [min..max] | redisha/HAProxy CPU per req |\n")
+	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, cell := range cells {
 		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"])
 		rd := ratios(results[ci]["redisha"], results[ci]["direct"])
 		for _, c := range cs {
 			rs := results[ci][c.name]
-			extra1, extra2 := "", ""
+			extra1, extra2, extra3 := "", "", ""
 			if c.name == "redisha" {
 				extra1 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rh), minOf(rh), maxOf(rh))
 				extra2 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rd), minOf(rd), maxOf(rd))
+				extra3 = fmt.Sprintf("%.3f", median(field(rs, 3))/median(field(results[ci]["haproxy"], 3)))
 			}
-			fmt.Fprintf(&out, "| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				median(field(rs, 0)), median(field(rs, 1)), median(field(rs, 2)), extra1, extra2)
+			fmt.Fprintf(&out, "| %s | %d | %s | %.0f | %.3f | %.3f | %.2f | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
+				median(field(rs, 0)), median(field(rs, 1)), median(field(rs, 2)), median(field(rs, 3)), extra1, extra2, extra3)
 		}
+	}
+	if *idleConns == 0 {
+		fmt.Print("\n" + out.String())
+		return
 	}
 	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING):\n\n", *idleConns)
 	fmt.Fprintf(&out, "| contender | RSS before MiB | RSS with idle conns MiB | per connection KiB |\n|---|---|---|---|\n")
@@ -191,7 +215,7 @@ func benchmark(addr, test string, pipeline int) result {
 		v, _ := strconv.ParseFloat(recs[1][col[name]], 64)
 		return v
 	}
-	return result{f("rps"), f("p50_latency_ms"), f("p99_latency_ms")}
+	return result{rps: f("rps"), p50: f("p50_latency_ms"), p99: f("p99_latency_ms")}
 }
 
 // idleMemory opens idle connections through a contender, each sending one
@@ -226,6 +250,20 @@ func idleMemory(c contender) (before, after float64) {
 	return before, rss(c.pid)
 }
 
+// cpuTime is the process's user+system CPU seconds so far (all threads).
+func cpuTime(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		die("cpu time: %v", err)
+	}
+	// fields after the parenthesised command name; utime and stime are 14 and 15
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
 func rss(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -244,7 +282,7 @@ func rss(pid int) float64 {
 func field(rs []result, i int) []float64 {
 	var out []float64
 	for _, r := range rs {
-		out = append(out, [3]float64{r.rps, r.p50, r.p99}[i])
+		out = append(out, [4]float64{r.rps, r.p50, r.p99, r.cpu}[i])
 	}
 	return out
 }
