@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,9 @@ type Process struct {
 	Port  int
 	Dir   string // its working directory, config and log
 	Netns string // namespace name ("" for the host's)
-	argv  []string
+	// Password is sent with AUTH before the readiness PING.
+	Password string
+	argv     []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -42,6 +45,8 @@ type ProcessSpec struct {
 	Port  int
 	Dir   string // working directory; a temp dir when empty
 	Netns string // run inside this named namespace (ip netns exec)
+	// Password, when the daemon requires one, authenticates the readiness check.
+	Password string
 }
 
 // StartProcess starts a daemon and waits until it answers PING on Host:Port
@@ -51,7 +56,8 @@ func StartProcess(t testing.TB, spec ProcessSpec) *Process {
 	if spec.Dir == "" {
 		spec.Dir = t.TempDir()
 	}
-	p := &Process{t: t, Name: spec.Name, Host: spec.Host, Port: spec.Port, Dir: spec.Dir, Netns: spec.Netns, argv: spec.Argv}
+	p := &Process{t: t, Name: spec.Name, Host: spec.Host, Port: spec.Port, Dir: spec.Dir, Netns: spec.Netns,
+		Password: spec.Password, argv: spec.Argv}
 	p.Start()
 	t.Cleanup(func() {
 		p.Kill()
@@ -85,13 +91,31 @@ func (p *Process) Start() {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so a terminal's Ctrl-C reaches only the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Its own process group, so a terminal's Ctrl-C reaches only the test;
+	// and killed with the test binary, so a timed-out or interrupted test
+	// leaves no daemon behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	exited := make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the forking thread exits, and the runtime
+		// destroys a thread whenever a goroutine that locked it exits (as
+		// nsdial does). So fork from a thread of our own and keep it
+		// alive until the daemon ends.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(exited)
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
 		p.t.Fatalf("%s: start %v: %v", p.Name, argv, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	p.cmd, p.exited = cmd, exited
 }
 
@@ -164,7 +188,7 @@ func (p *Process) WaitReady(timeout time.Duration) {
 		if !p.Running() {
 			p.t.Fatalf("%s exited during start-up:\n%s", p.Name, p.LogTail(20))
 		}
-		if last = Ping(p.Addr(), time.Second); last == nil {
+		if last = PingAuth(p.Addr(), p.Password, time.Second); last == nil {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -186,11 +210,20 @@ func (p *Process) LogTail(n int) string {
 }
 
 // Ping sends one PING to addr and wants +PONG back.
-func Ping(addr string, timeout time.Duration) error {
-	v, err := Do(addr, timeout, "PING")
+func Ping(addr string, timeout time.Duration) error { return PingAuth(addr, "", timeout) }
+
+// PingAuth is Ping on a connection that first authenticates with password
+// (none when empty).
+func PingAuth(addr, password string, timeout time.Duration) error {
+	cmds := [][]string{{"PING"}}
+	if password != "" {
+		cmds = [][]string{{"AUTH", password}, {"PING"}}
+	}
+	replies, err := DoAll(addr, timeout, cmds...)
 	if err != nil {
 		return err
 	}
+	v := replies[len(replies)-1]
 	if v.Kind != resp.SimpleString || v.Str != "PONG" {
 		return fmt.Errorf("PING answered %q", v.Text())
 	}
@@ -201,28 +234,43 @@ func Ping(addr string, timeout time.Duration) error {
 // reply is returned as an error. It is for test set-up and assertions; code
 // under test uses its own clients.
 func Do(addr string, timeout time.Duration, args ...string) (resp.Value, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	replies, err := DoAll(addr, timeout, args)
 	if err != nil {
 		return resp.Value{}, err
+	}
+	return replies[0], nil
+}
+
+// DoAll sends commands in order on one fresh connection and stops at the
+// first error reply, which it returns as an error.
+func DoAll(addr string, timeout time.Duration, cmds ...[]string) ([]resp.Value, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	w := resp.NewWriter(c)
-	w.Array(len(args))
-	for _, a := range args {
-		w.Bulk(a)
+	r := resp.NewReader(bufio.NewReader(c))
+	var replies []resp.Value
+	for _, args := range cmds {
+		w.Array(len(args))
+		for _, a := range args {
+			w.Bulk(a)
+		}
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+		v, err := r.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if v.IsError() {
+			return nil, fmt.Errorf("%s: %s", args[0], v.Str)
+		}
+		replies = append(replies, v)
 	}
-	if err := w.Flush(); err != nil {
-		return resp.Value{}, err
-	}
-	v, err := resp.NewReader(bufio.NewReader(c)).ReadValue()
-	if err != nil {
-		return resp.Value{}, err
-	}
-	if v.IsError() {
-		return v, fmt.Errorf("%s: %s", strings.Join(args, " "), v.Str)
-	}
-	return v, nil
+	return replies, nil
 }
 
 // RedisOptions configures a test redis-server.
@@ -231,7 +279,8 @@ type RedisOptions struct {
 	Port      int      // a free port when 0 (only on the host's namespace)
 	Netns     string   // run inside this named namespace
 	ReplicaOf string   // "host:port" of its master
-	Extra     []string // more command-line options, e.g. "--requirepass", "pw"
+	Password  string   // requirepass (and masterauth, for a replica of a protected master)
+	Extra     []string // more command-line options
 }
 
 // StartRedis starts a real redis-server without persistence and waits for it.
@@ -248,8 +297,12 @@ func StartRedis(t testing.TB, o RedisOptions) *Process {
 		}
 		argv = append(argv, "--replicaof", h, port)
 	}
+	if o.Password != "" {
+		argv = append(argv, "--requirepass", o.Password, "--masterauth", o.Password)
+	}
 	argv = append(argv, o.Extra...)
-	return StartProcess(t, ProcessSpec{Name: fmt.Sprintf("redis-%d", o.Port), Argv: argv, Host: o.Host, Port: o.Port, Netns: o.Netns})
+	return StartProcess(t, ProcessSpec{Name: fmt.Sprintf("redis-%d", o.Port), Argv: argv, Host: o.Host, Port: o.Port,
+		Netns: o.Netns, Password: o.Password})
 }
 
 // SentinelOptions configures a test redis-sentinel.

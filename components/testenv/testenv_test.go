@@ -28,6 +28,10 @@ func TestRedisAndSentinel(t *testing.T) {
 	require.Error(t, Ping(master.Addr(), 200*time.Millisecond), "a SIGSTOPped redis must not answer")
 	master.Resume()
 	require.NoError(t, Ping(master.Addr(), time.Second))
+	locked := StartRedis(t, RedisOptions{Password: "pw"})
+	require.Error(t, Ping(locked.Addr(), time.Second), "no PING without AUTH")
+	require.NoError(t, PingAuth(locked.Addr(), "pw", time.Second))
+
 	master.Kill()
 	require.False(t, master.Running())
 	master.Start()
