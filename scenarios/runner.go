@@ -325,7 +325,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	wcfg := workload.Config{
 		Addr: addr, Dial: l.ClientDial, Clients: wl.Clients, Rate: wl.Rate, Duration: wl.Duration.D(),
 		SetW: wl.Mix.Set, GetW: wl.Mix.Get, AddW: wl.Mix.Add, Keys: wl.Keys, Timeout: wl.Timeout.D(), Retries: wl.Retries,
-		Seed: r.seed, Prefix: "rh",
+		Reconnect: wl.Reconnect.D(),
+		Seed:      r.seed, Prefix: "rh",
 		NodeOf: func(a string) string {
 			h, _, _ := net.SplitHostPort(a)
 			return ipToNode[h]

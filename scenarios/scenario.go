@@ -111,6 +111,9 @@ type Workload struct {
 	Node     string   `yaml:"node" json:"node,omitempty"` // for path: direct
 	Timeout  Duration `yaml:"timeout" json:"timeout"`
 	Retries  int      `yaml:"retries" json:"retries"`
+	// Reconnect re-dials each worker's connection once it is this old (0: keep it until an
+	// error), like clients that connect per request or recycle pooled connections.
+	Reconnect Duration `yaml:"reconnect" json:"reconnect,omitempty"`
 }
 
 // Mix weighs the operation kinds.
@@ -364,6 +367,9 @@ func (s *Scenario) validate() []fieldError {
 	}
 	if w.Retries < 0 {
 		bad("workload.retries", "must not be negative")
+	}
+	if w.Reconnect < 0 {
+		bad("workload.reconnect", "must not be negative")
 	}
 	for i, f := range s.Faults {
 		at := fmt.Sprintf("faults[%d]", i)

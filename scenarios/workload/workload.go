@@ -39,8 +39,11 @@ type Config struct {
 	Keys     int           // registers and sets each
 	Timeout  time.Duration // dial, read and write timeout per operation
 	Retries  int           // go-redis retries; 0: none
-	Seed     uint64        // op choice and key choice
-	Prefix   string        // key prefix; values are unique per prefix
+	// Reconnect closes and re-dials each worker's connection once it is this old (0: keep it
+	// until an error), like clients that connect per request or recycle pooled connections.
+	Reconnect time.Duration
+	Seed      uint64 // op choice and key choice
+	Prefix    string // key prefix; values are unique per prefix
 	// NodeOf names the node listening on an ip:port; nil or "" when unknown.
 	NodeOf func(addr string) string
 }
@@ -106,11 +109,12 @@ type worker struct {
 	rng *rand.Rand
 	seq int
 
-	client *redis.Client
-	dials  int
-	server string // laddr of the current connection
-	node   string
-	runID  string
+	client   *redis.Client
+	dials    int
+	dialedAt time.Time
+	server   string // laddr of the current connection
+	node     string
+	runID    string
 
 	// sent is set once bytes of the current operation's command reach the socket; handshake
 	// traffic at dial time does not count.
@@ -174,6 +178,9 @@ func (w *worker) one() {
 	ctx := context.Background()
 	w.sent.Store(false)
 	w.handshake.Store(false)
+	if w.client != nil && w.cfg.Reconnect > 0 && !w.dialedAt.IsZero() && time.Since(w.dialedAt) >= w.cfg.Reconnect {
+		w.drop()
+	}
 	if w.client == nil {
 		w.connect()
 	}
@@ -227,6 +234,7 @@ func (w *worker) one() {
 // command, and OnConnect identifies the server.
 func (w *worker) connect() {
 	w.server, w.node, w.runID = "", "", ""
+	w.dialedAt = time.Time{}
 	opt := &redis.Options{
 		Addr:                     w.cfg.Addr,
 		Protocol:                 2,
@@ -272,6 +280,7 @@ func (w *worker) identify(ctx context.Context, cn *redis.Conn) error {
 		return nil
 	})
 	dial.Complete = time.Now()
+	w.dialedAt = dial.Complete
 	if err == nil {
 		if v, e := ci.Result(); e == nil && v != nil {
 			w.server = v.LAddr

@@ -239,3 +239,22 @@ func TestRefusedAndRejectedAreFailures(t *testing.T) {
 		}
 	})
 }
+
+func TestReconnectRedials(t *testing.T) {
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	cfg := baseConfig(srv.Addr())
+	cfg.Clients, cfg.Duration, cfg.Reconnect = 1, time.Second, 200*time.Millisecond
+	rec := &memRecorder{}
+	if err := Run(context.Background(), cfg, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	ops, dials := rec.split()
+	if len(dials) < 4 || len(dials) > 7 {
+		t.Fatalf("%d dials in 1 s with reconnect every 200 ms", len(dials))
+	}
+	for _, o := range ops {
+		if o.Status != history.OK {
+			t.Fatalf("reconnecting must not fail ops: %+v", o)
+		}
+	}
+}
