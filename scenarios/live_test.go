@@ -19,6 +19,9 @@ import (
 
 func requireLab(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: live runs against real containers")
+	}
 	testenv.RequireRoot(t)
 	testenv.RequireDocker(t)
 }
