@@ -26,6 +26,8 @@ func (v Violation) String() string {
 type Result struct {
 	Seed       uint64
 	Violations []Violation
+	// Notes are advisory findings: worth a look, not a broken promise.
+	Notes      []Violation
 	Schedule   []string // the faults drawn from the seed, readable
 	Events     int      // events run
 	Virtual    time.Duration
@@ -63,7 +65,8 @@ type Summary struct {
 	Failed    []Result       // runs with violations or errors, in seed order
 	ByName    map[string]int // violations per invariant (runs)
 	Seeds     map[string][]uint64
-	Stats     map[string]float64 // summed per-run stats
+	Notes     map[string][]uint64 // advisory findings per name: seeds
+	Stats     map[string]float64  // summed per-run stats
 }
 
 // Explore runs n schedules with seeds first, first+1, ... on workers
@@ -71,7 +74,7 @@ type Summary struct {
 // not depend on the number of workers) and collects them in seed order.
 func Explore(model string, run Runner, first uint64, n, workers int) Summary {
 	s := Summary{Model: model, FirstSeed: first, Schedules: n, ByName: map[string]int{},
-		Seeds: map[string][]uint64{}, Stats: map[string]float64{}}
+		Seeds: map[string][]uint64{}, Notes: map[string][]uint64{}, Stats: map[string]float64{}}
 	start := time.Now()
 	workers = max(1, min(workers, n))
 	results := make([]Result, n)
@@ -98,6 +101,13 @@ func Explore(model string, run Runner, first uint64, n, workers int) Summary {
 		s.Virtual += r.Virtual
 		for k, v := range r.Stats {
 			s.Stats[k] += v
+		}
+		noted := map[string]bool{}
+		for _, v := range r.Notes {
+			if !noted[v.Invariant] {
+				noted[v.Invariant] = true
+				s.Notes[v.Invariant] = append(s.Notes[v.Invariant], r.Seed)
+			}
 		}
 		if !r.Failed() {
 			continue
@@ -153,16 +163,15 @@ func (s Summary) Print(w io.Writer, invariants []string) {
 	}
 	fmt.Fprintf(tw, "invariant\tviolating runs\tfirst seeds\n")
 	for _, k := range names {
-		seeds := s.Seeds[k]
-		var shown []string
-		for i, sd := range seeds {
-			if i == 5 {
-				shown = append(shown, "...")
-				break
-			}
-			shown = append(shown, fmt.Sprint(sd))
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", k, s.ByName[k], strings.Join(shown, " "))
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", k, s.ByName[k], firstSeeds(s.Seeds[k]))
+	}
+	notes := make([]string, 0, len(s.Notes))
+	for k := range s.Notes {
+		notes = append(notes, k)
+	}
+	sort.Strings(notes)
+	for _, k := range notes {
+		fmt.Fprintf(tw, "%s (advisory)\t%d\t%s\n", k, len(s.Notes[k]), firstSeeds(s.Notes[k]))
 	}
 	tw.Flush()
 	if len(s.Stats) > 0 {
@@ -178,6 +187,18 @@ func (s Summary) Print(w io.Writer, invariants []string) {
 		}
 		tw.Flush()
 	}
+}
+
+func firstSeeds(seeds []uint64) string {
+	var shown []string
+	for i, sd := range seeds {
+		if i == 5 {
+			shown = append(shown, "...")
+			break
+		}
+		shown = append(shown, fmt.Sprint(sd))
+	}
+	return strings.Join(shown, " ")
 }
 
 func contains(xs []string, x string) bool {

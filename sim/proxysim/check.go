@@ -1,0 +1,272 @@
+package proxysim
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/sim"
+)
+
+// oracle is the specification the core's answers are checked against: the
+// latest view per sentinel, fresh for ViewTTL, the majority at the highest
+// fresh epoch, and the grace period after losing it. Two instances run:
+// one over the views as the proxy stamped them (when it read them), one over
+// the time each sentinel actually answered, which exposes decisions taken
+// on old answers read late (after the proxy was frozen, say).
+type oracle struct {
+	slack time.Duration // added to ViewTTL (the answer-time oracle allows one timeout)
+	// byExpiry dates a lost majority from when its views went stale rather
+	// than from the step that noticed it (the core's own rule).
+	byExpiry bool
+	views    map[string]core.View
+	haveMaj  bool
+	lastMaj  string
+	lastEp   int64
+	expiry   time.Time // when the current majority's supporting views go stale
+	lostAt   time.Time
+}
+
+func (m *model) oracleReset() {
+	m.orRead = &oracle{views: map[string]core.View{}}
+	m.orSaid = &oracle{slack: m.px.cfg.Check.Timeout, byExpiry: true, views: map[string]core.View{}}
+}
+
+// oracleView records a view as read (stamped by the proxy) and as said
+// (stamped with the sentinel's answer time).
+func (m *model) oracleView(v core.View, said time.Time) {
+	m.orRead.add(v)
+	v.At = said
+	m.orSaid.add(v)
+}
+
+func (o *oracle) add(v core.View) {
+	if prev, ok := o.views[v.Sentinel]; !ok || !v.At.Before(prev.At) {
+		o.views[v.Sentinel] = v
+	}
+}
+
+// majority: the address named by at least need fresh views at the highest
+// epoch among fresh views, and when those views go stale.
+func (o *oracle) majority(now time.Time, ttl time.Duration, need int) (string, int64, time.Time, bool) {
+	ttl += o.slack
+	fresh := func(v core.View) bool { return v.OK && v.Addr != "" && !now.After(v.At.Add(ttl)) }
+	top := int64(-1)
+	for _, v := range o.views {
+		if fresh(v) && v.Epoch > top {
+			top = v.Epoch
+		}
+	}
+	support := map[string][]time.Time{}
+	for _, v := range o.views {
+		if fresh(v) && v.Epoch == top {
+			support[v.Addr] = append(support[v.Addr], v.At)
+		}
+	}
+	for a, ats := range support {
+		if len(ats) >= need {
+			slices.SortFunc(ats, func(x, y time.Time) int { return y.Compare(x) })
+			return a, top, ats[need-1].Add(ttl), true
+		}
+	}
+	return "", top, time.Time{}, false
+}
+
+// step updates the oracle at now; it returns whether x may be routed to and
+// why not.
+func (o *oracle) step(now time.Time, ttl, grace time.Duration, need int, x string) (inv, why string) {
+	maj, ep, exp, ok := o.majority(now, ttl, need)
+	if ok {
+		o.haveMaj, o.lastMaj, o.lastEp, o.expiry, o.lostAt = true, maj, ep, exp, time.Time{}
+	} else {
+		if o.haveMaj {
+			// Lost when its views went stale, or now (a newer epoch, say).
+			o.lostAt = now
+			if o.byExpiry && !o.expiry.IsZero() && o.expiry.Before(now) {
+				o.lostAt = o.expiry
+			}
+		} else if o.lostAt.IsZero() {
+			o.lostAt = now
+		}
+		o.haveMaj = false
+	}
+	switch {
+	case x == "":
+	case ok && x != maj:
+		return InvNotMajority, fmt.Sprintf("routes to %s while the majority at epoch %d names %s", x, ep, maj)
+	case !ok && x != o.lastMaj:
+		return InvNotMajority, fmt.Sprintf("routes to %s without a majority; the last majority named %q", x, o.lastMaj)
+	case !ok && now.Sub(o.lostAt) >= grace:
+		return InvNoMajority, fmt.Sprintf("routes to %s %v after the majority was lost (grace %v)", x, now.Sub(o.lostAt), grace)
+	}
+	return "", ""
+}
+
+// checkStep checks one answer of the core.
+func (m *model) checkStep(out core.Output) {
+	now := m.w.Now()
+	rc := m.px.cfg.Routing
+	need := len(m.sentinels)/2 + 1
+	x := out.Route.Master
+	if inv, why := m.orRead.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x); inv != "" {
+		m.violate(inv, "%s", why)
+	}
+	if inv, why := m.orSaid.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x); inv != "" {
+		truth := "it is still the master"
+		if n := m.nodeByAddr(x); n == nil || !n.master || n.node.State() != sim.Up {
+			truth = "it is NOT a running master now"
+		}
+		m.note(NoteOldViews, "by the sentinels' answer times: %s (%s): %s", why, truth, m.states())
+	}
+	if x == "" {
+		return
+	}
+	e := m.orRead.lastEp
+	if prev, seen := m.routed[e]; seen && prev != x {
+		m.violate(InvTwoMasters, "routes to %s in epoch %d after routing to %s in it", x, e, prev)
+	}
+	m.routed[e] = x
+}
+
+// episode tracks one condition over time: when it has held with the same
+// key for the bound, the check runs.
+type episode struct {
+	key   string
+	token int
+}
+
+func (m *model) episode(e *episode, cond bool, key string, bound time.Duration, check func()) {
+	if !cond {
+		if e.key != "" {
+			e.key = ""
+			e.token++
+		}
+		return
+	}
+	if e.key == key {
+		return
+	}
+	e.key = key
+	e.token++
+	tok := e.token
+	m.w.After(bound, func() {
+		if e.token == tok {
+			check()
+		}
+	})
+}
+
+// faultChanged restarts every ground-truth episode: bounds count from the
+// last change of the network or of a process.
+func (m *model) faultChanged() {
+	for i := range m.eps {
+		m.eps[i] = episode{token: m.eps[i].token + 1}
+	}
+	m.groundCheck()
+}
+
+func (m *model) reachable(s *sentinel, clean bool) bool {
+	if s.node.State() != sim.Up {
+		return false
+	}
+	a, b := m.w.Net.Link(proxyName, s.name), m.w.Net.Link(s.name, proxyName)
+	if clean {
+		return a.Clean() && b.Clean()
+	}
+	return !a.Cut && !b.Cut
+}
+
+// groundCheck evaluates the ground-truth rules (what really is, rather than
+// what reached the proxy) after any change.
+func (m *model) groundCheck() {
+	m.accountRoute()
+	px := m.px
+	up := px.node.State() == sim.Up
+	route := px.route.Master
+	cfg := px.cfg
+	tick := 3 * tickPeriod
+
+	// The proxy cannot hear a majority of sentinels: it must refuse once
+	// their views expire and the grace period passes.
+	reach := 0
+	for _, s := range m.sentinels {
+		if m.reachable(s, false) {
+			reach++
+		}
+	}
+	m.episode(&m.eps[0], up && reach < m.quorum, "cut", cfg.Routing.ViewTTL+cfg.Routing.NoMajorityGrace+tick, func() {
+		if r := m.px.route.Master; r != "" {
+			m.violate(InvCutOff, "the proxy reaches %d sentinels since %v ago and still routes to %s: %s",
+				reach, cfg.Routing.ViewTTL+cfg.Routing.NoMajorityGrace+tick, r, m.states())
+		}
+	})
+
+	// A reachable majority at the highest epoch names Y: the proxy must not
+	// keep routing elsewhere.
+	top := int64(-1)
+	for _, s := range m.sentinels {
+		if m.reachable(s, true) && s.viewEpoch() > top {
+			top = s.viewEpoch()
+		}
+	}
+	count := map[string]int{}
+	for _, s := range m.sentinels {
+		if m.reachable(s, true) && s.viewEpoch() == top {
+			count[s.viewAddr()]++
+		}
+	}
+	var y string
+	for a, n := range count {
+		if n >= m.quorum {
+			y = a
+		}
+	}
+	stale := up && route != "" && y != "" && y != route
+	bound := cfg.Routing.ViewTTL + cfg.Routing.NoMajorityGrace + cfg.Check.Interval + cfg.Check.Timeout + tick
+	m.episode(&m.eps[1], stale, fmt.Sprintf("%s|%s|%d", route, y, top), bound, func() {
+		m.violate(InvStale, "routes to %s for %v while reachable sentinels agree on %s at epoch %d: %s",
+			route, bound, y, top, m.states())
+	})
+
+	// The routed node is down, frozen or a replica: two health checks must
+	// notice.
+	var dead bool
+	if n := m.nodeByAddr(route); n != nil {
+		dead = n.node.State() != sim.Up || !n.master
+	}
+	b3 := cfg.Check.Interval + 2*cfg.Check.Timeout + tick
+	m.episode(&m.eps[2], up && route != "" && dead, route, b3, func() {
+		m.violate(InvDeadRoute, "routes to %s for %v although it is not a running master: %s", route, b3, m.states())
+	})
+}
+
+func (m *model) nodeByAddr(addr string) *redisNode {
+	if addr == "" {
+		return nil
+	}
+	return m.redisByAddr(addr)
+}
+
+// final: the network is whole and quiet; if every sentinel names the same
+// master at the same epoch and that node alone claims master, the proxy
+// routes to it.
+func (m *model) final() {
+	s0 := m.sentinels[0]
+	for _, s := range m.sentinels {
+		if s.viewAddr() != s0.viewAddr() || s.viewEpoch() != s0.viewEpoch() || s.fo != nil {
+			m.res.Stats["final_unsettled"]++
+			return
+		}
+	}
+	for _, n := range m.nodes {
+		if n.master != (n.addr == s0.viewAddr()) {
+			m.res.Stats["final_unsettled"]++
+			return
+		}
+	}
+	if r := m.px.core.Route(); r.Master != s0.viewAddr() {
+		m.violate(InvFinal, "sentinels agree on %s at epoch %d, yet the route is %q (%s): %s",
+			s0.viewAddr(), s0.viewEpoch(), r.Master, r.Reason, m.states())
+	}
+}

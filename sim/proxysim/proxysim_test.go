@@ -1,0 +1,106 @@
+package proxysim
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redisha/redisha/sim"
+)
+
+// The same seed replays the same run, and tracing does not change it.
+func TestSameSeedSameTrace(t *testing.T) {
+	for _, seed := range []uint64{2, 77, 1 << 33} {
+		a := Run(seed, true, Options{})
+		b := Run(seed, true, Options{})
+		if a.TraceHash != b.TraceHash || !slices.Equal(a.Trace, b.Trace) || a.Events != b.Events {
+			t.Fatalf("seed %d: traces differ (%d vs %d lines)", seed, len(a.Trace), len(b.Trace))
+		}
+		if c := Run(seed, false, Options{}); c.TraceHash != a.TraceHash || c.Events != a.Events {
+			t.Fatalf("seed %d: keeping the trace changed the run", seed)
+		}
+	}
+}
+
+// The production core keeps every routing promise on a sample of schedules.
+func TestProductionCoreHoldsInvariants(t *testing.T) {
+	n := 240
+	if testing.Short() {
+		n = 40
+	}
+	s := sim.Explore("proxy", Runner(Options{}), 1, n, 2)
+	for i, f := range s.Failed {
+		if i == 5 {
+			break
+		}
+		t.Errorf("seed %d: %v (err %v); replay: redisha sim proxy --seed %d --trace", f.Seed, f.Violations, f.Err, f.Seed)
+	}
+	if s.Stats["switches"] < float64(n)/10 {
+		t.Fatalf("only %.0f master switches in %d schedules: the faults do not cause failovers", s.Stats["switches"], n)
+	}
+}
+
+// firstSeed returns the first seed in 1..limit whose run with mut breaks inv.
+func firstSeed(mut Mutation, inv string, limit uint64) (uint64, bool) {
+	for seed := uint64(1); seed <= limit; seed++ {
+		r := Run(seed, false, Options{Mutation: mut})
+		if slices.ContainsFunc(r.Violations, func(v sim.Violation) bool { return v.Invariant == inv }) {
+			return seed, true
+		}
+	}
+	return 0, false
+}
+
+// Planted adapter bugs are caught by the invariant meant for them, and the
+// seed reproduces the violation.
+func TestPlantedBugsAreFound(t *testing.T) {
+	cases := []struct {
+		name string
+		mut  Mutation
+		want string
+	}{
+		{"cached views hide a partition", StaleViewCache, InvNoMajority},
+		{"cached views hide a partition", StaleViewCache, InvCutOff},
+		{"epochs ignored", IgnoreEpoch, InvNotMajority},
+		{"failed checks dropped", DropFailedChecks, InvDeadRoute},
+		{"route kept", StickyRoute, InvDeadRoute},
+		{"route kept", StickyRoute, InvStale},
+	}
+	for _, c := range cases {
+		seed, ok := firstSeed(c.mut, c.want, 300)
+		if !ok {
+			t.Errorf("%s: no %s violation in 300 seeds", c.name, c.want)
+			continue
+		}
+		r := Run(seed, true, Options{Mutation: c.mut})
+		if !slices.ContainsFunc(r.Violations, func(v sim.Violation) bool { return v.Invariant == c.want }) {
+			t.Errorf("%s: seed %d does not reproduce %s", c.name, seed, c.want)
+		}
+		t.Logf("%s: %s found with seed %d", c.name, c.want, seed)
+	}
+}
+
+// A crashed master is replaced, comes back still claiming master, is
+// converted by the sentinels, and the proxy never routes to it meanwhile.
+func TestOldMasterReturns(t *testing.T) {
+	for seed := uint64(1); seed < 3000; seed++ {
+		r := Run(seed, true, Options{MaxFaults: 1})
+		if len(r.Schedule) != 2 || !strings.Contains(r.Schedule[1], "crash the master") {
+			continue
+		}
+		tr := strings.Join(r.Trace, "\n")
+		if !strings.Contains(tr, "+convert-to-slave") {
+			continue // restarted before the failover
+		}
+		if r.Failed() {
+			t.Fatalf("seed %d: %v", seed, r.Violations)
+		}
+		for _, want := range []string{"failover epoch 1", `route "10.0.1.1:6379" -> ""`, `-> "10.0.1.`, "REPLICAOF"} {
+			if !strings.Contains(tr, want) {
+				t.Fatalf("seed %d: trace lacks %q:\n%s", seed, want, tr)
+			}
+		}
+		return
+	}
+	t.Fatal("no schedule with a returning old master in 3000 seeds")
+}
