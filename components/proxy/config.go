@@ -105,8 +105,10 @@ func DefaultConfig() Config {
 		},
 		Limits: Limits{
 			MaxConnections: 10000,
-			DialTimeout:    time.Second,
-			DrainTimeout:   30 * time.Second,
+			// Above the 1 s first SYN retransmit: a backlog overflow on the
+			// backend during a connection burst must not fail the client.
+			DialTimeout:  3 * time.Second,
+			DrainTimeout: 30 * time.Second,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 	}

@@ -65,7 +65,7 @@ func main() {
 
 	redisPort := freePort()
 	redis := start("redis", *serverCPU, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--maxclients", "30000", "--dir", dir)
+		"--save", "", "--appendonly", "no", "--maxclients", "30000", "--tcp-backlog", "4096", "--dir", dir)
 	defer stop(redis)
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
 	waitPing(redisAddr)
@@ -146,19 +146,29 @@ func main() {
 				median(field(rs, 0)), median(field(rs, 1)), median(field(rs, 2)), median(field(rs, 3)), extra1, extra2, extra3)
 		}
 	}
+	fmt.Print("\n" + out.String())
+	if *markdown != "" {
+		os.WriteFile(*markdown, []byte(out.String()), 0o644)
+	}
 	if *idleConns == 0 {
-		fmt.Print("\n" + out.String())
 		return
 	}
+	out.Reset()
 	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING):\n\n", *idleConns)
 	fmt.Fprintf(&out, "| contender | RSS before MiB | RSS with idle conns MiB | per connection KiB |\n|---|---|---|---|\n")
 	for _, c := range cs[1:] {
-		before, after := idleMemory(c)
+		before, after, err := idleMemory(c)
+		if err != nil {
+			fmt.Fprintf(&out, "| %s | %.1f | failed: %v | |\n", c.name, before/1024, err)
+			continue
+		}
 		fmt.Fprintf(&out, "| %s | %.1f | %.1f | %.2f |\n", c.name, before/1024, after/1024, (after-before)/float64(*idleConns))
 	}
 	fmt.Print("\n" + out.String())
 	if *markdown != "" {
-		os.WriteFile(*markdown, []byte(out.String()), 0o644)
+		f, _ := os.OpenFile(*markdown, os.O_APPEND|os.O_WRONLY, 0o644)
+		f.WriteString(out.String())
+		f.Close()
 	}
 }
 
@@ -220,7 +230,7 @@ func benchmark(addr, test string, pipeline int) result {
 
 // idleMemory opens idle connections through a contender, each sending one
 // PING, and returns the contender's RSS (KiB) before and after.
-func idleMemory(c contender) (before, after float64) {
+func idleMemory(c contender) (before, after float64, err error) {
 	before = rss(c.pid)
 	conns := make([]net.Conn, 0, *idleConns)
 	defer func() {
@@ -232,22 +242,22 @@ func idleMemory(c contender) (before, after float64) {
 	for i := 0; i < *idleConns; i++ {
 		cn, err := net.Dial("tcp", c.addr)
 		if err != nil {
-			die("%s: idle connection %d: %v", c.name, i, err)
+			return before, 0, fmt.Errorf("idle connection %d: %v", i, err)
 		}
 		conns = append(conns, cn)
 		if _, err := cn.Write([]byte("PING\r\n")); err != nil {
-			die("%s: %v", c.name, err)
+			return before, 0, fmt.Errorf("idle connection %d: %v", i, err)
 		}
 	}
 	for i, cn := range conns {
 		cn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		line, err := bufio.NewReader(cn).ReadString('\n')
 		if err != nil || line != "+PONG\r\n" {
-			die("%s: idle connection %d answered %q %v", c.name, i, line, err)
+			return before, 0, fmt.Errorf("idle connection %d answered %q %v", i, strings.TrimSpace(line), err)
 		}
 	}
 	time.Sleep(time.Second)
-	return before, rss(c.pid)
+	return before, rss(c.pid), nil
 }
 
 // cpuTime is the process's user+system CPU seconds so far (all threads).
