@@ -27,7 +27,8 @@ type simModel struct {
 var simModels = map[string]simModel{
 	"vip": {
 		invariants: vipsim.Invariants,
-		mutations:  map[string]int{"keep-vip": int(vipsim.KeepVIPOnRemove), "drop-priority-zero": int(vipsim.DropPriorityZero)},
+		mutations: map[string]int{"keep-vip": int(vipsim.KeepVIPOnRemove), "drop-priority-zero": int(vipsim.DropPriorityZero),
+			"late-backup-timer": int(vipsim.LateBackupTimer)},
 		runner: func(mut, faults int, phase time.Duration) sim.Runner {
 			return vipsim.Runner(vipsim.Options{Mutation: vipsim.Mutation(mut), MaxFaults: faults, FaultPhase: phase})
 		},

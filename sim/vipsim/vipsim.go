@@ -29,6 +29,9 @@ const (
 	// InvHandover: a master leaving gracefully (priority 0 advert) is not
 	// replaced within Skew_Time + one advert interval by a running backup.
 	InvHandover = "graceful-handover"
+	// InvTakeover: routers run but none is master for longer than
+	// Master_Down_Interval (plus the largest link delay a fault may add).
+	InvTakeover = "takeover"
 	// InvFinalOne: once the network is whole and quiet for long enough,
 	// not exactly one live router is master and holds the VIP.
 	InvFinalOne = "final-one-master"
@@ -41,7 +44,7 @@ const (
 )
 
 // Invariants lists every invariant name, for tables.
-var Invariants = []string{InvTwoHolders, InvHandover, InvFinalOne, InvFinalPreempt, InvCodec}
+var Invariants = []string{InvTwoHolders, InvHandover, InvTakeover, InvFinalOne, InvFinalPreempt, InvCodec}
 
 // Mutation plants a bug in the adapter, to prove the invariants catch it.
 type Mutation int
@@ -53,6 +56,9 @@ const (
 	KeepVIPOnRemove
 	// DropPriorityZero: the adapter drops priority-0 adverts on receipt.
 	DropPriorityZero
+	// LateBackupTimer: the adapter arms a backup's timer one advert
+	// interval late (a driver rounding up, say).
+	LateBackupTimer
 )
 
 // Options tune a run.
@@ -106,6 +112,8 @@ type model struct {
 
 	faultChanges int // fault starts and ends so far
 	dualToken    int
+	tkToken      int
+	tkActive     bool
 	dualSince    time.Time
 	handover     *handover
 
@@ -277,10 +285,16 @@ func (m *model) apply(r *router, actions []vip.Action) {
 				m.holdersChanged()
 			}
 		case vip.ArmTimer:
+			if m.opt.Mutation == LateBackupTimer && r.m.State() == vip.Backup {
+				a.At = a.At.Add(m.interval)
+			}
 			r.timer.Reset(a.At)
 		case vip.StopTimer:
 			r.timer.Stop()
-		case vip.SendGARP, vip.StateChanged, vip.PriorityChanged:
+		case vip.StateChanged:
+			m.w.Logf("%s: %v", r.name, a)
+			m.takeoverCheck(false)
+		case vip.SendGARP, vip.PriorityChanged:
 			m.w.Logf("%s: %v", r.name, a)
 		}
 	}
@@ -438,8 +452,40 @@ func (m *model) states() string {
 	return strings.Join(s, " ")
 }
 
+// takeoverCheck starts or ends a masterless episode: some router runs and
+// none is master. A backup's Master_Down_Timer counts from the last advert
+// it got, at the latest when the episode began, so a backup must take over
+// within Master_Down_Interval; adverts still in flight on a slow link may
+// re-arm it up to 500ms later. restart begins a new episode (a fault changed).
+func (m *model) takeoverCheck(restart bool) {
+	live := m.live()
+	masterless := len(live) > 0
+	for _, r := range live {
+		if r.m.State() == vip.Master {
+			masterless = false
+		}
+	}
+	if m.tkActive && (restart || !masterless) {
+		m.tkActive = false
+		m.tkToken++
+	}
+	if !masterless || m.tkActive {
+		return
+	}
+	m.tkActive = true
+	m.tkToken++
+	tok, since := m.tkToken, m.w.Elapsed()
+	bound := 4*m.interval + 510*time.Millisecond
+	m.w.After(bound, func() {
+		if m.tkToken == tok {
+			m.violate(InvTakeover, "no running router became master within %v since %.3fs: %s", bound, since.Seconds(), m.states())
+		}
+	})
+}
+
 // faultChanged is called after every fault start or end.
 func (m *model) faultChanged() {
+	m.takeoverCheck(true)
 	m.faultChanges++
 	if !m.dualSince.IsZero() {
 		m.dualSince = time.Time{}
