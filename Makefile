@@ -106,3 +106,26 @@ test-witness:
 
 footprint-witness:
 	FOOTPRINT_SECONDS=$(FOOTPRINT_SECONDS) $(GO) test -count=1 -run '^$$' -bench Footprint -benchtime 1x ./components/witness/interop/
+
+# ---- sim ----
+# Deterministic simulator: seeded fault schedules against the production VIP
+# machine and proxy routing core in virtual time; prints schedules/s, the
+# invariants with the seeds that break them, and measures. Replay a seed with
+# REDISHA_SIM_ARGS="vip --seed N --trace" (or `redisha sim vip --seed N --trace`).
+SIM_SEED ?= 1
+SIM_VIP_SCHEDULES ?= 5000
+SIM_PROXY_SCHEDULES ?= 1000
+.PHONY: sim sim-vip sim-proxy test-sim
+sim: sim-vip sim-proxy
+
+sim-vip:
+	@set -o pipefail; REDISHA_SIM_ARGS="vip --schedules $(SIM_VIP_SCHEDULES) --seed $(SIM_SEED)" \
+	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+sim-proxy:
+	@set -o pipefail; REDISHA_SIM_ARGS="proxy --schedules $(SIM_PROXY_SCHEDULES) --seed $(SIM_SEED)" \
+	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+# The sim area's tests alone (no root, no Docker; under a minute).
+test-sim:
+	$(GO) test -count=1 ./sim/... && $(GO) test -count=1 -run '^TestSim' ./cmd/redisha/

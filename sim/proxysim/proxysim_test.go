@@ -24,7 +24,7 @@ func TestSameSeedSameTrace(t *testing.T) {
 
 // The production core keeps every routing promise on a sample of schedules.
 func TestProductionCoreHoldsInvariants(t *testing.T) {
-	n := 240
+	n := 160
 	if testing.Short() {
 		n = 40
 	}
