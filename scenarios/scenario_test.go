@@ -18,7 +18,7 @@ func TestCatalog(t *testing.T) {
 	want := []string{"master-crash", "master-crash-restart-fast", "master-freeze-long", "master-freeze-short",
 		"master-replica-partition", "master-minority", "master-isolated", "sentinel-crash", "sentinel-partitioned",
 		"proxy-crash", "proxy-process-killed", "proxy-partition", "old-master-returns", "replica-crash",
-		"replica-lagging", "sentinel-latency", "flapping-link", "master-and-proxy-crash", "rolling-restart"}
+		"replica-lagging", "sentinel-latency", "sentinel-latency-low", "flapping-link", "master-and-proxy-crash", "rolling-restart"}
 	have := map[string]*Scenario{}
 	for _, s := range all {
 		have[s.Name] = s
