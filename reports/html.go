@@ -139,7 +139,7 @@ func buildPage(run *Run) page {
 	}
 	c := &p.Chart
 	c.Width = chartLeft + chartWidth + 20
-	y := 24.0
+	y := 30.0
 
 	// Replication role per redis node.
 	type roleSpan struct {
@@ -390,7 +390,7 @@ func buildPage(run *Run) page {
 			Title: fmt.Sprintf("op %d %s %s %s %s", o.ID, o.Kind, o.Status, o.Latency().Round(time.Microsecond), o.Err)})
 	}
 	y += latH + 8
-	top, bottom := 20.0, y
+	top, bottom := 26.0, y
 
 	// Time axis.
 	tickEvery := 5.0
@@ -408,6 +408,7 @@ func buildPage(run *Run) page {
 
 	// Overlays: fault windows behind everything, markers on top.
 	var shades []svgRect
+	labelEnd := [2]float64{}
 	for i, f := range r.Faults {
 		fe := f.End
 		if fe.IsZero() {
@@ -415,7 +416,17 @@ func buildPage(run *Run) page {
 		}
 		shades = append(shades, svgRect{X: x(f.Start), Y: top, W: math.Max(2, x(fe)-x(f.Start)), H: bottom - top, Fill: "#f6ad55", Opacity: 0.18,
 			Title: fmt.Sprintf("fault %s from %s to %s", f.Spec, f.Start.Format("15:04:05.000"), fe.Format("15:04:05.000"))})
-		c.Texts = append(c.Texts, svgText{X: x(f.Start) + 2, Y: 12 + float64(i%2)*0, Text: f.Spec, Size: 11, Fill: "#c05621"})
+		// Labels go on two rows above the chart; a label that would collide is left to the tooltip.
+		label := f.Spec
+		if len(label) > 40 {
+			label = label[:39] + "…"
+		}
+		w := float64(len([]rune(label))) * 6
+		row := i % 2
+		if x(f.Start) >= labelEnd[row] {
+			c.Texts = append(c.Texts, svgText{X: x(f.Start) + 2, Y: 10 + float64(row)*11, Text: label, Size: 10, Fill: "#c05621"})
+			labelEnd[row] = x(f.Start) + w + 8
+		}
 	}
 	c.Rects = append(shades, c.Rects...)
 	tl := check.MasterTimeline(in)
