@@ -93,13 +93,54 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-// TestCaptureFuzzSeeds records replies from real servers as fuzz seeds.
+// TestCaptureFuzzSeeds checks the interpreters against replies and events of
+// real redis-server and redis-sentinel processes; with PROXY_CAPTURE_SEEDS=1 it
+// also stores them as the fuzz seed corpora under testdata/fuzz.
 func TestCaptureFuzzSeeds(t *testing.T) {
-	if os.Getenv("PROXY_CAPTURE_SEEDS") != "1" {
-		t.Skip("set PROXY_CAPTURE_SEEDS=1 to re-capture testdata/fuzz seeds from real servers")
-	}
 	c := startCluster(t)
+	store := os.Getenv("PROXY_CAPTURE_SEEDS") == "1"
+	now := time.Now()
 	write := func(target, name string, data []byte, asString bool) {
+		switch target {
+		case "FuzzViewFromReplies":
+			r := resp.NewReader(bytes.NewReader(data))
+			m, _ := r.ReadValue()
+			a, _ := r.ReadValue()
+			v := ViewFromReplies(now, "s", m, a)
+			if want := name != "unknown-master"; v.OK != want || (v.OK && (v.Addr != c.a.addr || v.Epoch != 0)) {
+				t.Errorf("%s: real reply interpreted as %+v", name, v)
+			}
+		case "FuzzHealthFromInfo":
+			h := HealthFromInfo(now, "b", string(data))
+			switch name {
+			case "master":
+				if !h.OK || h.Role != core.RoleMaster {
+					t.Errorf("master INFO interpreted as %+v", h)
+				}
+			case "replica":
+				if !h.OK || h.Role != core.RoleReplica || !h.LinkUp || h.MasterAddr != c.a.addr {
+					t.Errorf("replica INFO interpreted as %+v", h)
+				}
+			default:
+				if h.OK {
+					t.Errorf("sentinel INFO taken for a backend: %+v", h)
+				}
+			}
+		case "FuzzNoticeFromMessage":
+			v, _ := resp.NewReader(bytes.NewReader(data)).ReadValue()
+			ch, payload, ok := NoticeFromMessage(v)
+			p, pok := core.ParseNotice(ch, payload)
+			if !ok || (!pok && ch != "+vote-for-leader") { // that one names no master
+				t.Errorf("real %s message not understood: %q", name, data)
+			} else if ch == "+switch-master" && (p.Effect != core.EffectFence || p.OldAddr != c.a.addr || p.NewAddr != c.b.addr) {
+				t.Errorf("+switch-master interpreted as %+v", p)
+			} else if ch == "+failover-state-send-slaveof-noone" && (p.Effect != core.EffectFence || p.OldAddr != c.a.addr) {
+				t.Errorf("%s interpreted as %+v", ch, p)
+			}
+		}
+		if !store {
+			return
+		}
 		dir := filepath.Join("testdata", "fuzz", target)
 		os.MkdirAll(dir, 0o755)
 		typ := "[]byte"
@@ -193,7 +234,9 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 		w.Flush()
 		write("FuzzNoticeFromMessage", strings.Trim(ch, "+-*"), b.Bytes(), false)
 	}
-	if !seen["+switch-master"] {
-		t.Fatalf("captured no +switch-master (saw %v)", seen)
+	for _, ch := range []string{"+switch-master", "+failover-state-send-slaveof-noone", "+promoted-slave"} {
+		if !seen[ch] {
+			t.Errorf("captured no %s (saw %v)", ch, seen)
+		}
 	}
 }
