@@ -103,6 +103,9 @@ type Node struct {
 // State returns the node's state.
 func (n *Node) State() NodeState { return n.state }
 
+// Incarnation counts the node's crashes: a restarted process is a new one.
+func (n *Node) Incarnation() int { return n.incarnation }
+
 // AddNode creates a running node.
 func (w *World) AddNode(name string) *Node {
 	if _, dup := w.nodes[name]; dup {

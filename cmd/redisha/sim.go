@@ -41,6 +41,14 @@ var simModels = map[string]simModel{
 			return proxysim.Runner(proxysim.Options{Mutation: proxysim.Mutation(mut), MaxFaults: faults, FaultPhase: phase})
 		},
 	},
+	// The proxy model with sentinel s3 replaced by the production witness core.
+	"witness": {
+		invariants: proxysim.Invariants,
+		mutations:  map[string]int{"witness-no-persist": int(proxysim.WitnessNoPersist)},
+		runner: func(mut, faults int, phase time.Duration) sim.Runner {
+			return proxysim.Runner(proxysim.Options{Mutation: proxysim.Mutation(mut), MaxFaults: faults, FaultPhase: phase, Witness: true})
+		},
+	},
 }
 
 // newSimCmd is `redisha sim vip|proxy`: explore seeded fault schedules
@@ -56,10 +64,11 @@ func newSimCmd() *cobra.Command {
 		mutation  string
 	)
 	cmd := &cobra.Command{
-		Use:   "sim vip|proxy",
+		Use:   "sim vip|proxy|witness",
 		Short: "Explore seeded fault schedules against the production cores in virtual time",
 		Long: `Runs the production state machines (components/vip's VRRP machine and
-codec, components/proxy's routing core and reply parsers) on a simulated
+codec, components/proxy's routing core and reply parsers, and for "witness"
+components/witness's voter as one of the three sentinels) on a simulated
 network under virtual time, with faults drawn from a seed: partitions (one-way
 too), loss, delay, corruption, crashes, restarts, freezes, graceful stops,
 sentinel failovers. Schedule i uses seed S+i; every violation names its seed.
@@ -75,7 +84,7 @@ The exit status is 1 when any schedule broke an invariant.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, ok := simModels[args[0]]
 			if !ok {
-				return fmt.Errorf("unknown model %q: want vip or proxy", args[0])
+				return fmt.Errorf("unknown model %q: want vip, proxy or witness", args[0])
 			}
 			mut := 0
 			if mutation != "" {

@@ -206,14 +206,14 @@ func (m *model) groundCheck() {
 	// keep routing elsewhere.
 	top := int64(-1)
 	for _, s := range m.sentinels {
-		if m.reachable(s, true) && s.viewEpoch() > top {
-			top = s.viewEpoch()
+		if _, e := m.view(s); m.reachable(s, true) && e > top {
+			top = e
 		}
 	}
 	count := map[string]int{}
 	for _, s := range m.sentinels {
-		if m.reachable(s, true) && s.viewEpoch() == top {
-			count[s.viewAddr()]++
+		if a, e := m.view(s); m.reachable(s, true) && e == top {
+			count[a]++
 		}
 	}
 	var y string
@@ -252,21 +252,21 @@ func (m *model) nodeByAddr(addr string) *redisNode {
 // master at the same epoch and that node alone claims master, the proxy
 // routes to it.
 func (m *model) final() {
-	s0 := m.sentinels[0]
+	a0, e0 := m.view(m.sentinels[0])
 	for _, s := range m.sentinels {
-		if s.viewAddr() != s0.viewAddr() || s.viewEpoch() != s0.viewEpoch() || s.fo != nil {
+		if a, e := m.view(s); a != a0 || e != e0 || s.fo != nil {
 			m.res.Stats["final_unsettled"]++
 			return
 		}
 	}
 	for _, n := range m.nodes {
-		if n.master != (n.addr == s0.viewAddr()) {
+		if n.master != (n.addr == a0) {
 			m.res.Stats["final_unsettled"]++
 			return
 		}
 	}
-	if r := m.px.core.Route(); r.Master != s0.viewAddr() {
+	if r := m.px.core.Route(); r.Master != a0 {
 		m.violate(InvFinal, "sentinels agree on %s at epoch %d, yet the route is %q (%s): %s",
-			s0.viewAddr(), s0.viewEpoch(), r.Master, r.Reason, m.states())
+			a0, e0, r.Master, r.Reason, m.states())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redisha/redisha/components/witness"
 	"github.com/redisha/redisha/sim"
 )
 
@@ -38,11 +39,22 @@ type redisNode struct {
 	sinceMst time.Time // when it last became master
 }
 
-func (n *redisNode) info() string {
+func (m *model) info(n *redisNode) string {
 	var b strings.Builder
-	b.WriteString("# Replication\r\n")
+	fmt.Fprintf(&b, "# Server\r\nrun_id:%s\r\n\r\n# Replication\r\n", runID(fmt.Sprint(n.name, n.node.Incarnation())))
 	if n.master {
-		fmt.Fprintf(&b, "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:%d\r\n", n.offset)
+		var slaves []string
+		for _, o := range m.nodes {
+			if !o.master && o.follows == n.addr && o.node.State() == sim.Up {
+				h, p := hostPort(o.addr)
+				slaves = append(slaves, fmt.Sprintf("slave%d:ip=%s,port=%s,state=online,offset=%d,lag=0", len(slaves), h, p, o.offset))
+			}
+		}
+		fmt.Fprintf(&b, "role:master\r\nconnected_slaves:%d\r\n", len(slaves))
+		for _, l := range slaves {
+			b.WriteString(l + "\r\n")
+		}
+		fmt.Fprintf(&b, "master_repl_offset:%d\r\n", n.offset)
 		return b.String()
 	}
 	host, port, _ := net.SplitHostPort(n.follows)
@@ -115,11 +127,13 @@ type downAsk struct {
 	master   string
 	reqEpoch int64 // > 0: also a vote request for this epoch
 	leader   string
+	wid      int // the witness's request id, echoed
 }
 type downRep struct {
 	down   bool
 	epoch  int64
 	leader string
+	wid    int
 }
 type hello struct {
 	epoch  int64
@@ -157,10 +171,28 @@ func (m *model) nodeReceive(n *redisNode, from string, data []byte, md any) {
 		}
 	case healthReq:
 		m.answerHealth(n, from, msg)
+	case wReq:
+		switch msg.kind {
+		case witness.ActPing:
+			m.w.Net.Send(n.name, from, nil, wRep{id: msg.id, text: "PONG"})
+		case witness.ActInfo:
+			m.w.Net.Send(n.name, from, nil, wRep{id: msg.id, text: m.info(n)})
+		case witness.ActHello:
+			// PUBLISH __sentinel__:hello on the node: every sentinel
+			// subscribed to it gets the message.
+			for _, s := range m.sentinels {
+				m.w.Net.Send(n.name, s.name, nil, helloRelay{payload: msg.text})
+			}
+			m.w.Net.Send(n.name, from, nil, wRep{id: msg.id, text: "1"})
+		}
 	}
 }
 
 func (m *model) sentinelStart(s *sentinel) {
+	if m.isWitness(s) {
+		m.witnessStart()
+		return
+	}
 	s.lastOK = map[string]time.Time{}
 	s.claimsSince = map[string]time.Time{}
 	s.lastRole = map[string]bool{}
@@ -185,7 +217,17 @@ func (m *model) sentinelTick(s *sentinel) {
 	if now.Sub(s.lastHello) >= helloPeriod {
 		s.lastHello = now
 		for _, o := range m.sentinels {
-			if o != s {
+			switch {
+			case o == s:
+			case m.isWitness(o):
+				mh, mp := hostPort(s.master)
+				port, _ := strconv.Atoi(mp)
+				sh, sp := hostPort(s.addr)
+				sport, _ := strconv.Atoi(sp)
+				h := witness.Hello{IP: sh, Port: sport, RunID: runID(s.name), CurrentEpoch: uint64(s.currentEpoch),
+					MasterName: masterName, MasterIP: mh, MasterPort: port, MasterConfigEpoch: uint64(s.epoch)}
+				m.w.Net.Send(s.name, o.name, nil, helloCmd{payload: h.String()})
+			default:
 				m.w.Net.Send(s.name, o.name, nil, hello{epoch: s.epoch, master: s.master})
 			}
 		}
@@ -265,7 +307,7 @@ func (m *model) sentinelReceive(s *sentinel, from string, data []byte, md any) {
 		}
 	case downAsk:
 		down := now.Sub(s.lastOK[msg.master]) > downAfter
-		rep := downRep{down: down}
+		rep := downRep{down: down, wid: msg.wid}
 		if msg.reqEpoch > 0 {
 			if msg.reqEpoch > s.currentEpoch {
 				s.currentEpoch = msg.reqEpoch
@@ -286,7 +328,43 @@ func (m *model) sentinelReceive(s *sentinel, from string, data []byte, md any) {
 		if msg.epoch == s.currentEpoch && msg.leader == s.name {
 			s.votes[from] = true
 		}
+	case wReq: // from the witness
+		switch msg.kind {
+		case witness.ActPing:
+			m.w.Net.Send(s.name, from, nil, wRep{id: msg.id, text: "PONG"})
+		case witness.ActHello:
+			m.sentinelHello(s, from, msg.text)
+			m.w.Net.Send(s.name, from, nil, wRep{id: msg.id, text: "1"})
+		}
+	case helloRelay:
+		m.sentinelHello(s, from, msg.payload)
 	case hello:
+		m.adopt(s, from, msg)
+	case queryReq:
+		m.answerQuery(s, from, msg)
+	}
+}
+
+// sentinelHello handles a hello string (from the witness).
+func (m *model) sentinelHello(s *sentinel, from, payload string) {
+	h, err := witness.ParseHello(payload)
+	if err != nil {
+		m.violate(InvWitness, "%s cannot parse a hello from %s: %v", s.name, from, err)
+		return
+	}
+	if h.RunID == runID(s.name) {
+		return
+	}
+	if int64(h.CurrentEpoch) > s.currentEpoch {
+		s.currentEpoch = int64(h.CurrentEpoch)
+	}
+	m.adopt(s, from, hello{epoch: int64(h.MasterConfigEpoch), master: net.JoinHostPort(h.MasterIP, strconv.Itoa(h.MasterPort))})
+}
+
+// adopt follows a configuration with a greater config epoch.
+func (m *model) adopt(s *sentinel, from string, msg hello) {
+	now := m.w.Now()
+	{
 		if msg.epoch > s.epoch {
 			old := s.master
 			s.epoch, s.master = msg.epoch, msg.master
@@ -300,8 +378,6 @@ func (m *model) sentinelReceive(s *sentinel, from string, data []byte, md any) {
 			m.publishSwitch(s, old, msg.master)
 			m.groundChanged()
 		}
-	case queryReq:
-		m.answerQuery(s, from, msg)
 	}
 }
 
@@ -362,6 +438,7 @@ func (m *model) failoverStep(s *sentinel) {
 		return
 	}
 	s.epoch, s.master = fo.epoch, fo.new
+	m.announced[fmt.Sprintf("%s@%d", s.master, s.epoch)] = true
 	s.fo = nil
 	s.lastOK[fo.new] = now
 	m.publish(s, "+failover-end", masterLine(fo.old))

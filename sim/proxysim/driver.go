@@ -82,7 +82,7 @@ func (e *encoder) bytes() []byte {
 }
 
 func (m *model) answerHealth(n *redisNode, to string, req healthReq) {
-	m.w.Net.Send(n.name, to, nil, healthRep{id: req.id, pong: "PONG", info: n.info()})
+	m.w.Net.Send(n.name, to, nil, healthRep{id: req.id, pong: "PONG", info: m.info(n)})
 }
 
 func (m *model) answerQuery(s *sentinel, to string, req queryReq) {

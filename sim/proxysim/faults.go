@@ -65,6 +65,9 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 	kinds := []string{"crash-node", "crash-node", "freeze-node", "rogue", "isolate-node", "node-from-sentinels",
 		"proxy-from-sentinels", "proxy-from-node", "split-sentinels", "crash-sentinel", "freeze-sentinel",
 		"freeze-proxy", "restart-proxy", "lossy", "slow"}
+	if m.opt.Witness {
+		kinds = append(kinds, "crash-witness", "crash-witness")
+	}
 	switch kind := kinds[r.IntN(len(kinds))]; kind {
 	case "crash-node":
 		desc("crash %s (restarts with the role it had)", node.name)
@@ -114,6 +117,11 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 		desc("crash %s (keeps its config file)", sent.name)
 		at(start, func() { w.Crash(sent.node) })
 		at(end, func() { m.restart(sent.name) })
+	case "crash-witness":
+		desc("crash the witness s3 (restarts from its state file)")
+		s3 := m.sentinels[2]
+		at(start, func() { w.Crash(s3.node) })
+		at(end, func() { m.restart(s3.name) })
 	case "freeze-sentinel":
 		desc("freeze %s", sent.name)
 		at(start, func() { w.Freeze(sent.node) })

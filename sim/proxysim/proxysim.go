@@ -42,10 +42,15 @@ const (
 	InvFinal = "final-route"
 	// InvCodec: a reply or notice failed to parse.
 	InvCodec = "codec"
+	// InvWitness (with Options.Witness): the witness voted for two leaders
+	// in one epoch (across restarts), said a master was down less than
+	// down-after since its last PONG, announced a configuration no sentinel
+	// made, sent an unparsable hello, or did not restart from its state.
+	InvWitness = "witness-voter"
 )
 
 // Invariants lists every invariant name, for tables.
-var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec}
+var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec, InvWitness}
 
 // NoteOldViews is an advisory finding: the rules of InvNotMajority and
 // InvNoMajority, with each view aged from when its sentinel answered (plus
@@ -71,6 +76,9 @@ const (
 	// StickyRoute: the driver keeps routing to the last master when the
 	// core stops naming one.
 	StickyRoute
+	// WitnessNoPersist: the witness adapter never writes its state, so a
+	// restarted witness forgets its votes (needs Options.Witness).
+	WitnessNoPersist
 )
 
 // Options tune a run.
@@ -78,6 +86,8 @@ type Options struct {
 	Mutation   Mutation
 	FaultPhase time.Duration // default 60s
 	MaxFaults  int           // default 8
+	// Witness makes sentinel s3 the production witness core.
+	Witness bool
 }
 
 const proxyName = "proxy"
@@ -96,6 +106,10 @@ type model struct {
 	routed    map[int64]string // epoch -> master routed to in it (across proxy restarts)
 	eps       [3]episode
 	seen      map[string]bool
+	wit       *witnessProc
+	announced map[string]bool  // "ip:port@epoch" configurations sentinels made
+	votes     map[int64]string // epoch -> leader the witness voted for
+	witVoted  uint64           // highest epoch the witness voted in
 
 	noRoute   time.Duration
 	lastRoute time.Time
@@ -112,7 +126,8 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 	}
 	w := sim.NewWorld(seed, keepTrace)
 	res := sim.Result{Seed: seed, Stats: map[string]float64{}}
-	m := &model{w: w, opt: opt, res: &res, enc: newEncoder(), quorum: 2, seen: map[string]bool{}, routed: map[int64]string{}}
+	m := &model{w: w, opt: opt, res: &res, enc: newEncoder(), quorum: 2, seen: map[string]bool{}, routed: map[int64]string{},
+		announced: map[string]bool{}, votes: map[int64]string{}}
 	r := sim.NewRand(seed, sim.StreamSchedule)
 	m.setup(r)
 	end := m.schedule(r)
@@ -183,6 +198,9 @@ func (m *model) setup(r *rand.Rand) {
 		s.timer = w.NewTimer(s.node, func() { m.sentinelTick(s) })
 		m.sentinels = append(m.sentinels, s)
 	}
+	if m.opt.Witness {
+		m.witnessSetup(m.sentinels[2])
+	}
 	cfg := proxy.DefaultConfig()
 	cfg.MasterName = masterName
 	for _, n := range m.nodes {
@@ -204,12 +222,28 @@ func (m *model) setup(r *rand.Rand) {
 		w.Net.Handle(n.name, func(from string, data []byte, md any) { m.nodeReceive(n, from, data, md) })
 	}
 	for _, s := range m.sentinels {
+		if m.isWitness(s) {
+			w.Net.Handle(s.name, m.witnessReceive)
+			continue
+		}
 		w.Net.Handle(s.name, func(from string, data []byte, md any) { m.sentinelReceive(s, from, data, md) })
 	}
 	w.Net.Handle(proxyName, m.proxyReceive)
 	rc := m.px.cfg.Routing
-	m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("config: 3 nodes, 3 sentinels quorum %d; proxy check %v/%v grace %v view TTL %v health TTL %v; link %v+%v",
+	kind := "3 sentinels"
+	if m.opt.Witness {
+		kind = "2 sentinels + the witness (s3)"
+	}
+	m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("config: 3 nodes, "+kind+" quorum %d; proxy check %v/%v grace %v view TTL %v health TTL %v; link %v+%v",
 		m.quorum, cfg.Check.Interval, cfg.Check.Timeout, rc.NoMajorityGrace, rc.ViewTTL, rc.HealthTTL, w.Net.Base.Delay, w.Net.Base.Jitter))
+}
+
+// view is what sentinel s answers GET-MASTER-ADDR-BY-NAME and config-epoch.
+func (m *model) view(s *sentinel) (string, int64) {
+	if m.isWitness(s) {
+		return m.witnessView()
+	}
+	return s.viewAddr(), s.viewEpoch()
 }
 
 // groundChanged is called when a role or a sentinel configuration changes.
@@ -225,7 +259,8 @@ func (m *model) states() string {
 		fmt.Fprintf(&b, "%s=%s,%s ", n.name, role, n.node.State())
 	}
 	for _, s := range m.sentinels {
-		fmt.Fprintf(&b, "%s=%s@%d,%s ", s.name, s.viewAddr(), s.viewEpoch(), s.node.State())
+		a, e := m.view(s)
+		fmt.Fprintf(&b, "%s=%s@%d,%s ", s.name, a, e, s.node.State())
 	}
 	fmt.Fprintf(&b, "proxy=%q,%s", m.px.route.Master, m.px.node.State())
 	return b.String()

@@ -40,10 +40,39 @@ func TestProductionCoreHoldsInvariants(t *testing.T) {
 	}
 }
 
+// The same with sentinel s3 being the production witness core: it takes
+// part in down agreement and votes, follows failovers by hellos, answers the
+// proxy, restarts from its state; routing and voter promises hold.
+func TestWitnessAsThirdSentinel(t *testing.T) {
+	n := 100
+	if testing.Short() {
+		n = 20
+	}
+	s := sim.Explore("witness", Runner(Options{Witness: true}), 1, n, 2)
+	for i, f := range s.Failed {
+		if i == 5 {
+			break
+		}
+		t.Errorf("seed %d: %v (err %v); replay: redisha sim witness --seed %d --trace", f.Seed, f.Violations, f.Err, f.Seed)
+	}
+	if s.Stats["switches"] < float64(n)/10 {
+		t.Fatalf("only %.0f master switches in %d schedules", s.Stats["switches"], n)
+	}
+	// The witness really votes: some failover used its vote.
+	voted := false
+	for seed := uint64(1); seed < 50 && !voted; seed++ {
+		r := Run(seed, true, Options{Witness: true})
+		voted = strings.Contains(strings.Join(r.Trace, "\n"), "notice s3 +vote-for-leader")
+	}
+	if !voted {
+		t.Fatal("the witness never voted in 50 schedules")
+	}
+}
+
 // firstSeed returns the first seed in 1..limit whose run with mut breaks inv.
 func firstSeed(mut Mutation, inv string, limit uint64) (uint64, bool) {
 	for seed := uint64(1); seed <= limit; seed++ {
-		r := Run(seed, false, Options{Mutation: mut})
+		r := Run(seed, false, Options{Mutation: mut, Witness: mut == WitnessNoPersist})
 		if slices.ContainsFunc(r.Violations, func(v sim.Violation) bool { return v.Invariant == inv }) {
 			return seed, true
 		}
@@ -65,6 +94,7 @@ func TestPlantedBugsAreFound(t *testing.T) {
 		{"failed checks dropped", DropFailedChecks, InvDeadRoute},
 		{"route kept", StickyRoute, InvDeadRoute},
 		{"route kept", StickyRoute, InvStale},
+		{"witness state not persisted", WitnessNoPersist, InvWitness},
 	}
 	for _, c := range cases {
 		seed, ok := firstSeed(c.mut, c.want, 300)
@@ -72,7 +102,7 @@ func TestPlantedBugsAreFound(t *testing.T) {
 			t.Errorf("%s: no %s violation in 300 seeds", c.name, c.want)
 			continue
 		}
-		r := Run(seed, true, Options{Mutation: c.mut})
+		r := Run(seed, true, Options{Mutation: c.mut, Witness: c.mut == WitnessNoPersist})
 		if !slices.ContainsFunc(r.Violations, func(v sim.Violation) bool { return v.Invariant == c.want }) {
 			t.Errorf("%s: seed %d does not reproduce %s", c.name, seed, c.want)
 		}
