@@ -115,8 +115,9 @@ footprint-witness:
 SIM_SEED ?= 1
 SIM_VIP_SCHEDULES ?= 5000
 SIM_PROXY_SCHEDULES ?= 1000
-.PHONY: sim sim-vip sim-proxy test-sim
-sim: sim-vip sim-proxy
+SIM_WITNESS_SCHEDULES ?= 500
+.PHONY: sim sim-vip sim-proxy sim-witness test-sim
+sim: sim-vip sim-proxy sim-witness
 
 sim-vip:
 	@set -o pipefail; REDISHA_SIM_ARGS="vip --schedules $(SIM_VIP_SCHEDULES) --seed $(SIM_SEED)" \
@@ -124,6 +125,10 @@ sim-vip:
 
 sim-proxy:
 	@set -o pipefail; REDISHA_SIM_ARGS="proxy --schedules $(SIM_PROXY_SCHEDULES) --seed $(SIM_SEED)" \
+	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+sim-witness:
+	@set -o pipefail; REDISHA_SIM_ARGS="witness --schedules $(SIM_WITNESS_SCHEDULES) --seed $(SIM_SEED)" \
 	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 # The sim area's tests alone (no root, no Docker; under a minute).
