@@ -322,3 +322,17 @@ func TestReloadKeepsConnections(t *testing.T) {
 }
 
 var _ = sync.Mutex{}
+
+// With only sentinels configured, the proxy health-checks the address the
+// sentinels name and routes once that node itself reports role:master.
+func TestSentinelsOnlyDiscoverTheMaster(t *testing.T) {
+	c := startCluster(t)
+	p := startProxy(t, testConfig(nil, c.sentinelAddrs()))
+	waitRoute(t, p, c.a.addr)
+	if reply := rawCommand(t, p.Addr(), "SET disc 1"); reply != "+OK" {
+		t.Fatalf("got %q", reply)
+	}
+	if got := c.a.do("GET", "disc"); got != "1" {
+		t.Fatalf("master has %v", got)
+	}
+}
