@@ -170,6 +170,7 @@ func (w *World) Thaw(n *Node) {
 // delivery (the last two without a closure, as they are most of the events).
 type event struct {
 	at          time.Time
+	ns          int64 // at as nanoseconds since Epoch, for cheap ordering
 	seq         uint64
 	node        *Node
 	incarnation int
@@ -214,8 +215,8 @@ type eventQueue []*event
 
 func (q eventQueue) Len() int { return len(q) }
 func (q eventQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
+	if q[i].ns != q[j].ns {
+		return q[i].ns < q[j].ns
 	}
 	return q[i].seq < q[j].seq
 }
@@ -252,6 +253,7 @@ func (w *World) push(e *event) {
 	if e.at.Before(w.now) {
 		e.at = w.now
 	}
+	e.ns = int64(e.at.Sub(Epoch))
 	w.seq++
 	e.seq = w.seq
 	heap.Push(&w.queue, e)

@@ -51,23 +51,34 @@ func (o *oracle) add(v core.View) {
 // epoch among fresh views, and when those views go stale.
 func (o *oracle) majority(now time.Time, ttl time.Duration, need int) (string, int64, time.Time, bool) {
 	ttl += o.slack
-	fresh := func(v core.View) bool { return v.OK && v.Addr != "" && !now.After(v.At.Add(ttl)) }
+	// At most a handful of sentinels: slices beat maps here, and this runs
+	// after every step of the core.
+	var fresh [8]core.View
+	n := 0
 	top := int64(-1)
 	for _, v := range o.views {
-		if fresh(v) && v.Epoch > top {
-			top = v.Epoch
+		if v.OK && v.Addr != "" && !now.After(v.At.Add(ttl)) && n < len(fresh) {
+			fresh[n] = v
+			n++
+			top = max(top, v.Epoch)
 		}
 	}
-	support := map[string][]time.Time{}
-	for _, v := range o.views {
-		if fresh(v) && v.Epoch == top {
-			support[v.Addr] = append(support[v.Addr], v.At)
+	for i := range n {
+		a := fresh[i]
+		if a.Epoch != top {
+			continue
 		}
-	}
-	for a, ats := range support {
-		if len(ats) >= need {
-			slices.SortFunc(ats, func(x, y time.Time) int { return y.Compare(x) })
-			return a, top, ats[need-1].Add(ttl), true
+		var ats [8]time.Time
+		k := 0
+		for j := range n {
+			if b := fresh[j]; b.Epoch == top && b.Addr == a.Addr {
+				ats[k] = b.At
+				k++
+			}
+		}
+		if k >= need {
+			slices.SortFunc(ats[:k], func(x, y time.Time) int { return y.Compare(x) })
+			return a.Addr, top, ats[need-1].Add(ttl), true
 		}
 	}
 	return "", top, time.Time{}, false

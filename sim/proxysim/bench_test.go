@@ -1,0 +1,21 @@
+package proxysim
+
+import "testing"
+
+// BenchmarkSchedule measures whole schedules (about 105 s of virtual time
+// each); schedules/s is the explorer's throughput on one core.
+func BenchmarkSchedule(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opt  Options
+	}{{"sentinels", Options{}}, {"witness", Options{Witness: true}}} {
+		b.Run(c.name, func(b *testing.B) {
+			events := 0
+			for i := range b.N {
+				events += Run(uint64(i), false, c.opt).Events
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "schedules/s")
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
