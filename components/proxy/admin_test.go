@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -15,6 +16,11 @@ func TestHealthzAndMetrics(t *testing.T) {
 	waitRoute(t, p, c.a.addr)
 	if reply := rawCommand(t, p.Addr(), "SET hz 1"); reply != "+OK" {
 		t.Fatalf("got %q", reply)
+	}
+	// An open connection's bytes show before it closes.
+	open := p.testClient(t, 2)
+	if err := open.Set(bg, "open", strings.Repeat("x", 5000), 0).Err(); err != nil {
+		t.Fatal(err)
 	}
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + p.AdminAddr() + path)
@@ -36,14 +42,20 @@ func TestHealthzAndMetrics(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "byte counters", func() bool {
 		_, m := get("/metrics")
-		return strings.Contains(m, `redisha_proxy_bytes_total{direction="client_to_backend",listener="read_write"} 10`)
+		for _, line := range strings.Split(m, "\n") {
+			var n float64
+			if _, err := fmt.Sscanf(line, `redisha_proxy_bytes_total{direction="client_to_backend",listener="read_write"} %g`, &n); err == nil {
+				return n >= 5000+10
+			}
+		}
+		return false
 	})
 	_, m := get("/metrics")
 	for _, want := range []string{
 		`redisha_proxy_backend_routed{backend="` + c.a.addr + `"} 1`,
 		`redisha_proxy_backend_role{backend="` + c.b.addr + `",role="slave"} 1`,
 		`redisha_proxy_sentinel_majority 1`,
-		`redisha_proxy_connections_total{listener="read_write"} 1`,
+		`redisha_proxy_connections_total{listener="read_write"} 2`,
 		`redisha_proxy_switchovers_total 0`,
 	} {
 		if !strings.Contains(m, want) {

@@ -37,17 +37,36 @@ func (p *Proxy) reapIdle() {
 	}
 }
 
-// idleFor is how long the connection has neither received nor sent data.
-func idleFor(c *net.TCPConn) (time.Duration, bool) {
+// liveBytes reports, per open connection, the bytes the kernel received from
+// the client and the bytes the client acknowledged.
+func (p *Proxy) liveBytes(add func(listener string, up, down float64)) {
+	p.reg.each(func(pr *pair) bool {
+		if info, ok := tcpInfo(pr.client); ok {
+			add(pr.listener, float64(info.Bytes_received), float64(info.Bytes_acked))
+		}
+		return false
+	})
+}
+
+func tcpInfo(c *net.TCPConn) (*unix.TCPInfo, bool) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
 	var info *unix.TCPInfo
 	var gerr error
 	if err := rc.Control(func(fd uintptr) {
 		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	}); err != nil || gerr != nil {
+		return nil, false
+	}
+	return info, true
+}
+
+// idleFor is how long the connection has neither received nor sent data.
+func idleFor(c *net.TCPConn) (time.Duration, bool) {
+	info, ok := tcpInfo(c)
+	if !ok {
 		return 0, false
 	}
 	last := min(info.Last_data_recv, info.Last_data_sent)

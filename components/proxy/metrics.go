@@ -1,21 +1,24 @@
 package proxy
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/redisha/redisha/components/proxy/core"
 )
 
-// metrics are the proxy's Prometheus series. Byte counts come from io.Copy's
-// return values when a connection ends, never from wrapping a connection,
-// because a wrapped conn would lose the kernel's splice path.
+// metrics are the proxy's Prometheus series. Byte counts never come from
+// wrapping a connection (that would lose the kernel's splice path): closed
+// connections contribute their copy's return values, open ones the kernel's
+// TCP_INFO counters of the client socket, read at scrape time.
 type metrics struct {
 	reg            *prometheus.Registry
 	active         *prometheus.GaugeVec
 	accepted       *prometheus.CounterVec
 	refused        *prometheus.CounterVec
-	bytes          *prometheus.CounterVec
+	bytes          *bytesCollector
 	switchovers    prometheus.Counter
 	closedOnSwitch prometheus.Counter
 	idleClosed     prometheus.Counter
@@ -37,8 +40,9 @@ func newMetrics() *metrics {
 			Help: "Client connections forwarded to a backend."}, []string{"listener"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total",
 			Help: "Client connections refused, by reason."}, []string{"listener", "reason"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_total",
-			Help: "Bytes forwarded, counted when a connection ends."}, []string{"listener", "direction"}),
+		bytes: &bytesCollector{desc: prometheus.NewDesc(ns+"_bytes_total",
+			"Bytes forwarded (closed connections exactly, open ones from TCP_INFO).", []string{"listener", "direction"}, nil),
+			last: map[[2]string]float64{}, closed: map[[2]string]float64{}},
 		switchovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "switchovers_total",
 			Help: "Times the routed master changed."}),
 		closedOnSwitch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
@@ -84,6 +88,47 @@ func (m *metrics) observe(s core.Snapshot) {
 	m.sentinelsFresh.Set(float64(s.SentinelsFresh))
 	m.majority.Set(b2f(s.HaveMajority))
 	m.routable.Set(b2f(s.Route.Master != ""))
+}
+
+// bytesCollector sums closed connections' copied bytes with open
+// connections' kernel counters. A connection's share can shrink slightly when
+// it closes (bytes received but not yet forwarded), so each series is held
+// monotonic.
+type bytesCollector struct {
+	desc   *prometheus.Desc
+	live   func(add func(listener string, up, down float64))
+	mu     sync.Mutex
+	closed map[[2]string]float64
+	last   map[[2]string]float64
+}
+
+func (b *bytesCollector) add(listener string, up, down int64) {
+	b.mu.Lock()
+	b.closed[[2]string{listener, "client_to_backend"}] += float64(up)
+	b.closed[[2]string{listener, "backend_to_client"}] += float64(down)
+	b.mu.Unlock()
+}
+
+func (b *bytesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
+
+func (b *bytesCollector) Collect(ch chan<- prometheus.Metric) {
+	sum := map[[2]string]float64{}
+	if b.live != nil {
+		b.live(func(l string, up, down float64) {
+			sum[[2]string{l, "client_to_backend"}] += up
+			sum[[2]string{l, "backend_to_client"}] += down
+		})
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, v := range b.closed {
+		sum[k] += v
+	}
+	for k, v := range sum {
+		v = max(v, b.last[k])
+		b.last[k] = v
+		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.CounterValue, v, k[0], k[1])
+	}
 }
 
 func b2f(b bool) float64 {

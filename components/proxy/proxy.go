@@ -76,6 +76,7 @@ func New(cfg *Config, log *slog.Logger) *Proxy {
 		probes: map[string]*poller{}, healthers: map[string]*healthProbe{}, sentinels: map[string]context.CancelFunc{},
 		squeries: map[string]*poller{}, discovered: map[string]bool{}}
 	p.cfg.Store(cfg)
+	p.metrics.bytes.live = p.liveBytes
 	r := core.Route{Hold: true, Reason: "starting"}
 	p.route.Store(&r)
 	p.replicas.Store(&[]string{})
@@ -442,7 +443,10 @@ func (p *Proxy) startSentinel(addr string, cfg *Config) {
 
 // ---- forwarding --------------------------------------------------------------
 
-type pair struct{ client, backend *net.TCPConn }
+type pair struct {
+	client, backend *net.TCPConn
+	listener        string
+}
 
 func (pr *pair) close() {
 	pr.client.Close()
@@ -605,7 +609,7 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 		return
 	}
 	backend := bc.(*net.TCPConn)
-	pr := &pair{client: client, backend: backend}
+	pr := &pair{client: client, backend: backend, listener: lst}
 	p.reg.add(key, pr)
 	if !readOnly {
 		// The route may have moved while we dialled; the sweep of a deposed
@@ -645,8 +649,7 @@ func (p *Proxy) forward(pr *pair, key, lst string) {
 	p.reg.remove(key, pr)
 	p.active.Add(-1)
 	p.metrics.active.WithLabelValues(lst).Dec()
-	p.metrics.bytes.WithLabelValues(lst, "client_to_backend").Add(float64(up))
-	p.metrics.bytes.WithLabelValues(lst, "backend_to_client").Add(float64(down))
+	p.metrics.bytes.add(lst, up, down)
 }
 
 // forward is the bare two-way copy, for tests.
