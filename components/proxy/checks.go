@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -109,6 +110,9 @@ func (h *healthProbe) close() { h.client.Close() }
 type sentinelConn struct {
 	addr string
 	auth Auth
+	// conn is written only by the goroutine using the sentinelConn, always
+	// under mu, so that interrupt may close it from another goroutine.
+	mu   sync.Mutex
 	conn net.Conn
 	r    *resp.Reader
 	w    *resp.Writer
@@ -120,7 +124,10 @@ func (s *sentinelConn) dial(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	s.conn, s.r, s.w = conn, resp.NewReader(conn), resp.NewWriter(conn)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	s.r, s.w = resp.NewReader(conn), resp.NewWriter(conn)
 	if s.auth.Password != "" {
 		conn.SetDeadline(time.Now().Add(timeout))
 		args := []string{"AUTH", s.auth.Password}
@@ -152,9 +159,20 @@ func (s *sentinelConn) command(args ...string) {
 }
 
 func (s *sentinelConn) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+	}
+}
+
+// interrupt closes the connection from another goroutine, unblocking a read.
+func (s *sentinelConn) interrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close()
 	}
 }
 
@@ -227,7 +245,7 @@ func subscribe(ctx context.Context, addr string, auth Auth, timeout time.Duratio
 			backoff = 50 * time.Millisecond
 			s.conn.SetDeadline(time.Time{})
 			onConnect()
-			stop := context.AfterFunc(ctx, s.close)
+			stop := context.AfterFunc(ctx, s.interrupt)
 			for {
 				v, rerr := s.r.ReadValue()
 				if rerr != nil {

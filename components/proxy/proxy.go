@@ -434,7 +434,7 @@ func (p *Proxy) startSentinel(addr string, cfg *Config) {
 	p.squeries[addr] = q
 	go func() {
 		<-ctx.Done()
-		sc.close()
+		sc.interrupt()
 	}()
 	go subscribe(ctx, addr, cfg.SentinelAuth, cfg.Check.Timeout,
 		func() { q.Kick() },
