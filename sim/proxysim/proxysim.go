@@ -209,6 +209,14 @@ func (m *model) setup(r *rand.Rand) {
 	for _, s := range m.sentinels {
 		cfg.Sentinels = append(cfg.Sentinels, s.addr)
 	}
+	// Half the runs use the shipped defaults; the others vary the knobs an
+	// operator may turn (the TTLs follow the check interval, as Derive does).
+	if r.IntN(2) == 0 {
+		cfg.Check.Interval = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}[r.IntN(3)]
+		cfg.Check.Timeout = min(cfg.Check.Timeout, cfg.Check.Interval)
+		cfg.Routing.NoMajorityGrace = []time.Duration{0, 2 * time.Second, 5 * time.Second, 10 * time.Second}[r.IntN(4)]
+		cfg.Routing.CloseOnSwitch = r.IntN(2) == 0
+	}
 	cfg.Derive()
 	m.px = &proxyProc{node: w.AddNode(proxyName), cfg: cfg}
 	m.px.tick = w.NewTimer(m.px.node, m.proxyTick)
