@@ -139,6 +139,9 @@ func replay(out io.Writer, model string, run sim.Runner, seed uint64) error {
 	for _, l := range r.Trace {
 		fmt.Fprintln(out, l)
 	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(out, "NOTE (advisory)", n)
+	}
 	if !r.Failed() {
 		fmt.Fprintln(out, "no invariant broken")
 		return nil
