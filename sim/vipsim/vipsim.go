@@ -46,6 +46,14 @@ const (
 // Invariants lists every invariant name, for tables.
 var Invariants = []string{InvTwoHolders, InvHandover, InvTakeover, InvFinalOne, InvFinalPreempt, InvCodec}
 
+// NoteStaleARP is an advisory finding: once settled, the client's ARP entry
+// for the VIP (from the last gratuitous ARP it heard) points at a router that
+// no longer holds it. It happens after a split brain (VRRP between the
+// routers cut, clients still hearing both) whose loser leaves or yields
+// without the winner hearing it: nothing makes the winner announce again,
+// and clients send to the loser until their ARP entry expires.
+const NoteStaleARP = "stale-arp-after-split"
+
 // Mutation plants a bug in the adapter, to prove the invariants catch it.
 type Mutation int
 
@@ -87,6 +95,7 @@ type router struct {
 	m        *vip.Machine // nil while the process is not running
 	timer    *sim.Timer
 	check    *sim.Timer
+	garp     *sim.Timer // the driver's repeat burst (garp.repeat, 5s)
 	hasVIP   bool
 	failing  bool // the tracked check fails
 	killed   bool // SIGKILLed: the VIP stays on the interface until restart
@@ -122,7 +131,19 @@ type model struct {
 	noHolder     time.Duration
 	dual         time.Duration
 	drops        map[vrrp.Reason]int
+
+	arpOwner    *router   // who the client's ARP entry for the VIP points at
+	arpSince    time.Time // accounting of misdirected time
+	arpWrong    time.Duration
+	arpWasWrong bool
 }
+
+// clientName is a host on the LAN that learns the VIP's MAC from gratuitous
+// ARPs. Faults between routers do not cut it off.
+const clientName = "client"
+
+// garpRepeat is the driver's default second burst (garp.repeat).
+const garpRepeat = 5 * time.Second
 
 type handover struct {
 	from      *router
@@ -159,6 +180,8 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 	res.Stats["no_holder_s"] = m.noHolder.Seconds()
 	res.Stats["dual_holder_s"] = m.dual.Seconds()
 	res.Stats["adverts_lost"] = float64(w.Net.Lost)
+	m.arpAccount()
+	res.Stats["arp_misdirected_s"] = m.arpWrong.Seconds()
 	res.Finish(w)
 	return res
 }
@@ -166,6 +189,12 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 // Runner adapts Run to sim.Explore.
 func Runner(opt Options) sim.Runner {
 	return func(seed uint64, keep bool) sim.Result { return Run(seed, keep, opt) }
+}
+
+func (m *model) note(name, format string, args ...any) {
+	v := sim.Violation{At: m.w.Elapsed(), Invariant: name, Detail: fmt.Sprintf(format, args...)}
+	m.res.Notes = append(m.res.Notes, v)
+	m.w.Logf("NOTE %s: %s", name, v.Detail)
 }
 
 func (m *model) violate(inv, format string, args ...any) {
@@ -221,9 +250,21 @@ func (m *model) setup(r *rand.Rand) {
 		rt := &router{name: name, node: m.w.AddNode(name), cfg: cfg, form: form}
 		rt.timer = m.w.NewTimer(rt.node, func() { m.apply(rt, rt.m.Timer(m.w.Now())) })
 		rt.check = m.w.NewTimer(rt.node, func() { m.runCheck(rt) })
+		rt.garp = m.w.NewTimer(rt.node, func() { m.sendGARP(rt) })
 		m.w.Net.Handle(name, func(from string, data []byte, md any) { m.receive(rt, from, data, md.(meta)) })
 		m.routers = append(m.routers, rt)
 	}
+	m.w.AddNode(clientName)
+	m.w.Net.Handle(clientName, func(from string, _ []byte, _ any) {
+		for _, rt := range m.routers {
+			if rt.name == from && m.arpOwner != rt {
+				m.arpAccount()
+				m.arpOwner = rt
+				m.w.Logf("client: ARP for the VIP now points at %s", from)
+				m.arpAccount()
+			}
+		}
+	})
 	var desc []string
 	for _, rt := range m.routers {
 		desc = append(desc, fmt.Sprintf("%s=%v/prio %d/%v", rt.name, rt.cfg.Primary, rt.cfg.Priority, rt.form))
@@ -279,6 +320,7 @@ func (m *model) apply(r *router, actions []vip.Action) {
 			if m.opt.Mutation == KeepVIPOnRemove {
 				continue
 			}
+			r.garp.Stop() // startGARP's pending repeat is cancelled
 			if r.hasVIP {
 				r.hasVIP = false
 				m.w.Logf("%s: remove VIP", r.name)
@@ -294,10 +336,31 @@ func (m *model) apply(r *router, actions []vip.Action) {
 		case vip.StateChanged:
 			m.w.Logf("%s: %v", r.name, a)
 			m.takeoverCheck(false)
-		case vip.SendGARP, vip.PriorityChanged:
+		case vip.SendGARP:
+			m.w.Logf("%s: %v", r.name, a)
+			m.sendGARP(r)
+			r.garp.Reset(m.w.Now().Add(garpRepeat))
+		case vip.PriorityChanged:
 			m.w.Logf("%s: %v", r.name, a)
 		}
 	}
+}
+
+// sendGARP is one burst of gratuitous ARPs (a broadcast the client hears).
+func (m *model) sendGARP(r *router) {
+	m.w.Net.Send(r.name, clientName, nil, nil)
+}
+
+// arpAccount adds up the time the client's ARP entry points at a router
+// that does not hold the VIP while another one does.
+func (m *model) arpAccount() {
+	now := m.w.Now()
+	if m.arpWasWrong {
+		m.arpWrong += now.Sub(m.arpSince)
+	}
+	m.arpSince = now
+	hs := m.holders()
+	m.arpWasWrong = len(hs) > 0 && (m.arpOwner == nil || !m.arpOwner.hasVIP)
 }
 
 func (m *model) send(r *router, prio uint8) {
@@ -350,6 +413,7 @@ func (m *model) receive(r *router, from string, data []byte, md meta) {
 // holdersChanged keeps the time accounts and re-evaluates the two-holder rule.
 func (m *model) holdersChanged() {
 	m.account()
+	m.arpAccount()
 	m.reassess()
 }
 
@@ -513,6 +577,13 @@ func (m *model) final() {
 	if len(hs) != 1 || masters != 1 || hs[0].m == nil || hs[0].m.State() != vip.Master {
 		m.violate(InvFinalOne, "network whole and quiet, yet %d holders and %d masters: %s", len(hs), masters, m.states())
 		return
+	}
+	if m.arpOwner != hs[0] {
+		owner := "nobody"
+		if m.arpOwner != nil {
+			owner = m.arpOwner.name
+		}
+		m.note(NoteStaleARP, "%s holds the VIP but the client's ARP entry points at %s: %s", hs[0].name, owner, m.states())
 	}
 	if !m.preempt {
 		return
