@@ -13,9 +13,8 @@ import (
 // Why not plain io.Copy: between two *net.TCPConn it does use splice(2), but
 // it takes a pipe (two descriptors) for the whole life of the copy, so every
 // idle client would pin four extra descriptors and two kernel pipes. This copy
-// waits for readability through the runtime poller first and borrows a pipe
-// from a pool only while bytes are in flight. Payload still never enters user
-// space.
+// waits for readability through the runtime poller and borrows a pipe from a
+// pool only while bytes are in flight. Payload never enters user space.
 
 type kpipe struct{ r, w int }
 
@@ -30,12 +29,25 @@ var pipePool = sync.Pool{New: func() any {
 	return p
 }}
 
-// maxSplice bounds one transfer; a default pipe holds 64 KiB anyway.
+func discardPipe(p *kpipe) {
+	unix.Close(p.r)
+	unix.Close(p.w)
+	runtime.SetFinalizer(p, nil)
+}
+
+// maxSplice bounds one transfer.
 const maxSplice = 1 << 20
 
 var errNoPipe = errors.New("splice: cannot create a pipe")
 
 // spliceCopy copies src to dst until EOF or error, returning bytes moved.
+//
+// The whole copy runs inside one RawConn.Read call (writes nest inside it),
+// which saves the poller's per-call setup on every message. After each
+// message it reads again before it waits: HAProxy's "a short read means
+// drained" rule would save that system call, but it is wrong here, because a
+// FIN that arrived with the data is consumed by the same splice and raises no
+// further readiness event, so the half-close would never be forwarded.
 func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 	srcRC, err := src.SyscallConn()
 	if err != nil {
@@ -45,80 +57,74 @@ func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The callbacks are built once: a closure per chunk would allocate on
-	// every message and feed the garbage collector.
+	// The callbacks are built once: a closure per message would allocate and
+	// feed the garbage collector.
 	var (
-		total int64
-		p     *kpipe
-		n     int64
-		left  int
-		m     int64
-		serr  error
+		total  int64
+		p      *kpipe
+		left   int
+		m      int64
+		werr   error
+		result error
+		noPipe bool
 	)
-	readFn := func(fd uintptr) bool {
-		pv := pipePool.Get()
-		if pv == nil {
-			serr = errNoPipe
-			return true
-		}
-		p = pv.(*kpipe)
-		for {
-			n, serr = unix.Splice(int(fd), nil, p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			if serr != unix.EINTR {
-				break
-			}
-		}
-		if serr == unix.EAGAIN {
-			pipePool.Put(p)
-			p = nil
-			return false // wait for readability without holding a pipe
-		}
-		return true
-	}
 	writeFn := func(fd uintptr) bool {
 		for {
-			m, serr = unix.Splice(p.r, nil, int(fd), nil, left, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-			if serr != unix.EINTR {
+			m, werr = unix.Splice(p.r, nil, int(fd), nil, left, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if werr != unix.EINTR {
 				break
 			}
 		}
-		return serr != unix.EAGAIN
+		return werr != unix.EAGAIN
 	}
-	for {
-		p, n, serr = nil, 0, nil
-		rerr := srcRC.Read(readFn)
-		if rerr == nil {
-			rerr = serr
-		}
-		if rerr != nil || n == 0 {
-			if p != nil {
+	readFn := func(fd uintptr) bool {
+		for {
+			pv := pipePool.Get()
+			if pv == nil {
+				noPipe = true
+				return true
+			}
+			p = pv.(*kpipe)
+			var n int64
+			var rerr error
+			for {
+				n, rerr = unix.Splice(int(fd), nil, p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+				if rerr != unix.EINTR {
+					break
+				}
+			}
+			if rerr == unix.EAGAIN {
 				pipePool.Put(p)
+				return false // wait for readability, holding no pipe
 			}
-			if rerr == errNoPipe && total == 0 {
-				return io.Copy(struct{ io.Writer }{dst}, struct{ io.Reader }{src})
+			if rerr != nil || n == 0 { // error, or EOF
+				pipePool.Put(p)
+				result = rerr
+				return true
 			}
-			return total, rerr // n == 0: EOF
+			for left = int(n); left > 0; {
+				m, werr = 0, nil
+				if err := dstRC.Write(writeFn); err != nil && werr == nil {
+					werr = err
+				}
+				if m > 0 {
+					left -= int(m)
+					total += m
+				}
+				if werr != nil {
+					discardPipe(p) // it may still hold bytes
+					result = werr
+					return true
+				}
+			}
+			pipePool.Put(p)
 		}
-		left = int(n)
-		var werr error
-		for left > 0 && werr == nil {
-			m, serr = 0, nil
-			werr = dstRC.Write(writeFn)
-			if werr == nil {
-				werr = serr
-			}
-			if m > 0 {
-				left -= int(m)
-				total += m
-			}
-		}
-		if werr != nil {
-			// The pipe may still hold bytes: never return it to the pool.
-			unix.Close(p.r)
-			unix.Close(p.w)
-			runtime.SetFinalizer(p, nil)
-			return total, werr
-		}
-		pipePool.Put(p)
 	}
+	if err := srcRC.Read(readFn); err != nil {
+		return total, err
+	}
+	if noPipe && total == 0 {
+		return io.Copy(struct{ io.Writer }{dst}, struct{ io.Reader }{src})
+	}
+	return total, result
 }

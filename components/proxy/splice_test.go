@@ -3,12 +3,14 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"math/rand"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/redisha/redisha/components/testenv"
 )
@@ -69,5 +71,81 @@ func spliceChild(t *testing.T) {
 	got, _ := io.ReadAll(user)
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("echo through forward returned %d bytes, want %d", len(got), len(payload))
+	}
+}
+
+// A client that writes and half-closes gets its replies and then EOF: the
+// FIN travels through the proxy to redis, which then closes.
+func TestHalfCloseForwarded(t *testing.T) {
+	a := startRedis(t)
+	p := startProxy(t, testConfig([]string{a.addr}, nil))
+	waitRoute(t, p, a.addr)
+	conn, err := net.DialTCP("tcp", nil, mustResolve(t, p.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("SET hc 1\r\nGET hc\r\n"))
+	conn.CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := io.ReadAll(conn)
+	if err != nil || string(got) != "+OK\r\n$1\r\n1\r\n" {
+		t.Fatalf("got %q, %v; want both replies then EOF", got, err)
+	}
+}
+
+func mustResolve(t *testing.T, addr string) *net.TCPAddr {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ta
+}
+
+// Many small writes with pauses in between (request/response sized) all
+// arrive, in order, through forward.
+func TestForwardManySmallMessages(t *testing.T) {
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		a, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ln.AcceptTCP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	user, proxyClientSide := pair()
+	proxyBackendSide, backend := pair()
+	defer user.Close()
+	go func() { io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{backend}); backend.CloseWrite() }()
+	go forward(proxyClientSide, proxyBackendSide)
+	rng := rand.New(rand.NewSource(1))
+	var sent bytes.Buffer
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 3000; i++ {
+			msg := make([]byte, 1+rng.Intn(200))
+			rng.Read(msg)
+			sent.Write(msg)
+			user.Write(msg)
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		user.CloseWrite()
+	}()
+	user.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(user)
+	<-wrote
+	if err != nil || !bytes.Equal(got, sent.Bytes()) {
+		t.Fatalf("echoed %d bytes (err %v), sent %d", len(got), err, sent.Len())
 	}
 }
