@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -100,6 +101,9 @@ The exit status is 1 when any schedule broke an invariant.`,
 				crand.Read(b[:])
 				seed = binary.LittleEndian.Uint64(b[:]) >> 16 // short enough to type
 			}
+			// Runs allocate a lot of short-lived garbage over a small live
+			// heap: fewer collections nearly double the throughput.
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
 			run := m.runner(mut, faults, phase)
 			out := cmd.OutOrStdout()
 			if trace {
