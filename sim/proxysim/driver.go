@@ -305,10 +305,16 @@ func (m *model) proxyTick() {
 // step feeds the core, checks the invariants on its answer, and applies it
 // like proxy.apply.
 func (m *model) step(ev any) {
-	p := m.px
-	out := p.core.Step(ev)
-	now := m.w.Now()
+	out := m.px.core.Step(ev)
 	m.checkStep(out)
+	m.apply(out)
+}
+
+// apply is proxy.apply: store a changed route, close deposed clients, poll
+// fast while a decision is pending.
+func (m *model) apply(out core.Output) {
+	p := m.px
+	now := m.w.Now()
 	if out.Changed && !(m.opt.Mutation == StickyRoute && out.Route.Master == "" && p.route.Master != "") {
 		p.lastUrgent = now
 		if out.Route.Master != p.route.Master {

@@ -64,7 +64,7 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 	sent := m.sentinels[r.IntN(len(m.sentinels))]
 	kinds := []string{"crash-node", "crash-node", "freeze-node", "rogue", "isolate-node", "node-from-sentinels",
 		"proxy-from-sentinels", "proxy-from-node", "split-sentinels", "crash-sentinel", "freeze-sentinel",
-		"freeze-proxy", "restart-proxy", "lossy", "slow"}
+		"freeze-proxy", "restart-proxy", "reload-proxy", "lossy", "slow"}
 	if m.opt.Witness {
 		kinds = append(kinds, "crash-witness", "crash-witness")
 	}
@@ -133,6 +133,17 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 	case "restart-proxy":
 		desc("restart the proxy")
 		at(start, func() { w.Crash(m.px.node); m.restart(proxyName) })
+	case "reload-proxy":
+		desc("reload the proxy's configuration (SIGHUP, unchanged)")
+		at(start, func() {
+			if m.px.node.State() != sim.Up {
+				return
+			}
+			w.Logf("proxy: reload")
+			out := m.px.core.Reconfigure(m.px.cfg.CoreConfig(), w.Now())
+			m.checkStep(out)
+			m.apply(out)
+		})
 	case "lossy", "slow":
 		all := w.Nodes()
 		a := all[r.IntN(len(all))].Name
