@@ -37,7 +37,7 @@ var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 td,th{border:1px solid #e2e8f0;padding:4px 8px;text-align:left}th{background:#f7fafc}
 .pass{color:#2e9d57}.fail{color:#d64545;font-weight:600}.error{color:#6b46c1;font-weight:600}</style></head><body>
 <h1>redisha runs</h1>
-<table><tr><th>{{.Headers.Scenario}}</th><th>{{.Headers.Verdict}}</th><th>{{.Headers.Failovers}}</th><th>{{.Headers.Unavail}}</th><th>{{.Headers.Lost}}</th><th>{{.Headers.SplitBrain}}</th><th>{{.Headers.TwoMaster}}</th><th>seed</th></tr>
-{{range .Rows}}<tr><td><a href="{{.Link}}">{{.Scenario}}</a></td><td class="{{.Outcome}}">{{.Verdict}}</td><td>{{.Failovers}}</td><td>{{.Unavail}}</td><td>{{.Lost}}</td><td>{{.SplitBrain}}</td><td>{{.TwoMaster}}</td><td>{{.Seed}}</td></tr>
+<table><tr><th>{{.Headers.Scenario}}</th><th>{{.Headers.Verdict}}</th><th>{{.Headers.Failovers}}</th><th>{{.Headers.Unavail}}</th><th>{{.Headers.Lost}}</th><th>{{.Headers.SplitBrain}}</th><th>{{.Headers.TwoMaster}}</th><th>{{.Headers.Notes}}</th><th>seed</th></tr>
+{{range .Rows}}<tr><td><a href="{{.Link}}">{{.Scenario}}</a></td><td class="{{.Outcome}}">{{.Verdict}}</td><td>{{.Failovers}}</td><td>{{.Unavail}}</td><td>{{.Lost}}</td><td>{{.SplitBrain}}</td><td>{{.TwoMaster}}</td><td>{{.Notes}}</td><td>{{.Seed}}</td></tr>
 {{end}}</table></body></html>
 `))

@@ -36,11 +36,11 @@ func Verdict(r *Result) string {
 
 // Row is one run in an aggregate table.
 type Row struct {
-	Scenario, Verdict, Failovers, Unavail, Lost, SplitBrain, TwoMaster string
+	Scenario, Verdict, Failovers, Unavail, Lost, SplitBrain, TwoMaster, Notes string
 }
 
 // Headers of the aggregate table.
-var Headers = Row{"scenario", "verdict", "failovers", "write unavailability", "acked writes lost", "split-brain writes", "two-master window"}
+var Headers = Row{"scenario", "verdict", "failovers", "write unavailability", "acked writes lost", "split-brain writes", "two-master window", "notes"}
 
 // RowOf summarizes one run.
 func RowOf(r *Result) Row {
@@ -54,7 +54,20 @@ func RowOf(r *Result) Row {
 		lost = fmt.Sprintf("%d / %d", *s.LostWrites, s.AckedWrites)
 	}
 	if r.Error != "" && len(r.Verdicts) == 0 {
-		return Row{name, Verdict(r), "-", "-", "-", "-", "-"}
+		return Row{name, Verdict(r), "-", "-", "-", "-", "-", firstLine(r.Error)}
+	}
+	var notes []string
+	if s.DualVIPS > 0 {
+		notes = append(notes, fmt.Sprintf("VIP on two nodes %.1fs", s.DualVIPS))
+	}
+	if s.DualRouteS > 0 {
+		notes = append(notes, fmt.Sprintf("proxies route to two masters %.1fs", s.DualRouteS))
+	}
+	if s.VIPChanges > 0 {
+		notes = append(notes, fmt.Sprintf("VIP moved %dx", s.VIPChanges))
+	}
+	if s.Linearizable == "fail" || s.Linearizable == "unknown" {
+		notes = append(notes, "linearizable: "+s.Linearizable)
 	}
 	return Row{
 		Scenario:   name,
@@ -64,11 +77,12 @@ func RowOf(r *Result) Row {
 		Lost:       lost,
 		SplitBrain: fmt.Sprint(s.SplitBrainWrites),
 		TwoMaster:  fmt.Sprintf("%.1fs", s.TwoMasterS),
+		Notes:      strings.Join(notes, "; "),
 	}
 }
 
 func (r Row) cells() []string {
-	return []string{r.Scenario, r.Verdict, r.Failovers, r.Unavail, r.Lost, r.SplitBrain, r.TwoMaster}
+	return []string{r.Scenario, r.Verdict, r.Failovers, r.Unavail, r.Lost, r.SplitBrain, r.TwoMaster, r.Notes}
 }
 
 // WriteTable prints an aligned plain-text table of runs.
