@@ -109,9 +109,9 @@ footprint-witness:
 
 # ---- sim ----
 # Deterministic simulator: seeded fault schedules against the production VIP
-# machine and proxy routing core in virtual time; prints schedules/s, the
-# invariants with the seeds that break them, and measures. Replay a seed with
-# REDISHA_SIM_ARGS="vip --seed N --trace" (or `redisha sim vip --seed N --trace`).
+# machine, proxy routing core and witness voter in virtual time; prints
+# schedules/s, the invariants with the seeds that break them, and measures.
+# Replay a seed: go run ./cmd/redisha sim vip --seed N --trace
 SIM_SEED ?= 1
 SIM_VIP_SCHEDULES ?= 5000
 SIM_PROXY_SCHEDULES ?= 1000
@@ -120,16 +120,13 @@ SIM_WITNESS_SCHEDULES ?= 500
 sim: sim-vip sim-proxy sim-witness
 
 sim-vip:
-	@set -o pipefail; REDISHA_SIM_ARGS="vip --schedules $(SIM_VIP_SCHEDULES) --seed $(SIM_SEED)" \
-	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	$(GO) run ./cmd/redisha sim vip --schedules $(SIM_VIP_SCHEDULES) --seed $(SIM_SEED)
 
 sim-proxy:
-	@set -o pipefail; REDISHA_SIM_ARGS="proxy --schedules $(SIM_PROXY_SCHEDULES) --seed $(SIM_SEED)" \
-	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	$(GO) run ./cmd/redisha sim proxy --schedules $(SIM_PROXY_SCHEDULES) --seed $(SIM_SEED)
 
 sim-witness:
-	@set -o pipefail; REDISHA_SIM_ARGS="witness --schedules $(SIM_WITNESS_SCHEDULES) --seed $(SIM_SEED)" \
-	  $(GO) test -count=1 -timeout 30m -run '^TestSimFromMake$$' -v ./cmd/redisha/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	$(GO) run ./cmd/redisha sim witness --schedules $(SIM_WITNESS_SCHEDULES) --seed $(SIM_SEED)
 
 # The sim area's tests alone (no root, no Docker; under a minute).
 test-sim:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 )
@@ -52,21 +51,5 @@ func TestSimCommandRejectsBadInput(t *testing.T) {
 		if _, err := runSim(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
-	}
-}
-
-// TestSimFromMake is `make sim`: it runs the sim command with the arguments
-// in REDISHA_SIM_ARGS and prints its table (skipped when unset).
-func TestSimFromMake(t *testing.T) {
-	args := strings.Fields(os.Getenv("REDISHA_SIM_ARGS"))
-	if len(args) == 0 {
-		t.Skip("REDISHA_SIM_ARGS not set (make sim sets it)")
-	}
-	cmd := newSimCmd()
-	cmd.SetOut(os.Stdout)
-	cmd.SetErr(os.Stderr)
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
 	}
 }
