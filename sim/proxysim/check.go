@@ -160,6 +160,7 @@ func (m *model) episode(e *episode, cond bool, key string, bound time.Duration, 
 	}
 	e.key = key
 	e.token++
+	m.res.Stats["checked_ground_episodes"]++
 	tok := e.token
 	m.w.After(bound, func() {
 		if e.token == tok {

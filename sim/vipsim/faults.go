@@ -202,6 +202,7 @@ func (m *model) expectHandover(from *router) {
 			return // someone else holds it already (a split brain healing)
 		}
 	}
+	m.res.Stats["checked_handovers"]++
 	h := &handover{from: from, deadline: m.w.Now().Add(bound), changes: m.faultChanges + 1}
 	m.handover = h
 	m.w.At(h.deadline, func() {

@@ -488,6 +488,7 @@ func (m *model) reassess() {
 	}
 	m.dualSince = m.w.Now()
 	m.dualToken++
+	m.res.Stats["checked_dual_episodes"]++
 	tok, since := m.dualToken, m.dualSince
 	m.w.After(bound, func() {
 		if m.dualToken != tok {
@@ -538,6 +539,7 @@ func (m *model) takeoverCheck(restart bool) {
 	}
 	m.tkActive = true
 	m.tkToken++
+	m.res.Stats["checked_masterless_episodes"]++
 	tok, since := m.tkToken, m.w.Elapsed()
 	bound := 4*m.interval + 510*time.Millisecond
 	m.w.After(bound, func() {
