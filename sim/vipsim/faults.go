@@ -35,6 +35,10 @@ func (m *model) schedule(r *rand.Rand) time.Time {
 		}
 		m.faultChanged()
 	})
+	// Drawn last so that adding it kept every earlier seed's schedule.
+	if m.unicast = r.IntN(4) == 0; m.unicast {
+		m.res.Schedule[0] += "; unicast peers"
+	}
 	// Settling: a backup that restarted late waits Master_Down_Interval, a
 	// preempting one then takes over; tracked checks need Rise results.
 	mdi := 3*m.interval + m.interval // Skew_Time < interval

@@ -118,6 +118,7 @@ type model struct {
 	interval time.Duration
 	preempt  bool
 	tracked  bool
+	unicast  bool // adverts go to each peer's address (unicast_peers), not 224.0.0.18
 
 	faultChanges int // fault starts and ends so far
 	dualToken    int
@@ -366,17 +367,28 @@ func (m *model) arpAccount() {
 func (m *model) send(r *router, prio uint8) {
 	adv := vrrp.Advert{Version: r.cfg.Version, VRID: r.cfg.VRID, Priority: prio, Interval: r.cfg.Interval,
 		Addresses: []netip.Addr{vipAddr}}
-	data, err := vrrp.Encode(adv, r.cfg.Primary, vrrp.MulticastGroup, r.form)
-	if err != nil {
-		m.violate(InvCodec, "%s cannot encode its advert: %v", r.name, err)
-		return
-	}
 	m.w.Logf("%s: advert priority %d", r.name, prio)
 	r.lastSent = m.w.Now()
+	var data []byte
 	for _, o := range m.routers {
-		if o != r {
-			m.w.Net.Send(r.name, o.name, data, meta{src: r.cfg.Primary, dst: vrrp.MulticastGroup, ttl: vrrp.TTL, sent: data})
+		if o == r {
+			continue
 		}
+		// Multicast: one packet for everyone. Unicast: one per peer, and the
+		// v3 pseudo-header checksum covers that peer's address.
+		dst := vrrp.MulticastGroup
+		if m.unicast {
+			dst = o.cfg.Primary
+		}
+		if data == nil || m.unicast {
+			var err error
+			if data, err = vrrp.Encode(adv, r.cfg.Primary, dst, r.form); err != nil {
+				m.violate(InvCodec, "%s cannot encode its advert: %v", r.name, err)
+				return
+			}
+		}
+		// TTL 255 as sent; the unicast filter does not check it anyway.
+		m.w.Net.Send(r.name, o.name, data, meta{src: r.cfg.Primary, dst: dst, ttl: vrrp.TTL, sent: data})
 	}
 }
 
@@ -389,7 +401,7 @@ func (m *model) receive(r *router, from string, data []byte, md meta) {
 	p, err := vrrp.Decode(data, md.src, md.dst)
 	p.TTL = md.ttl
 	if err == nil {
-		err = r.m.Filter(false).Check(p)
+		err = r.m.Filter(m.unicast).Check(p)
 	}
 	switch {
 	case err != nil && intact:
