@@ -35,9 +35,17 @@ func (m *model) schedule(r *rand.Rand) time.Time {
 		}
 		m.faultChanged()
 	})
-	// Drawn last so that adding it kept every earlier seed's schedule.
+	// Drawn last so that adding them kept every earlier seed's schedule.
 	if m.unicast = r.IntN(4) == 0; m.unicast {
 		m.res.Schedule[0] += "; unicast peers"
+	}
+	if m.tracked && r.IntN(3) == 0 {
+		// keepalived's track_script without a weight: a failing check puts
+		// the router in FAULT (no VIP, no competing) instead of lowering it.
+		for _, rt := range m.routers {
+			rt.cfg.Tracks[0].Weight, rt.cfg.Tracks[0].Fault = 0, true
+		}
+		m.res.Schedule[0] += "; check failure means FAULT"
 	}
 	// Settling: a backup that restarted late waits Master_Down_Interval, a
 	// preempting one then takes over; tracked checks need Rise results.
@@ -185,10 +193,14 @@ func (m *model) shutdown(r *router) {
 // starts or ends meanwhile.
 func (m *model) expectHandover(from *router) {
 	var bound time.Duration
+	var candidates []*router
 	for _, c := range m.routers {
 		l := m.w.Net.Link(from.name, c.name)
 		if c == from || !c.running() || c.m.State() != vip.Backup || !l.Clean() {
 			continue
+		}
+		if c.failing && c.cfg.Tracks != nil && c.cfg.Tracks[0].Fault {
+			continue // about to enter FAULT: it will not compete
 		}
 		if m.w.Now().Sub(from.lastSent) < l.Jitter {
 			// The advert before the priority 0 one may overtake it, and a
@@ -197,6 +209,7 @@ func (m *model) expectHandover(from *router) {
 		}
 		b := c.m.SkewTime() + m.interval + m.w.Net.MaxDelay(from.name, c.name) + time.Millisecond
 		bound = max(bound, b)
+		candidates = append(candidates, c)
 	}
 	if bound == 0 {
 		return
@@ -216,6 +229,13 @@ func (m *model) expectHandover(from *router) {
 		m.handover = nil
 		if h.satisfied || m.faultChanges != h.changes {
 			return
+		}
+		competing := false
+		for _, c := range candidates {
+			competing = competing || (c.running() && c.m.State() != vip.Fault)
+		}
+		if !competing {
+			return // every candidate went to FAULT meanwhile (a tracked check)
 		}
 		m.violate(InvHandover, "%s left gracefully at %.3fs and no backup took over within %v: %s",
 			from.name, (h.deadline.Add(-bound)).Sub(sim.Epoch).Seconds(), bound, m.states())

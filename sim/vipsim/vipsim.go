@@ -536,7 +536,13 @@ func (m *model) states() string {
 // re-arm it up to 500ms later. restart begins a new episode (a fault changed).
 func (m *model) takeoverCheck(restart bool) {
 	live := m.live()
-	masterless := len(live) > 0
+	// A backup must exist to take over (routers in Fault do not compete).
+	masterless := false
+	for _, r := range live {
+		if r.m.State() == vip.Backup {
+			masterless = true
+		}
+	}
 	for _, r := range live {
 		if r.m.State() == vip.Master {
 			masterless = false
