@@ -191,3 +191,37 @@ func TestVariantParams(t *testing.T) {
 		t.Fatalf("scenario params must win over the variant's: %+v", got)
 	}
 }
+
+func TestBuiltinKnownVerdicts(t *testing.T) {
+	all, err := Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range all {
+		names[s.Name] = true
+	}
+	for _, stack := range []string{"reference", "reference-minreplicas"} {
+		k, err := LoadKnown(stack, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(k) == 0 {
+			t.Fatalf("%s: no known findings loaded", stack)
+		}
+		for sc := range k {
+			if !names[sc] {
+				t.Errorf("%s: known verdicts for %q, not a catalog scenario", stack, sc)
+			}
+		}
+	}
+	if _, err := ParseKnown("k.yaml", []byte("master-crash:\n  lost-writes: {status: pass, why: x}\n")); err == nil {
+		t.Error("a known verdict of pass accepted")
+	}
+	if _, err := ParseKnown("k.yaml", []byte("master-crash:\n  lost-writes: {status: fail}\n")); err == nil {
+		t.Error("a known finding without a reason accepted")
+	}
+	if _, err := ParseKnown("k.yaml", []byte("master-crash:\n  lost: {status: fail, why: x}\n")); err == nil {
+		t.Error("an unknown check accepted")
+	}
+}
