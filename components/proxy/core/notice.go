@@ -118,10 +118,15 @@ func indexOf(f []string, s string) int {
 // proxy spells backend addresses.
 func joinAddr(host, port string) (string, bool) {
 	n, err := strconv.Atoi(port)
-	if err != nil || n <= 0 || n > 65535 || host == "" {
+	if err != nil || n <= 0 || n > 65535 || host == "" || strings.ContainsAny(host, "[]/ \t\r\n") {
 		return "", false
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n)), true
+	addr := net.JoinHostPort(host, strconv.Itoa(n))
+	// The address must read back as the same host and port.
+	if h, p, err := net.SplitHostPort(addr); err != nil || h != host || p != strconv.Itoa(n) {
+		return "", false
+	}
+	return addr, true
 }
 
 // JoinAddr is joinAddr for drivers that build addresses from sentinel replies.
