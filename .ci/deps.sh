@@ -26,6 +26,7 @@ declare -A NEED=(
 	[tini]=tini
 	[tcpdump]=tcpdump
 	[tshark]=tshark
+	[strace]=strace
 	[python3-redis]=:python3-redis
 	[ca-certificates]=:ca-certificates
 	[git]=git
