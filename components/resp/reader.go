@@ -235,21 +235,26 @@ func (r *Reader) length(s string, limit int64, what string) (int64, error) {
 }
 
 func (r *Reader) bulk(n int64) (string, error) {
-	var b bytes.Buffer
+	var b []byte
 	if n <= 64<<10 {
-		b.Grow(int(n))
+		// Small strings, nearly all of them: one exact allocation.
+		b = make([]byte, n+2)
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			return "", unexpected(err)
+		}
+	} else {
+		// Large ones grow with the bytes that really arrive, so a peer cannot
+		// make us allocate by announcing a length it never sends.
+		var buf bytes.Buffer
+		if _, err := io.CopyN(&buf, r.br, n+2); err != nil {
+			return "", unexpected(err)
+		}
+		b = buf.Bytes()
 	}
-	if _, err := io.CopyN(&b, r.br, n); err != nil {
-		return "", unexpected(err)
-	}
-	var crlf [2]byte
-	if _, err := io.ReadFull(r.br, crlf[:]); err != nil {
-		return "", unexpected(err)
-	}
-	if crlf != [2]byte{'\r', '\n'} {
+	if b[n] != '\r' || b[n+1] != '\n' {
 		return "", protoErr("bulk string not terminated by CRLF")
 	}
-	return b.String(), nil
+	return string(b[:n]), nil
 }
 
 func parseDouble(s string) (float64, error) {
