@@ -71,6 +71,13 @@ type Config struct {
 	// Primary is our primary IPv4 address, the advert source and tie-breaker.
 	Primary netip.Addr
 	Tracks  []Track
+	// GARPRefresh, when positive, makes a master announce the addresses
+	// again (a SendGARP action with Refresh set) once this long has passed
+	// since it last did, checked at each advert, as keepalived's
+	// garp_master_refresh does. Zero is off. Without it nothing corrects a
+	// client whose ARP entry still points at the loser of a split brain that
+	// stopped or yielded without the winner hearing it.
+	GARPRefresh time.Duration
 }
 
 // Validate reports the first problem in c.
@@ -90,6 +97,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("VRRPv3 advert interval must be at most 4095 cs, got %d", c.Interval)
 	case !c.Primary.Is4():
 		return fmt.Errorf("primary address %v is not IPv4", c.Primary)
+	case c.GARPRefresh < 0:
+		return fmt.Errorf("GARP refresh %v must not be negative", c.GARPRefresh)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tracks {
@@ -118,7 +127,9 @@ const (
 	AddVIPs
 	// RemoveVIPs: remove the virtual addresses from the interface.
 	RemoveVIPs
-	// SendGARP: announce the virtual addresses with gratuitous ARP.
+	// SendGARP: announce the virtual addresses with gratuitous ARP. With
+	// Action.Refresh it is the periodic refresh of a settled master, which
+	// the driver sends as a short burst without the repeat burst.
 	SendGARP
 	// ArmTimer: call Timer at Action.At (replaces any earlier arming).
 	ArmTimer
@@ -142,6 +153,8 @@ type Action struct {
 	At       time.Time
 	From, To State
 	Reason   string
+	// Refresh marks a SendGARP of the periodic refresh (Config.GARPRefresh).
+	Refresh bool
 }
 
 func (a Action) String() string {
@@ -152,6 +165,10 @@ func (a Action) String() string {
 		return fmt.Sprintf("%v(%v->%v: %s)", a.Kind, a.From, a.To, a.Reason)
 	case ArmTimer:
 		return fmt.Sprintf("%v(%s)", a.Kind, a.At.Format("15:04:05.000"))
+	case SendGARP:
+		if a.Refresh {
+			return "SendGARP(refresh)"
+		}
 	}
 	return a.Kind.String()
 }
@@ -176,7 +193,9 @@ type Machine struct {
 	masterAddr          netip.Addr
 	masterPriority      uint8
 	lastForcedGARP      time.Time
-	tracks              []*trackState
+	// nextGARPRefresh is when a master re-announces its addresses (zero: never).
+	nextGARPRefresh time.Time
+	tracks          []*trackState
 }
 
 // New returns a machine in the Initialize state.
@@ -261,6 +280,14 @@ func (m *Machine) arm(at time.Time) Action {
 	return Action{Kind: ArmTimer, At: at}
 }
 
+// garpAnnounced restarts the refresh period after the addresses were announced.
+func (m *Machine) garpAnnounced(now time.Time) {
+	m.nextGARPRefresh = time.Time{}
+	if m.cfg.GARPRefresh > 0 {
+		m.nextGARPRefresh = now.Add(m.cfg.GARPRefresh)
+	}
+}
+
 func (m *Machine) change(to State, reason string) Action {
 	a := Action{Kind: StateChanged, From: m.state, To: to, Reason: reason}
 	m.state = to
@@ -269,6 +296,7 @@ func (m *Machine) change(to State, reason string) Action {
 
 func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
 	m.masterAddr, m.masterPriority = m.cfg.Primary, m.priority
+	m.garpAnnounced(now)
 	return []Action{
 		m.change(Master, reason),
 		{Kind: SendAdvert, Priority: m.priority},
@@ -336,7 +364,14 @@ func (m *Machine) Timer(now time.Time) []Action {
 		if !next.After(now) {
 			next = now.Add(m.interval())
 		}
-		return []Action{{Kind: SendAdvert, Priority: m.priority}, m.arm(next)}
+		out := []Action{{Kind: SendAdvert, Priority: m.priority}}
+		// The refresh rides on the advert timer (as keepalived's does), so
+		// the machine keeps one timer; its period rounds up to adverts.
+		if !m.nextGARPRefresh.IsZero() && !now.Before(m.nextGARPRefresh) {
+			m.garpAnnounced(now)
+			out = append(out, Action{Kind: SendGARP, Refresh: true})
+		}
+		return append(out, m.arm(next))
 	case Backup:
 		return m.becomeMaster(now, "master down: no advert for Master_Down_Interval")
 	}
@@ -388,6 +423,7 @@ func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
 		out := []Action{{Kind: SendAdvert, Priority: m.priority}}
 		if now.Sub(m.lastForcedGARP) >= time.Second || m.lastForcedGARP.IsZero() {
 			m.lastForcedGARP = now
+			m.garpAnnounced(now)
 			out = append(out, Action{Kind: SendGARP})
 		}
 		return out

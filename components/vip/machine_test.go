@@ -399,3 +399,104 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// runMaster makes a router master at t0 (address owner) and fires its timer
+// on time until end, returning the offsets from t0 of refresh GARPs.
+func runMaster(m *Machine, end time.Duration, at map[time.Duration]func(now time.Time) []Action) []time.Duration {
+	var got []time.Duration
+	note := func(now time.Time, as []Action) {
+		for _, a := range as {
+			if a.Kind == SendGARP && a.Refresh {
+				got = append(got, now.Sub(t0))
+			}
+		}
+	}
+	note(t0, m.Start(t0))
+	for now := t0; now.Sub(t0) <= end; now = now.Add(ms(10)) {
+		if f := at[now.Sub(t0)]; f != nil {
+			note(now, f(now))
+		}
+		if d := m.Deadline(); !d.IsZero() && !now.Before(d) {
+			note(now, m.Timer(now))
+		}
+	}
+	return got
+}
+
+func TestGARPRefresh(t *testing.T) {
+	s := time.Second
+	owner := func(refresh time.Duration, interval uint16) func(*Config) {
+		return func(c *Config) { c.Priority, c.GARPRefresh, c.Interval = PriorityOwner, refresh, interval }
+	}
+	cases := []struct {
+		name     string
+		refresh  time.Duration
+		interval uint16
+		at       func(m *Machine) map[time.Duration]func(time.Time) []Action
+		want     []time.Duration
+	}{
+		{name: "off", refresh: 0, interval: 100},
+		{name: "every 10s on the advert timer", refresh: 10 * s, interval: 100,
+			want: []time.Duration{10 * s, 20 * s, 30 * s}},
+		{name: "rounds up to whole adverts", refresh: 2500 * time.Millisecond, interval: 100,
+			want: []time.Duration{3 * s, 6 * s, 9 * s, 12 * s, 15 * s, 18 * s, 21 * s, 24 * s, 27 * s, 30 * s}},
+		{name: "shorter than the advert interval: every advert", refresh: 300 * time.Millisecond, interval: 1000,
+			want: []time.Duration{10 * s, 20 * s, 30 * s}},
+		{name: "a forced GARP restarts the period", refresh: 10 * s, interval: 100,
+			at: func(m *Machine) map[time.Duration]func(time.Time) []Action {
+				return map[time.Duration]func(time.Time) []Action{
+					// A lower-priority master (a healed split brain) at 7.5s.
+					7500 * time.Millisecond: func(now time.Time) []Action { return m.Receive(now, advert(addrB, 100, 100)) },
+				}
+			},
+			want: []time.Duration{18 * s, 28 * s}},
+		{name: "stops after yielding, restarts on mastership", refresh: 10 * s, interval: 100,
+			at: func(m *Machine) map[time.Duration]func(time.Time) []Action {
+				return map[time.Duration]func(time.Time) []Action{
+					5 * s:  func(now time.Time) []Action { return m.CheckResult(now, "c", false) },
+					12 * s: func(now time.Time) []Action { return m.CheckResult(now, "c", true) },
+				}
+			},
+			// Master at 3.21s (Master_Down_Interval, priority 200), FAULT
+			// at 5s before any refresh, backup at 12s, master again at
+			// 15.21s, refresh 10s later.
+			want: []time.Duration{25*s + ms(210)},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newM(t, func(c *Config) {
+				owner(tc.refresh, tc.interval)(c)
+				if strings.HasPrefix(tc.name, "stops") {
+					c.Priority = 200
+					c.Tracks = []Track{{Name: "c", Rise: 1, Fall: 1, Fault: true}}
+				}
+			})
+			var at map[time.Duration]func(time.Time) []Action
+			if tc.at != nil {
+				at = tc.at(m)
+			}
+			if strings.HasPrefix(tc.name, "stops") {
+				// Not the owner: become master through Master_Down_Interval.
+				m.CheckResult(t0, "c", true)
+			}
+			got := runMaster(m, 30*s, at)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("refresh GARPs at %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGARPRefreshAction(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Priority, c.GARPRefresh = PriorityOwner, 2*time.Second })
+	m.Start(t0)
+	m.Timer(t0.Add(ms(1000)))
+	as := m.Timer(t0.Add(ms(2000)))
+	if got := kinds(as); got != "SendAdvert(255) SendGARP(refresh) ArmTimer(00:00:03.000)" {
+		t.Fatalf("refresh tick: %s", got)
+	}
+	if _, err := New(Config{Version: 3, VRID: 1, Priority: 1, Interval: 100, Primary: addrA, GARPRefresh: -1}); err == nil {
+		t.Fatal("negative refresh accepted")
+	}
+}

@@ -37,6 +37,15 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // D returns the duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+// DefaultGARPRefresh is garp.refresh when unset. keepalived's
+// garp_master_refresh is off by default, but behind redisha both proxies
+// route to the same Redis master, so a client sent to either is served,
+// while one left on a router that dropped the VIP is cut off until its ARP
+// entry expires (Linux: 15-45 s reachable, then probes). One GARP per address
+// every 10 s is negligible broadcast traffic and bounds that outage to
+// about 10 s plus one advert interval.
+const DefaultGARPRefresh = 10 * time.Second
+
 // Config is the whole file.
 type Config struct {
 	// Name identifies the instance in logs, notify hooks and metrics.
@@ -76,6 +85,15 @@ type GARP struct {
 	// Repeat sends a second burst this long after becoming master (default 5s, 0 off),
 	// as keepalived's garp_master_delay does.
 	Repeat *Duration `yaml:"repeat"`
+	// Refresh makes a settled master announce again this often (default
+	// 10s, 0 off), as keepalived's garp_master_refresh does (off there by
+	// default). It bounds how long clients keep a stale ARP entry for the
+	// loser of a split brain that left without the winner hearing it.
+	// Checked at each advert, so it rounds up to whole advert intervals.
+	Refresh *Duration `yaml:"refresh"`
+	// RefreshRepeat is how many GARPs per address each refresh sends
+	// (default 1, keepalived's garp_master_refresh_repeat).
+	RefreshRepeat int `yaml:"refresh_repeat"`
 }
 
 // Notify holds commands run on state changes (argv lists, no shell).
@@ -179,6 +197,13 @@ func (c *Config) defaults() {
 		d := Duration(5 * time.Second)
 		c.GARP.Repeat = &d
 	}
+	if c.GARP.Refresh == nil {
+		d := Duration(DefaultGARPRefresh)
+		c.GARP.Refresh = &d
+	}
+	if c.GARP.RefreshRepeat == 0 {
+		c.GARP.RefreshRepeat = 1
+	}
 	if c.Notify.Timeout == 0 {
 		c.Notify.Timeout = Duration(10 * time.Second)
 	}
@@ -245,8 +270,8 @@ func (c *Config) validate() error {
 	if len(vips) == 0 {
 		return errors.New("virtual_addresses: at least one is required")
 	}
-	if c.GARP.Count < 0 || c.GARP.Delay < 0 || *c.GARP.Repeat < 0 {
-		return errors.New("garp: count, delay and repeat must not be negative")
+	if c.GARP.Count < 0 || c.GARP.Delay < 0 || *c.GARP.Repeat < 0 || *c.GARP.Refresh < 0 || c.GARP.RefreshRepeat < 0 {
+		return errors.New("garp: count, delay, repeat, refresh and refresh_repeat must not be negative")
 	}
 	names := map[string]bool{}
 	for i, t := range c.Track {
@@ -331,6 +356,7 @@ func (c *Config) Machine(primary netip.Addr) (vip.Config, error) {
 	mc := vip.Config{
 		Version: c.Version, VRID: uint8(c.VRID), Priority: uint8(c.Priority),
 		Interval: c.Interval(), Preempt: *c.Preempt, Primary: primary,
+		GARPRefresh: c.GARP.Refresh.D(),
 	}
 	for _, t := range c.Track {
 		mc.Tracks = append(mc.Tracks, vip.Track{Name: t.Name, Rise: t.Rise, Fall: t.Fall, Weight: t.Weight, Fault: t.Fault})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -62,6 +63,10 @@ func TestParseErrors(t *testing.T) {
 		{minimal + "track: [{name: a, process: p, weight: 5, fault: true}]\n", "exclusive"},
 		{minimal + "track: [{name: a, http: 'ftp://x', weight: 5}]\n", "http://"},
 		{minimal + "track: [{name: a, process: p, weight: 5, colour: red}]\n", "field colour not found"},
+		{minimal + "garp: {refresh: -1s}\n", "must not be negative"},
+		{minimal + "garp: {refresh_repeat: -1}\n", "must not be negative"},
+		{minimal + "garp: {refresh: often}\n", "invalid duration"},
+		{minimal + "garp: {refresh_every: 10s}\n", "field refresh_every not found"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -78,5 +83,30 @@ func TestTrackDefaults(t *testing.T) {
 	tr := c.Track[0]
 	if tr.Rise != 1 || tr.Fall != 1 || tr.Timeout.D() != 2*time.Second {
 		t.Fatalf("%+v", tr)
+	}
+}
+
+func TestGARPRefreshConfig(t *testing.T) {
+	addr := netip.MustParseAddr("10.78.0.1")
+	for _, tc := range []struct {
+		yaml    string
+		refresh time.Duration
+		repeat  int
+	}{
+		{minimal, DefaultGARPRefresh, 1},
+		{minimal + "garp: {refresh: 0s}\n", 0, 1},
+		{minimal + "garp: {refresh: 30s, refresh_repeat: 3}\n", 30 * time.Second, 3},
+	} {
+		c, err := Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc, err := c.Machine(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mc.GARPRefresh != tc.refresh || c.GARP.RefreshRepeat != tc.repeat {
+			t.Errorf("%q: refresh %v repeat %d, want %v %d", tc.yaml, mc.GARPRefresh, c.GARP.RefreshRepeat, tc.refresh, tc.repeat)
+		}
 	}
 }

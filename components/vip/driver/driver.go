@@ -381,7 +381,11 @@ func (d *Daemon) apply(now time.Time, actions []vip.Action) {
 				d.log.Error("removing virtual addresses", "err", err)
 			}
 		case vip.SendGARP:
-			d.startGARP()
+			if a.Refresh {
+				d.refreshGARP()
+			} else {
+				d.startGARP()
+			}
 		case vip.ArmTimer:
 			d.timer.Reset(max(time.Until(a.At), 0))
 		case vip.StopTimer:
@@ -440,6 +444,18 @@ func (d *Daemon) startGARP() {
 				burst()
 			case <-ctx.Done():
 			}
+		}
+	}()
+}
+
+// refreshGARP sends the periodic refresh: garp.refresh_repeat GARPs per
+// address, leaving a pending repeat burst of startGARP in place.
+func (d *Daemon) refreshGARP() {
+	go func() {
+		n, err := garp(d.cfg.Interface, d.vips, d.cfg.GARP.RefreshRepeat, d.cfg.GARP.Delay.D())
+		d.met.garps.Add(float64(n))
+		if err != nil {
+			d.log.Error("gratuitous ARP refresh", "err", err)
 		}
 	}()
 }
