@@ -82,7 +82,10 @@ func newHealthProbe(addr string, auth Auth, timeout time.Duration) *healthProbe 
 	})}
 }
 
+// check stamps its result with the time the probe started, as query does:
+// the answer describes the backend at some moment after that, never before.
 func (h *healthProbe) check(ctx context.Context, timeout time.Duration) core.Health {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var ping *redis.StatusCmd
@@ -92,14 +95,15 @@ func (h *healthProbe) check(ctx context.Context, timeout time.Duration) core.Hea
 		info = p.Info(ctx, "replication")
 		return nil
 	})
-	now := time.Now()
 	if err == nil && ping.Val() != "PONG" {
 		err = fmt.Errorf("PING answered %q", truncate(ping.Val(), 40))
 	}
 	if err != nil {
-		return core.Health{At: now, Backend: h.addr, Err: err.Error()}
+		return core.Health{At: start, ReadAt: time.Now(), Backend: h.addr, Err: err.Error()}
 	}
-	return HealthFromInfo(now, h.addr, info.Val())
+	r := HealthFromInfo(start, h.addr, info.Val())
+	r.ReadAt = time.Now()
+	return r
 }
 
 func (h *healthProbe) close() { h.client.Close() }
@@ -177,10 +181,19 @@ func (s *sentinelConn) interrupt() {
 }
 
 // query sends SENTINEL MASTER and GET-MASTER-ADDR-BY-NAME in one pipeline.
+//
+// The view is stamped with the time the probe started, not the time the
+// replies were read: the sentinel answered somewhere in between, and the read
+// may come much later (this process frozen, or descheduled, with the replies
+// waiting in the socket buffer). The core ages views from their stamp, so an
+// answer given before a freeze is treated as at least that old instead of as
+// fresh, and expires with its TTL rather than steering routing after a thaw.
+// ReadAt carries the read time, which moves the core's clock.
 func (s *sentinelConn) query(ctx context.Context, name string, timeout time.Duration) core.View {
+	start := time.Now()
 	fail := func(err error) core.View {
 		s.close()
-		return core.View{At: time.Now(), Sentinel: s.addr, Err: err.Error()}
+		return core.View{At: start, ReadAt: time.Now(), Sentinel: s.addr, Err: err.Error()}
 	}
 	if s.conn == nil {
 		if err := s.dial(ctx, timeout); err != nil {
@@ -201,7 +214,9 @@ func (s *sentinelConn) query(ctx context.Context, name string, timeout time.Dura
 	if err != nil {
 		return fail(err)
 	}
-	return ViewFromReplies(time.Now(), s.addr, master, addr)
+	v := ViewFromReplies(start, s.addr, master, addr)
+	v.ReadAt = time.Now()
+	return v
 }
 
 // NoticeFromMessage interprets one value read on a PSUBSCRIBE connection.

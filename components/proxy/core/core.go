@@ -11,6 +11,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -82,8 +83,16 @@ func (c Config) Quorum() int {
 }
 
 // Health is one health-check result for a backend.
+//
+// At is when the observation may be dated from: the driver uses the time
+// the probe was sent, because the answer was given somewhere between then
+// and ReadAt, and freshness (HealthTTL) counts from At. ReadAt is when the
+// driver read it, which moves the core's clock (zero: At does). Keeping both
+// means an answer read late (the proxy was frozen) is judged as old while
+// the grace and fence rules still run on the current time.
 type Health struct {
 	At      time.Time
+	ReadAt  time.Time
 	Backend string // "ip:port"
 	OK      bool   // PING and INFO replication both answered
 	Err     string
@@ -96,9 +105,11 @@ type Health struct {
 	Offset int64
 }
 
-// View is one sentinel's answer about the master.
+// View is one sentinel's answer about the master. At and ReadAt are as in
+// Health: ViewTTL counts from At, the probe's start.
 type View struct {
 	At       time.Time
+	ReadAt   time.Time
 	Sentinel string
 	OK       bool // the sentinel answered and knows the master name
 	Err      string
@@ -167,7 +178,10 @@ type Core struct {
 	agreedEpoch int64
 	haveMajor   bool
 	lostMajor   time.Time // when the majority view was lost; zero while we have one
-	switches    int
+	// majorUntil is when the current majority expires if no newer view
+	// arrives: the quorum-th newest supporting view's At plus ViewTTL.
+	majorUntil time.Time
+	switches   int
 }
 
 // New returns a core with no knowledge: it refuses until evidence arrives.
@@ -204,11 +218,13 @@ func (c *Core) Step(ev any) Output {
 	switch e := ev.(type) {
 	case Health:
 		c.advance(e.At)
+		c.advance(e.ReadAt)
 		if prev, ok := c.health[e.Backend]; !ok || !e.At.Before(prev.At) {
 			c.health[e.Backend] = e
 		}
 	case View:
 		c.advance(e.At)
+		c.advance(e.ReadAt)
 		if !c.isConfiguredSentinel(e.Sentinel) {
 			return c.evaluate(false)
 		}
@@ -326,6 +342,23 @@ func (c *Core) majority() (addr string, epoch int64, ok bool) {
 	return "", top, false
 }
 
+// majorityExpiry is when the views naming addr at epoch stop being a
+// majority by age alone.
+func (c *Core) majorityExpiry(addr string, epoch int64) time.Time {
+	var ats []time.Time
+	for _, v := range c.views {
+		if c.viewFresh(v) && v.Epoch == epoch && v.Addr == addr {
+			ats = append(ats, v.At)
+		}
+	}
+	slices.SortFunc(ats, func(a, b time.Time) int { return b.Compare(a) })
+	q := c.cfg.Quorum()
+	if q == 0 || len(ats) < q {
+		return c.now
+	}
+	return ats[q-1].Add(c.cfg.ViewTTL)
+}
+
 func (c *Core) viewFresh(v View) bool {
 	return v.OK && v.Addr != "" && !c.now.After(v.At.Add(c.cfg.ViewTTL))
 }
@@ -364,13 +397,20 @@ func (c *Core) evaluate(force bool) Output {
 func (c *Core) evaluateWithSentinels() []Close {
 	addr, epoch, ok := c.majority()
 	if !ok {
-		c.haveMajor = false
 		if c.lostMajor.IsZero() {
 			c.lostMajor = c.now
+			// Expired while the core was not stepped (the proxy was frozen):
+			// the grace counts from the expiry, not from the late step that
+			// noticed it, or a long freeze would earn a full grace on top.
+			if c.haveMajor && c.majorUntil.Before(c.now) {
+				c.lostMajor = c.majorUntil
+			}
 		}
+		c.haveMajor = false
 		return c.withoutMajority()
 	}
 	c.haveMajor, c.lostMajor = true, time.Time{}
+	c.majorUntil = c.majorityExpiry(addr, epoch)
 	c.agreed, c.agreedEpoch = addr, epoch
 	if c.fence != nil && c.fence.addr == addr && epoch > c.fence.epoch {
 		// A configuration newer than the one we fenced names the node again.

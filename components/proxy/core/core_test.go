@@ -331,3 +331,82 @@ func TestParseNotice(t *testing.T) {
 		}
 	}
 }
+
+// readLate is an observation dated from its probe's start (start ms) but
+// read by the driver at read ms, as after the proxy thaws from a freeze.
+func readLate(ev any, read int) any {
+	switch e := ev.(type) {
+	case Health:
+		e.ReadAt = at(read)
+		return e
+	case View:
+		e.ReadAt = at(read)
+		return e
+	}
+	panic("readLate: not an observation")
+}
+
+func TestAnswersReadLate(t *testing.T) {
+	cfg := Config{MasterName: "m", Sentinels: sentinels3, NoMajorityGrace: 5 * time.Second,
+		ViewTTL: 3500 * time.Millisecond, HealthTTL: 3500 * time.Millisecond}
+	agreed := []any{master(0, A), view(0, "s1", A, 1), view(0, "s2", A, 1), view(0, "s3", A, 1)}
+	tests := []struct {
+		name   string
+		steps  []any
+		master string
+	}{
+		{
+			// Probes sent at 900 ms, answered before a 9 s freeze, read at
+			// 10 s: older than the TTLs, so they route nowhere. Stamped with
+			// the read time they looked fresh and kept the route.
+			name: "answers from before a freeze are as old as their probes",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				readLate(master(900, A), 10000), readLate(view(900, "s1", A, 1), 10000),
+				readLate(view(900, "s2", A, 1), 10000)),
+		},
+		{
+			name: "the same answers read at once are fresh",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				readLate(master(9900, A), 10000), readLate(view(9900, "s1", A, 1), 10000),
+				readLate(view(9900, "s2", A, 1), 10000)),
+			master: A,
+		},
+		{
+			// The majority is lost at 2 s; the grace ends at 7 s. A health
+			// result sent at 6.99 s and read at 7 s must not stretch it: the
+			// read time moves the clock, the probe's start dates the answer.
+			name: "the read time moves the clock for the grace period",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				View{At: at(2000), Sentinel: "s2", Err: "timeout"}, View{At: at(2000), Sentinel: "s3", Err: "timeout"},
+				master(2000, A), readLate(master(6990, A), 7000)),
+		},
+		{
+			// The agreed views (answered at 0) expire at 3.5 s while the
+			// proxy is frozen; the first step after the thaw, at 20 s, has a
+			// fresh health result. The grace ran out at 8.5 s: no route.
+			name: "a majority that expired during a freeze earns no grace after it",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				readLate(master(19990, A), 20000)),
+		},
+		{
+			name: "a majority that expired while stepped keeps its grace",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				Tick{At: at(3600)}, master(8000, A)),
+			master: A,
+		},
+		{
+			name: "within the grace the current master keeps new connections",
+			steps: append(agreed[:len(agreed):len(agreed)],
+				View{At: at(2000), Sentinel: "s2", Err: "timeout"}, View{At: at(2000), Sentinel: "s3", Err: "timeout"},
+				master(2000, A), readLate(master(6980, A), 6990)),
+			master: A,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := run(cfg, tc.steps...); r.route.Master != tc.master {
+				t.Fatalf("route %+v, want master %q", r.route, tc.master)
+			}
+		})
+	}
+}

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestProbesStampStartTime: a probe whose answer is read long after it was
+// sent (here the target is stopped with SIGSTOP for a while; a frozen proxy
+// reading replies buffered before its freeze is the same gap) stamps the
+// result with the time the probe started, so the core ages it from then.
+// Stamping at read time made an answer given before a freeze look fresh.
+func TestProbesStampStartTime(t *testing.T) {
+	const freeze = 400 * time.Millisecond
+	master := startRedis(t)
+	sentinel := startSentinel(t, master, 1)
+
+	probes := []struct {
+		name string
+		node *node
+		run  func() (at, readAt time.Time, ok bool, err string)
+	}{
+		{"health", master, func() (time.Time, time.Time, bool, string) {
+			h := newHealthProbe(master.addr, Auth{}, 5*time.Second)
+			defer h.close()
+			r := h.check(context.Background(), 5*time.Second)
+			return r.At, r.ReadAt, r.OK, r.Err
+		}},
+		{"sentinel", sentinel, func() (time.Time, time.Time, bool, string) {
+			s := &sentinelConn{addr: sentinel.addr}
+			defer s.close()
+			v := s.query(context.Background(), "m", 5*time.Second)
+			return v.At, v.ReadAt, v.OK, v.Err
+		}},
+	}
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			if err := p.node.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			resumed := false
+			t.Cleanup(func() {
+				if !resumed {
+					p.node.cmd.Process.Signal(syscall.SIGCONT)
+				}
+			})
+			type result struct {
+				at      time.Time
+				stamped time.Time // ReadAt
+				ok      bool
+				err     string
+				readAt  time.Time
+				started time.Time
+			}
+			done := make(chan result, 1)
+			go func() {
+				started := time.Now()
+				at, readAt, ok, err := p.run()
+				done <- result{at, readAt, ok, err, time.Now(), started}
+			}()
+			time.Sleep(freeze) // the freeze itself, not an assertion
+			p.node.cmd.Process.Signal(syscall.SIGCONT)
+			resumed = true
+			r := <-done
+			if !r.ok {
+				t.Fatalf("probe failed: %s", r.err)
+			}
+			if r.readAt.Sub(r.started) < freeze {
+				t.Fatalf("answer read %v after the start, before the target resumed", r.readAt.Sub(r.started))
+			}
+			if r.at.Before(r.started) || r.at.Sub(r.started) > freeze/4 {
+				t.Fatalf("stamped %v after the probe started and %v before it was read: want the start time",
+					r.at.Sub(r.started), r.readAt.Sub(r.at))
+			}
+			if r.stamped.Sub(r.started) < freeze || r.stamped.After(r.readAt) {
+				t.Fatalf("ReadAt %v after the start, read %v after: want the read time",
+					r.stamped.Sub(r.started), r.readAt.Sub(r.started))
+			}
+		})
+	}
+}
