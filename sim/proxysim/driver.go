@@ -186,20 +186,20 @@ func (m *model) probeTimeout(pr *probe) {
 	m.probeDone(pr)
 	err := "i/o timeout"
 	if pr.sentinel {
-		m.oracleView(core.View{At: now, Sentinel: pr.addr, Err: err}, now)
+		m.oracleView(core.View{At: pr.lastStart, ReadAt: now, Sentinel: pr.addr, Err: err}, now)
 		if m.opt.Mutation == StaleViewCache && pr.lastGood.OK {
 			v := pr.lastGood
-			v.At = now
+			v.At, v.ReadAt = pr.lastStart, now
 			m.step(v)
 			return
 		}
-		m.step(core.View{At: now, Sentinel: pr.addr, Err: err})
+		m.step(core.View{At: pr.lastStart, ReadAt: now, Sentinel: pr.addr, Err: err})
 		return
 	}
 	if m.opt.Mutation == DropFailedChecks {
 		return
 	}
-	m.step(core.Health{At: now, Backend: pr.addr, Err: err})
+	m.step(core.Health{At: pr.lastStart, ReadAt: now, Backend: pr.addr, Err: err})
 }
 
 // proxyReceive is the proxy's socket side: probe replies and notices.
@@ -231,7 +231,10 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 		if md.pong != "PONG" {
 			m.violate(InvCodec, "PING to %s answered %q", from, md.pong)
 		}
-		h := proxy.HealthFromInfo(now, pr.addr, md.info)
+		// Dated from when the probe was sent, as the production driver does:
+		// the answer may be that old.
+		h := proxy.HealthFromInfo(pr.lastStart, pr.addr, md.info)
+		h.ReadAt = now
 		if !h.OK {
 			m.violate(InvCodec, "INFO from %s not understood: %s", from, h.Err)
 		}
@@ -248,7 +251,8 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 			return
 		}
 		{
-			view := proxy.ViewFromReplies(now, pr.addr, v[0], v[1])
+			view := proxy.ViewFromReplies(pr.lastStart, pr.addr, v[0], v[1])
+			view.ReadAt = now
 			if !view.OK {
 				m.violate(InvCodec, "sentinel %s reply not understood: %s", from, view.Err)
 			}

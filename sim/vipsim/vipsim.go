@@ -9,6 +9,7 @@ package vipsim
 import (
 	"bytes"
 	"fmt"
+	vipconfig "github.com/redisha/redisha/components/vip/config"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -78,6 +79,10 @@ type Options struct {
 	FaultPhase time.Duration
 	// MaxFaults bounds the faults per schedule (default 8).
 	MaxFaults int
+	// GARPRefresh overrides the periodic gratuitous ARP of a master; 0 keeps
+	// redisha-vip's shipped default, a negative value turns it off (as
+	// keepalived's default does).
+	GARPRefresh time.Duration
 }
 
 var vipAddr = netip.MustParseAddr("10.0.0.100")
@@ -118,7 +123,9 @@ type model struct {
 	interval time.Duration
 	preempt  bool
 	tracked  bool
-	unicast  bool // adverts go to each peer's address (unicast_peers), not 224.0.0.18
+	// garpRefresh is each router's vip.Config.GARPRefresh.
+	garpRefresh time.Duration
+	unicast     bool // adverts go to each peer's address (unicast_peers), not 224.0.0.18
 
 	faultChanges int // fault starts and ends so far
 	dualToken    int
@@ -225,6 +232,14 @@ func (m *model) setup(r *rand.Rand) {
 	}
 	m.interval = time.Duration(interval) * 10 * time.Millisecond
 	m.preempt = r.IntN(4) != 0
+	switch {
+	case m.opt.GARPRefresh < 0:
+		m.garpRefresh = 0
+	case m.opt.GARPRefresh > 0:
+		m.garpRefresh = m.opt.GARPRefresh
+	default:
+		m.garpRefresh = vipconfig.DefaultGARPRefresh
+	}
 	m.tracked = r.IntN(2) == 0
 	prios := []uint8{101, 100, 99}[:n]
 	switch k := r.IntN(10); {
@@ -240,7 +255,8 @@ func (m *model) setup(r *rand.Rand) {
 	for i := range n {
 		name := fmt.Sprintf("r%d", i+1)
 		cfg := vip.Config{Version: version, VRID: 51, Priority: prios[i], Interval: interval,
-			Preempt: m.preempt, Primary: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
+			Preempt: m.preempt, Primary: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
+			GARPRefresh: m.garpRefresh}
 		if m.tracked {
 			cfg.Tracks = []vip.Track{{Name: trackName, Rise: 1 + r.IntN(2), Fall: 1 + r.IntN(2), Weight: 2}}
 		}
