@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,6 +139,12 @@ func TestVIPFollowsHAProxy(t *testing.T) {
 		if err := r2.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// A restart is a clean stop: redis shut down by itself, it was not
+		// killed when Docker's timeout ran out.
+		waitFor(t, ctx, "redis2's clean shutdown in its log", func() bool {
+			b, err := os.ReadFile(filepath.Join(l.LogDir, "redis2.log"))
+			return err == nil && strings.Contains(string(b), "ready to exit, bye bye")
+		})
 		// Both daemons come back on a restarted node, sentinel included.
 		waitFor(t, ctx, "redis2's daemons after restart", func() bool {
 			_, e1 := r2.DaemonPID(ctx, "redis-server")

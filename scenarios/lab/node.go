@@ -199,7 +199,9 @@ func (n *Node) Restart(ctx context.Context) error {
 	if err := n.needContainer(); err != nil {
 		return err
 	}
-	timeout := 2
+	// The node's init stops its daemons within 8 s (redis saves its
+	// snapshot); past 10 s Docker kills what is left.
+	timeout := 10
 	if _, err := n.lab.docker.ContainerRestart(ctx, n.ContainerID(), client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
 		return wrap(err, "restart", n.name)
 	}

@@ -392,7 +392,19 @@ func initScript(spec *NodeSpec, daemons []DaemonSpec) []byte {
 	if len(p1) > 0 {
 		fmt.Fprintf(&b, "if [ -e %s ]; then for d in %s; do start \"$d\"; done; fi\n", startedMarker, strings.Join(p1, " "))
 	}
-	b.WriteString("echo \"init: node " + spec.Name + " started\"\nexec sleep infinity\n")
+	// docker stop and restart signal only PID 1 (Docker's init), which passes
+	// the signal to this script alone; the daemons, reparented away, would be
+	// SIGKILLed when the timeout ends. So a stop is passed on to every daemon
+	// and awaited: redis then saves its snapshot and a lab "restart" is a
+	// clean restart, not a crash.
+	b.WriteString("stopping=\nstop() {\n\t[ -n \"$stopping\" ] && return\n\tstopping=1\n" +
+		"\techo \"init: node " + spec.Name + " stopping daemons\"\n" +
+		"\tkill -s TERM -- -1 2>/dev/null\n" +
+		"\ti=0\n\twhile kill -s 0 -- -1 2>/dev/null && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done\n" +
+		"\texit 0\n}\ntrap stop TERM INT\n")
+	b.WriteString("echo \"init: node " + spec.Name + " started\"\n")
+	// A waited-for child, unlike exec, leaves the shell able to run its trap.
+	b.WriteString("while :; do sleep 3600 & wait $!; done\n")
 	return []byte(b.String())
 }
 
