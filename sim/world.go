@@ -346,3 +346,16 @@ func (t *Trace) Lines() []string { return t.lines }
 
 // String joins the kept lines.
 func (t *Trace) String() string { return strings.Join(t.lines, "\n") }
+
+// Windows draws up to maxFaults fault windows inside a fault phase: each
+// starts anywhere in it and lasts 500 ms plus up to maxExtra (whole
+// milliseconds), cut at the phase's end. add gets each window in draw order
+// and may draw more from r; the order of draws is part of what a seed means.
+func Windows(r *rand.Rand, phase time.Duration, maxFaults int, maxExtra time.Duration, add func(start, end time.Duration)) {
+	k := r.IntN(maxFaults + 1)
+	for range k {
+		start := time.Duration(r.Int64N(int64(phase)))
+		dur := time.Duration(500+r.IntN(int(maxExtra/time.Millisecond))) * time.Millisecond
+		add(start, min(start+dur, phase))
+	}
+}

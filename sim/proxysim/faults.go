@@ -15,12 +15,7 @@ import (
 func (m *model) schedule(r *rand.Rand) time.Time {
 	w := m.w
 	phase := m.opt.FaultPhase
-	k := r.IntN(m.opt.MaxFaults + 1)
-	for range k {
-		start := time.Duration(r.Int64N(int64(phase)))
-		dur := time.Duration(500+r.IntN(20_000)) * time.Millisecond
-		m.fault(r, start, min(start+dur, phase))
-	}
+	sim.Windows(r, phase, m.opt.MaxFaults, 20*time.Second, func(start, end time.Duration) { m.fault(r, start, end) })
 	w.At(sim.Epoch.Add(phase), func() {
 		w.Logf("fault phase over: heal the network, thaw and restart everything")
 		w.Net.Heal()

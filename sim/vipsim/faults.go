@@ -15,13 +15,7 @@ import (
 func (m *model) schedule(r *rand.Rand) time.Time {
 	w := m.w
 	phase := m.opt.FaultPhase
-	k := r.IntN(m.opt.MaxFaults + 1)
-	for range k {
-		start := time.Duration(r.Int64N(int64(phase)))
-		dur := time.Duration(500+r.IntN(15_000)) * time.Millisecond
-		end := min(start+dur, phase)
-		m.fault(r, start, end)
-	}
+	sim.Windows(r, phase, m.opt.MaxFaults, 15*time.Second, func(start, end time.Duration) { m.fault(r, start, end) })
 	w.At(sim.Epoch.Add(phase), func() {
 		w.Logf("fault phase over: heal the network, thaw, restart killed daemons, checks pass")
 		w.Net.Heal()
