@@ -91,7 +91,7 @@ func TestStackErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadStack("nosuchstack"); err == nil || !strings.Contains(err.Error(), "built-in: reference") {
+	if _, err := LoadStack("nosuchstack"); err == nil || !strings.Contains(err.Error(), "built-in: redisha, reference") {
 		t.Fatalf("unknown stack: %v", err)
 	}
 }

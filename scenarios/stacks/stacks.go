@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every built-in stack, one top-level directory each.
 //
-//go:embed reference
+//go:embed reference redisha
 var FS embed.FS
