@@ -44,28 +44,7 @@ func TestForwardUsesSplice(t *testing.T) {
 }
 
 func spliceChild(t *testing.T) {
-	// client <-> proxy pair, proxy pair <-> echo backend
-	pair := func() (*net.TCPConn, *net.TCPConn) {
-		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		a, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := ln.AcceptTCP()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, b
-	}
-	user, proxyClientSide := pair()
-	proxyBackendSide, backend := pair()
-	// The echo hides its conn types so that only forward can splice.
-	go func() { io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{backend}); backend.CloseWrite() }()
-	go forward(proxyClientSide, proxyBackendSide)
+	user := forwardToEcho(t)
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
 	go func() { user.Write(payload); user.CloseWrite() }()
 	got, _ := io.ReadAll(user)
@@ -105,27 +84,8 @@ func mustResolve(t *testing.T, addr string) *net.TCPAddr {
 // Many small writes with pauses in between (request/response sized) all
 // arrive, in order, through forward.
 func TestForwardManySmallMessages(t *testing.T) {
-	pair := func() (*net.TCPConn, *net.TCPConn) {
-		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		a, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := ln.AcceptTCP()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a, b
-	}
-	user, proxyClientSide := pair()
-	proxyBackendSide, backend := pair()
+	user := forwardToEcho(t)
 	defer user.Close()
-	go func() { io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{backend}); backend.CloseWrite() }()
-	go forward(proxyClientSide, proxyBackendSide)
 	rng := rand.New(rand.NewSource(1))
 	var sent bytes.Buffer
 	wrote := make(chan struct{})
@@ -148,4 +108,32 @@ func TestForwardManySmallMessages(t *testing.T) {
 	if err != nil || !bytes.Equal(got, sent.Bytes()) {
 		t.Fatalf("echoed %d bytes (err %v), sent %d", len(got), err, sent.Len())
 	}
+}
+
+// forwardToEcho runs forward between a client connection, which it returns,
+// and an echo backend on loopback: client <-> proxy pair <-> echo.
+func forwardToEcho(t *testing.T) *net.TCPConn {
+	t.Helper()
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		a, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ln.AcceptTCP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	user, proxyClientSide := pair()
+	proxyBackendSide, backend := pair()
+	// The echo hides its conn types so that only forward can splice.
+	go func() { io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{backend}); backend.CloseWrite() }()
+	go forward(proxyClientSide, proxyBackendSide)
+	return user
 }
