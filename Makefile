@@ -30,7 +30,7 @@ images: deps build
 # ---- tests ------------------------------------------------------------------
 test: deps images
 	@$(TIMED) vet $(MAKE) --no-print-directory vet
-	@$(TIMED) tests $(GO) test $(TEST_FLAGS) ./...
+	@$(TIMED) tests .ci/gotest $(TEST_FLAGS) ./...
 
 # Quick local loop: skips everything that needs root, Docker or real daemons.
 test-short:
