@@ -10,29 +10,29 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redisha/redisha/scenarios/check"
 	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // Run is a run directory loaded back: the result and the raw records.
 type Run struct {
 	Dir    string
-	Result *Result
+	Result *result.Result
 	Ops    []history.Op
 	Events []history.Event
 }
 
 // LoadRun reads a run directory.
 func LoadRun(dir string) (*Run, error) {
-	r, err := ReadResult(dir)
+	r, err := result.Read(dir)
 	if err != nil {
 		return nil, err
 	}
 	run := &Run{Dir: dir, Result: r}
-	if run.Ops, err = history.ReadFile[history.Op](filepath.Join(dir, HistoryFile)); err != nil && !os.IsNotExist(err) {
+	if run.Ops, err = history.ReadFile[history.Op](filepath.Join(dir, result.HistoryFile)); err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
-	if run.Events, err = history.ReadFile[history.Event](filepath.Join(dir, EventsFile)); err != nil && !os.IsNotExist(err) {
+	if run.Events, err = history.ReadFile[history.Event](filepath.Join(dir, result.EventsFile)); err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
 	history.SortEvents(run.Events)
@@ -85,7 +85,7 @@ type chart struct {
 }
 
 type page struct {
-	R        *Result
+	R        *result.Result
 	Verdict  string
 	Chart    chart
 	Events   []evRow
@@ -104,7 +104,7 @@ var statusColor = map[history.Status]string{history.OK: "#2e9d57", history.Fail:
 // RenderHTML writes dir/index.html for a loaded run.
 func RenderHTML(run *Run) error {
 	p := buildPage(run)
-	f, err := os.Create(filepath.Join(run.Dir, HTMLFile))
+	f, err := os.Create(filepath.Join(run.Dir, result.HTMLFile))
 	if err != nil {
 		return err
 	}
@@ -115,11 +115,47 @@ func RenderHTML(run *Run) error {
 	return f.Close()
 }
 
+// builder lays out the timeline chart of one run: lanes from the top, one section at a time.
+type builder struct {
+	run        *Run
+	r          *result.Result
+	c          *chart
+	start, end time.Time
+	span       float64 // seconds from start to end
+	y          float64 // the next lane's top
+	step       int     // draw every step-th ordinary op, so huge runs stay light
+}
+
 func buildPage(run *Run) page {
 	r := run.Result
-	p := page{R: r, Verdict: Verdict(r)}
-	p.Workload = kvString(r.Workload)
-	p.Params = kvString(r.StackParams)
+	p := page{R: r, Verdict: Verdict(r), Workload: kvString(r.Workload), Params: kvString(r.StackParams)}
+	b := newBuilder(run, &p.Chart)
+	vip := vipEvents(run.Events)
+	b.roleLanes()
+	b.vipLane(vip)
+	b.routeLanes()
+	b.writeLanes()
+	b.opBars()
+	b.latencyDots()
+	top, bottom := 26.0, b.y
+	b.timeAxis(bottom)
+	b.faultShades(top, bottom)
+	b.failoverMarks(top, bottom)
+	b.vipMarks(vip, top, bottom)
+	b.c.Height = b.y
+	p.Legend = legend
+	p.Events = eventRows(run.Events, r.WorkStart)
+	for _, o := range run.Ops {
+		if o.Kind == "dial" {
+			p.Dials = append(p.Dials, o)
+		}
+	}
+	return p
+}
+
+// newBuilder spans the chart over the workload and every recorded operation.
+func newBuilder(run *Run, c *chart) *builder {
+	r := run.Result
 	start, end := r.WorkStart, r.WorkEnd
 	for _, o := range run.Ops {
 		if start.IsZero() || o.Invoke.Before(start) {
@@ -132,228 +168,238 @@ func buildPage(run *Run) page {
 	if start.IsZero() || !end.After(start) {
 		end = start.Add(time.Second)
 	}
-	span := end.Sub(start).Seconds()
-	x := func(t time.Time) float64 {
-		v := t.Sub(start).Seconds() / span * chartWidth
-		return chartLeft + math.Max(0, math.Min(chartWidth, v))
-	}
-	c := &p.Chart
-	c.Width = chartLeft + chartWidth + 20
-	y := 30.0
-
-	// Replication role per redis node.
-	type roleSpan struct {
-		from time.Time
-		role string
-	}
-	roles := map[string][]roleSpan{}
-	var roleNodes []string
-	var vip []history.Event
-	for _, e := range run.Events {
-		switch {
-		case e.Source == history.SourceRole && e.Kind == history.KindRole:
-			if _, ok := roles[e.Node]; !ok {
-				roleNodes = append(roleNodes, e.Node)
-			}
-			roles[e.Node] = append(roles[e.Node], roleSpan{e.Time, e.Attrs["role"]})
-		case e.Source == history.SourceVIP && e.Kind == history.KindVIPHolder:
-			vip = append(vip, e)
-		}
-	}
-	sort.Strings(roleNodes)
-	roleColor := map[string]string{"master": "#2b6cb0", "slave": "#a0aec0", "unreachable": "#1a202c"}
-	label := func(yy float64, s string) {
-		c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: yy + laneH - 4, Text: s, Anchor: "end", Size: 12, Fill: "#222"})
-	}
-	sectionTitle := func(s string) {
-		c.Texts = append(c.Texts, svgText{X: 4, Y: y + 12, Text: s, Size: 12, Fill: "#555", Weight: "bold"})
-		y += 18
-	}
-	if len(roleNodes) > 0 {
-		sectionTitle("replication role, VIP and proxy routing (host-side observer)")
-	}
-	for _, n := range roleNodes {
-		label(y, n)
-		spans := roles[n]
-		for i, s := range spans {
-			to := end
-			if i+1 < len(spans) {
-				to = spans[i+1].from
-			}
-			if to.Before(start) {
-				continue
-			}
-			from := s.from
-			if from.Before(start) {
-				from = start
-			}
-			col := roleColor[s.role]
-			if col == "" {
-				col = "#e2e8f0"
-			}
-			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
-				Title: fmt.Sprintf("%s %s from %s", n, s.role, from.Format("15:04:05.000"))})
-		}
-		y += laneH + laneGap
-	}
-	if len(vip) > 0 {
-		label(y, "VIP holder")
-		for i, e := range vip {
-			to := end
-			if i+1 < len(vip) {
-				to = vip[i+1].Time
-			}
-			from := e.Time
-			if from.Before(start) {
-				from = start
-			}
-			if to.Before(start) {
-				continue
-			}
-			col := "#805ad5"
-			switch e.Attrs["count"] {
-			case "0":
-				col = "#1a202c"
-			case "1":
-			default:
-				col = "#e53e3e"
-			}
-			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
-				Title: fmt.Sprintf("VIP held by [%s] from %s", e.Attrs["holders"], from.Format("15:04:05.000"))})
-			if x(to)-x(from) > 50 {
-				c.Texts = append(c.Texts, svgText{X: x(from) + 4, Y: y + laneH - 4, Text: e.Attrs["holders"], Size: 11, Fill: "#fff"})
-			}
-		}
-		y += laneH + laneGap
-	}
-
-	// Each proxy's view of its backends.
-	proxies := map[string][]history.Event{}
-	var proxyNodes []string
-	for _, e := range run.Events {
-		if e.Source == history.SourceProxy {
-			if _, ok := proxies[e.Node]; !ok {
-				proxyNodes = append(proxyNodes, e.Node)
-			}
-			proxies[e.Node] = append(proxies[e.Node], e)
-		}
-	}
-	sort.Strings(proxyNodes)
-	for _, n := range proxyNodes {
-		label(y, n+" routes to")
-		evs := proxies[n]
-		for i, e := range evs {
-			to := end
-			if i+1 < len(evs) {
-				to = evs[i+1].Time
-			}
-			from := e.Time
-			if from.Before(start) {
-				from = start
-			}
-			if to.Before(start) {
-				continue
-			}
-			up := check.UpBackends(e.Detail)
-			col, text := "#38a169", strings.Join(up, "+")
-			switch {
-			case e.Detail == "unreachable":
-				col, text = "#cbd5e0", "proxy down"
-			case len(up) == 0:
-				col, text = "#1a202c", "no backend"
-			case len(up) > 1:
-				col = "#e53e3e"
-			}
-			c.Rects = append(c.Rects, svgRect{X: x(from), Y: y, W: math.Max(1, x(to)-x(from)), H: laneH, Fill: col, Opacity: 1,
-				Title: fmt.Sprintf("%s from %s: %s", n, from.Format("15:04:05.000"), e.Detail)})
-			if x(to)-x(from) > 60 {
-				c.Texts = append(c.Texts, svgText{X: x(from) + 4, Y: y + laneH - 4, Text: text, Size: 11, Fill: "#fff"})
-			}
-		}
-		y += laneH + laneGap
-	}
-
-	// Which node served each write.
-	in := check.Input{Ops: run.Ops, Events: run.Events, InitialMaster: initialMaster(run.Events), End: r.WorkEnd}
-	split := map[int64]bool{}
-	for _, o := range check.SplitBrainOps(in) {
-		split[o.ID] = true
-	}
-	lostSet := map[int64]bool{}
-	for _, id := range r.LostOpIDs {
-		lostSet[id] = true
-	}
-	servers := map[string]bool{}
-	for _, o := range run.Ops {
-		if o.IsWrite() {
-			servers[serverName(o)] = true
-		}
-	}
-	var serverList []string
-	for s := range servers {
-		serverList = append(serverList, s)
-	}
-	sort.Strings(serverList)
-	sectionTitle("writes by serving node (green ok, orange indeterminate, red failed; red ring split-brain, black x lost)")
-	lane := map[string]float64{}
-	for _, s := range serverList {
-		lane[s] = y
-		label(y, s)
-		c.Rects = append(c.Rects, svgRect{X: chartLeft, Y: y, W: chartWidth, H: laneH, Fill: "#f7fafc", Opacity: 1})
-		y += laneH + laneGap
-	}
 	step := 1
 	if n := len(run.Ops); n > maxDots {
 		step = n/maxDots + 1
 	}
-	for i, o := range run.Ops {
+	c.Width = chartLeft + chartWidth + 20
+	return &builder{run: run, r: r, c: c, start: start, end: end, span: end.Sub(start).Seconds(), y: 30, step: step}
+}
+
+func (b *builder) x(t time.Time) float64 {
+	v := t.Sub(b.start).Seconds() / b.span * chartWidth
+	return chartLeft + math.Max(0, math.Min(chartWidth, v))
+}
+
+func (b *builder) label(s string) {
+	b.c.Texts = append(b.c.Texts, svgText{X: chartLeft - 8, Y: b.y + laneH - 4, Text: s, Anchor: "end", Size: 12, Fill: "#222"})
+}
+
+func (b *builder) sectionTitle(s string) {
+	b.c.Texts = append(b.c.Texts, svgText{X: 4, Y: b.y + 12, Text: s, Size: 12, Fill: "#555", Weight: "bold"})
+	b.y += 18
+}
+
+func (b *builder) nextLane() { b.y += laneH + laneGap }
+
+// state is one span of a lane: a state that holds from its time until the next one's.
+type state struct {
+	from        time.Time
+	fill, title string
+	text        string  // drawn inside the span when it is wider than minText
+	minText     float64 // 0: never
+}
+
+// lane draws consecutive states on the current lane; the last lasts until the chart's end.
+func (b *builder) lane(states []state) {
+	for i, s := range states {
+		to := b.end
+		if i+1 < len(states) {
+			to = states[i+1].from
+		}
+		if to.Before(b.start) {
+			continue
+		}
+		from := s.from
+		if from.Before(b.start) {
+			from = b.start
+		}
+		b.c.Rects = append(b.c.Rects, svgRect{X: b.x(from), Y: b.y, W: math.Max(1, b.x(to)-b.x(from)), H: laneH, Fill: s.fill, Opacity: 1,
+			Title: fmt.Sprintf(s.title, from.Format("15:04:05.000"))})
+		if s.minText > 0 && b.x(to)-b.x(from) > s.minText {
+			b.c.Texts = append(b.c.Texts, svgText{X: b.x(from) + 4, Y: b.y + laneH - 4, Text: s.text, Size: 11, Fill: "#fff"})
+		}
+	}
+}
+
+var roleColor = map[string]string{"master": "#2b6cb0", "slave": "#a0aec0", "unreachable": "#1a202c"}
+
+// roleLanes draws each redis node's replication role as the host-side observer saw it.
+func (b *builder) roleLanes() {
+	roles := map[string][]state{}
+	var nodes []string
+	for _, e := range b.run.Events {
+		if e.Source != history.SourceRole || e.Kind != history.KindRole {
+			continue
+		}
+		if _, ok := roles[e.Node]; !ok {
+			nodes = append(nodes, e.Node)
+		}
+		role := e.Attrs["role"]
+		col := roleColor[role]
+		if col == "" {
+			col = "#e2e8f0"
+		}
+		roles[e.Node] = append(roles[e.Node], state{from: e.Time, fill: col, title: e.Node + " " + role + " from %s"})
+	}
+	sort.Strings(nodes)
+	if len(nodes) > 0 {
+		b.sectionTitle("replication role, VIP and proxy routing (host-side observer)")
+	}
+	for _, n := range nodes {
+		b.label(n)
+		b.lane(roles[n])
+		b.nextLane()
+	}
+}
+
+func vipEvents(events []history.Event) []history.Event {
+	var vip []history.Event
+	for _, e := range events {
+		if e.Source == history.SourceVIP && e.Kind == history.KindVIPHolder {
+			vip = append(vip, e)
+		}
+	}
+	return vip
+}
+
+// vipLane draws who held the VIP: one holder purple, none black, two or more red.
+func (b *builder) vipLane(vip []history.Event) {
+	if len(vip) == 0 {
+		return
+	}
+	b.label("VIP holder")
+	states := make([]state, 0, len(vip))
+	for _, e := range vip {
+		col := "#805ad5"
+		switch e.Attrs["count"] {
+		case "0":
+			col = "#1a202c"
+		case "1":
+		default:
+			col = "#e53e3e"
+		}
+		states = append(states, state{from: e.Time, fill: col, title: "VIP held by [" + e.Attrs["holders"] + "] from %s",
+			text: e.Attrs["holders"], minText: 50})
+	}
+	b.lane(states)
+	b.nextLane()
+}
+
+// routeLanes draws each proxy's view of its backends, from the judge's analysis.
+func (b *builder) routeLanes() {
+	if b.r.Analysis == nil {
+		return
+	}
+	routes := map[string][]state{}
+	var proxies []string
+	for _, rt := range b.r.Analysis.Routes {
+		if _, ok := routes[rt.Proxy]; !ok {
+			proxies = append(proxies, rt.Proxy)
+		}
+		col, text := "#38a169", strings.Join(rt.Up, "+")
+		switch {
+		case rt.Unreachable:
+			col, text = "#cbd5e0", "proxy down"
+		case len(rt.Up) == 0:
+			col, text = "#1a202c", "no backend"
+		case len(rt.Up) > 1:
+			col = "#e53e3e"
+		}
+		routes[rt.Proxy] = append(routes[rt.Proxy], state{from: rt.Time, fill: col, text: text, minText: 60,
+			title: rt.Proxy + " from %s: " + strings.ReplaceAll(rt.Detail, "%", "%%")})
+	}
+	sort.Strings(proxies)
+	for _, n := range proxies {
+		b.label(n + " routes to")
+		b.lane(routes[n])
+		b.nextLane()
+	}
+}
+
+// writeLanes draws every write on the lane of the node that served it, marking the split-brain
+// and lost ones.
+func (b *builder) writeLanes() {
+	split := map[int64]bool{}
+	if b.r.Analysis != nil {
+		for _, id := range b.r.Analysis.SplitBrainOpIDs {
+			split[id] = true
+		}
+	}
+	lost := map[int64]bool{}
+	for _, id := range b.r.LostOpIDs {
+		lost[id] = true
+	}
+	servers := map[string]bool{}
+	for _, o := range b.run.Ops {
+		if o.IsWrite() {
+			servers[serverName(o)] = true
+		}
+	}
+	serverList := make([]string, 0, len(servers))
+	for s := range servers {
+		serverList = append(serverList, s)
+	}
+	sort.Strings(serverList)
+	b.sectionTitle("writes by serving node (green ok, orange indeterminate, red failed; red ring split-brain, black x lost)")
+	lane := map[string]float64{}
+	for _, s := range serverList {
+		lane[s] = b.y
+		b.label(s)
+		b.c.Rects = append(b.c.Rects, svgRect{X: chartLeft, Y: b.y, W: chartWidth, H: laneH, Fill: "#f7fafc", Opacity: 1})
+		b.nextLane()
+	}
+	for i, o := range b.run.Ops {
 		if !o.IsWrite() {
 			continue
 		}
-		ly := lane[serverName(o)] + laneH/2
-		xx := x(o.Invoke)
-		mark := split[o.ID] || lostSet[o.ID]
-		if i%step != 0 && !mark {
+		if i%b.step != 0 && !split[o.ID] && !lost[o.ID] {
 			continue
 		}
-		title := fmt.Sprintf("op %d w%d %s %s=%s %s %s (%s)", o.ID, o.Worker, o.Kind, o.Key, o.Value, o.Status, o.Latency().Round(time.Microsecond), o.Err)
-		c.Dots = append(c.Dots, svgDot{X: xx, Y: ly, Fill: statusColor[o.Status], Title: title})
-		if split[o.ID] {
-			c.Rects = append(c.Rects, svgRect{X: xx - 3, Y: ly - 6, W: 6, H: 12, Fill: "none", Title: "split-brain write: " + title})
-			c.Lines = append(c.Lines, svgLine{X1: xx, Y1: ly - 7, X2: xx, Y2: ly + 7, Stroke: "#e53e3e", Width: 2, Title: "split-brain write: " + title})
-		}
-		if lostSet[o.ID] {
-			c.Lines = append(c.Lines, svgLine{X1: xx - 4, Y1: ly - 4, X2: xx + 4, Y2: ly + 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title},
-				svgLine{X1: xx - 4, Y1: ly + 4, X2: xx + 4, Y2: ly - 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title})
-		}
+		b.writeDot(o, b.x(o.Invoke), lane[serverName(o)]+laneH/2, split[o.ID], lost[o.ID])
 	}
+}
 
-	// Outcomes per bucket.
-	y += 6
-	sectionTitle("operations per 250 ms (all kinds)")
+func (b *builder) writeDot(o history.Op, xx, ly float64, split, lost bool) {
+	title := fmt.Sprintf("op %d w%d %s %s=%s %s %s (%s)", o.ID, o.Worker, o.Kind, o.Key, o.Value, o.Status, o.Latency().Round(time.Microsecond), o.Err)
+	b.c.Dots = append(b.c.Dots, svgDot{X: xx, Y: ly, Fill: statusColor[o.Status], Title: title})
+	if split {
+		b.c.Rects = append(b.c.Rects, svgRect{X: xx - 3, Y: ly - 6, W: 6, H: 12, Fill: "none", Title: "split-brain write: " + title})
+		b.c.Lines = append(b.c.Lines, svgLine{X1: xx, Y1: ly - 7, X2: xx, Y2: ly + 7, Stroke: "#e53e3e", Width: 2, Title: "split-brain write: " + title})
+	}
+	if lost {
+		b.c.Lines = append(b.c.Lines, svgLine{X1: xx - 4, Y1: ly - 4, X2: xx + 4, Y2: ly + 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title},
+			svgLine{X1: xx - 4, Y1: ly + 4, X2: xx + 4, Y2: ly - 4, Stroke: "#000", Width: 1.5, Title: "lost: " + title})
+	}
+}
+
+// opBars draws the outcomes of every operation per 250 ms bucket, stacked.
+func (b *builder) opBars() {
+	b.y += 6
+	b.sectionTitle("operations per 250 ms (all kinds)")
 	const bucket = 250 * time.Millisecond
-	nb := int(end.Sub(start)/bucket) + 1
+	nb := int(b.end.Sub(b.start)/bucket) + 1
 	counts := make([]map[history.Status]int, nb)
 	maxCount := 1
-	for _, o := range run.Ops {
+	for _, o := range b.run.Ops {
 		if o.Kind == "dial" {
 			continue
 		}
-		b := int(o.Invoke.Sub(start) / bucket)
-		if b < 0 || b >= nb {
+		i := int(o.Invoke.Sub(b.start) / bucket)
+		if i < 0 || i >= nb {
 			continue
 		}
-		if counts[b] == nil {
-			counts[b] = map[history.Status]int{}
+		if counts[i] == nil {
+			counts[i] = map[history.Status]int{}
 		}
-		counts[b][o.Status]++
-		if t := counts[b][history.OK] + counts[b][history.Fail] + counts[b][history.Indeterminate]; t > maxCount {
+		counts[i][o.Status]++
+		if t := counts[i][history.OK] + counts[i][history.Fail] + counts[i][history.Indeterminate]; t > maxCount {
 			maxCount = t
 		}
 	}
 	bw := chartWidth / float64(nb)
-	for b, m := range counts {
-		base := y + barH
+	for i, m := range counts {
+		base := b.y + barH
 		for _, st := range []history.Status{history.OK, history.Indeterminate, history.Fail} {
 			n := m[st]
 			if n == 0 {
@@ -361,60 +407,66 @@ func buildPage(run *Run) page {
 			}
 			h := float64(n) / float64(maxCount) * barH
 			base -= h
-			c.Rects = append(c.Rects, svgRect{X: chartLeft + float64(b)*bw, Y: base, W: math.Max(bw-0.5, 0.5), H: h, Fill: statusColor[st], Opacity: 1,
-				Title: fmt.Sprintf("+%.2fs: %d %s", float64(b)*bucket.Seconds(), n, st)})
+			b.c.Rects = append(b.c.Rects, svgRect{X: chartLeft + float64(i)*bw, Y: base, W: math.Max(bw-0.5, 0.5), H: h, Fill: statusColor[st], Opacity: 1,
+				Title: fmt.Sprintf("+%.2fs: %d %s", float64(i)*bucket.Seconds(), n, st)})
 		}
 	}
-	c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: y + 10, Text: fmt.Sprint(maxCount), Anchor: "end", Size: 11, Fill: "#555"},
-		svgText{X: chartLeft - 8, Y: y + barH, Text: "0", Anchor: "end", Size: 11, Fill: "#555"})
-	c.Lines = append(c.Lines, svgLine{X1: chartLeft, Y1: y + barH, X2: chartLeft + chartWidth, Y2: y + barH, Stroke: "#999", Width: 1})
-	y += barH + 10
+	b.c.Texts = append(b.c.Texts, svgText{X: chartLeft - 8, Y: b.y + 10, Text: fmt.Sprint(maxCount), Anchor: "end", Size: 11, Fill: "#555"},
+		svgText{X: chartLeft - 8, Y: b.y + barH, Text: "0", Anchor: "end", Size: 11, Fill: "#555"})
+	b.c.Lines = append(b.c.Lines, svgLine{X1: chartLeft, Y1: b.y + barH, X2: chartLeft + chartWidth, Y2: b.y + barH, Stroke: "#999", Width: 1})
+	b.y += barH + 10
+}
 
-	// Latency, log scale from 100 µs to 10 s.
-	sectionTitle("latency per operation (log scale)")
+// latencyDots draws each operation's latency on a log scale from 100 µs to 10 s.
+func (b *builder) latencyDots() {
+	b.sectionTitle("latency per operation (log scale)")
 	lo, hi := math.Log10(1e-4), math.Log10(10)
+	top := b.y
 	ly := func(d time.Duration) float64 {
 		s := math.Max(d.Seconds(), 1e-4)
-		return y + latH - (math.Log10(s)-lo)/(hi-lo)*latH
+		return top + latH - (math.Log10(s)-lo)/(hi-lo)*latH
 	}
 	for _, tick := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second, 10 * time.Second} {
 		yy := ly(tick)
-		c.Lines = append(c.Lines, svgLine{X1: chartLeft, Y1: yy, X2: chartLeft + chartWidth, Y2: yy, Stroke: "#e2e8f0", Width: 1})
-		c.Texts = append(c.Texts, svgText{X: chartLeft - 8, Y: yy + 4, Text: tick.String(), Anchor: "end", Size: 11, Fill: "#555"})
+		b.c.Lines = append(b.c.Lines, svgLine{X1: chartLeft, Y1: yy, X2: chartLeft + chartWidth, Y2: yy, Stroke: "#e2e8f0", Width: 1})
+		b.c.Texts = append(b.c.Texts, svgText{X: chartLeft - 8, Y: yy + 4, Text: tick.String(), Anchor: "end", Size: 11, Fill: "#555"})
 	}
-	for i, o := range run.Ops {
-		if o.Kind == "dial" || (i%step != 0 && o.Status == history.OK) {
+	for i, o := range b.run.Ops {
+		if o.Kind == "dial" || (i%b.step != 0 && o.Status == history.OK) {
 			continue
 		}
-		c.Dots = append(c.Dots, svgDot{X: x(o.Invoke), Y: ly(o.Latency()), Fill: statusColor[o.Status],
+		b.c.Dots = append(b.c.Dots, svgDot{X: b.x(o.Invoke), Y: ly(o.Latency()), Fill: statusColor[o.Status],
 			Title: fmt.Sprintf("op %d %s %s %s %s", o.ID, o.Kind, o.Status, o.Latency().Round(time.Microsecond), o.Err)})
 	}
-	y += latH + 8
-	top, bottom := 26.0, y
+	b.y += latH + 8
+}
 
-	// Time axis.
+// timeAxis draws seconds from the start under the chart.
+func (b *builder) timeAxis(bottom float64) {
 	tickEvery := 5.0
-	if span > 120 {
+	if b.span > 120 {
 		tickEvery = 20
-	} else if span < 20 {
+	} else if b.span < 20 {
 		tickEvery = 1
 	}
-	for s := 0.0; s <= span; s += tickEvery {
-		xx := chartLeft + s/span*chartWidth
-		c.Lines = append(c.Lines, svgLine{X1: xx, Y1: bottom, X2: xx, Y2: bottom + 5, Stroke: "#555", Width: 1})
-		c.Texts = append(c.Texts, svgText{X: xx, Y: bottom + 18, Text: fmt.Sprintf("%gs", s), Anchor: "middle", Size: 11, Fill: "#555"})
+	for s := 0.0; s <= b.span; s += tickEvery {
+		xx := chartLeft + s/b.span*chartWidth
+		b.c.Lines = append(b.c.Lines, svgLine{X1: xx, Y1: bottom, X2: xx, Y2: bottom + 5, Stroke: "#555", Width: 1})
+		b.c.Texts = append(b.c.Texts, svgText{X: xx, Y: bottom + 18, Text: fmt.Sprintf("%gs", s), Anchor: "middle", Size: 11, Fill: "#555"})
 	}
-	y = bottom + 26
+	b.y = bottom + 26
+}
 
-	// Overlays: fault windows behind everything, markers on top.
+// faultShades shades every fault window behind everything else, with its label above the chart.
+func (b *builder) faultShades(top, bottom float64) {
 	var shades []svgRect
 	labelEnd := [2]float64{}
-	for i, f := range r.Faults {
+	for i, f := range b.r.Faults {
 		fe := f.End
 		if fe.IsZero() {
-			fe = end
+			fe = b.end
 		}
-		shades = append(shades, svgRect{X: x(f.Start), Y: top, W: math.Max(2, x(fe)-x(f.Start)), H: bottom - top, Fill: "#f6ad55", Opacity: 0.18,
+		shades = append(shades, svgRect{X: b.x(f.Start), Y: top, W: math.Max(2, b.x(fe)-b.x(f.Start)), H: bottom - top, Fill: "#f6ad55", Opacity: 0.18,
 			Title: fmt.Sprintf("fault %s from %s to %s", f.Spec, f.Start.Format("15:04:05.000"), fe.Format("15:04:05.000"))})
 		// Labels go on two rows above the chart; a label that would collide is left to the tooltip.
 		label := f.Spec
@@ -423,49 +475,57 @@ func buildPage(run *Run) page {
 		}
 		w := float64(len([]rune(label))) * 6
 		row := i % 2
-		if x(f.Start) >= labelEnd[row] {
-			c.Texts = append(c.Texts, svgText{X: x(f.Start) + 2, Y: 10 + float64(row)*11, Text: label, Size: 10, Fill: "#c05621"})
-			labelEnd[row] = x(f.Start) + w + 8
+		if b.x(f.Start) >= labelEnd[row] {
+			b.c.Texts = append(b.c.Texts, svgText{X: b.x(f.Start) + 2, Y: 10 + float64(row)*11, Text: label, Size: 10, Fill: "#c05621"})
+			labelEnd[row] = b.x(f.Start) + w + 8
 		}
 	}
-	c.Rects = append(shades, c.Rects...)
-	tl := check.MasterTimeline(in)
-	for _, ep := range tl[1:] {
-		c.Lines = append(c.Lines, svgLine{X1: x(ep.From), Y1: top, X2: x(ep.From), Y2: bottom, Stroke: "#e53e3e", Width: 2,
-			Title: "+switch-master to " + ep.Master + " at " + ep.From.Format("15:04:05.000")})
-		c.Texts = append(c.Texts, svgText{X: x(ep.From) + 3, Y: top + 10, Text: "failover → " + nodeOf(r, ep.Master), Size: 11, Fill: "#e53e3e", Weight: "bold"})
+	b.c.Rects = append(shades, b.c.Rects...)
+}
+
+// failoverMarks draws a line at every change of the quorum's master, from the judge's analysis.
+func (b *builder) failoverMarks(top, bottom float64) {
+	if b.r.Analysis == nil || len(b.r.Analysis.Masters) == 0 {
+		return
 	}
+	for _, ep := range b.r.Analysis.Masters[1:] {
+		b.c.Lines = append(b.c.Lines, svgLine{X1: b.x(ep.From), Y1: top, X2: b.x(ep.From), Y2: bottom, Stroke: "#e53e3e", Width: 2,
+			Title: "+switch-master to " + ep.Master + " at " + ep.From.Format("15:04:05.000")})
+		b.c.Texts = append(b.c.Texts, svgText{X: b.x(ep.From) + 3, Y: top + 10, Text: "failover → " + nodeOf(b.r, ep.Master), Size: 11, Fill: "#e53e3e", Weight: "bold"})
+	}
+}
+
+// vipMarks draws a dashed line at every move of the VIP.
+func (b *builder) vipMarks(vip []history.Event, top, bottom float64) {
 	for i := 1; i < len(vip); i++ {
-		xx := x(vip[i].Time)
-		c.Lines = append(c.Lines, svgLine{X1: xx, Y1: top, X2: xx, Y2: bottom, Stroke: "#805ad5", Width: 1.5, Dash: "4 3",
+		xx := b.x(vip[i].Time)
+		b.c.Lines = append(b.c.Lines, svgLine{X1: xx, Y1: top, X2: xx, Y2: bottom, Stroke: "#805ad5", Width: 1.5, Dash: "4 3",
 			Title: "VIP now held by [" + vip[i].Attrs["holders"] + "] at " + vip[i].Time.Format("15:04:05.000")})
 	}
-	c.Height = y
+}
 
-	p.Legend = []svgRect{{Fill: "#2b6cb0", Title: "master"}, {Fill: "#a0aec0", Title: "replica"}, {Fill: "#1a202c", Title: "unreachable / no VIP"},
-		{Fill: "#805ad5", Title: "VIP on one node"}, {Fill: "#38a169", Title: "proxy routes to one backend"}, {Fill: "#e53e3e", Title: "two VIP holders / two backends UP / failover"}, {Fill: "#f6ad55", Title: "fault window", Opacity: 0.4}}
+var legend = []svgRect{{Fill: "#2b6cb0", Title: "master"}, {Fill: "#a0aec0", Title: "replica"}, {Fill: "#1a202c", Title: "unreachable / no VIP"},
+	{Fill: "#805ad5", Title: "VIP on one node"}, {Fill: "#38a169", Title: "proxy routes to one backend"}, {Fill: "#e53e3e", Title: "two VIP holders / two backends UP / failover"}, {Fill: "#f6ad55", Title: "fault window", Opacity: 0.4}}
 
-	for _, e := range run.Events {
+// eventRows lists the recorded events, times relative to the workload start.
+func eventRows(events []history.Event, workStart time.Time) []evRow {
+	var rows []evRow
+	for _, e := range events {
 		if e.Source == history.SourceSentinel && e.Kind == "+sentinel" {
 			continue
 		}
 		d := e.Detail
 		if e.Source != history.SourceSentinel && len(e.Attrs) > 0 {
-			var kv []string
+			kv := make([]string, 0, len(e.Attrs))
 			for k, v := range e.Attrs {
 				kv = append(kv, k+"="+v)
 			}
 			sort.Strings(kv)
 			d = strings.TrimSpace(strings.Join(kv, " ") + " " + d)
 		}
-		p.Events = append(p.Events, evRow{T: fmt.Sprintf("%+.3fs", e.Time.Sub(r.WorkStart).Seconds()), Source: e.Source, Kind: e.Kind, Node: e.Node, Detail: d})
+		rows = append(rows, evRow{T: fmt.Sprintf("%+.3fs", e.Time.Sub(workStart).Seconds()), Source: e.Source, Kind: e.Kind, Node: e.Node, Detail: d})
 	}
-	for _, o := range run.Ops {
-		if o.Kind == "dial" {
-			p.Dials = append(p.Dials, o)
-		}
-	}
-	return p
+	return rows
 }
 
 // kvString renders a map as "k=v, k=v" in key order.
@@ -492,7 +552,7 @@ func serverName(o history.Op) string {
 	return "(no server)"
 }
 
-func nodeOf(r *Result, addr string) string {
+func nodeOf(r *result.Result, addr string) string {
 	host := addr
 	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
 		host = addr[:i]
@@ -503,15 +563,6 @@ func nodeOf(r *Result, addr string) string {
 		}
 	}
 	return addr
-}
-
-func initialMaster(ev []history.Event) string {
-	for _, e := range ev {
-		if e.Kind == history.KindInitialMaster {
-			return e.Attrs["addr"]
-		}
-	}
-	return ""
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{

@@ -1,16 +1,17 @@
 package reports
 
 import (
+	"github.com/redisha/redisha/scenarios/result"
 	"html/template"
 	"os"
 )
 
 // WriteIndex writes an HTML page with one table row per run, linking each run's own report.
-func WriteIndex(path string, results []*Result, links []string) error {
+func WriteIndex(path string, results []*result.Result, links []string) error {
 	type row struct {
 		Row
 		Link    string
-		Outcome Outcome
+		Outcome result.Outcome
 		Seed    uint64
 	}
 	var rows []row

@@ -3,6 +3,7 @@ package reports
 import (
 	"encoding/xml"
 	"fmt"
+	"github.com/redisha/redisha/scenarios/result"
 	"os"
 	"strings"
 )
@@ -47,11 +48,11 @@ type junitDetail struct {
 }
 
 // suiteName is unique per run, so repetitions stay apart.
-func suiteName(r *Result) string {
+func suiteName(r *result.Result) string {
 	return fmt.Sprintf("%s[%s#%d]", r.Scenario, r.Stack, r.Run)
 }
 
-func junitFor(r *Result) junitSuite {
+func junitFor(r *result.Result) junitSuite {
 	s := junitSuite{Name: suiteName(r), Time: r.Ended.Sub(r.Started).Seconds(), Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"),
 		Props: []junitProp{{"seed", fmt.Sprint(r.Seed)}, {"stack", r.Stack}}}
 	class := "redisha." + r.Scenario
@@ -67,9 +68,9 @@ func junitFor(r *Result) junitSuite {
 			c.SystemOut = "known finding: " + v.Known + "\n" + c.SystemOut
 		}
 		switch {
-		case v.Status == "not-converged":
+		case v.Status == result.NotConverged:
 			c.Error = &junitDetail{Message: "not converged: " + v.Observed, Type: "not-converged", Body: c.SystemOut}
-		case !v.Match && v.Want != "pass" && v.Status == "pass":
+		case v.UnexpectedPass():
 			c.Failure = &junitDetail{Message: "unexpected pass of a known finding: " + v.Observed, Type: "unexpected-pass", Body: c.SystemOut}
 		case !v.Match:
 			c.Failure = &junitDetail{Message: fmt.Sprintf("%s: expected %s, observed %s", v.Status, v.Expected, v.Observed), Type: string(v.Status), Body: c.SystemOut}
@@ -96,7 +97,7 @@ func firstLine(s string) string {
 }
 
 // WriteJUnit writes one JUnit file covering the given runs.
-func WriteJUnit(path string, results ...*Result) error {
+func WriteJUnit(path string, results ...*result.Result) error {
 	var all junitSuites
 	for _, r := range results {
 		s := junitFor(r)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redisha/redisha/scenarios/check"
 	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // sampleRun writes a crafted run directory: a master crash at 8 s, failover at 14 s, the old master
@@ -19,8 +19,9 @@ func sampleRun(t *testing.T) string {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	hw := must(history.Create(filepath.Join(dir, HistoryFile)))
+	hw := must(history.Create(filepath.Join(dir, result.HistoryFile)))
 	id := int64(0)
+	var split []int64 // what the judge's analysis finds: redis1's writes after the failover
 	for w := 0; w < 3; w++ {
 		hw.Write(history.Op{ID: id, Worker: w, Kind: "dial", Invoke: at(0), Complete: at(0.001), Status: history.OK, Server: "10.0.0.11:6379", Node: "redis1", Dial: 1})
 		for s := 0.0; s < 30; s += 0.05 {
@@ -34,6 +35,9 @@ func sampleRun(t *testing.T) string {
 					o.Status, o.Err, o.Complete = history.Indeterminate, "i/o timeout", at(s+0.2)
 				}
 			case s >= 20 && s < 21 && w == 1:
+				if o.Kind != "get" {
+					split = append(split, o.ID)
+				}
 			case s >= 14.5:
 				o.Server, o.Node = "10.0.0.12:6379", "redis2"
 			}
@@ -43,7 +47,7 @@ func sampleRun(t *testing.T) string {
 	if err := hw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ew := must(history.Create(filepath.Join(dir, EventsFile)))
+	ew := must(history.Create(filepath.Join(dir, result.EventsFile)))
 	role := func(s float64, n, r string) history.Event {
 		return history.Event{Time: at(s), Source: history.SourceRole, Kind: history.KindRole, Node: n, Attrs: map[string]string{"role": r}}
 	}
@@ -63,20 +67,24 @@ func sampleRun(t *testing.T) string {
 		t.Fatal(err)
 	}
 	lost := 12
-	r := &Result{Scenario: "old-master-returns", Description: "crafted", Stack: "reference", Seed: 42, Run: 1,
+	r := &result.Result{Scenario: "old-master-returns", Description: "crafted", Stack: "reference", Seed: 42, Run: 1,
 		Nodes: map[string]string{"redis1": "10.0.0.11", "redis2": "10.0.0.12"}, Workload: map[string]any{"clients": 3, "timeout": "200ms", "retries": 0},
 		Started: at(-5), WorkStart: at(0), WorkEnd: at(30), Ended: at(40),
-		Faults: []FaultWindow{{ID: 1, Kind: "crash", Spec: "crash node=redis1", Start: at(8), End: at(20)}},
-		Verdicts: []Judged{
-			{Verdict: check.Verdict{Check: "failover", Status: check.Pass, Expected: "exactly 1", Observed: "1 failover"}, Want: check.Pass, Match: true},
-			{Verdict: check.Verdict{Check: "split-brain", Status: check.Fail, Expected: "none", Observed: "20 split-brain writes", Evidence: []string{"op 1 ..."}}, Want: check.Fail, Known: "recipe routes to two masters", Match: true},
-			{Verdict: check.Verdict{Check: "lost-writes", Status: check.Pass, Expected: "0", Observed: "0 lost"}, Want: check.Fail, Known: "expected loss", Match: false},
-			{Verdict: check.Verdict{Check: "convergence", Status: check.NotConverged, Observed: "redis2 behind"}, Want: check.Pass},
+		Faults: []result.FaultWindow{{ID: 1, Kind: "crash", Spec: "crash node=redis1", Start: at(8), End: at(20)}},
+		Verdicts: []result.Judged{
+			{Verdict: result.Verdict{Check: "failover", Status: result.Pass, Expected: "exactly 1", Observed: "1 failover"}, Want: result.Pass, Match: true},
+			{Verdict: result.Verdict{Check: "split-brain", Status: result.Fail, Expected: "none", Observed: "20 split-brain writes", Evidence: []string{"op 1 ..."}}, Want: result.Fail, Known: "recipe routes to two masters", Match: true},
+			{Verdict: result.Verdict{Check: "lost-writes", Status: result.Pass, Expected: "0", Observed: "0 lost"}, Want: result.Fail, Known: "expected loss", Match: false},
+			{Verdict: result.Verdict{Check: "convergence", Status: result.NotConverged, Observed: "redis2 behind"}, Want: result.Pass},
 		},
-		Summary:   Summary{Ops: 1800, OK: 1500, Failed: 250, Indeterminate: 50, Failovers: 1, WorstUnavailabilityS: 6.5, AckedWrites: 1000, LostWrites: &lost, SplitBrainWrites: 20, TwoMasterS: 1},
+		Summary:   result.Summary{Ops: 1800, OK: 1500, Failed: 250, Indeterminate: 50, Failovers: 1, WorstUnavailabilityS: 6.5, AckedWrites: 1000, LostWrites: &lost, SplitBrainWrites: 20, TwoMasterS: 1},
 		LostOpIDs: []int64{5, 8},
-		Outcome:   OutcomeFail, Reasons: []string{"lost-writes: unexpected pass"}, Error: "docker went away"}
-	if err := WriteResult(dir, r); err != nil {
+		Analysis: &result.Analysis{Masters: []result.Epoch{{Master: "10.0.0.11:6379"}, {From: at(14), Master: "10.0.0.12:6379"}},
+			SplitBrainOpIDs: split,
+			Routes: []result.Route{{Proxy: "haproxy1", Time: at(-1), Up: []string{"redis1"}, Detail: "redis/redis1=UP redis/redis2=DOWN"},
+				{Proxy: "haproxy1", Time: at(20), Up: []string{"redis1", "redis2"}, Detail: "redis/redis1=UP redis/redis2=UP"}}},
+		Outcome: result.OutcomeFail, Reasons: []string{"lost-writes: unexpected pass"}, Error: "docker went away"}
+	if err := result.Write(dir, r); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -98,7 +106,7 @@ func TestRenderHTMLSelfContained(t *testing.T) {
 	if err := RenderHTML(run); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, HTMLFile))
+	b, err := os.ReadFile(filepath.Join(dir, result.HTMLFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +115,7 @@ func TestRenderHTMLSelfContained(t *testing.T) {
 		t.Fatalf("external asset reference %q", m)
 	}
 	for _, want := range []string{"failover → redis2", "fault crash node=redis1", "split-brain write", "lost: op 5", "VIP now held by [haproxy2]",
-		"known finding", "unexpected pass", "docker went away", "<svg", "redis1", "redis2"} {
+		"known finding", "unexpected pass", "haproxy1 routes to", "redis/redis2=UP", "docker went away", "<svg", "redis1", "redis2"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -119,11 +127,11 @@ func TestRenderHTMLSelfContained(t *testing.T) {
 
 func TestJUnitFailureVersusError(t *testing.T) {
 	dir := sampleRun(t)
-	r, err := ReadResult(dir)
+	r, err := result.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, JUnitFile)
+	path := filepath.Join(dir, result.JUnitFile)
 	if err := WriteJUnit(path, r); err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +157,9 @@ func TestJUnitFailureVersusError(t *testing.T) {
 }
 
 func TestTable(t *testing.T) {
-	r := must(ReadResult(sampleRun(t)))
+	r := must(result.Read(sampleRun(t)))
 	var b strings.Builder
-	if err := WriteTable(&b, []*Result{r}); err != nil {
+	if err := WriteTable(&b, []*result.Result{r}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"scenario", "two-master window", "old-master-returns", "12 / 1000", "6.5s", "FAIL lost-writes"} {
@@ -160,7 +168,7 @@ func TestTable(t *testing.T) {
 		}
 	}
 	b.Reset()
-	_ = WriteMarkdown(&b, []*Result{r})
+	_ = WriteMarkdown(&b, []*result.Result{r})
 	if !strings.HasPrefix(b.String(), "| scenario | verdict |") {
 		t.Fatalf("markdown:\n%s", b.String())
 	}

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"github.com/redisha/redisha/scenarios/result"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -9,23 +10,23 @@ import (
 
 // Verdict renders a run's outcome with the checks behind it, e.g. "pass (known: split-brain)"
 // or "FAIL lost-writes".
-func Verdict(r *Result) string {
+func Verdict(r *result.Result) string {
 	var bad, known []string
 	for _, v := range r.Verdicts {
 		switch {
 		case !v.Match:
 			bad = append(bad, v.Check)
-		case v.Want != "pass":
+		case v.Want != result.Pass:
 			known = append(known, v.Check)
 		}
 	}
 	switch r.Outcome {
-	case OutcomeError:
+	case result.OutcomeError:
 		if len(bad) > 0 {
 			return "ERROR " + strings.Join(bad, ",")
 		}
 		return "ERROR"
-	case OutcomeFail:
+	case result.OutcomeFail:
 		return "FAIL " + strings.Join(bad, ",")
 	}
 	if len(known) > 0 {
@@ -43,7 +44,7 @@ type Row struct {
 var Headers = Row{"scenario", "verdict", "failovers", "write unavailability", "acked writes lost", "split-brain writes", "two-master window", "notes"}
 
 // RowOf summarizes one run.
-func RowOf(r *Result) Row {
+func RowOf(r *result.Result) Row {
 	s := r.Summary
 	name := r.Scenario
 	if r.Run > 1 {
@@ -86,7 +87,7 @@ func (r Row) cells() []string {
 }
 
 // WriteTable prints an aligned plain-text table of runs.
-func WriteTable(w io.Writer, results []*Result) error {
+func WriteTable(w io.Writer, results []*result.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(Headers.cells(), "\t"))
 	for _, r := range results {
@@ -96,7 +97,7 @@ func WriteTable(w io.Writer, results []*Result) error {
 }
 
 // WriteMarkdown prints the same table in Markdown.
-func WriteMarkdown(w io.Writer, results []*Result) error {
+func WriteMarkdown(w io.Writer, results []*result.Result) error {
 	h := Headers.cells()
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(h, " | "), strings.Repeat(" --- |", len(h)))
 	for _, r := range results {

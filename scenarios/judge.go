@@ -15,6 +15,7 @@ import (
 	"github.com/redisha/redisha/reports"
 	"github.com/redisha/redisha/scenarios/check"
 	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // KnownVerdict is an expected non-pass verdict of a stack: a finding, not a regression.
@@ -82,11 +83,18 @@ func ParseKnown(name string, data []byte) (Known, error) {
 
 // Judgement is the pure outcome of judging one run's records.
 type Judgement struct {
-	Verdicts  []reports.Judged
-	Summary   reports.Summary
+	Verdicts  []result.Judged
+	Summary   result.Summary
 	LostOpIDs []int64
-	Outcome   reports.Outcome
+	Analysis  *result.Analysis
+	Outcome   result.Outcome
 	Reasons   []string
+}
+
+// Apply records the judgement in r.
+func (j Judgement) Apply(r *result.Result) {
+	r.Verdicts, r.Summary, r.LostOpIDs, r.Analysis = j.Verdicts, j.Summary, j.LostOpIDs, j.Analysis
+	r.Outcome, r.Reasons = j.Outcome, j.Reasons
 }
 
 // Judge runs every checker on the records of one run of s and sets each verdict against the
@@ -112,7 +120,7 @@ func Judge(s *Scenario, in check.Input, known map[string]KnownVerdict) Judgement
 	}
 	var j Judgement
 	for _, v := range vs {
-		jv := reports.Judged{Verdict: v, Want: check.Pass}
+		jv := result.Judged{Verdict: v, Want: check.Pass}
 		if k, ok := known[v.Check]; ok {
 			jv.Want, jv.Known = k.Status, k.Why
 		}
@@ -170,47 +178,17 @@ func Judge(s *Scenario, in check.Input, known map[string]KnownVerdict) Judgement
 	changes, dual := check.VIPStats(in.Events, in.End)
 	sum.VIPChanges, sum.DualVIPS = changes, dual.Seconds()
 	sum.DualRouteS = check.DualRouteWindow(in.Events, in.End).Seconds()
-	j.Outcome, j.Reasons = Outcome(j.Verdicts, "")
+	j.Analysis = check.Analyze(in)
+	j.Outcome, j.Reasons = result.Fold(j.Verdicts, "")
 	return j
 }
 
-// Outcome folds verdicts (and a harness error) into the run's outcome: error when the run could
-// not be judged, fail on a regression or an unexpected pass, pass otherwise.
-func Outcome(vs []reports.Judged, harnessErr string) (reports.Outcome, []string) {
-	var errs, fails []string
-	if harnessErr != "" {
-		errs = append(errs, "harness error: "+harnessErr)
+// AnalyzeRecorded fills in the analysis of a run whose result predates it (result.json without
+// "analysis"), from the records in its directory, so old runs render as new ones do. The result
+// file itself is left as it was.
+func AnalyzeRecorded(run *reports.Run) {
+	if run.Result.Analysis != nil {
+		return
 	}
-	for _, v := range vs {
-		switch {
-		case v.Status == check.NotConverged:
-			errs = append(errs, v.Check+": not converged: "+v.Observed)
-		case v.Match:
-		case v.Want != check.Pass && v.Status == check.Pass:
-			fails = append(fails, fmt.Sprintf("%s: unexpected pass of a known finding (%s): %s", v.Check, v.Known, v.Observed))
-		default:
-			fails = append(fails, fmt.Sprintf("%s: %s: expected %s, observed %s", v.Check, v.Status, v.Expected, v.Observed))
-		}
-	}
-	switch {
-	case len(errs) > 0:
-		return reports.OutcomeError, append(errs, fails...)
-	case len(fails) > 0:
-		return reports.OutcomeFail, fails
-	}
-	return reports.OutcomePass, nil
-}
-
-// ExitCode maps outcomes to the CLI's exit status: 2 if any run errored, else 1 if any failed.
-func ExitCode(outcomes ...reports.Outcome) int {
-	code := 0
-	for _, o := range outcomes {
-		switch o {
-		case reports.OutcomeError:
-			return 2
-		case reports.OutcomeFail:
-			code = 1
-		}
-	}
-	return code
+	run.Result.Analysis = check.Analyze(check.Input{Ops: run.Ops, Events: run.Events, End: run.Result.WorkEnd})
 }

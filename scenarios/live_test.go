@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/testenv"
-	"github.com/redisha/redisha/reports"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // The live tests run catalog scenarios against real containers of the reference stack, with a
@@ -53,7 +53,7 @@ func shortened(t *testing.T, name string, faultAt, faultFor time.Duration) *Scen
 	return s
 }
 
-func runLive(t *testing.T, s *Scenario) *reports.Result {
+func runLive(t *testing.T, s *Scenario) *result.Result {
 	t.Helper()
 	out := t.TempDir()
 	if keep := os.Getenv("REDISHA_KEEP_REPORTS"); keep != "" {
@@ -65,7 +65,7 @@ func runLive(t *testing.T, s *Scenario) *reports.Result {
 	if res.Error != "" {
 		t.Fatalf("harness error: %s", res.Error)
 	}
-	for _, f := range []string{reports.ResultFile, reports.HistoryFile, reports.EventsFile, reports.JUnitFile, reports.HTMLFile, "logs/redis1.log"} {
+	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, result.JUnitFile, result.HTMLFile, "logs/redis1.log"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("report file %s missing or empty: %v", f, err)
 		}
@@ -97,7 +97,7 @@ func TestLiveMasterCrash(t *testing.T) {
 	if u := res.Summary.WorstUnavailabilityS; u < 1 || u > 12 {
 		t.Fatalf("worst write unavailability %.1fs: want a real but bounded outage", u)
 	}
-	if res.Outcome != reports.OutcomePass {
+	if res.Outcome != result.OutcomePass {
 		t.Fatalf("outcome %s: %v", res.Outcome, res.Reasons)
 	}
 }
@@ -112,7 +112,7 @@ func TestLiveMasterReplicaPartition(t *testing.T) {
 	if res.Summary.LostWrites == nil || *res.Summary.LostWrites != 0 {
 		t.Fatalf("lost writes: %v", res.Summary.LostWrites)
 	}
-	if res.Outcome != reports.OutcomePass {
+	if res.Outcome != result.OutcomePass {
 		t.Fatalf("outcome %s: %v", res.Outcome, res.Reasons)
 	}
 }
@@ -137,7 +137,7 @@ func TestLiveMasterMinorityFindsSplitBrain(t *testing.T) {
 	if res.Summary.TwoMasterS < 1 {
 		t.Fatalf("two-master window %.1fs", res.Summary.TwoMasterS)
 	}
-	if res.Outcome != reports.OutcomePass {
+	if res.Outcome != result.OutcomePass {
 		t.Fatalf("outcome %s (the findings are known for the reference stack): %v", res.Outcome, res.Reasons)
 	}
 }

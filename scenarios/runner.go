@@ -26,6 +26,7 @@ import (
 	"github.com/redisha/redisha/scenarios/lab"
 	"github.com/redisha/redisha/scenarios/lab/fault"
 	"github.com/redisha/redisha/scenarios/observe"
+	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/workload"
 )
 
@@ -62,11 +63,11 @@ func RandomSeed() uint64 {
 
 // Run executes one run of s and writes its report directory. It always returns a result (with
 // Outcome error when the harness failed) and the directory it wrote.
-func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*reports.Result, string) {
+func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*result.Result, string) {
 	seed := opt.Seed + uint64(runNo-1)
 	started := time.Now()
 	dir := filepath.Join(opt.Out, fmt.Sprintf("%s-%d", s.Name, runNo))
-	res := &reports.Result{Scenario: s.Name, Description: s.Description, Source: s.Source, Seed: seed, Run: runNo,
+	res := &result.Result{Scenario: s.Name, Description: s.Description, Source: s.Source, Seed: seed, Run: runNo,
 		Started: started, Machine: machine(), Workload: toMap(s.Workload), Expect: toMap(s.Expect)}
 	r := &runner{s: s, opt: opt, seed: seed, dir: dir, res: res, log: opt.Logger}
 	if r.log == nil {
@@ -84,12 +85,12 @@ func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*reports.Res
 	res.Ended = time.Now()
 	if err != nil {
 		res.Error = err.Error()
-		res.Outcome, res.Reasons = Outcome(res.Verdicts, res.Error)
+		res.Outcome, res.Reasons = result.Fold(res.Verdicts, res.Error)
 	}
 	r.progressLine(true)
 	if werr := r.writeReport(); werr != nil && res.Error == "" {
 		res.Error = "writing the report: " + werr.Error()
-		res.Outcome, res.Reasons = Outcome(res.Verdicts, res.Error)
+		res.Outcome, res.Reasons = result.Fold(res.Verdicts, res.Error)
 	}
 	return res, dir
 }
@@ -99,12 +100,14 @@ type runner struct {
 	opt  Options
 	seed uint64
 	dir  string
-	res  *reports.Result
+	res  *result.Result
 	log  *slog.Logger
 
-	lab    *lab.Lab
-	events *history.Writer
-	ops    *history.Writer
+	lab     *lab.Lab
+	events  *history.Writer
+	ops     *history.Writer
+	redises []observe.Endpoint // every redis-server, for the final read
+	initial string             // the quorum's master when the workload started
 
 	phase     atomic.Value // string
 	progMu    sync.Mutex
@@ -114,7 +117,7 @@ type runner struct {
 	fails     atomic.Int64 // failovers seen live
 	t0        time.Time
 	faultMu   sync.Mutex
-	windows   map[int]*reports.FaultWindow
+	windows   map[int]*result.FaultWindow
 	order     []int
 }
 
@@ -155,6 +158,23 @@ func (r *runner) progressLine(final bool) {
 	r.lastPhase = p
 }
 
+// tickProgress refreshes the progress line every second until the returned stop is called.
+func (r *runner) tickProgress() (stop func()) {
+	tick := time.NewTicker(time.Second)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-tick.C:
+				r.progressLine(false)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { tick.Stop(); close(done) }
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -164,87 +184,138 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// run executes the phases of one run in order; each phase records what it learned in r.res.
 func (r *runner) run(ctx context.Context) (err error) {
-	if err := os.MkdirAll(filepath.Join(r.dir, reports.LogsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(r.dir, result.LogsDir), 0o755); err != nil {
 		return err
 	}
 	r.phase.Store("prepare")
-	stackArg := r.opt.Stack
-	if stackArg == "" {
-		stackArg = r.s.Stack.Name
-	}
-	params := r.s.Stack.Params
-	stackName := ""
-	if v, ok := variant(stackArg); ok {
-		stackName, stackArg = v.Name, v.Base
-		params = params.merge(v.Params)
-	}
-	stack, err := lab.LoadStack(stackArg)
+	st, err := r.resolveStack()
 	if err != nil {
 		return err
 	}
-	if stackName == "" {
-		stackName = stack.Name
-	}
-	r.res.Stack = stackName
-	stackDir := ""
-	if st, e := os.Stat(stackArg); e == nil && st.IsDir() {
-		stackDir = stackArg
-	}
-	known, err := LoadKnown(stackName, stackDir)
-	if err != nil {
+	if err := r.openRecords(); err != nil {
 		return err
 	}
-	if r.events, err = history.Create(filepath.Join(r.dir, reports.EventsFile)); err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := r.events.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
-	if r.ops, err = history.Create(filepath.Join(r.dir, reports.HistoryFile)); err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := r.ops.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
-
-	// Progress ticks while the run lasts.
-	tick := time.NewTicker(time.Second)
-	stopTick := make(chan struct{})
-	defer func() { tick.Stop(); close(stopTick) }()
-	go func() {
-		for {
-			select {
-			case <-tick.C:
-				r.progressLine(false)
-			case <-stopTick:
-				return
-			}
-		}
-	}()
+	defer r.closeRecords(&err)
+	defer r.tickProgress()()
 
 	r.setPhase("lab-up")
+	if err := r.labUp(ctx, st); err != nil {
+		return err
+	}
+	defer r.labDown(ctx, &err)
+	if err := r.checkTargets(); err != nil {
+		return err
+	}
+	stopObs, err := r.startObserver(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopObs()
+	inj := fault.NewInjector(r.log, fault.WithSeed(r.seed), fault.WithEvents(r.onFault), fault.WithExempt(r.lab.Gateway))
+	defer undoAll(ctx, inj, &err)
+	wcfg, closePath, err := r.workloadConfig(inj)
+	if err != nil {
+		return err
+	}
+	defer closePath()
+
+	r.setPhase("workload")
+	if err := r.runTimeline(ctx, inj, wcfg); err != nil {
+		return err
+	}
+	r.setPhase("heal")
+	hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
+	uerr := inj.UndoAll(hctx)
+	hcancel()
+	if uerr != nil {
+		return fmt.Errorf("heal: %w", uerr)
+	}
+	r.setPhase("converge")
+	final, err := r.finalRead(ctx, wcfg)
+	if err != nil {
+		return err
+	}
+	stopObs()
+	if err := writeJSON(filepath.Join(r.dir, result.FinalFile), final); err != nil {
+		return fmt.Errorf("writing %s: %w", result.FinalFile, err)
+	}
+	r.setPhase("judge")
+	return r.judge(final, st.known)
+}
+
+// resolvedStack is the stack a run uses, its parameters and its known findings.
+type resolvedStack struct {
+	stack  *lab.Stack
+	params lab.Params
+	known  Known
+}
+
+// resolveStack picks the stack (the --stack override, a variant or the scenario's), merges the
+// parameters and loads the stack's known verdicts.
+func (r *runner) resolveStack() (resolvedStack, error) {
+	arg := r.opt.Stack
+	if arg == "" {
+		arg = r.s.Stack.Name
+	}
+	params := r.s.Stack.Params
+	name := ""
+	if v, ok := variant(arg); ok {
+		name, arg = v.Name, v.Base
+		params = params.merge(v.Params)
+	}
+	stack, err := lab.LoadStack(arg)
+	if err != nil {
+		return resolvedStack{}, err
+	}
+	if name == "" {
+		name = stack.Name
+	}
+	r.res.Stack = name
+	dir := ""
+	if st, e := os.Stat(arg); e == nil && st.IsDir() {
+		dir = arg
+	}
+	known, err := LoadKnown(name, dir)
+	if err != nil {
+		return resolvedStack{}, err
+	}
+	return resolvedStack{stack: stack, params: labParams(params), known: known}, nil
+}
+
+// openRecords creates events.jsonl and history.jsonl.
+func (r *runner) openRecords() (err error) {
+	if r.events, err = history.Create(filepath.Join(r.dir, result.EventsFile)); err != nil {
+		return err
+	}
+	r.ops, err = history.Create(filepath.Join(r.dir, result.HistoryFile))
+	return err
+}
+
+// closeRecords closes the record files, keeping the first error in *err.
+func (r *runner) closeRecords(err *error) {
+	for _, w := range []*history.Writer{r.ops, r.events} {
+		if w == nil {
+			continue
+		}
+		if cerr := w.Close(); *err == nil && cerr != nil {
+			*err = cerr
+		}
+	}
+}
+
+// labUp starts the lab and records its nodes and parameters in the result.
+func (r *runner) labUp(ctx context.Context, st resolvedStack) error {
 	lo := r.opt.Lab
-	lo.LogDir = filepath.Join(r.dir, reports.LogsDir)
+	lo.LogDir = filepath.Join(r.dir, result.LogsDir)
 	lo.NoSignalHandler = true
 	lo.Logger = r.log
-	l, err := lab.Up(ctx, stack, labParams(params), lo)
+	l, err := lab.Up(ctx, st.stack, st.params, lo)
 	if err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
 	r.lab = l
-	defer func() {
-		r.setPhase("teardown")
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
-		defer cancel()
-		if cerr := l.Close(cctx); cerr != nil && err == nil {
-			err = fmt.Errorf("lab close: %w", cerr)
-		}
-	}()
 	r.res.StackParams = toMap(l.Params)
 	r.res.StackParams["checkInterval"] = time.Duration(l.Params.CheckInterval).String()
 	r.res.Nodes = map[string]string{}
@@ -257,12 +328,34 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if l.VIP.IsValid() {
 		r.res.VIP = l.VIP.String()
 	}
-	if err := r.checkTargets(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Observer first, so the initial roles are on record before the workload.
+// labDown tears the lab down, keeping the first error in *err.
+func (r *runner) labDown(ctx context.Context, err *error) {
+	r.setPhase("teardown")
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
+	defer cancel()
+	if cerr := r.lab.Close(cctx); cerr != nil && *err == nil {
+		*err = fmt.Errorf("lab close: %w", cerr)
+	}
+}
+
+// undoAll heals every fault still applied, keeping the first error in *err.
+func undoAll(ctx context.Context, inj *fault.Injector, err *error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if uerr := inj.UndoAll(cctx); uerr != nil && *err == nil {
+		*err = fmt.Errorf("undo faults: %w", uerr)
+	}
+}
+
+// startObserver starts the observer before the workload, so the initial roles are on record,
+// and records the quorum's initial master. The returned stop may be called more than once.
+func (r *runner) startObserver(ctx context.Context) (stop func(), err error) {
+	l := r.lab
 	sentinels, redises := r.endpoints()
+	r.redises = redises
 	ocfg := observe.Config{Sentinels: sentinels, Redis: redises, Proxies: r.proxies(), Rec: &tap{w: r.events, n: &r.fails}}
 	if l.VIP.IsValid() {
 		ocfg.VIPHolders = func(ctx context.Context) ([]string, error) {
@@ -275,46 +368,42 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	}
 	obsCtx, obsCancel := context.WithCancel(ctx)
-	defer obsCancel()
 	obs := observe.Start(obsCtx, ocfg)
-	stopObs := sync.OnceFunc(obs.Stop)
-	defer stopObs()
-	initial, err := observe.MasterFromSentinels(ctx, sentinels, MasterName)
+	stop = sync.OnceFunc(func() { obs.Stop(); obsCancel() })
+	r.initial, err = observe.MasterFromSentinels(ctx, sentinels, MasterName)
 	if err != nil {
-		return fmt.Errorf("initial master: %w", err)
+		stop()
+		return nil, fmt.Errorf("initial master: %w", err)
 	}
-	r.events.Write(history.Event{Time: time.Now(), Source: history.SourceRunner, Kind: history.KindInitialMaster, Attrs: map[string]string{"addr": initial}})
-	r.res.Faults = nil
+	r.events.Write(history.Event{Time: time.Now(), Source: history.SourceRunner, Kind: history.KindInitialMaster, Attrs: map[string]string{"addr": r.initial}})
+	return stop, nil
+}
 
-	inj := fault.NewInjector(r.log, fault.WithSeed(r.seed), fault.WithEvents(r.onFault), fault.WithExempt(l.Gateway))
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-		defer cancel()
-		if uerr := inj.UndoAll(cctx); uerr != nil && err == nil {
-			err = fmt.Errorf("undo faults: %w", uerr)
-		}
-	}()
-	wl := r.s.Workload
+// workloadConfig resolves where the clients connect (the VIP or one node, through the client
+// path proxy when a fault needs it). closePath releases that proxy.
+func (r *runner) workloadConfig(inj *fault.Injector) (wcfg workload.Config, closePath func(), err error) {
+	l, wl := r.lab, r.s.Workload
+	closePath = func() {}
 	addr := ""
 	switch wl.Path {
 	case PathVIP:
 		if !l.VIP.IsValid() {
-			return errors.New("workload path vip, but the stack has no VIP")
+			return wcfg, closePath, errors.New("workload path vip, but the stack has no VIP")
 		}
 		addr = net.JoinHostPort(l.VIP.String(), strconv.Itoa(RedisPort))
 	case PathDirect:
 		n := l.Node(wl.Node)
 		if n == nil {
-			return fmt.Errorf("workload.node %q is not a node of stack %s", wl.Node, stack.Name)
+			return wcfg, closePath, fmt.Errorf("workload.node %q is not a node of stack %s", wl.Node, l.Stack.Name)
 		}
 		addr = net.JoinHostPort(n.IP().String(), strconv.Itoa(RedisPort))
 	}
 	if r.needsClientPath() {
 		cp, err := fault.NewClientPath(fault.ClientPathConfig{NetnsPath: l.Client.NetnsPath(), Upstream: addr, Seed: r.seed})
 		if err != nil {
-			return err
+			return wcfg, closePath, err
 		}
-		defer cp.Close()
+		closePath = func() { cp.Close() }
 		inj.AttachClientPath(cp)
 		addr = cp.Addr()
 	}
@@ -322,7 +411,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	for _, n := range l.Nodes {
 		ipToNode[n.IP().String()] = n.Name()
 	}
-	wcfg := workload.Config{
+	return workload.Config{
 		Addr: addr, Dial: l.ClientDial, Clients: wl.Clients, Rate: wl.Rate, Duration: wl.Duration.D(),
 		SetW: wl.Mix.Set, GetW: wl.Mix.Get, AddW: wl.Mix.Add, Keys: wl.Keys, Timeout: wl.Timeout.D(), Retries: wl.Retries,
 		Reconnect: wl.Reconnect.D(),
@@ -331,14 +420,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 			h, _, _ := net.SplitHostPort(a)
 			return ipToNode[h]
 		},
-	}
+	}, closePath, nil
+}
 
-	// Workload and fault timeline run together; times in the timeline count from workload start.
-	r.setPhase("workload")
+// runTimeline runs the workload and the fault timeline together; times in the timeline count
+// from the workload's start. The first fault error stops the workload.
+func (r *runner) runTimeline(ctx context.Context, inj *fault.Injector, wcfg workload.Config) error {
 	timeline := r.s.Timeline(r.seed)
 	for _, tf := range timeline {
-		r.res.Timeline = append(r.res.Timeline, map[string]any{"at": tf.At.String(), "duration": tf.Duration.String(),
-			"kind": tf.Fault.Kind, "targets": tf.Fault.Targets, "a": tf.Fault.A, "b": tf.Fault.B, "entry": tf.Entry, "repeat": tf.Repeat})
+		r.res.Timeline = append(r.res.Timeline, tf.Record())
 	}
 	r.t0 = time.Now()
 	r.res.WorkStart = r.t0
@@ -365,70 +455,66 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.res.WorkEnd = time.Now()
 	wcancel()
 	wg.Wait()
-	if werr != nil {
+	switch {
+	case werr != nil:
 		return werr
-	}
-	if faultErr != nil {
+	case faultErr != nil:
 		return faultErr
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
+	return ctx.Err()
+}
 
-	r.setPhase("heal")
-	hctx, hcancel := context.WithTimeout(ctx, 60*time.Second)
-	uerr := inj.UndoAll(hctx)
-	hcancel()
-	if uerr != nil {
-		return fmt.Errorf("heal: %w", uerr)
-	}
-
-	r.setPhase("converge")
-	final := history.Final{}
-	m, waited, cerr := observe.Converge(ctx, redises, r.s.ConvergeTimeout.D())
-	final.Waited = waited
+// finalRead waits for the replicas to converge and reads every key the workload wrote. A run
+// that does not converge is judged as such (not a harness error).
+func (r *runner) finalRead(ctx context.Context, wcfg workload.Config) (history.Final, error) {
+	m, waited, cerr := observe.Converge(ctx, r.redises, r.s.ConvergeTimeout.D())
 	if cerr != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return history.Final{}, ctx.Err()
 		}
-		final.Reason = cerr.Error()
-	} else {
-		regs, sets := wcfg.KeyNames()
-		if final, err = observe.ReadFinal(ctx, m, regs, sets); err != nil {
-			return err
-		}
-		final.Waited = waited
+		return history.Final{Waited: waited, Reason: cerr.Error()}, nil
 	}
-	stopObs()
-	if b, err := json.MarshalIndent(final, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(r.dir, "final.json"), b, 0o644)
+	regs, sets := wcfg.KeyNames()
+	final, err := observe.ReadFinal(ctx, m, regs, sets)
+	if err != nil {
+		return history.Final{}, err
 	}
+	final.Waited = waited
+	return final, nil
+}
 
-	r.setPhase("judge")
+// judge reads the records back and judges them.
+func (r *runner) judge(final history.Final, known Known) error {
 	if err := r.ops.Flush(); err != nil {
 		return err
 	}
 	if err := r.events.Flush(); err != nil {
 		return err
 	}
-	in, err := r.loadInput(final, initial)
+	in, err := r.loadInput(final, r.initial)
 	if err != nil {
 		return err
 	}
-	j := Judge(r.s, in, known[r.s.Name])
-	r.res.Verdicts, r.res.Summary, r.res.LostOpIDs = j.Verdicts, j.Summary, j.LostOpIDs
-	r.res.Outcome, r.res.Reasons = j.Outcome, j.Reasons
+	Judge(r.s, in, known[r.s.Name]).Apply(r.res)
 	r.res.Faults = r.faultWindows()
 	return nil
 }
 
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
 // loadInput reads the records back from disk: the checkers judge exactly what the report holds.
 func (r *runner) loadInput(final history.Final, initial string) (check.Input, error) {
-	ops, err := history.ReadFile[history.Op](filepath.Join(r.dir, reports.HistoryFile))
+	ops, err := history.ReadFile[history.Op](filepath.Join(r.dir, result.HistoryFile))
 	if err != nil {
 		return check.Input{}, err
 	}
-	evs, err := history.ReadFile[history.Event](filepath.Join(r.dir, reports.EventsFile))
+	evs, err := history.ReadFile[history.Event](filepath.Join(r.dir, result.EventsFile))
 	if err != nil {
 		return check.Input{}, err
 	}
@@ -611,11 +697,11 @@ func (r *runner) onFault(e fault.Event) {
 	r.faultMu.Lock()
 	defer r.faultMu.Unlock()
 	if r.windows == nil {
-		r.windows = map[int]*reports.FaultWindow{}
+		r.windows = map[int]*result.FaultWindow{}
 	}
 	w := r.windows[e.ID]
 	if w == nil {
-		w = &reports.FaultWindow{ID: e.ID, Kind: string(e.Kind), Spec: e.Spec, Targets: e.Targets}
+		w = &result.FaultWindow{ID: e.ID, Kind: string(e.Kind), Spec: e.Spec, Targets: e.Targets}
 		r.windows[e.ID] = w
 		r.order = append(r.order, e.ID)
 	}
@@ -630,10 +716,10 @@ func (r *runner) onFault(e fault.Event) {
 	go r.progressLine(false)
 }
 
-func (r *runner) faultWindows() []reports.FaultWindow {
+func (r *runner) faultWindows() []result.FaultWindow {
 	r.faultMu.Lock()
 	defer r.faultMu.Unlock()
-	out := make([]reports.FaultWindow, 0, len(r.order))
+	out := make([]result.FaultWindow, 0, len(r.order))
 	for _, id := range r.order {
 		out = append(out, *r.windows[id])
 	}
@@ -658,12 +744,12 @@ func (t *tap) Write(v any) {
 
 func (r *runner) writeReport() error {
 	if r.res.Outcome == "" {
-		r.res.Outcome = reports.OutcomeError
+		r.res.Outcome = result.OutcomeError
 	}
-	if err := reports.WriteResult(r.dir, r.res); err != nil {
+	if err := result.Write(r.dir, r.res); err != nil {
 		return err
 	}
-	if err := reports.WriteJUnit(filepath.Join(r.dir, reports.JUnitFile), r.res); err != nil {
+	if err := reports.WriteJUnit(filepath.Join(r.dir, result.JUnitFile), r.res); err != nil {
 		return err
 	}
 	run, err := reports.LoadRun(r.dir)

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"time"
+
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // TimedFault is one concrete fault of a run: randomization resolved, repetitions unrolled.
@@ -21,6 +23,12 @@ func (t TimedFault) End(workload time.Duration) time.Duration {
 		return workload
 	}
 	return t.At + t.Duration
+}
+
+// Record is the entry as result.json lists it.
+func (t TimedFault) Record() result.TimelineEntry {
+	return result.TimelineEntry{At: t.At.String(), Duration: t.Duration.String(), Kind: t.Fault.Kind,
+		Targets: t.Fault.Targets, A: t.Fault.A, B: t.Fault.B, Entry: t.Entry, Repeat: t.Repeat}
 }
 
 // Timeline resolves the fault timeline for seed: the same scenario and seed always give the same

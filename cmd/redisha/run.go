@@ -16,6 +16,7 @@ import (
 	"github.com/redisha/redisha/reports"
 	"github.com/redisha/redisha/scenarios"
 	"github.com/redisha/redisha/scenarios/lab"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 func newListCmd() *cobra.Command {
@@ -134,8 +135,8 @@ harness or infrastructure error (Docker, time-out, not converged).`,
 			}
 			opt := scenarios.Options{Stack: stack, Seed: seed, Out: out, Progress: cmd.ErrOrStderr(), Logger: logger}
 			fmt.Fprintf(cmd.ErrOrStderr(), "redisha: %d scenario(s) x %d, seed %d, reports in %s\n", len(list), repeat, seed, out)
-			var results []*reports.Result
-			var outcomes []reports.Outcome
+			var results []*result.Result
+			var outcomes []result.Outcome
 			for _, s := range list {
 				for i := 1; i <= repeat; i++ {
 					if ctx.Err() != nil {
@@ -157,8 +158,8 @@ harness or infrastructure error (Docker, time-out, not converged).`,
 			if err := reports.WriteTable(w, results); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "\nseed %d; report: %s\n", seed, filepath.Join(out, reports.HTMLFile))
-			code := scenarios.ExitCode(outcomes...)
+			fmt.Fprintf(w, "\nseed %d; report: %s\n", seed, filepath.Join(out, result.HTMLFile))
+			code := result.ExitCode(outcomes...)
 			if ctx.Err() != nil {
 				return &exitError{code: 2, msg: "interrupted"}
 			}
@@ -180,15 +181,15 @@ harness or infrastructure error (Docker, time-out, not converged).`,
 }
 
 // writeAggregate writes DIR/index.html (a table linking every run) and DIR/junit.xml.
-func writeAggregate(dir string, results []*reports.Result) error {
-	if err := reports.WriteJUnit(filepath.Join(dir, reports.JUnitFile), results...); err != nil {
+func writeAggregate(dir string, results []*result.Result) error {
+	if err := reports.WriteJUnit(filepath.Join(dir, result.JUnitFile), results...); err != nil {
 		return err
 	}
 	var links []string
 	for _, r := range results {
-		links = append(links, fmt.Sprintf("%s-%d/%s", r.Scenario, r.Run, reports.HTMLFile))
+		links = append(links, fmt.Sprintf("%s-%d/%s", r.Scenario, r.Run, result.HTMLFile))
 	}
-	return reports.WriteIndex(filepath.Join(dir, reports.HTMLFile), results, links)
+	return reports.WriteIndex(filepath.Join(dir, result.HTMLFile), results, links)
 }
 
 func newReportCmd() *cobra.Command {
@@ -201,32 +202,33 @@ directory given), prints a table over all of them, and writes an aggregate
 index.html and junit.xml into each parent directory given. Exit status as for run.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var results []*reports.Result
-			var outcomes []reports.Outcome
+			var results []*result.Result
+			var outcomes []result.Outcome
 			for _, a := range args {
 				dirs, parent := runDirs(a)
 				if len(dirs) == 0 {
-					return fmt.Errorf("%s: no %s here or one level below", a, reports.ResultFile)
+					return fmt.Errorf("%s: no %s here or one level below", a, result.ResultFile)
 				}
-				var group []*reports.Result
+				var group []*result.Result
 				var links []string
 				for _, d := range dirs {
 					run, err := reports.LoadRun(d)
 					if err != nil {
 						return err
 					}
+					scenarios.AnalyzeRecorded(run)
 					if err := reports.RenderHTML(run); err != nil {
 						return err
 					}
 					group = append(group, run.Result)
 					outcomes = append(outcomes, run.Result.Outcome)
-					links = append(links, filepath.Join(filepath.Base(d), reports.HTMLFile))
+					links = append(links, filepath.Join(filepath.Base(d), result.HTMLFile))
 				}
 				if parent {
-					if err := reports.WriteJUnit(filepath.Join(a, reports.JUnitFile), group...); err != nil {
+					if err := reports.WriteJUnit(filepath.Join(a, result.JUnitFile), group...); err != nil {
 						return err
 					}
-					if err := reports.WriteIndex(filepath.Join(a, reports.HTMLFile), group, links); err != nil {
+					if err := reports.WriteIndex(filepath.Join(a, result.HTMLFile), group, links); err != nil {
 						return err
 					}
 				}
@@ -242,7 +244,7 @@ index.html and junit.xml into each parent directory given. Exit status as for ru
 			if err != nil {
 				return err
 			}
-			if code := scenarios.ExitCode(outcomes...); code != 0 {
+			if code := result.ExitCode(outcomes...); code != 0 {
 				return &exitError{code: code}
 			}
 			return nil
@@ -254,7 +256,7 @@ index.html and junit.xml into each parent directory given. Exit status as for ru
 
 // runDirs returns dir itself when it holds a result, else its sub-directories that do.
 func runDirs(dir string) (dirs []string, parent bool) {
-	if _, err := os.Stat(filepath.Join(dir, reports.ResultFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, result.ResultFile)); err == nil {
 		return []string{dir}, false
 	}
 	ents, err := os.ReadDir(dir)
@@ -263,7 +265,7 @@ func runDirs(dir string) (dirs []string, parent bool) {
 	}
 	for _, e := range ents {
 		if e.IsDir() {
-			if _, err := os.Stat(filepath.Join(dir, e.Name(), reports.ResultFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), result.ResultFile)); err == nil {
 				dirs = append(dirs, filepath.Join(dir, e.Name()))
 			}
 		}

@@ -9,18 +9,18 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/result"
 )
 
-// Status is a checker's verdict.
-type Status string
+// Status is a checker's verdict; the type lives in the result model so results need no checker.
+type Status = result.Status
 
+// Statuses, as in package result.
 const (
-	Pass Status = "pass"
-	Fail Status = "fail"
-	// Unknown means the checker could not decide (e.g. a linearizability search timed out).
-	Unknown Status = "unknown"
-	// NotConverged means the final state could not be read reliably, so no count is given.
-	NotConverged Status = "not-converged"
+	Pass         = result.Pass
+	Fail         = result.Fail
+	Unknown      = result.Unknown
+	NotConverged = result.NotConverged
 )
 
 // Check names, as used in results and known-verdict files.
@@ -37,16 +37,9 @@ const (
 const maxEvidence = 20
 
 // Verdict is one checker's judgement with the numbers and the records behind it.
-type Verdict struct {
-	Check    string             `json:"check"`
-	Status   Status             `json:"status"`
-	Expected string             `json:"expected"`
-	Observed string             `json:"observed"`
-	Metrics  map[string]float64 `json:"metrics,omitempty"`
-	Evidence []string           `json:"evidence,omitempty"`
-}
+type Verdict = result.Verdict
 
-func (v *Verdict) evidence(format string, args ...any) {
+func evidence(v *Verdict, format string, args ...any) {
 	if len(v.Evidence) < maxEvidence {
 		v.Evidence = append(v.Evidence, fmt.Sprintf(format, args...))
 	} else if len(v.Evidence) == maxEvidence {
@@ -69,10 +62,7 @@ type Input struct {
 }
 
 // Epoch is a span during which the quorum's master was one address.
-type Epoch struct {
-	From   time.Time `json:"from"` // zero for the initial epoch
-	Master string    `json:"master"`
-}
+type Epoch = result.Epoch
 
 // MasterTimeline derives the quorum's master over time from +switch-master events. Every sentinel
 // announces the same switch, so repeats of the current master are folded into one epoch.

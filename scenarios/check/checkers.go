@@ -42,7 +42,7 @@ func Failover(in Input, exp FailoverExpectation) Verdict {
 		if !in.FaultStart.IsZero() {
 			line += fmt.Sprintf(" (%s after the first fault)", fmtDur(ep.From.Sub(in.FaultStart)))
 		}
-		v.evidence("%s", line)
+		evidence(&v, "%s", line)
 	}
 	v.Status = Pass
 	switch {
@@ -162,7 +162,7 @@ func WriteUnavailability(in Input, bound time.Duration) Verdict {
 		if w.Open {
 			state = " (still open)"
 		}
-		v.evidence("worker %d: no acknowledged write from %s to %s: %s%s", w.Worker,
+		evidence(&v, "worker %d: no acknowledged write from %s to %s: %s%s", w.Worker,
 			w.From.Format("15:04:05.000"), w.To.Format("15:04:05.000"), fmtDur(w.Length), state)
 	}
 	v.Status = Pass
@@ -188,7 +188,7 @@ func LostWrites(in Input, max int) Verdict {
 	}
 	lost, acked := LostOps(in)
 	for _, l := range lost {
-		v.evidence("%s: %s", opRef(l.Op), l.Why)
+		evidence(&v, "%s: %s", opRef(l.Op), l.Why)
 	}
 	v.Metrics["acked_writes"] = float64(acked)
 	v.Metrics["lost"] = float64(len(lost))
@@ -272,7 +272,7 @@ func SplitBrain(in Input, allowed bool) Verdict {
 	}
 	sb := SplitBrainOps(in)
 	for _, o := range sb {
-		v.evidence("%s: quorum's master was %s", opRef(o), masterAt(tl, o.Invoke))
+		evidence(&v, "%s: quorum's master was %s", opRef(o), masterAt(tl, o.Invoke))
 	}
 	n := len(sb)
 	unattributed := 0

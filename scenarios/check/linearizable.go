@@ -161,7 +161,7 @@ func Linearizable(in Input, required bool, timeout time.Duration) Verdict {
 				continue
 			}
 			last := longest[len(longest)-1].Metadata.(history.Op)
-			v.evidence("key %s: only %d ops linearize, ending with %s; the next op contradicts it", key, len(longest), opRef(last))
+			evidence(&v, "key %s: only %d ops linearize, ending with %s; the next op contradicts it", key, len(longest), opRef(last))
 		}
 	default:
 		v.Status = Unknown

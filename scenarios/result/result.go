@@ -1,0 +1,147 @@
+// Package result is the model of one scenario run as result.json records it: the verdicts set
+// against their expectations, the run's outcome and exit code, the headline numbers, and every
+// analysis the report shows, computed once by the judge. Renderers (reports) and aggregators
+// (compare) read it; nothing here judges. It imports nothing of the project's, so every other
+// package may use it.
+package result
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// File names inside a run directory.
+const (
+	ResultFile  = "result.json"
+	HistoryFile = "history.jsonl"
+	EventsFile  = "events.jsonl"
+	FinalFile   = "final.json"
+	JUnitFile   = "junit.xml"
+	HTMLFile    = "index.html"
+	LogsDir     = "logs"
+)
+
+// Result is result.json.
+type Result struct {
+	Scenario    string            `json:"scenario"`
+	Description string            `json:"description,omitempty"`
+	Source      string            `json:"source"`
+	Stack       string            `json:"stack"`
+	StackParams map[string]any    `json:"stack_params,omitempty"` // the parameters the lab ran with, as its templates saw them
+	Nodes       map[string]string `json:"nodes,omitempty"`        // name -> IP
+	VIP         string            `json:"vip,omitempty"`
+	Seed        uint64            `json:"seed"`
+	Run         int               `json:"run"` // repetition number, from 1
+	Workload    map[string]any    `json:"workload"`
+	Expect      map[string]any    `json:"expect"`
+	Started     time.Time         `json:"started"`
+	WorkStart   time.Time         `json:"workload_start"`
+	WorkEnd     time.Time         `json:"workload_end"`
+	Ended       time.Time         `json:"ended"`
+	Timeline    []TimelineEntry   `json:"timeline"` // the fault timeline resolved from the seed
+	Faults      []FaultWindow     `json:"faults"`   // the faults as applied
+	Verdicts    []Judged          `json:"verdicts"`
+	LostOpIDs   []int64           `json:"lost_op_ids,omitempty"` // every lost acknowledged write
+	Summary     Summary           `json:"summary"`
+	// Analysis holds what the report draws beyond the verdicts; nil in results written before it
+	// existed (a reader may compute it again from the run's records).
+	Analysis *Analysis `json:"analysis,omitempty"`
+	Outcome  Outcome   `json:"outcome"`
+	Reasons  []string  `json:"reasons,omitempty"` // why fail or error
+	Error    string    `json:"error,omitempty"`   // harness error
+	Machine  string    `json:"machine,omitempty"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// TimelineEntry is one fault of the timeline as resolved from the seed, before it was applied.
+type TimelineEntry struct {
+	At       string   `json:"at"`       // after the workload start, e.g. "10s"
+	Duration string   `json:"duration"` // "0s": until the heal after the workload
+	Kind     string   `json:"kind"`
+	Targets  []string `json:"targets"`
+	A        []string `json:"a"`
+	B        []string `json:"b"`
+	Entry    int      `json:"entry"`  // index in the scenario's faults
+	Repeat   int      `json:"repeat"` // 0-based repetition
+}
+
+// FaultWindow is one fault as applied, from its apply to its undo event.
+type FaultWindow struct {
+	ID      int       `json:"id"`
+	Kind    string    `json:"kind"`
+	Spec    string    `json:"spec"`
+	Targets []string  `json:"targets,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"` // zero if never undone
+	Err     string    `json:"error,omitempty"`
+}
+
+// Summary holds the headline numbers of a run.
+type Summary struct {
+	Ops                  int      `json:"ops"`
+	OK                   int      `json:"ok"`
+	Failed               int      `json:"failed"`
+	Indeterminate        int      `json:"indeterminate"`
+	Failovers            int      `json:"failovers"`
+	WorstUnavailabilityS float64  `json:"worst_unavailability_s"`
+	AckedWrites          int      `json:"acked_writes"`
+	LostWrites           *int     `json:"lost_writes"` // nil when not converged
+	SplitBrainWrites     int      `json:"split_brain_writes"`
+	TwoMasterS           float64  `json:"two_master_s"`
+	VIPChanges           int      `json:"vip_changes"`
+	DualVIPS             float64  `json:"dual_vip_s"`
+	DualRouteS           float64  `json:"dual_route_s"` // a proxy saw two backends UP (two masters)
+	Linearizable         string   `json:"linearizable"` // pass, fail, unknown, or not checked
+	FailoverS            *float64 `json:"failover_s,omitempty"`
+}
+
+// Analysis is what the judge derived from the records for the report to draw.
+type Analysis struct {
+	// Masters is the quorum's master over time; the first epoch has a zero From.
+	Masters []Epoch `json:"masters"`
+	// SplitBrainOpIDs are the acknowledged writes served by a node that was not the quorum's
+	// master at the time.
+	SplitBrainOpIDs []int64 `json:"split_brain_op_ids,omitempty"`
+	// Routes is each proxy's view of its backends over time, in time order.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Epoch is a span during which the quorum's master was one address.
+type Epoch struct {
+	From   time.Time `json:"from"` // zero for the initial epoch
+	Master string    `json:"master"`
+}
+
+// Route is one observation of a proxy's backends, valid until the proxy's next one.
+type Route struct {
+	Proxy       string    `json:"proxy"` // node name
+	Time        time.Time `json:"time"`
+	Unreachable bool      `json:"unreachable,omitempty"` // the proxy could not be read
+	Up          []string  `json:"up,omitempty"`          // the backends it would route to
+	Detail      string    `json:"detail"`                // the observation as recorded
+}
+
+// Write writes dir/result.json.
+func Write(dir string, r *Result) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ResultFile), append(b, '\n'), 0o644)
+}
+
+// Read reads dir/result.json.
+func Read(dir string) (*Result, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ResultFile), err)
+	}
+	return &r, nil
+}
