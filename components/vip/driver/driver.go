@@ -113,6 +113,10 @@ type Daemon struct {
 	garpCancel  context.CancelFunc
 	lastBadLog  map[vrrp.Reason]time.Time
 	notifyGroup sync.WaitGroup
+	// statusReq carries /status requests to the loop goroutine, which answers
+	// between two events: a snapshot taken while apply is half done (VIPs
+	// already removed, State not yet updated) would be torn.
+	statusReq chan chan Status
 }
 
 // New prepares a daemon: it resolves the interface and source address and
@@ -125,7 +129,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	vips, _ := cfg.VIPs()
 	d := &Daemon{cfg: cfg, log: log, vips: vips, met: newMetrics(cfg.Name), badCounts: map[string]uint64{},
-		lastBadLog: map[vrrp.Reason]time.Time{}}
+		lastBadLog: map[vrrp.Reason]time.Time{}, statusReq: make(chan chan Status)}
 	d.form, _ = vrrp.ParseChecksumForm(cfg.Checksum)
 	d.addrs = &addrManager{ifname: cfg.Interface, vips: vips, log: log}
 	removed, err := d.addrs.remove()
@@ -196,12 +200,16 @@ func primaryAddr(ifi *net.Interface, want string, vips []config.VIP) (netip.Addr
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		reply := make(chan Status, 1)
+		select {
+		case d.statusReq <- reply:
+		case <-r.Context().Done():
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		d.mu.Lock()
-		defer d.mu.Unlock()
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(d.status)
+		enc.Encode(<-reply)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -287,6 +295,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-d.timer.C:
 			now := time.Now()
 			d.apply(now, d.machine.Timer(now))
+		case reply := <-d.statusReq:
+			d.refreshStatus(time.Now())
+			d.mu.Lock()
+			s := d.status
+			s.VIPs = append([]string(nil), s.VIPs...)
+			s.VIPsPresent = append([]string(nil), s.VIPsPresent...)
+			d.mu.Unlock()
+			reply <- s
 		case ev := <-events:
 			now := time.Now()
 			if ev.pkt != nil {

@@ -25,13 +25,22 @@ func TestTrackingAndNotify(t *testing.T) {
 	if err := os.WriteFile(healthy, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The timeout is explicit: the default (the interval, 50 ms) is shorter
+	// than a fork+exec of test(1) on a loaded machine, and a timed-out check
+	// is a failing one.
 	extra := fmt.Sprintf(`track:
-  - {name: flag, command: [test, -e, %s], interval: 50ms, rise: 2, fall: 2, weight: -150}
+  - {name: flag, command: [test, -e, %s], interval: 50ms, timeout: 5s, rise: 2, fall: 2, weight: -150}
 notify:
   any: [sh, -c, 'echo "$1 $2 $3" >> %s', notify]
 `, healthy, events)
-	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms")+extra)
+	// b first: a then starts at priority 50 under b's adverts (priority
+	// 100) and can only become master once its first check result lifts it
+	// to 200. Started alone, a would race its first check result against
+	// its own Master_Down_Interval (380 ms) and, on a loaded machine, become
+	// master at 50 before the check reported.
 	startVIP(t, hb, vb, vipConfig(hb, 3, 100, "100ms"))
+	waitFor(t, "b master", 5*time.Second, func() bool { return vb.has(vipIP) })
+	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms")+extra)
 	waitFor(t, "a master", 5*time.Second, func() bool { return va.has(vipIP) && !vb.has(vipIP) })
 
 	os.Remove(healthy) // a: 200 - 150 = 50 < 100
