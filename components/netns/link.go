@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -112,7 +113,50 @@ func AddVeth(v Veth) error {
 	if err := netlink.LinkSetUp(veth); err != nil {
 		return fmt.Errorf("netns: %s up: %w", v.Host, err)
 	}
+	// The kernel activates a link's queueing discipline (and sets its
+	// operational state) from its linkwatch work, which can lag the carrier
+	// by up to a second; until then every packet sent is dropped, e.g. a
+	// first TCP SYN, which then waits a whole retransmission timeout. So
+	// return only once both ends, and the bridge, can carry packets.
+	deadline := time.Now().Add(linkUpTimeout)
+	if err := waitOperUp(h, v.Name, deadline); err != nil {
+		return fmt.Errorf("netns: %s in %s: %w", v.Name, v.Netns, err)
+	}
+	if err := waitOperUp(nil, v.Host, deadline); err != nil {
+		return fmt.Errorf("netns: %s: %w", v.Host, err)
+	}
+	if v.Bridge != "" {
+		if err := waitOperUp(nil, v.Bridge, deadline); err != nil {
+			return fmt.Errorf("netns: bridge %s: %w", v.Bridge, err)
+		}
+	}
 	return nil
+}
+
+// linkUpTimeout bounds the wait for a new link to become operational.
+const linkUpTimeout = 10 * time.Second
+
+// waitOperUp waits until the named link (in h's namespace, or the caller's
+// when h is nil) is operationally up.
+func waitOperUp(h *netlink.Handle, name string, deadline time.Time) error {
+	byName := netlink.LinkByName
+	if h != nil {
+		byName = h.LinkByName
+	}
+	for {
+		l, err := byName(name)
+		if err != nil {
+			return err
+		}
+		st := l.Attrs().OperState
+		if st == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still %s, not up, after %v", st, linkUpTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // DelLink deletes the named interface of the caller's namespace (a veth

@@ -134,6 +134,7 @@ func TestCreateWireDial(t *testing.T) {
 		}
 	}
 	srv := echo(t, a, ipA.Addr().String()+":0")
+	// No retry: AddVeth returns only once the links carry packets.
 	if err := talk(netns.Dialer(b), srv); err != nil {
 		t.Errorf("b cannot reach a's listener: %v", err)
 	}
