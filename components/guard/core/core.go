@@ -168,7 +168,7 @@ type Core struct {
 
 	failoverAsked bool      // ever asked
 	failoverSince time.Time // zero: no accepted request pending
-	waiting       string // why the last round did not decide
+	waiting       string    // why the last round did not decide
 }
 
 // New validates cfg and starts the clock of the bound at now.
