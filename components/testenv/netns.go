@@ -1,15 +1,19 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redisha/redisha/components/nsdial"
+	"github.com/redisha/redisha/components/netns"
+	"github.com/redisha/redisha/components/netns/filter"
 )
 
 // Topology is a set of test hosts: one network namespace each, all on one
@@ -23,74 +27,60 @@ type Topology struct {
 	Gw     netip.Addr // the bridge's own address
 	hosts  map[string]*Host
 	order  []*Host
-	// dockerRule records that the DOCKER-USER accept rule was added.
-	dockerRule bool
 }
 
 // Host is one namespace of a Topology.
 type Host struct {
 	Name  string     // short name given by the test
-	Netns string     // namespace name (ip netns)
+	Netns string     // namespace name (under netns.Dir, so `ip netns` lists it)
 	IP    netip.Addr // address on eth0
 	Iface string     // "eth0" inside the namespace
 	veth  string     // host-side end
 	topo  *Topology
 }
 
-// NsPath is the namespace's file, for nsdial and netns.GetFromPath.
-func (h *Host) NsPath() string { return "/var/run/netns/" + h.Netns }
+// NsPath is the namespace's file, for the components/netns toolkit.
+func (h *Host) NsPath() string { return netns.NamedPath(h.Netns) }
 
 // NewTopology creates namespaces named prefix+host (keep prefix+host within
 // 15 characters: interface names are built from them) on a bridge named
 // prefix+"br", numbering addresses from subnet's .1 in the order given; the
 // bridge takes .254. Everything is removed when the test ends, and leftovers
-// of an earlier crashed run with the same prefix are removed first.
+// of an earlier crashed run with the same prefix are removed first. It is
+// built on components/netns, like the lab.
 func NewTopology(t testing.TB, prefix string, subnet netip.Prefix, hosts ...string) *Topology {
 	t.Helper()
 	RequireRoot(t)
-	RequireBinary(t, "ip", "iptables")
 	subnet = subnet.Masked()
 	if !subnet.Addr().Is4() || subnet.Bits() > 24 {
 		t.Fatalf("topology subnet %v: want an IPv4 /24 or larger", subnet)
 	}
 	topo := &Topology{t: t, Bridge: prefix + "br", Prefix: subnet, hosts: map[string]*Host{}}
-	if len(topo.Bridge) > 15 {
-		t.Fatalf("bridge name %q longer than 15 characters", topo.Bridge)
+	if len(topo.Bridge) > netns.MaxIfName {
+		t.Fatalf("bridge name %q longer than %d characters", topo.Bridge, netns.MaxIfName)
 	}
 	base := subnet.Addr().As4()
 	topo.Gw = netip.AddrFrom4([4]byte{base[0], base[1], base[2], 254})
 	RemoveTopology(prefix, hosts...)
 	t.Cleanup(topo.Close)
 
-	topo.run("ip", "link", "add", topo.Bridge, "type", "bridge")
-	// VRRP and other multicast must flood; snooping would drop it before any join.
-	topo.run("ip", "link", "set", topo.Bridge, "type", "bridge", "mcast_snooping", "0")
-	topo.run("ip", "addr", "add", fmt.Sprintf("%s/%d", topo.Gw, subnet.Bits()), "dev", topo.Bridge)
-	topo.run("ip", "link", "set", topo.Bridge, "up")
+	topo.must(netns.AddBridge(topo.Bridge, netip.PrefixFrom(topo.Gw, subnet.Bits())))
 	// dockerd's FORWARD policy is DROP; without this, bridged packets between
-	// our namespaces die in the host's firewall.
-	if exec.Command("iptables", "-n", "-L", "DOCKER-USER").Run() == nil {
-		topo.run("iptables", "-I", "DOCKER-USER", "-i", topo.Bridge, "-o", topo.Bridge, "-j", "ACCEPT")
-		topo.dockerRule = true
+	// our namespaces die in the host's firewall. No dockerd, no policy.
+	if err := netns.AllowBridgeForward(topo.Bridge, ""); err != nil && !errors.Is(err, netns.ErrNoDockerUser) {
+		topo.must(err)
 	}
 	for i, name := range hosts {
 		ip := netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(i + 1)})
 		h := &Host{Name: name, Netns: prefix + name, IP: ip, Iface: "eth0", veth: prefix + name, topo: topo}
-		if len(h.veth) > 15 {
-			t.Fatalf("interface name %q longer than 15 characters", h.veth)
+		if len(h.veth) > netns.MaxIfName {
+			t.Fatalf("interface name %q longer than %d characters", h.veth, netns.MaxIfName)
 		}
-		tmp := "rhtmp" + fmt.Sprint(i)
-		topo.run("ip", "netns", "add", h.Netns)
-		topo.run("ip", "link", "add", h.veth, "type", "veth", "peer", "name", tmp)
-		topo.run("ip", "link", "set", tmp, "netns", h.Netns)
-		topo.run("ip", "-n", h.Netns, "link", "set", tmp, "name", "eth0")
-		topo.run("ip", "-n", h.Netns, "addr", "add", fmt.Sprintf("%s/%d", ip, subnet.Bits()), "dev", "eth0")
-		topo.run("ip", "-n", h.Netns, "link", "set", "eth0", "up")
-		topo.run("ip", "-n", h.Netns, "link", "set", "lo", "up")
+		topo.must(netns.Create(h.Netns))
 		// Routes only to the test subnet: nothing in a namespace can reach
 		// the machine's real network.
-		topo.run("ip", "link", "set", h.veth, "master", topo.Bridge)
-		topo.run("ip", "link", "set", h.veth, "up")
+		topo.must(netns.AddVeth(netns.Veth{Host: h.veth, Bridge: topo.Bridge, Netns: h.NsPath(), Name: h.Iface,
+			Addr: netip.PrefixFrom(ip, subnet.Bits())}))
 		topo.hosts[name] = h
 		topo.order = append(topo.order, h)
 	}
@@ -100,12 +90,11 @@ func NewTopology(t testing.TB, prefix string, subnet netip.Prefix, hosts ...stri
 // RemoveTopology deletes what NewTopology(prefix, hosts...) creates, if present.
 func RemoveTopology(prefix string, hosts ...string) {
 	for _, name := range hosts {
-		_ = exec.Command("ip", "netns", "del", prefix+name).Run()
-		_ = exec.Command("ip", "link", "del", prefix+name).Run()
+		_ = netns.Delete(prefix + name)
+		_ = netns.DelLink(prefix + name)
 	}
-	for exec.Command("iptables", "-D", "DOCKER-USER", "-i", prefix+"br", "-o", prefix+"br", "-j", "ACCEPT").Run() == nil {
-	}
-	_ = exec.Command("ip", "link", "del", prefix+"br").Run()
+	_ = netns.RemoveBridgeForward(prefix+"br", "")
+	_ = netns.DelLink(prefix + "br")
 }
 
 // Close removes the namespaces, veths, bridge and firewall rule. Processes
@@ -131,21 +120,23 @@ func (topo *Topology) Host(name string) *Host {
 // Hosts lists the hosts in creation order.
 func (topo *Topology) Hosts() []*Host { return topo.order }
 
-func (topo *Topology) run(argv ...string) {
+func (topo *Topology) must(err error) {
 	topo.t.Helper()
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		topo.t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	if err != nil {
+		topo.t.Fatal(err)
 	}
 }
 
-// Run runs a command inside the host's namespace and returns its output.
+// Run runs a command inside the host's namespace and returns its output
+// (stdout and stderr).
 func (h *Host) Run(ctx context.Context, argv ...string) (string, error) {
-	full := append([]string{"ip", "netns", "exec", h.Netns}, argv...)
-	out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s in %s: %w: %s", strings.Join(argv, " "), h.Netns, err, out)
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := netns.Run(h.NsPath(), cmd); err != nil {
+		return out.String(), fmt.Errorf("%s in %s: %w: %s", strings.Join(argv, " "), h.Netns, err, out.String())
 	}
-	return string(out), nil
+	return out.String(), nil
 }
 
 // MustRun is Run that fails the test on error.
@@ -161,22 +152,31 @@ func (h *Host) MustRun(argv ...string) string {
 }
 
 // Dial returns a dialer whose connections leave from this host.
-func (h *Host) Dial() nsdial.DialFunc { return nsdial.Dialer(h.NsPath()) }
+func (h *Host) Dial() netns.DialFunc { return netns.Dialer(h.NsPath()) }
 
-// Cut drops all traffic between hosts a and b, both ways, with iptables rules
-// inside both namespaces, and returns the undo. Tests of a component use it to
-// stage a partition; the chaos harness has its own injector for scenarios.
+// cutTable is the nftables table Cut's chains go into in each namespace
+// (the fault injector uses its own, so the two never touch each other's).
+const cutTable = "redisha_cut"
+
+// cuts numbers Cut's chains, unique within the process.
+var cuts atomic.Uint64
+
+// Cut drops all traffic between hosts a and b, both ways, and returns the
+// undo. It is the fault injector's partition (components/netns/filter):
+// nftables chains inside both namespaces dropping packets from and to the
+// other host, so the bridge's own address (the observer) still reaches
+// both. Tests of a component use it to stage a partition.
 func (topo *Topology) Cut(a, b *Host) (heal func()) {
 	topo.t.Helper()
-	rules := [][2]*Host{{a, b}, {b, a}}
-	for _, r := range rules {
-		r[0].MustRun("iptables", "-I", "INPUT", "-s", r[1].IP.String(), "-j", "DROP")
-		r[0].MustRun("iptables", "-I", "OUTPUT", "-d", r[1].IP.String(), "-j", "DROP")
-	}
+	p, err := filter.Cut(filter.Spec{
+		A:     []filter.Member{{Name: a.Name, Netns: a.NsPath(), Addr: a.IP}},
+		B:     []filter.Member{{Name: b.Name, Netns: b.NsPath(), Addr: b.IP}},
+		Table: cutTable,
+		Chain: fmt.Sprintf("cut%d", cuts.Add(1)),
+	})
+	topo.must(err)
 	return func() {
-		for _, r := range rules {
-			r[0].MustRun("iptables", "-D", "INPUT", "-s", r[1].IP.String(), "-j", "DROP")
-			r[0].MustRun("iptables", "-D", "OUTPUT", "-d", r[1].IP.String(), "-j", "DROP")
-		}
+		topo.t.Helper()
+		topo.must(p.Heal())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redisha/redisha/components/netns"
 	"github.com/redisha/redisha/components/resp"
 )
 
@@ -44,7 +44,7 @@ type ProcessSpec struct {
 	Host  string   // where it listens, for Addr and readiness
 	Port  int
 	Dir   string // working directory; a temp dir when empty
-	Netns string // run inside this named namespace (ip netns exec)
+	Netns string // run inside this named namespace (or one given by path), via netns.Start
 	// Password, when the daemon requires one, authenticates the readiness check.
 	Password string
 }
@@ -80,9 +80,6 @@ func (p *Process) Start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	argv := p.argv
-	if p.Netns != "" {
-		argv = append([]string{"ip", "netns", "exec", p.Netns}, argv...)
-	}
 	logf, err := os.OpenFile(p.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.t.Fatalf("%s: log file: %v", p.Name, err)
@@ -93,34 +90,23 @@ func (p *Process) Start() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a terminal's Ctrl-C reaches only the test;
 	// and killed with the test binary, so a timed-out or interrupted test
-	// leaves no daemon behind.
+	// leaves no daemon behind. netns.Start forks from a thread that lives
+	// as long as the daemon, which is what makes Pdeathsig mean that.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	done, err := netns.Start(netns.PathOf(p.Netns), cmd)
+	if err != nil {
+		p.t.Fatalf("%s: start %v in netns %q: %v", p.Name, argv, p.Netns, err)
+	}
 	exited := make(chan struct{})
-	started := make(chan error, 1)
 	go func() {
-		// Pdeathsig fires when the forking thread exits, and the runtime
-		// destroys a thread whenever a goroutine that locked it exits (as
-		// nsdial does). So fork from a thread of our own and keep it
-		// alive until the daemon ends.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
+		<-done
 		close(exited)
 	}()
-	if err := <-started; err != nil {
-		p.t.Fatalf("%s: start %v: %v", p.Name, argv, err)
-	}
 	p.cmd, p.exited = cmd, exited
 }
 
-// Pid is the daemon's process id (ip netns exec execs in place, so it is the
-// daemon's own pid).
+// Pid is the daemon's own process id (netns.Start forks it directly inside
+// the namespace, with no wrapper process).
 func (p *Process) Pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
