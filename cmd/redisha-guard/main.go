@@ -1,0 +1,188 @@
+// Command redisha-guard decides, before redis-server starts on a node, how it
+// must start: as the master, as a replica of the master of the sentinels'
+// latest configuration, or (after asking the sentinels to fail over to a
+// replica that is ahead of this node's persisted data) as that replica's
+// replica. It runs as the redis unit's ExecStartPre, writes its decision as
+// redis-server arguments or a config fragment, logs one line saying what it
+// decided and why, and exits 0 so that redis-server starts right after; it
+// never delays a start by more than its bound. See docs/guard.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redisha/redisha/components/guard/config"
+	"github.com/redisha/redisha/components/guard/core"
+	"github.com/redisha/redisha/components/guard/driver"
+	"github.com/redisha/redisha/components/guard/probe"
+	"github.com/redisha/redisha/components/guard/rdb"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("redisha-guard", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	cfg := config.Defaults()
+	config.Bind(fset, &cfg)
+	check := fset.Bool("check-config", false, "validate the flags and exit")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "redisha-guard:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return 2
+	}
+	if *check {
+		fmt.Fprintln(stdout, "config ok")
+		return 0
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts, err := cfg.Options()
+	if err != nil {
+		log.Error("cannot read a password file", "err", err)
+		return 2
+	}
+	opts.Log = log
+
+	clk := probe.Clock{}
+	start := clk.Now()
+	p, err := persisted(cfg)
+	if err != nil {
+		// A data file redis cannot read either: redis will refuse to start
+		// on it; say so, and let the decision go on as if it were empty.
+		log.Warn("cannot read this node's data file; treating it as empty", "err", err)
+		p = core.Persisted{Source: "none"}
+	}
+	c, err := core.New(cfg.Core(), start, p)
+	if err != nil {
+		log.Error("invalid configuration", "err", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := driver.Run(ctx, c, opts, probe.Transport{Timeout: cfg.ProbeTimeout}, clk)
+	if err != nil {
+		log.Error("interrupted before deciding; redis-server is not started", "err", err)
+		return 1
+	}
+	if err := write(cfg, d, stdout); err != nil {
+		log.Error("cannot write the decision", "err", err)
+		return 1
+	}
+	attrs := []any{"role", d.Role.String(), "elapsed", d.Elapsed.Round(time.Millisecond)}
+	if d.Role == core.Replica {
+		attrs = append(attrs, "master", d.Master)
+	}
+	if d.Epoch >= 0 {
+		attrs = append(attrs, "config_epoch", d.Epoch)
+	}
+	attrs = append(attrs, "failover_asked", d.FailoverAsked, "args", strings.Join(redisArgs(d), " "), "reason", d.Reason)
+	if d.BoundReached {
+		log.Warn("redisha-guard decided at its bound", attrs...)
+	} else {
+		log.Info("redisha-guard decided", attrs...)
+	}
+	return 0
+}
+
+// persisted says what redis will load at start: with appendonly yes the AOF
+// (redis 7's loadDataFromDisk then ignores the RDB), otherwise the RDB.
+func persisted(cfg config.Config) (core.Persisted, error) {
+	if cfg.AppendOnly {
+		matches, _ := filepath.Glob(filepath.Join(cfg.AOFDir, "*.manifest"))
+		if len(matches) == 0 {
+			return core.Persisted{Source: "none"}, nil
+		}
+		return core.Persisted{Source: "aof"}, nil
+	}
+	h, err := rdb.ReadFile(cfg.RDB)
+	if errors.Is(err, fs.ErrNotExist) {
+		return core.Persisted{Source: "none"}, nil
+	}
+	if err != nil {
+		return core.Persisted{}, err
+	}
+	return core.Persisted{Source: "rdb", HasPosition: h.HasReplication, ReplID: h.ReplID, Offset: h.ReplOffset}, nil
+}
+
+// redisArgs are the redis-server command-line options for a decision.
+// Command-line options are applied after the config file, so they override a
+// replicaof line that sentinel's CONFIG REWRITE left there.
+func redisArgs(d core.Decision) []string {
+	switch d.Role {
+	case core.Master:
+		return []string{"--replicaof", "no", "one"}
+	case core.Replica:
+		h, p, _ := net.SplitHostPort(d.Master)
+		return []string{"--replicaof", h, p}
+	}
+	return nil
+}
+
+func write(cfg config.Config, d core.Decision, stdout io.Writer) error {
+	args := redisArgs(d)
+	head := fmt.Sprintf("# redisha-guard %s: %s: %s\n", time.Now().UTC().Format(time.RFC3339), d.Role, oneLine(d.Reason))
+	if cfg.WriteEnv != "" {
+		if err := atomicWrite(cfg.WriteEnv, head+"REDISHA_GUARD_ARGS="+strings.Join(args, " ")+"\n"); err != nil {
+			return err
+		}
+	}
+	if cfg.WriteInclude != "" {
+		body := head
+		if len(args) > 0 {
+			body += strings.TrimPrefix(strings.Join(args, " "), "--") + "\n"
+		}
+		if err := atomicWrite(cfg.WriteInclude, body); err != nil {
+			return err
+		}
+	}
+	if cfg.Print {
+		if _, err := fmt.Fprintln(stdout, strings.Join(args, " ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
+
+// atomicWrite replaces path in one rename, so redis never reads half a file.
+func atomicWrite(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
