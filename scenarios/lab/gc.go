@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/google/nftables"
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/redisha/redisha/components/netns"
 )
 
 // Remove tears down the named lab from any process: its containers and
@@ -119,10 +118,10 @@ func hostLeftovers(only map[string]bool) []string {
 		return false
 	}
 	var out []string
-	if ents, err := os.ReadDir(netnsDir); err == nil {
-		for _, e := range ents {
-			if match(e.Name()) {
-				out = append(out, "netns "+e.Name())
+	if names, err := netns.Names(); err == nil {
+		for _, n := range names {
+			if match(n) {
+				out = append(out, "netns "+n)
 			}
 		}
 	}
@@ -247,13 +246,13 @@ func GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 		}
 		return false
 	}
-	if ents, err := os.ReadDir(netnsDir); err == nil {
-		for _, e := range ents {
-			if inScope(e.Name()) {
-				if err := netns.DeleteNamed(e.Name()); err != nil {
-					errs = append(errs, fmt.Errorf("netns %s: %w", e.Name(), err))
+	if names, err := netns.Names(); err == nil {
+		for _, n := range names {
+			if inScope(n) {
+				if err := netns.Delete(n); err != nil {
+					errs = append(errs, err)
 				} else {
-					rep.Host = append(rep.Host, "netns "+e.Name())
+					rep.Host = append(rep.Host, "netns "+n)
 				}
 			}
 		}
@@ -271,24 +270,21 @@ func GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 			}
 		}
 	}
-	if rules, err := leftoverAcceptRules(); err == nil && len(rules) > 0 {
-		ipt, err := iptables.New()
-		if err == nil {
-			for _, r := range rules {
-				lab := ""
-				for i, a := range r {
-					if a == "--comment" && i+1 < len(r) {
-						lab = strings.TrimPrefix(r[i+1], LabelLab+"=")
-					}
+	if rules, err := leftoverAcceptRules(); err == nil {
+		for _, r := range rules {
+			lab := ""
+			for i, a := range r {
+				if a == "--comment" && i+1 < len(r) {
+					lab = strings.TrimPrefix(r[i+1], LabelLab+"=")
 				}
-				if live[lab] || (only != nil && !only[lab]) {
-					continue
-				}
-				if err := ipt.Delete("filter", "DOCKER-USER", r...); err != nil {
-					errs = append(errs, fmt.Errorf("iptables DOCKER-USER %v: %w", r, err))
-				} else {
-					rep.Host = append(rep.Host, "iptables DOCKER-USER "+strings.Join(r, " "))
-				}
+			}
+			if live[lab] || (only != nil && !only[lab]) {
+				continue
+			}
+			if err := netns.DeleteForwardRule(r); err != nil {
+				errs = append(errs, fmt.Errorf("iptables DOCKER-USER %v: %w", r, err))
+			} else {
+				rep.Host = append(rep.Host, "iptables DOCKER-USER "+strings.Join(r, " "))
 			}
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coreos/go-iptables/iptables"
+	"github.com/redisha/redisha/components/netns"
 )
 
 // A lab whose process went away (Detach, as `redisha lab up` leaves it),
@@ -35,19 +35,13 @@ func TestGCRemovesLeftovers(t *testing.T) {
 
 	// Stray objects of a lab that crashed half-way: a netns, a DOCKER-USER
 	// rule and an nft table, with no container, network or state.
-	for _, args := range [][]string{
-		{"ip", "netns", "add", clientNetnsName(stray)},
-		{"nft", "add", "table", "inet", stray + "-t"},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v %s", args, err, out)
-		}
-	}
-	ipt, err := iptables.New()
-	if err != nil {
+	if err := netns.Create(clientNetnsName(stray)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ipt.Insert("filter", "DOCKER-USER", 1, bridgeAcceptRule(stray, stray)...); err != nil {
+	if out, err := exec.Command("nft", "add", "table", "inet", stray+"-t").CombinedOutput(); err != nil {
+		t.Fatalf("nft add table: %v %s", err, out)
+	}
+	if err := addBridgeAccept(stray, stray); err != nil {
 		t.Fatal(err)
 	}
 	before := leftoversOf([]string{name, stray})

@@ -21,8 +21,8 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/redisha/redisha/components/netns"
 )
 
 var randRead = rand.Read
@@ -76,7 +76,7 @@ func (n *Node) NetnsPath() string {
 	if n.role == "client" {
 		return clientNetnsPath(n.lab.Name)
 	}
-	return fmt.Sprintf("/proc/%d/ns/net", n.Pid())
+	return netns.PidPath(n.Pid())
 }
 
 func (n *Node) String() string { return n.name + "(" + n.ip.String() + ")" }
@@ -111,26 +111,8 @@ func (n *Node) refresh(ctx context.Context) error {
 // an internal network: a node can reach the lab subnet and nothing else, so
 // no daemon can ever send a packet towards the VM's gateway.
 func dropDefaultRoute(nsPath string) error {
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return fmt.Errorf("lab: %s: %w", nsPath, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("lab: netlink in %s: %w", nsPath, err)
-	}
-	defer h.Close()
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("lab: routes in %s: %w", nsPath, err)
-	}
-	for _, r := range routes {
-		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
-			if err := h.RouteDel(&r); err != nil {
-				return fmt.Errorf("lab: drop default route in %s: %w", nsPath, err)
-			}
-		}
+	if err := netns.DropDefaultRoutes(nsPath); err != nil {
+		return fmt.Errorf("lab: %w", err)
 	}
 	return nil
 }
@@ -229,17 +211,16 @@ func (e *ExecError) Error() string {
 
 // Exec runs cmd inside the node and returns its stdout; a non-zero exit is
 // an *ExecError carrying stderr. For the client namespace it runs a host
-// binary inside the namespace (nsenter).
+// binary inside the namespace (netns.Run).
 func (n *Node) Exec(ctx context.Context, cmd ...string) (string, error) {
 	if len(cmd) == 0 {
 		return "", errors.New("lab: exec: empty command")
 	}
 	if n.role == "client" {
-		args := append([]string{"--net=" + n.NetnsPath(), "--"}, cmd...)
-		c := exec.CommandContext(ctx, "nsenter", args...)
+		c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 		var out, errb bytes.Buffer
 		c.Stdout, c.Stderr = &out, &errb
-		if err := c.Run(); err != nil {
+		if err := netns.Run(n.NetnsPath(), c); err != nil {
 			code := -1
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"github.com/redisha/redisha/components/netns"
 )
 
 // pollInterval is how often readiness checks run again.
@@ -125,7 +123,7 @@ func (l *Lab) VIPHolders(ctx context.Context) ([]*Node, error) {
 		if n.Pid() == 0 {
 			continue
 		}
-		has, err := hasAddr(n.NetnsPath(), l.VIP)
+		has, err := netns.HasAddr(n.NetnsPath(), l.VIP)
 		if err != nil {
 			// A node that died between Pid and the netns open holds nothing.
 			if n.refresh(ctx) == nil && n.Pid() == 0 {
@@ -138,29 +136,6 @@ func (l *Lab) VIPHolders(ctx context.Context) ([]*Node, error) {
 		}
 	}
 	return out, nil
-}
-
-func hasAddr(nsPath string, a netip.Addr) (bool, error) {
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return false, err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return false, err
-	}
-	defer h.Close()
-	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return false, err
-	}
-	for _, ad := range addrs {
-		if ip, ok := netip.AddrFromSlice(ad.IP); ok && ip.Unmap() == a {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // WaitVIPHolder waits until exactly one node holds the VIP and returns it.

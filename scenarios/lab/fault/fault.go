@@ -267,10 +267,6 @@ type Injector struct {
 	nextQ   uint16
 	active  []*Handle
 	eventMu sync.Mutex
-	// nftMu: install holds it exclusively; removals of different
-	// namespaces share it. Only a removal may delete a table, and only an
-	// install adds chains, so the two never interleave in one namespace.
-	nftMu sync.RWMutex
 }
 
 // NewInjector returns an injector; logger may be nil.
