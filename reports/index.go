@@ -1,9 +1,10 @@
 package reports
 
 import (
-	"github.com/redisha/redisha/scenarios/result"
 	"html/template"
 	"os"
+
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // WriteIndex writes an HTML page with one table row per run, linking each run's own report.

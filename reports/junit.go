@@ -3,9 +3,10 @@ package reports
 import (
 	"encoding/xml"
 	"fmt"
-	"github.com/redisha/redisha/scenarios/result"
 	"os"
 	"strings"
+
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 type junitSuites struct {

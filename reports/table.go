@@ -2,10 +2,11 @@ package reports
 
 import (
 	"fmt"
-	"github.com/redisha/redisha/scenarios/result"
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // Verdict renders a run's outcome with the checks behind it, e.g. "pass (known: split-brain)"

@@ -7,6 +7,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/redisha/redisha/scenarios/spec"
 )
 
 //go:embed catalog/*.yaml
@@ -16,18 +18,18 @@ var catalogFS embed.FS
 var DemoScenarios = []string{"master-crash", "master-replica-partition", "master-minority"}
 
 // Catalog returns every built-in scenario, sorted by name.
-func Catalog() ([]*Scenario, error) {
+func Catalog() ([]*spec.Scenario, error) {
 	entries, err := catalogFS.ReadDir("catalog")
 	if err != nil {
 		return nil, err
 	}
-	var out []*Scenario
+	var out []*spec.Scenario
 	for _, e := range entries {
 		data, err := catalogFS.ReadFile(path.Join("catalog", e.Name()))
 		if err != nil {
 			return nil, err
 		}
-		s, err := Parse("catalog/"+e.Name(), data)
+		s, err := spec.Parse("catalog/"+e.Name(), data)
 		if err != nil {
 			return nil, err
 		}
@@ -41,9 +43,9 @@ func Catalog() ([]*Scenario, error) {
 }
 
 // Load resolves a command-line argument: an existing file path, or a catalog name.
-func Load(arg string) (*Scenario, error) {
+func Load(arg string) (*spec.Scenario, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
-		return ParseFile(arg)
+		return spec.ParseFile(arg)
 	}
 	all, err := Catalog()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/redisha/redisha/scenarios/check"
 	"github.com/redisha/redisha/scenarios/history"
 	"github.com/redisha/redisha/scenarios/result"
+	"github.com/redisha/redisha/scenarios/spec"
 )
 
 // KnownVerdict is an expected non-pass verdict of a stack: a finding, not a regression.
@@ -61,7 +62,7 @@ func ParseKnown(name string, data []byte) (Known, error) {
 	dec.KnownFields(true)
 	k := Known{}
 	if err := dec.Decode(&k); err != nil && err.Error() != "EOF" {
-		return nil, yamlError(name, err)
+		return nil, spec.YAMLError(name, err)
 	}
 	checks := map[string]bool{check.CheckFailover: true, check.CheckUnavailability: true, check.CheckLostWrites: true,
 		check.CheckSplitBrain: true, check.CheckLinearizable: true}
@@ -99,7 +100,7 @@ func (j Judgement) Apply(r *result.Result) {
 
 // Judge runs every checker on the records of one run of s and sets each verdict against the
 // scenario's expectations and the stack's known findings.
-func Judge(s *Scenario, in check.Input, known map[string]KnownVerdict) Judgement {
+func Judge(s *spec.Scenario, in check.Input, known map[string]KnownVerdict) Judgement {
 	e := s.Expect
 	fe := check.FailoverExpectation{Any: e.Failover == nil, Within: e.FailoverWithin.D()}
 	if e.Failover != nil {
@@ -116,7 +117,7 @@ func Judge(s *Scenario, in check.Input, known map[string]KnownVerdict) Judgement
 		check.WriteUnavailability(in, e.MaxWriteUnavailability.D()),
 		check.LostWrites(in, maxLost),
 		check.SplitBrain(in, e.SplitBrainWrites == "allowed"),
-		check.Linearizable(in, lin, DefaultLinTimeout),
+		check.Linearizable(in, lin, spec.DefaultLinTimeout),
 	}
 	var j Judgement
 	for _, v := range vs {

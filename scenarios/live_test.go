@@ -9,6 +9,7 @@ import (
 
 	"github.com/redisha/redisha/components/testenv"
 	"github.com/redisha/redisha/scenarios/result"
+	"github.com/redisha/redisha/scenarios/spec"
 )
 
 // The live tests run catalog scenarios against real containers of the reference stack, with a
@@ -28,32 +29,32 @@ func requireLab(t *testing.T) {
 
 // shortened loads a catalog scenario and compresses it: down-after 2 s, a 20 s workload, and
 // the fault timeline scaled to fit.
-func shortened(t *testing.T, name string, faultAt, faultFor time.Duration) *Scenario {
+func shortened(t *testing.T, name string, faultAt, faultFor time.Duration) *spec.Scenario {
 	t.Helper()
 	s, err := Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Stack.Params.DownAfterMs = 2000
-	s.Workload.Duration = Duration(20 * time.Second)
+	s.Workload.Duration = spec.Duration(20 * time.Second)
 	s.Workload.Rate = 150
-	s.ConvergeTimeout = Duration(40 * time.Second)
+	s.ConvergeTimeout = spec.Duration(40 * time.Second)
 	for i := range s.Faults {
-		s.Faults[i].At = Duration(faultAt)
+		s.Faults[i].At = spec.Duration(faultAt)
 		if s.Faults[i].Duration != 0 {
-			s.Faults[i].Duration = Duration(faultFor)
+			s.Faults[i].Duration = spec.Duration(faultFor)
 		}
 	}
 	if s.Expect.FailoverWithin != 0 {
-		s.Expect.FailoverWithin = Duration(10 * time.Second)
+		s.Expect.FailoverWithin = spec.Duration(10 * time.Second)
 	}
 	if s.Expect.MaxWriteUnavailability != 0 {
-		s.Expect.MaxWriteUnavailability = Duration(12 * time.Second)
+		s.Expect.MaxWriteUnavailability = spec.Duration(12 * time.Second)
 	}
 	return s
 }
 
-func runLive(t *testing.T, s *Scenario) *result.Result {
+func runLive(t *testing.T, s *spec.Scenario) *result.Result {
 	t.Helper()
 	out := t.TempDir()
 	if keep := os.Getenv("REDISHA_KEEP_REPORTS"); keep != "" {

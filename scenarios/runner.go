@@ -27,6 +27,7 @@ import (
 	"github.com/redisha/redisha/scenarios/lab/fault"
 	"github.com/redisha/redisha/scenarios/observe"
 	"github.com/redisha/redisha/scenarios/result"
+	"github.com/redisha/redisha/scenarios/spec"
 	"github.com/redisha/redisha/scenarios/workload"
 )
 
@@ -63,7 +64,7 @@ func RandomSeed() uint64 {
 
 // Run executes one run of s and writes its report directory. It always returns a result (with
 // Outcome error when the harness failed) and the directory it wrote.
-func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*result.Result, string) {
+func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result.Result, string) {
 	seed := opt.Seed + uint64(runNo-1)
 	started := time.Now()
 	dir := filepath.Join(opt.Out, fmt.Sprintf("%s-%d", s.Name, runNo))
@@ -96,7 +97,7 @@ func Run(ctx context.Context, s *Scenario, runNo int, opt Options) (*result.Resu
 }
 
 type runner struct {
-	s    *Scenario
+	s    *spec.Scenario
 	opt  Options
 	seed uint64
 	dir  string
@@ -263,7 +264,7 @@ func (r *runner) resolveStack() (resolvedStack, error) {
 	name := ""
 	if v, ok := variant(arg); ok {
 		name, arg = v.Name, v.Base
-		params = params.merge(v.Params)
+		params = params.Merge(v.Params)
 	}
 	stack, err := lab.LoadStack(arg)
 	if err != nil {
@@ -281,7 +282,7 @@ func (r *runner) resolveStack() (resolvedStack, error) {
 	if err != nil {
 		return resolvedStack{}, err
 	}
-	return resolvedStack{stack: stack, params: labParams(params), known: known}, nil
+	return resolvedStack{stack: stack, params: lab.Params(params), known: known}, nil
 }
 
 // openRecords creates events.jsonl and history.jsonl.
@@ -317,7 +318,6 @@ func (r *runner) labUp(ctx context.Context, st resolvedStack) error {
 	}
 	r.lab = l
 	r.res.StackParams = toMap(l.Params)
-	r.res.StackParams["checkInterval"] = time.Duration(l.Params.CheckInterval).String()
 	r.res.Nodes = map[string]string{}
 	for _, n := range l.Nodes {
 		r.res.Nodes[n.Name()] = n.IP().String()
@@ -386,12 +386,12 @@ func (r *runner) workloadConfig(inj *fault.Injector) (wcfg workload.Config, clos
 	closePath = func() {}
 	addr := ""
 	switch wl.Path {
-	case PathVIP:
+	case spec.PathVIP:
 		if !l.VIP.IsValid() {
 			return wcfg, closePath, errors.New("workload path vip, but the stack has no VIP")
 		}
 		addr = net.JoinHostPort(l.VIP.String(), strconv.Itoa(RedisPort))
-	case PathDirect:
+	case spec.PathDirect:
 		n := l.Node(wl.Node)
 		if n == nil {
 			return wcfg, closePath, fmt.Errorf("workload.node %q is not a node of stack %s", wl.Node, l.Stack.Name)
@@ -528,18 +528,6 @@ func (r *runner) loadInput(final history.Final, initial string) (check.Input, er
 	return in, nil
 }
 
-func labParams(p StackParams) lab.Params {
-	return lab.Params{
-		DownAfterMs:        p.DownAfterMs,
-		FailoverTimeoutMs:  p.FailoverTimeoutMs,
-		Quorum:             p.Quorum,
-		CheckInterval:      lab.Duration(time.Duration(p.CheckIntervalMs) * time.Millisecond),
-		Persistence:        p.Persistence,
-		MinReplicasToWrite: p.MinReplicasToWrite,
-		MinReplicasMaxLag:  p.MinReplicasMaxLag,
-	}
-}
-
 func (r *runner) hasDaemon(n *lab.Node, daemon string) bool {
 	spec := r.lab.Stack.Node(n.Name())
 	if spec == nil {
@@ -617,7 +605,7 @@ func (r *runner) targets() []fault.Target {
 }
 
 // specs turns one timeline entry into injector specs: node faults act on each target separately.
-func specs(tf TimedFault) []fault.Spec {
+func specs(tf spec.TimedFault) []fault.Spec {
 	f := tf.Fault
 	base := fault.Spec{Kind: fault.Kind(f.Kind), A: f.A, B: f.B, OneWay: f.OneWay, Daemon: f.Daemon,
 		Delay: f.Latency.D(), Jitter: f.Jitter.D(), Loss: f.Loss, RateKBps: int64(f.RateKBps), Timeout: f.Timeout.D()}
@@ -633,7 +621,7 @@ func specs(tf TimedFault) []fault.Spec {
 	return out
 }
 
-func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf TimedFault) error {
+func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.TimedFault) error {
 	if !sleepUntil(ctx, r.t0.Add(tf.At)) {
 		return nil
 	}
@@ -648,7 +636,7 @@ func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf TimedFaul
 		}
 		hs = append(hs, h)
 	}
-	if tf.Duration == 0 || tf.Kind() == "restart" {
+	if tf.Duration == 0 || tf.Fault.Kind == "restart" {
 		return nil // held until the heal after the workload
 	}
 	if !sleepUntil(ctx, r.t0.Add(tf.At+tf.Duration)) {
@@ -661,9 +649,6 @@ func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf TimedFaul
 	}
 	return nil
 }
-
-// Kind is the fault kind of a timeline entry.
-func (t TimedFault) Kind() string { return t.Fault.Kind }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)

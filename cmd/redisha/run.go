@@ -17,6 +17,7 @@ import (
 	"github.com/redisha/redisha/scenarios"
 	"github.com/redisha/redisha/scenarios/lab"
 	"github.com/redisha/redisha/scenarios/result"
+	"github.com/redisha/redisha/scenarios/spec"
 )
 
 func newListCmd() *cobra.Command {
@@ -88,7 +89,7 @@ Exit status: 0 when every verdict matches its expectation (a stack's known
 findings count as expected), 1 on a regression or an unexpected pass, 2 on a
 harness or infrastructure error (Docker, time-out, not converged).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []*scenarios.Scenario
+			var list []*spec.Scenario
 			switch {
 			case all:
 				cat, err := scenarios.Catalog()

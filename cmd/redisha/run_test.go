@@ -61,3 +61,50 @@ func TestReportNeedsResults(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A run directory written before results carried the judge's analysis still renders in full:
+// report derives the failover and split-brain marks from the records, and leaves result.json as
+// it was.
+func TestReportRendersOldRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "old-master-returns-1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"result.json": `{"scenario":"old-master-returns","source":"catalog/old-master-returns.yaml","stack":"reference","seed":1,"run":1,
+"nodes":{"redis1":"10.0.0.11","redis2":"10.0.0.12"},"workload":{"clients":1},"expect":{},
+"started":"2026-11-24T12:00:00Z","workload_start":"2026-11-24T12:00:00Z","workload_end":"2026-11-24T12:00:30Z","ended":"2026-11-24T12:00:40Z",
+"timeline":[],"faults":[],"verdicts":[],"summary":{"ops":2,"lost_writes":0},"outcome":"pass"}
+`,
+		"events.jsonl": `{"time":"2026-11-24T11:59:59Z","source":"runner","kind":"initial-master","attrs":{"addr":"10.0.0.11:6379"}}
+{"time":"2026-11-24T12:00:14Z","source":"sentinel","kind":"+switch-master","node":"sentinel","detail":"mymaster 10.0.0.11 6379 10.0.0.12 6379"}
+{"time":"2026-11-24T12:00:05Z","source":"proxy","kind":"backends","node":"haproxy1","detail":"redis/redis1=UP redis/redis2=UP"}
+`,
+		"history.jsonl": `{"id":1,"worker":0,"kind":"set","key":"r:1","value":"a","invoke":"2026-11-24T12:00:01Z","complete":"2026-11-24T12:00:01.001Z","status":"ok","server":"10.0.0.11:6379","node":"redis1"}
+{"id":2,"worker":0,"kind":"set","key":"r:1","value":"b","invoke":"2026-11-24T12:00:20Z","complete":"2026-11-24T12:00:20.001Z","status":"ok","server":"10.0.0.11:6379","node":"redis1"}
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := execute(t, "report", dir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"failover → redis2", "split-brain write: op 2", "haproxy1 routes to"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	if strings.Contains(string(html), "split-brain write: op 1 ") {
+		t.Error("op 1 (before the failover) marked split-brain")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "result.json")); string(b) != files["result.json"] {
+		t.Error("report rewrote result.json")
+	}
+}

@@ -12,10 +12,10 @@ import (
 	"sort"
 	"strings"
 	"text/template"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/redisha/redisha/scenarios/spec"
 	"github.com/redisha/redisha/scenarios/stacks"
 )
 
@@ -69,80 +69,21 @@ type ReadySpec struct {
 	Phase int    `yaml:"phase"`
 }
 
-// Params are the knobs a scenario may turn. Zero values take the stack's
-// defaults (so a zero MinReplicasToWrite means "the stack's default").
-type Params struct {
-	DownAfterMs        int      `yaml:"downAfterMs" json:"downAfterMs,omitempty"`
-	FailoverTimeoutMs  int      `yaml:"failoverTimeoutMs" json:"failoverTimeoutMs,omitempty"`
-	Quorum             int      `yaml:"quorum" json:"quorum,omitempty"`
-	CheckInterval      Duration `yaml:"checkInterval" json:"checkInterval,omitempty"`
-	Persistence        string   `yaml:"persistence" json:"persistence,omitempty"` // none, rdb, aof, aof-always
-	MinReplicasToWrite int      `yaml:"minReplicasToWrite" json:"minReplicasToWrite,omitempty"`
-	MinReplicasMaxLag  int      `yaml:"minReplicasMaxLag" json:"minReplicasMaxLag,omitempty"`
-	VRRPAdvertInt      int      `yaml:"vrrpAdvertInt" json:"vrrpAdvertInt,omitempty"`
-	// Extra carries stack-specific values for templates (.Params.Extra.key).
-	Extra map[string]string `yaml:"extra" json:"extra,omitempty"`
-}
+// Params are the stack parameters (spec.StackParams, the one definition): the same fields,
+// the same YAML spellings and the same merge, named here for the lab's callers. Convert freely
+// between the two.
+type Params spec.StackParams
 
-// Duration is a time.Duration that reads "1s" from YAML and renders as HAProxy
-// and humans expect ("1s", "500ms").
-type Duration time.Duration
-
-// UnmarshalYAML accepts Go duration strings.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// String renders the duration in HAProxy's syntax (whole ms).
-func (d Duration) String() string {
-	ms := time.Duration(d).Milliseconds()
-	if ms%1000 == 0 {
-		return fmt.Sprintf("%ds", ms/1000)
-	}
-	return fmt.Sprintf("%dms", ms)
-}
+// UnmarshalYAML reads either spelling strictly, as spec.StackParams does.
+func (p *Params) UnmarshalYAML(n *yaml.Node) error { return (*spec.StackParams)(p).UnmarshalYAML(n) }
 
 // withDefaults fills zero fields of p from def.
 func (p Params) withDefaults(def Params) Params {
-	if p.DownAfterMs == 0 {
-		p.DownAfterMs = def.DownAfterMs
-	}
-	if p.FailoverTimeoutMs == 0 {
-		p.FailoverTimeoutMs = def.FailoverTimeoutMs
-	}
-	if p.Quorum == 0 {
-		p.Quorum = def.Quorum
-	}
-	if p.CheckInterval == 0 {
-		p.CheckInterval = def.CheckInterval
-	}
-	if p.Persistence == "" {
-		p.Persistence = def.Persistence
-	}
-	if p.MinReplicasToWrite == 0 {
-		p.MinReplicasToWrite = def.MinReplicasToWrite
-	}
-	if p.MinReplicasMaxLag == 0 {
-		p.MinReplicasMaxLag = def.MinReplicasMaxLag
-	}
-	if p.VRRPAdvertInt == 0 {
-		p.VRRPAdvertInt = def.VRRPAdvertInt
-	}
-	extra := map[string]string{}
-	for k, v := range def.Extra {
-		extra[k] = v
-	}
-	for k, v := range p.Extra {
-		extra[k] = v
-	}
-	p.Extra = extra
-	return p
+	return Params(spec.StackParams(p).Merge(spec.StackParams(def)))
 }
+
+// Duration is the parameters' interval type, rendered in HAProxy's syntax ("1s", "500ms").
+type Duration = spec.Interval
 
 var nodeNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
 

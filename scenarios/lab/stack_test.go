@@ -105,3 +105,17 @@ func TestBadPersistence(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// The built-in stacks' defaults (camelCase in stack.yaml) read into the one parameter type.
+func TestBuiltinStackDefaults(t *testing.T) {
+	for _, name := range BuiltinStacks() {
+		s, err := LoadStack(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := s.Defaults
+		if d.DownAfterMs != 5000 || d.Quorum != 2 || d.CheckInterval.String() != "1s" || d.Persistence != "rdb" || d.VRRPAdvertInt != 1 {
+			t.Errorf("%s: defaults %+v", name, d)
+		}
+	}
+}

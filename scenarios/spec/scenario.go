@@ -1,7 +1,8 @@
-// Package scenarios defines scenario files (stack, workload, fault timeline, expectations), the
-// catalog embedded in the binary, and the runner that executes a scenario against a lab and judges
-// it with the checkers in scenarios/check.
-package scenarios
+// Package spec is the scenario file format: the schema (stack, workload, fault timeline,
+// expectations), its strict parser and validation, the stack parameters shared with the lab's
+// templates, and the fault timeline a seed resolves. It is pure data and arithmetic: no Docker,
+// lab, network or client code, so the simulator can read scenarios too.
+package spec
 
 import (
 	"bytes"
@@ -81,17 +82,6 @@ type Scenario struct {
 type Stack struct {
 	Name   string      `yaml:"name" json:"name"`
 	Params StackParams `yaml:"params" json:"params"`
-}
-
-// StackParams are the knobs a stack's templates may use.
-type StackParams struct {
-	DownAfterMs        int    `yaml:"down-after-ms" json:"down_after_ms,omitempty"`
-	FailoverTimeoutMs  int    `yaml:"failover-timeout-ms" json:"failover_timeout_ms,omitempty"`
-	Quorum             int    `yaml:"quorum" json:"quorum,omitempty"`
-	CheckIntervalMs    int    `yaml:"check-interval-ms" json:"check_interval_ms,omitempty"`
-	Persistence        string `yaml:"persistence" json:"persistence,omitempty"` // none, rdb, aof
-	MinReplicasToWrite int    `yaml:"min-replicas-to-write" json:"min_replicas_to_write,omitempty"`
-	MinReplicasMaxLag  int    `yaml:"min-replicas-max-lag" json:"min_replicas_max_lag,omitempty"`
 }
 
 // Path values for Workload.Path.
@@ -211,7 +201,7 @@ func FaultKinds() []string {
 func Parse(name string, data []byte) (*Scenario, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
+		return nil, YAMLError(name, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -220,7 +210,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty scenario", name)
 		}
-		return nil, yamlError(name, err)
+		return nil, YAMLError(name, err)
 	}
 	s.Source = name
 	s.applyDefaults()
@@ -252,9 +242,9 @@ var (
 	yamlLineNo  = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 )
 
-// yamlError rewrites yaml's "yaml: unmarshal errors:\n  line 3: field x not found in type ..."
+// YAMLError rewrites yaml's "yaml: unmarshal errors:\n  line 3: field x not found in type ..."
 // as "name:3: unknown field x", one error per line.
-func yamlError(name string, err error) error {
+func YAMLError(name string, err error) error {
 	msg := yamlUnknown.ReplaceAllString(yamlPrefix.ReplaceAllString(err.Error(), ""), "unknown field $1")
 	var out []string
 	for _, l := range strings.Split(msg, "\n") {
@@ -325,8 +315,9 @@ func (s *Scenario) validate() []fieldError {
 	default:
 		bad("stack.params.persistence", "%q: want none, rdb or aof", p.Persistence)
 	}
-	for f, v := range map[string]int{"down-after-ms": p.DownAfterMs, "quorum": p.Quorum, "check-interval-ms": p.CheckIntervalMs,
-		"failover-timeout-ms": p.FailoverTimeoutMs, "min-replicas-to-write": p.MinReplicasToWrite, "min-replicas-max-lag": p.MinReplicasMaxLag} {
+	for f, v := range map[string]int{"down-after-ms": p.DownAfterMs, "quorum": p.Quorum, "check-interval-ms": int(p.CheckInterval),
+		"failover-timeout-ms": p.FailoverTimeoutMs, "min-replicas-to-write": p.MinReplicasToWrite, "min-replicas-max-lag": p.MinReplicasMaxLag,
+		"vrrp-advert-int": p.VRRPAdvertInt} {
 		if v < 0 {
 			bad("stack.params."+f, "must not be negative")
 		}

@@ -1,4 +1,4 @@
-package scenarios
+package spec
 
 import (
 	"math/rand/v2"

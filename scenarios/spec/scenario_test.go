@@ -1,0 +1,121 @@
+package spec
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreRecorded(t *testing.T) {
+	s, err := Parse("x.yaml", []byte("name: x\nfaults: [{at: 1s, kind: crash, targets: [redis1]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Workload
+	if w.Timeout.D() != 200*time.Millisecond || w.Retries != 0 || w.Path != PathVIP || w.Clients != DefaultClients {
+		t.Fatalf("defaults: %+v", w)
+	}
+	if s.Stack.Name != "reference" || s.Expect.SplitBrainWrites != "forbidden" {
+		t.Fatalf("defaults: %+v %+v", s.Stack, s.Expect)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string // substrings of the error
+	}{
+		{"unknown top-level field", "name: x\nfautls: []\n", []string{"f.yaml:2: unknown field fautls"}},
+		{"unknown nested field", "name: x\nworkload:\n  clients: 2\n  timout: 1s\n", []string{"f.yaml:4: unknown field timout"}},
+		{"bad duration", "name: x\nworkload:\n  timeout: 200\n", []string{"f.yaml:3: ", `"200" is not a duration`}},
+		{"missing name", "workload: {clients: 2}\n", []string{"f.yaml:1: name: required"}},
+		{"unknown fault kind", "name: x\nfaults:\n  - at: 1s\n    kind: explode\n    targets: [redis1]\n",
+			[]string{"f.yaml:4: faults[0].kind", `"explode"`, "partition"}},
+		{"partition without sides", "name: x\nfaults:\n  - at: 1s\n    kind: partition\n    targets: [redis1]\n",
+			[]string{"f.yaml:3: faults[0]: partition needs both sides", "f.yaml:5: faults[0].targets"}},
+		{"fault after the end", "name: x\nworkload: {duration: 10s}\nfaults:\n  - {at: 12s, kind: crash, targets: [redis1]}\n",
+			[]string{"f.yaml:4: faults[0].at"}},
+		{"freeze-process without daemon", "name: x\nfaults:\n  - {at: 1s, kind: freeze-process, targets: [redis1]}\n",
+			[]string{"faults[0].daemon"}},
+		{"overlapping repeats", "name: x\nfaults:\n  - {at: 1s, duration: 3s, every: 2s, repeat: 3, kind: crash, targets: [redis1]}\n",
+			[]string{"faults[0].every", "overlap"}},
+		{"bad failover", "name: x\nexpect: {failover: maybe}\n", []string{"f.yaml:2: ", "failover must be none, one or a count"}},
+		{"within without failover", "name: x\nexpect: {failover: none, failover-within: 5s}\n", []string{"f.yaml:2: expect.failover-within"}},
+		{"bad path", "name: x\nworkload: {path: tunnel}\n", []string{"f.yaml:2: workload.path"}},
+		{"direct without node", "name: x\nworkload: {path: direct}\n", []string{"workload.node"}},
+		{"bad persistence", "name: x\nstack:\n  params:\n    persistence: maybe\n", []string{"f.yaml:4: stack.params.persistence"}},
+		{"bad split-brain", "name: x\nexpect:\n  split-brain-writes: sometimes\n", []string{"f.yaml:3: expect.split-brain-writes"}},
+		{"not yaml", "name: [x\n", []string{"f.yaml:1: did not find"}},
+		{"empty", "", []string{"f.yaml: empty scenario"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+const randomized = `
+name: random
+workload: {duration: 60s}
+faults:
+  - at: 5s
+    at-jitter: 10s
+    duration: 2s
+    duration-jitter: 3s
+    kind: crash
+    pick: 1
+    targets: [redis1, redis2, sentinel]
+  - at: 20s
+    every: 8s
+    repeat: 4
+    duration: 3s
+    duration-jitter: 2s
+    kind: partition
+    a: [redis1]
+    b: [redis2]
+`
+
+func TestTimelineSameSeedSameTimeline(t *testing.T) {
+	s, err := Parse("r.yaml", []byte(randomized))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.Timeline(42), s.Timeline(42)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("same seed, different timelines:\n%+v\n%+v", a, b)
+	}
+	if len(a) != 5 {
+		t.Fatalf("want 1 + 4 repetitions, got %d", len(a))
+	}
+	differs := false
+	for seed := uint64(1); seed < 20 && !differs; seed++ {
+		differs = !reflect.DeepEqual(a, s.Timeline(seed))
+	}
+	if !differs {
+		t.Fatal("the seed changes nothing")
+	}
+	for seed := uint64(0); seed < 50; seed++ {
+		for _, f := range s.Timeline(seed) {
+			switch f.Entry {
+			case 0:
+				if f.At < 5*time.Second || f.At >= 15*time.Second || f.Duration < 2*time.Second || f.Duration >= 5*time.Second || len(f.Fault.Targets) != 1 {
+					t.Fatalf("seed %d: out of range: %+v", seed, f)
+				}
+			case 1:
+				if f.At != 20*time.Second+time.Duration(f.Repeat)*8*time.Second {
+					t.Fatalf("seed %d: repetition %d at %s", seed, f.Repeat, f.At)
+				}
+			}
+		}
+	}
+}
