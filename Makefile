@@ -64,7 +64,7 @@ clean:
 # redisha-vip pair at the same VRRPv3 advert interval, in one run, with ratios.
 .PHONY: bench-vip test-vip
 bench-vip:
-	@set -o pipefail; REDISHA_BENCH_VIP=1 $(GO) test -count=1 -timeout 15m -run '^TestBenchTakeover$$' -v ./components/vip/driver \
+	@set -o pipefail; REDISHA_BENCH_VIP=1 $(GO) test -count=1 -timeout 15m -run '^TestBenchTakeover$$' -v ./components/vip/daemon \
 	  | grep -v -e '^=== RUN' -e '^--- PASS'
 
 # The vip area's tests alone (root: namespaces, keepalived interop).

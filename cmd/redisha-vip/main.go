@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redisha/redisha/components/vip/config"
-	"github.com/redisha/redisha/components/vip/driver"
+	"github.com/redisha/redisha/components/vip/daemon"
 )
 
 func main() {
@@ -49,9 +49,9 @@ func root() *cobra.Command {
 			}
 			log := newLogger(cfg.Log, os.Stderr)
 			if os.Geteuid() != 0 {
-				log.Warn(driver.ErrNotRoot.Error())
+				log.Warn(daemon.ErrNotRoot.Error())
 			}
-			d, err := driver.New(cfg, log)
+			d, err := daemon.New(cfg, log)
 			if err != nil {
 				return err
 			}
@@ -132,7 +132,7 @@ func printStatus(w io.Writer, addr string, asJSON bool) error {
 		_, err = w.Write(body)
 		return err
 	}
-	var s driver.Status
+	var s daemon.Status
 	if err := json.Unmarshal(body, &s); err != nil {
 		return fmt.Errorf("bad status reply: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/redisha/redisha/components/vip"
+	vip "github.com/redisha/redisha/components/vip/core"
 	"github.com/redisha/redisha/sim"
 )
 
@@ -147,8 +147,7 @@ func (m *model) kill(r *router, power bool) {
 	if r.node.State() == sim.Down {
 		return
 	}
-	m.w.Crash(r.node)
-	r.m = nil
+	m.stop(r)
 	if power {
 		r.hasVIP = false
 	} else {
@@ -172,10 +171,9 @@ func (m *model) shutdown(r *router) {
 	}
 	wasMaster := r.m.State() == vip.Master && r.hasVIP
 	lastSent := r.lastSent
-	m.apply(r, r.m.Shutdown(m.w.Now()))
+	r.d.Shutdown(m.w.Now())
 	r.lastSent = lastSent // the priority 0 advert itself does not count
-	m.w.Crash(r.node)
-	r.m = nil
+	m.stop(r)
 	if wasMaster {
 		m.expectHandover(r)
 	}

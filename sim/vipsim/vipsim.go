@@ -1,22 +1,27 @@
-// Package vipsim runs 2-3 routers, each a real vip.Machine (the state machine
-// inside redisha-vip), on a simulated LAN. Adverts are encoded with the real
-// vrrp codec, carried as bytes (which the network may lose, delay, reorder or
-// corrupt), decoded and filtered like the daemon does, and fed back to the
-// machines. A seed draws the configuration and a fault schedule; the model
-// checks the VRRP promises against what happened.
+// Package vipsim runs 2-3 routers, each redisha-vip's own driver and VRRP
+// core (components/vip/driver, components/vip/core), on a simulated LAN. The
+// driver encodes adverts with the real vrrp codec; they travel as bytes
+// (which the network may lose, delay, reorder or corrupt) and the receiving
+// driver decodes, filters and applies them as in the daemon. The model
+// implements the driver's Network and Hooks on the virtual network and
+// clock, so no driver logic is copied here. A seed draws the configuration
+// and a fault schedule; the model checks the VRRP promises against what
+// happened.
 package vipsim
 
 import (
 	"bytes"
 	"fmt"
-	vipconfig "github.com/redisha/redisha/components/vip/config"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/redisha/redisha/components/vip"
+	vipconfig "github.com/redisha/redisha/components/vip/config"
+	vip "github.com/redisha/redisha/components/vip/core"
+	"github.com/redisha/redisha/components/vip/driver"
 	"github.com/redisha/redisha/components/vip/vrrp"
 	"github.com/redisha/redisha/sim"
 )
@@ -55,18 +60,19 @@ var Invariants = []string{InvTwoHolders, InvHandover, InvTakeover, InvFinalOne, 
 // and clients send to the loser until their ARP entry expires.
 const NoteStaleARP = "stale-arp-after-split"
 
-// Mutation plants a bug in the adapter, to prove the invariants catch it.
+// Mutation plants a bug in the model's Network (the driver's environment),
+// to prove the invariants catch it.
 type Mutation int
 
 // Mutations.
 const (
 	NoMutation Mutation = iota
-	// KeepVIPOnRemove: the adapter ignores RemoveVIPs.
+	// KeepVIPOnRemove: removing the VIP from the interface does nothing.
 	KeepVIPOnRemove
-	// DropPriorityZero: the adapter drops priority-0 adverts on receipt.
+	// DropPriorityZero: priority-0 adverts are lost on receipt.
 	DropPriorityZero
-	// LateBackupTimer: the adapter arms a backup's timer one advert
-	// interval late (a driver rounding up, say).
+	// LateBackupTimer: a backup's wake-up comes one advert interval late (a
+	// daemon rounding its timer up, say).
 	LateBackupTimer
 )
 
@@ -93,18 +99,25 @@ const (
 )
 
 type router struct {
-	name     string
-	node     *sim.Node
-	cfg      vip.Config
-	form     vrrp.ChecksumForm
-	m        *vip.Machine // nil while the process is not running
-	timer    *sim.Timer
+	name string
+	node *sim.Node
+	cfg  vip.Config
+	form vrrp.ChecksumForm
+	d    *driver.Driver // nil while the process is not running
+	// m is d's core, read for the invariants (nil while not running).
+	m        *vip.Core
+	timer    *sim.Timer // wakes d at d.Next()
+	armed    time.Time  // d.Next() the timer was last set for
 	check    *sim.Timer
-	garp     *sim.Timer // the driver's repeat burst (garp.repeat, 5s)
 	hasVIP   bool
 	failing  bool // the tracked check fails
 	killed   bool // SIGKILLed: the VIP stays on the interface until restart
 	lastSent time.Time
+	// starting marks the driver's start-up (its stale-VIP removal).
+	starting bool
+	// from is the sender of the packet being handed to d.
+	from  string
+	model *model
 }
 
 func (r *router) running() bool { return r.m != nil && r.node.State() == sim.Up }
@@ -150,8 +163,8 @@ type model struct {
 // ARPs. Faults between routers do not cut it off.
 const clientName = "client"
 
-// garpRepeat is the driver's default second burst (garp.repeat).
-const garpRepeat = 5 * time.Second
+// discard is the drivers' logger: the trace records what matters.
+var discard = slog.New(slog.DiscardHandler)
 
 type handover struct {
 	from      *router
@@ -264,10 +277,14 @@ func (m *model) setup(r *rand.Rand) {
 		if version == 3 && r.IntN(4) == 0 {
 			form = vrrp.ChecksumMessageOnly
 		}
-		rt := &router{name: name, node: m.w.AddNode(name), cfg: cfg, form: form}
-		rt.timer = m.w.NewTimer(rt.node, func() { m.apply(rt, rt.m.Timer(m.w.Now())) })
+		cfg.GARPRepeat = vipconfig.DefaultGARPRepeat
+		rt := &router{name: name, node: m.w.AddNode(name), cfg: cfg, form: form, model: m}
+		rt.timer = m.w.NewTimer(rt.node, func() {
+			rt.armed = time.Time{}
+			rt.d.Wake(m.w.Now())
+			m.rearm(rt)
+		})
 		rt.check = m.w.NewTimer(rt.node, func() { m.runCheck(rt) })
-		rt.garp = m.w.NewTimer(rt.node, func() { m.sendGARP(rt) })
 		m.w.Net.Handle(name, func(from string, data []byte, md any) { m.receive(rt, from, data, md.(meta)) })
 		m.routers = append(m.routers, rt)
 	}
@@ -290,77 +307,129 @@ func (m *model) setup(r *rand.Rand) {
 		version, m.interval, m.preempt, m.tracked, base.Delay, base.Jitter, strings.Join(desc, ", ")))
 }
 
-// start runs the daemon's start-up on r: stale VIPs are removed, a new
-// machine starts, the tracked check begins.
+// start runs the daemon's start-up on r: a new driver removes stale VIPs
+// and starts its core, the tracked check begins.
 func (m *model) start(r *router) {
-	if r.hasVIP {
-		m.w.Logf("%s: removes stale VIP at start-up", r.name)
-		r.hasVIP = false
-		m.holdersChanged()
-	}
 	r.killed = false
-	mc, err := vip.New(r.cfg)
+	dc := driver.Config{Core: r.cfg, VIPs: []netip.Addr{vipAddr}, Checksum: r.form}
+	if m.unicast {
+		for _, o := range m.routers {
+			if o != r {
+				dc.Peers = append(dc.Peers, o.cfg.Primary)
+			}
+		}
+	}
+	d, err := driver.New(dc, m.w.Now(), r, r, discard)
 	if err != nil {
 		panic(err) // the drawn configuration is always valid
 	}
-	r.m = mc
-	m.apply(r, mc.Start(m.w.Now()))
+	r.d, r.m = d, d.Core()
+	r.armed = time.Time{}
+	r.starting = true
+	err = d.Start(m.w.Now())
+	r.starting = false
+	if err != nil {
+		panic(err) // the model's RemoveVIPs does not fail
+	}
+	m.rearm(r)
 	if m.tracked {
 		m.runCheck(r)
 	}
 }
 
+// stop ends r's process: its driver and timers are gone.
+func (m *model) stop(r *router) {
+	m.w.Crash(r.node)
+	r.d, r.m = nil, nil
+}
+
 func (m *model) runCheck(r *router) {
-	if r.m == nil {
+	if r.d == nil {
 		return
 	}
-	m.apply(r, r.m.CheckResult(m.w.Now(), trackName, !r.failing))
+	r.d.CheckResult(m.w.Now(), trackName, !r.failing)
+	m.rearm(r)
 	r.check.Reset(m.w.Now().Add(checkInterval))
 }
 
-// apply is the driver: it carries out the machine's actions in order.
-func (m *model) apply(r *router, actions []vip.Action) {
-	for _, a := range actions {
-		switch a.Kind {
-		case vip.SendAdvert:
-			m.send(r, a.Priority)
-		case vip.AddVIPs:
-			if !r.hasVIP {
-				r.hasVIP = true
-				m.w.Logf("%s: add VIP", r.name)
-				m.holdersChanged()
-			}
-			if h := m.handover; h != nil && h.from != r {
-				h.satisfied = true
-			}
-		case vip.RemoveVIPs:
-			if m.opt.Mutation == KeepVIPOnRemove {
-				continue
-			}
-			r.garp.Stop() // startGARP's pending repeat is cancelled
-			if r.hasVIP {
-				r.hasVIP = false
-				m.w.Logf("%s: remove VIP", r.name)
-				m.holdersChanged()
-			}
-		case vip.ArmTimer:
-			if m.opt.Mutation == LateBackupTimer && r.m.State() == vip.Backup {
-				a.At = a.At.Add(m.interval)
-			}
-			r.timer.Reset(a.At)
-		case vip.StopTimer:
-			r.timer.Stop()
-		case vip.StateChanged:
-			m.w.Logf("%s: %v", r.name, a)
-			m.takeoverCheck(false)
-		case vip.SendGARP:
-			m.w.Logf("%s: %v", r.name, a)
-			m.sendGARP(r)
-			r.garp.Reset(m.w.Now().Add(garpRepeat))
-		case vip.PriorityChanged:
-			m.w.Logf("%s: %v", r.name, a)
-		}
+// rearm sets r's timer to its driver's next deadline, as the daemon's loop
+// does after every event.
+func (m *model) rearm(r *router) {
+	if r.d == nil {
+		return
 	}
+	next := r.d.Next()
+	if next.Equal(r.armed) {
+		return
+	}
+	r.armed = next
+	if next.IsZero() {
+		r.timer.Stop()
+		return
+	}
+	if m.opt.Mutation == LateBackupTimer && r.m.State() == vip.Backup {
+		next = next.Add(m.interval)
+	}
+	r.timer.Reset(next)
+}
+
+// AddVIPs implements driver.Network on the virtual LAN.
+func (r *router) AddVIPs() error {
+	m := r.model
+	if !r.hasVIP {
+		r.hasVIP = true
+		m.w.Logf("%s: add VIP", r.name)
+		m.holdersChanged()
+	}
+	if h := m.handover; h != nil && h.from != r {
+		h.satisfied = true
+	}
+	return nil
+}
+
+// RemoveVIPs implements driver.Network.
+func (r *router) RemoveVIPs() ([]netip.Addr, error) {
+	m := r.model
+	if r.starting {
+		if !r.hasVIP {
+			return nil, nil
+		}
+		m.w.Logf("%s: removes stale VIP at start-up", r.name)
+		r.hasVIP = false
+		m.holdersChanged()
+		return []netip.Addr{vipAddr}, nil
+	}
+	if m.opt.Mutation == KeepVIPOnRemove || !r.hasVIP {
+		return nil, nil
+	}
+	r.hasVIP = false
+	m.w.Logf("%s: remove VIP", r.name)
+	m.holdersChanged()
+	return []netip.Addr{vipAddr}, nil
+}
+
+// SendGARP implements driver.Network: one burst the client hears.
+func (r *router) SendGARP(kind driver.GARPKind) {
+	if kind != driver.GARPRepeat {
+		r.model.w.Logf("%s: %v", r.name, vip.Action{Kind: vip.SendGARP, Refresh: kind == driver.GARPRefresh})
+	}
+	r.model.sendGARP(r)
+}
+
+// Advert implements driver.Hooks.
+func (r *router) Advert(_ time.Time, p vrrp.Packet) {
+	r.model.w.Logf("%s: <- %s priority %d", r.name, r.from, p.Priority)
+}
+
+// StateChanged implements driver.Hooks.
+func (r *router) StateChanged(_ time.Time, from, to vip.State, reason string, _ uint8) {
+	r.model.w.Logf("%s: %v", r.name, vip.Action{Kind: vip.StateChanged, From: from, To: to, Reason: reason})
+	r.model.takeoverCheck(false)
+}
+
+// PriorityChanged implements driver.Hooks.
+func (r *router) PriorityChanged(_ time.Time, p uint8) {
+	r.model.w.Logf("%s: %v", r.name, vip.Action{Kind: vip.PriorityChanged, Priority: p})
 }
 
 // sendGARP is one burst of gratuitous ARPs (a broadcast the client hears).
@@ -380,44 +449,55 @@ func (m *model) arpAccount() {
 	m.arpWasWrong = len(hs) > 0 && (m.arpOwner == nil || !m.arpOwner.hasVIP)
 }
 
-func (m *model) send(r *router, prio uint8) {
-	adv := vrrp.Advert{Version: r.cfg.Version, VRID: r.cfg.VRID, Priority: prio, Interval: r.cfg.Interval,
-		Addresses: []netip.Addr{vipAddr}}
-	m.w.Logf("%s: advert priority %d", r.name, prio)
-	r.lastSent = m.w.Now()
-	var data []byte
+// SendAdvert implements driver.Network: a multicast advert goes to every
+// other router, a unicast one (the v3 pseudo-header checksum covers the
+// peer's address) to that peer.
+func (r *router) SendAdvert(dst netip.Addr, raw []byte) error {
+	m := r.model
+	if dst == vrrp.MulticastGroup || m.isFirstPeer(r, dst) {
+		m.w.Logf("%s: advert priority %d", r.name, raw[2])
+		r.lastSent = m.w.Now()
+	}
 	for _, o := range m.routers {
-		if o == r {
+		if o == r || (dst != vrrp.MulticastGroup && o.cfg.Primary != dst) {
 			continue
 		}
-		// Multicast: one packet for everyone. Unicast: one per peer, and the
-		// v3 pseudo-header checksum covers that peer's address.
-		dst := vrrp.MulticastGroup
-		if m.unicast {
-			dst = o.cfg.Primary
-		}
-		if data == nil || m.unicast {
-			var err error
-			if data, err = vrrp.Encode(adv, r.cfg.Primary, dst, r.form); err != nil {
-				m.violate(InvCodec, "%s cannot encode its advert: %v", r.name, err)
-				return
-			}
-		}
 		// TTL 255 as sent; the unicast filter does not check it anyway.
-		m.w.Net.Send(r.name, o.name, data, meta{src: r.cfg.Primary, dst: dst, ttl: vrrp.TTL, sent: data})
+		m.w.Net.Send(r.name, o.name, raw, meta{src: r.cfg.Primary, dst: dst, ttl: vrrp.TTL, sent: raw})
 	}
+	return nil
 }
 
-// receive is the daemon's packet path: decode, filter, then the machine.
+// isFirstPeer reports whether dst is r's first unicast peer: one advert is
+// logged once, however many peers it goes to.
+func (m *model) isFirstPeer(r *router, dst netip.Addr) bool {
+	for _, o := range m.routers {
+		if o != r {
+			return o.cfg.Primary == dst
+		}
+	}
+	return false
+}
+
+// receive hands a packet to r's driver (the daemon's packet path) and
+// checks the codec's verdict against what the network did to it.
 func (m *model) receive(r *router, from string, data []byte, md meta) {
-	if r.m == nil {
+	if r.d == nil {
 		return
 	}
 	intact := bytes.Equal(data, md.sent)
-	p, err := vrrp.Decode(data, md.src, md.dst)
-	p.TTL = md.ttl
-	if err == nil {
-		err = r.m.Filter(m.unicast).Check(p)
+	if m.opt.Mutation == DropPriorityZero && intact {
+		if p, err := vrrp.Decode(data, md.src, md.dst); err == nil && p.Priority == 0 {
+			return
+		}
+	}
+	sendErrs := r.d.Stats().SendErrors
+	r.from = from
+	err := r.d.HandlePacket(m.w.Now(), driver.Packet{Payload: data, Src: md.src, Dst: md.dst, TTL: md.ttl})
+	r.from = ""
+	m.rearm(r)
+	if r.d != nil && r.d.Stats().SendErrors != sendErrs {
+		m.violate(InvCodec, "%s cannot encode its advert", r.name)
 	}
 	switch {
 	case err != nil && intact:
@@ -429,13 +509,7 @@ func (m *model) receive(r *router, from string, data []byte, md meta) {
 		return
 	case !intact:
 		m.violate(InvCodec, "%s accepts a corrupted advert from %s: %x (sent %x)", r.name, from, data, md.sent)
-		return
 	}
-	if m.opt.Mutation == DropPriorityZero && p.Priority == 0 {
-		return
-	}
-	m.w.Logf("%s: <- %s priority %d", r.name, from, p.Priority)
-	m.apply(r, r.m.Receive(m.w.Now(), p))
 }
 
 // holdersChanged keeps the time accounts and re-evaluates the two-holder rule.

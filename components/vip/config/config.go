@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/redisha/redisha/components/vip"
+	"github.com/redisha/redisha/components/vip/core"
 	"github.com/redisha/redisha/components/vip/vrrp"
 )
 
@@ -36,6 +36,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // D returns the duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// DefaultGARPRepeat is garp.repeat when unset: the second burst after
+// becoming master.
+const DefaultGARPRepeat = 5 * time.Second
 
 // DefaultGARPRefresh is garp.refresh when unset. keepalived's
 // garp_master_refresh is off by default, but behind redisha both proxies
@@ -194,7 +198,7 @@ func (c *Config) defaults() {
 		c.GARP.Delay = Duration(10 * time.Millisecond)
 	}
 	if c.GARP.Repeat == nil {
-		d := Duration(5 * time.Second)
+		d := Duration(DefaultGARPRepeat)
 		c.GARP.Repeat = &d
 	}
 	if c.GARP.Refresh == nil {
@@ -309,7 +313,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: weight %d outside -253..253", where, t.Weight)
 		}
 	}
-	if _, err := c.Machine(netip.MustParseAddr("0.0.0.1")); err != nil {
+	if _, err := c.Core(netip.MustParseAddr("0.0.0.1")); err != nil {
 		return err
 	}
 	return nil
@@ -351,15 +355,15 @@ func (c *Config) Interval() uint16 {
 	return uint16(c.AdvertInterval.D() / (10 * time.Millisecond))
 }
 
-// Machine builds the state machine configuration for a primary address.
-func (c *Config) Machine(primary netip.Addr) (vip.Config, error) {
-	mc := vip.Config{
+// Core builds the state machine configuration for a primary address.
+func (c *Config) Core(primary netip.Addr) (core.Config, error) {
+	mc := core.Config{
 		Version: c.Version, VRID: uint8(c.VRID), Priority: uint8(c.Priority),
 		Interval: c.Interval(), Preempt: *c.Preempt, Primary: primary,
-		GARPRefresh: c.GARP.Refresh.D(),
+		GARPRefresh: c.GARP.Refresh.D(), GARPRepeat: c.GARP.Repeat.D(),
 	}
 	for _, t := range c.Track {
-		mc.Tracks = append(mc.Tracks, vip.Track{Name: t.Name, Rise: t.Rise, Fall: t.Fall, Weight: t.Weight, Fault: t.Fault})
+		mc.Tracks = append(mc.Tracks, core.Track{Name: t.Name, Rise: t.Rise, Fall: t.Fall, Weight: t.Weight, Fault: t.Fault})
 	}
 	return mc, mc.Validate()
 }

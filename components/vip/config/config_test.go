@@ -101,7 +101,7 @@ func TestGARPRefreshConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mc, err := c.Machine(addr)
+		mc, err := c.Core(addr)
 		if err != nil {
 			t.Fatal(err)
 		}

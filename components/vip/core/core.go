@@ -1,10 +1,11 @@
-// Package vip is the pure VRRP state machine of redisha-vip: events with
-// timestamps in (a start, a received advert, a timer firing, a tracking check
+// Package core is the pure VRRP state machine of redisha-vip: events with
+// timestamps in (a start, a received advert, a tick, a tracking check
 // result, a shutdown), actions out (send an advert, add or remove the virtual
-// addresses, send gratuitous ARPs, arm the timer, report a state change).
-// It has no goroutines, sockets or clocks, so the daemon and the simulator
-// drive the same code.
-package vip
+// addresses, send gratuitous ARPs, report a state change), and Next, the
+// time the core wants its next Tick. It has no goroutines, sockets or
+// clocks, so the daemon and the simulator drive the same code (through
+// components/vip/driver).
+package core
 
 import (
 	"errors"
@@ -78,6 +79,10 @@ type Config struct {
 	// client whose ARP entry still points at the loser of a split brain that
 	// stopped or yielded without the winner hearing it.
 	GARPRefresh time.Duration
+	// GARPRepeat, when positive, repeats the announcement of a new master
+	// once after this long (a SendGARP action with Repeat set), unless the
+	// addresses were removed meanwhile (garp.repeat). Zero is off.
+	GARPRepeat time.Duration
 }
 
 // Validate reports the first problem in c.
@@ -99,6 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("primary address %v is not IPv4", c.Primary)
 	case c.GARPRefresh < 0:
 		return fmt.Errorf("GARP refresh %v must not be negative", c.GARPRefresh)
+	case c.GARPRepeat < 0:
+		return fmt.Errorf("GARP repeat %v must not be negative", c.GARPRepeat)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tracks {
@@ -128,13 +135,10 @@ const (
 	// RemoveVIPs: remove the virtual addresses from the interface.
 	RemoveVIPs
 	// SendGARP: announce the virtual addresses with gratuitous ARP. With
-	// Action.Refresh it is the periodic refresh of a settled master, which
-	// the driver sends as a short burst without the repeat burst.
+	// Action.Refresh it is the periodic refresh of a settled master (a short
+	// burst); with Action.Repeat it is the repeat of a new master's
+	// announcement (Config.GARPRepeat).
 	SendGARP
-	// ArmTimer: call Timer at Action.At (replaces any earlier arming).
-	ArmTimer
-	// StopTimer: no timer is needed.
-	StopTimer
 	// StateChanged: the state went From -> To because of Reason (notify hooks, logs, metrics).
 	StateChanged
 	// PriorityChanged: the effective priority is now Action.Priority.
@@ -142,19 +146,20 @@ const (
 )
 
 func (k ActionKind) String() string {
-	return [...]string{"SendAdvert", "AddVIPs", "RemoveVIPs", "SendGARP", "ArmTimer", "StopTimer",
-		"StateChanged", "PriorityChanged"}[k]
+	return [...]string{"SendAdvert", "AddVIPs", "RemoveVIPs", "SendGARP", "StateChanged", "PriorityChanged"}[k]
 }
 
 // Action is one thing the driver must do, in order.
 type Action struct {
 	Kind     ActionKind
 	Priority uint8
-	At       time.Time
 	From, To State
 	Reason   string
 	// Refresh marks a SendGARP of the periodic refresh (Config.GARPRefresh).
 	Refresh bool
+	// Repeat marks a SendGARP repeating a new master's announcement
+	// (Config.GARPRepeat).
+	Repeat bool
 }
 
 func (a Action) String() string {
@@ -163,11 +168,12 @@ func (a Action) String() string {
 		return fmt.Sprintf("%v(%d)", a.Kind, a.Priority)
 	case StateChanged:
 		return fmt.Sprintf("%v(%v->%v: %s)", a.Kind, a.From, a.To, a.Reason)
-	case ArmTimer:
-		return fmt.Sprintf("%v(%s)", a.Kind, a.At.Format("15:04:05.000"))
 	case SendGARP:
 		if a.Refresh {
 			return "SendGARP(refresh)"
+		}
+		if a.Repeat {
+			return "SendGARP(repeat)"
 		}
 	}
 	return a.Kind.String()
@@ -181,8 +187,8 @@ type trackState struct {
 	lastGood bool // the last raw result
 }
 
-// Machine is one VRRP virtual router.
-type Machine struct {
+// Core is one VRRP virtual router.
+type Core struct {
 	cfg      Config
 	state    State
 	priority uint8 // effective priority
@@ -195,15 +201,20 @@ type Machine struct {
 	lastForcedGARP      time.Time
 	// nextGARPRefresh is when a master re-announces its addresses (zero: never).
 	nextGARPRefresh time.Time
-	tracks          []*trackState
+	// garpRepeatAt is when a new master's announcement is repeated (zero: never).
+	garpRepeatAt time.Time
+	tracks       []*trackState
 }
 
-// New returns a machine in the Initialize state.
-func New(cfg Config) (*Machine, error) {
+// New validates cfg and returns a core in the Initialize state; nothing
+// happens before Start. now is the creation time (a core needs no restored
+// state, so it only documents the contract every core shares).
+func New(cfg Config, now time.Time) (*Core, error) {
+	_ = now
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, masterAdverInterval: cfg.Interval}
+	m := &Core{cfg: cfg, masterAdverInterval: cfg.Interval}
 	for _, t := range cfg.Tracks {
 		m.tracks = append(m.tracks, &trackState{Track: t})
 	}
@@ -212,27 +223,40 @@ func New(cfg Config) (*Machine, error) {
 }
 
 // State returns the current state.
-func (m *Machine) State() State { return m.state }
+func (m *Core) State() State { return m.state }
 
 // Priority returns the effective priority (configured plus tracking weights).
-func (m *Machine) Priority() uint8 { return m.priority }
+func (m *Core) Priority() uint8 { return m.priority }
 
-// Deadline returns when the armed timer fires (zero when none).
-func (m *Machine) Deadline() time.Time { return m.deadline }
+// Deadline returns when the VRRP timer (the advert timer of a master, the
+// Master_Down_Timer of a backup) fires; zero when none runs.
+func (m *Core) Deadline() time.Time { return m.deadline }
+
+// Next returns when the core next needs a Tick: the earlier of the VRRP
+// timer and a pending repeat of the gratuitous ARPs; zero when never.
+func (m *Core) Next() time.Time {
+	switch {
+	case m.garpRepeatAt.IsZero():
+		return m.deadline
+	case m.deadline.IsZero() || m.garpRepeatAt.Before(m.deadline):
+		return m.garpRepeatAt
+	}
+	return m.deadline
+}
 
 // Master returns the address and priority of the last accepted master advert.
-func (m *Machine) Master() (netip.Addr, uint8) { return m.masterAddr, m.masterPriority }
+func (m *Core) Master() (netip.Addr, uint8) { return m.masterAddr, m.masterPriority }
 
 // MasterAdverInterval returns the interval (cs) the master advertises.
-func (m *Machine) MasterAdverInterval() uint16 { return m.masterAdverInterval }
+func (m *Core) MasterAdverInterval() uint16 { return m.masterAdverInterval }
 
 // Config returns the configuration.
-func (m *Machine) Config() Config { return m.cfg }
+func (m *Core) Config() Config { return m.cfg }
 
 // SkewTime is RFC 5798's Skew_Time for our effective priority: for v3
 // ((256 - priority) * Master_Adver_Interval) / 256 centiseconds, for v2
 // (256 - priority) / 256 seconds.
-func (m *Machine) SkewTime() time.Duration {
+func (m *Core) SkewTime() time.Duration {
 	p := time.Duration(256 - int(m.priority))
 	if m.cfg.Version == 2 {
 		return p * time.Second / 256
@@ -241,15 +265,15 @@ func (m *Machine) SkewTime() time.Duration {
 }
 
 // MasterDownInterval is 3 * Master_Adver_Interval + Skew_Time.
-func (m *Machine) MasterDownInterval() time.Duration {
+func (m *Core) MasterDownInterval() time.Duration {
 	return 3*time.Duration(m.masterAdverInterval)*10*time.Millisecond + m.SkewTime()
 }
 
-func (m *Machine) interval() time.Duration {
+func (m *Core) interval() time.Duration {
 	return time.Duration(m.cfg.Interval) * 10 * time.Millisecond
 }
 
-func (m *Machine) faulty() bool {
+func (m *Core) faulty() bool {
 	for _, t := range m.tracks {
 		if t.Fault && !t.ok {
 			return true
@@ -258,7 +282,7 @@ func (m *Machine) faulty() bool {
 	return false
 }
 
-func (m *Machine) effectivePriority() uint8 {
+func (m *Core) effectivePriority() uint8 {
 	if m.cfg.Priority == PriorityOwner {
 		return PriorityOwner
 	}
@@ -275,84 +299,113 @@ func (m *Machine) effectivePriority() uint8 {
 	return uint8(min(max(p, 1), 254))
 }
 
-func (m *Machine) arm(at time.Time) Action {
-	m.deadline = at
-	return Action{Kind: ArmTimer, At: at}
+func (m *Core) arm(at time.Time) { m.deadline = at }
+
+// announce is the SendGARP of a new or re-asserting master; the repeat
+// burst, if configured, follows GARPRepeat later.
+func (m *Core) announce(now time.Time) Action {
+	m.garpAnnounced(now)
+	m.garpRepeatAt = time.Time{}
+	if m.cfg.GARPRepeat > 0 {
+		m.garpRepeatAt = now.Add(m.cfg.GARPRepeat)
+	}
+	return Action{Kind: SendGARP}
+}
+
+// removeVIPs drops the addresses and any pending repeat announcement.
+func (m *Core) removeVIPs() Action {
+	m.garpRepeatAt = time.Time{}
+	return Action{Kind: RemoveVIPs}
 }
 
 // garpAnnounced restarts the refresh period after the addresses were announced.
-func (m *Machine) garpAnnounced(now time.Time) {
+func (m *Core) garpAnnounced(now time.Time) {
 	m.nextGARPRefresh = time.Time{}
 	if m.cfg.GARPRefresh > 0 {
 		m.nextGARPRefresh = now.Add(m.cfg.GARPRefresh)
 	}
 }
 
-func (m *Machine) change(to State, reason string) Action {
+func (m *Core) change(to State, reason string) Action {
 	a := Action{Kind: StateChanged, From: m.state, To: to, Reason: reason}
 	m.state = to
 	return a
 }
 
-func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
+func (m *Core) becomeMaster(now time.Time, reason string) []Action {
 	m.masterAddr, m.masterPriority = m.cfg.Primary, m.priority
-	m.garpAnnounced(now)
+	m.arm(now.Add(m.interval()))
 	return []Action{
 		m.change(Master, reason),
 		{Kind: SendAdvert, Priority: m.priority},
 		{Kind: AddVIPs},
-		{Kind: SendGARP},
-		m.arm(now.Add(m.interval())),
+		m.announce(now),
 	}
 }
 
 // becomeBackup enters Backup; adverts from a master, if any, set the
 // interval before the Master_Down_Timer is computed.
-func (m *Machine) becomeBackup(now time.Time, reason string, masterInterval uint16) []Action {
+func (m *Core) becomeBackup(now time.Time, reason string, masterInterval uint16) []Action {
 	var out []Action
 	if m.state == Master {
-		out = append(out, Action{Kind: RemoveVIPs})
+		out = append(out, m.removeVIPs())
 	}
 	m.masterAdverInterval = masterInterval
 	out = append(out, m.change(Backup, reason))
-	return append(out, m.arm(now.Add(m.MasterDownInterval())))
+	m.arm(now.Add(m.MasterDownInterval()))
+	return out
 }
 
 // Start leaves Initialize: the address owner becomes master at once, others
 // become backup and wait Master_Down_Interval for a master.
-func (m *Machine) Start(now time.Time) []Action {
+func (m *Core) Start(now time.Time) []Action {
 	if m.state != Initialize {
 		return nil
 	}
 	switch {
 	case m.faulty():
-		return []Action{m.change(Fault, "tracked check failing at start"), m.stop()}
+		m.stop()
+		return []Action{m.change(Fault, "tracked check failing at start")}
 	case m.priority == PriorityOwner:
 		return m.becomeMaster(now, "address owner (priority 255)")
 	}
 	return m.becomeBackup(now, "startup", m.cfg.Interval)
 }
 
-func (m *Machine) stop() Action {
+// stop ends every timer: in Initialize and Fault the core waits for events.
+func (m *Core) stop() {
 	m.deadline = time.Time{}
-	return Action{Kind: StopTimer}
+	m.garpRepeatAt = time.Time{}
 }
 
 // Shutdown leaves the group gracefully: a master sends priority 0 so a backup
 // takes over after Skew_Time, then drops the addresses.
-func (m *Machine) Shutdown(now time.Time) []Action {
+func (m *Core) Shutdown(now time.Time) []Action {
 	var out []Action
 	if m.state == Master {
-		out = append(out, Action{Kind: SendAdvert, Priority: 0}, Action{Kind: RemoveVIPs})
+		out = append(out, Action{Kind: SendAdvert, Priority: 0}, m.removeVIPs())
 	}
 	if m.state != Initialize {
 		out = append(out, m.change(Initialize, "shutdown"))
 	}
-	return append(out, m.stop())
+	m.stop()
+	return out
 }
 
-// Timer handles the armed timer firing at now. Early calls are ignored.
-func (m *Machine) Timer(now time.Time) []Action {
+// Tick runs what is due at now (see Next). Early calls do nothing.
+func (m *Core) Tick(now time.Time) []Action {
+	var out []Action
+	// The repeat was announced before the advert timer it may coincide
+	// with was last armed, so it goes first.
+	if !m.garpRepeatAt.IsZero() && !now.Before(m.garpRepeatAt) {
+		m.garpRepeatAt = time.Time{}
+		out = append(out, Action{Kind: SendGARP, Repeat: true})
+	}
+	return append(out, m.timer(now)...)
+}
+
+// timer handles the VRRP timer firing at now. Early calls are ignored.
+func (m *Core) timer(now time.Time) []Action {
 	if m.deadline.IsZero() || now.Before(m.deadline) {
 		return nil
 	}
@@ -371,7 +424,8 @@ func (m *Machine) Timer(now time.Time) []Action {
 			m.garpAnnounced(now)
 			out = append(out, Action{Kind: SendGARP, Refresh: true})
 		}
-		return append(out, m.arm(next))
+		m.arm(next)
+		return out
 	case Backup:
 		return m.becomeMaster(now, "master down: no advert for Master_Down_Interval")
 	}
@@ -379,19 +433,21 @@ func (m *Machine) Timer(now time.Time) []Action {
 }
 
 // Receive handles an advert that passed vrrp.Filter for this router.
-func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
+func (m *Core) Receive(now time.Time, p vrrp.Packet) []Action {
 	switch m.state {
 	case Backup:
 		if p.Priority == 0 {
 			// The master is leaving: take over after Skew_Time only.
-			return []Action{m.arm(now.Add(m.SkewTime()))}
+			m.arm(now.Add(m.SkewTime()))
+			return nil
 		}
 		if !m.cfg.Preempt || p.Priority >= m.priority {
 			if m.cfg.Version == 3 {
 				m.masterAdverInterval = p.Interval
 			}
 			m.masterAddr, m.masterPriority = p.Src, p.Priority
-			return []Action{m.arm(now.Add(m.MasterDownInterval()))}
+			m.arm(now.Add(m.MasterDownInterval()))
+			return nil
 		}
 		// A lower-priority master while we preempt: ignore it, so our
 		// Master_Down_Timer fires and we take over.
@@ -402,7 +458,8 @@ func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
 		}
 		if p.Priority == 0 {
 			// Another router is leaving: reassert ourselves at once.
-			return []Action{{Kind: SendAdvert, Priority: m.priority}, m.arm(now.Add(m.interval()))}
+			m.arm(now.Add(m.interval()))
+			return []Action{{Kind: SendAdvert, Priority: m.priority}}
 		}
 		if p.Priority > m.priority || (p.Priority == m.priority && addrGreater(p.Src, m.cfg.Primary)) {
 			interval := m.cfg.Interval
@@ -423,8 +480,7 @@ func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
 		out := []Action{{Kind: SendAdvert, Priority: m.priority}}
 		if now.Sub(m.lastForcedGARP) >= time.Second || m.lastForcedGARP.IsZero() {
 			m.lastForcedGARP = now
-			m.garpAnnounced(now)
-			out = append(out, Action{Kind: SendGARP})
+			out = append(out, m.announce(now))
 		}
 		return out
 	}
@@ -432,7 +488,7 @@ func (m *Machine) Receive(now time.Time, p vrrp.Packet) []Action {
 }
 
 // CheckResult feeds one result of the tracked check name.
-func (m *Machine) CheckResult(now time.Time, name string, ok bool) []Action {
+func (m *Core) CheckResult(now time.Time, name string, ok bool) []Action {
 	var t *trackState
 	for _, x := range m.tracks {
 		if x.Name == name {
@@ -462,7 +518,7 @@ func (m *Machine) CheckResult(now time.Time, name string, ok bool) []Action {
 	return m.reevaluate(now, name)
 }
 
-func (m *Machine) reevaluate(now time.Time, name string) []Action {
+func (m *Core) reevaluate(now time.Time, name string) []Action {
 	var out []Action
 	if p := m.effectivePriority(); p != m.priority {
 		m.priority = p
@@ -474,9 +530,10 @@ func (m *Machine) reevaluate(now time.Time, name string) []Action {
 	switch faulty := m.faulty(); {
 	case faulty && (m.state == Master || m.state == Backup):
 		if m.state == Master {
-			out = append(out, Action{Kind: SendAdvert, Priority: 0}, Action{Kind: RemoveVIPs})
+			out = append(out, Action{Kind: SendAdvert, Priority: 0}, m.removeVIPs())
 		}
-		out = append(out, m.change(Fault, "tracked check "+name+" failed"), m.stop())
+		out = append(out, m.change(Fault, "tracked check "+name+" failed"))
+		m.stop()
 	case !faulty && m.state == Fault:
 		out = append(out, m.becomeBackup(now, "tracked check "+name+" recovered", m.cfg.Interval)...)
 	}
@@ -494,7 +551,7 @@ type TrackStatus struct {
 }
 
 // Tracks reports the tracked checks.
-func (m *Machine) Tracks() []TrackStatus {
+func (m *Core) Tracks() []TrackStatus {
 	var out []TrackStatus
 	for _, t := range m.tracks {
 		out = append(out, TrackStatus{Name: t.Name, OK: t.ok, Known: t.known, LastResult: t.lastGood, Weight: t.Weight, Fault: t.Fault})
@@ -505,6 +562,6 @@ func (m *Machine) Tracks() []TrackStatus {
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
 
 // Filter returns the packet filter for this router's adverts.
-func (m *Machine) Filter(unicast bool) vrrp.Filter {
+func (m *Core) Filter(unicast bool) vrrp.Filter {
 	return vrrp.Filter{Version: m.cfg.Version, VRID: m.cfg.VRID, Interval: m.cfg.Interval, Unicast: unicast}
 }

@@ -1,4 +1,4 @@
-package vip
+package core
 
 import (
 	"fmt"
@@ -19,13 +19,13 @@ var (
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
-func newM(t *testing.T, mod func(*Config)) *Machine {
+func newM(t *testing.T, mod func(*Config)) *Core {
 	t.Helper()
 	c := Config{Version: 3, VRID: 51, Priority: 100, Interval: 100, Preempt: true, Primary: addrA}
 	if mod != nil {
 		mod(&c)
 	}
-	m, err := New(c)
+	m, err := New(c, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,21 +98,21 @@ func TestMasterDownDetection(t *testing.T) {
 	if m.Deadline() != last.Add(ms(3600)) {
 		t.Fatalf("deadline %v after advert", m.Deadline())
 	}
-	if as := m.Timer(last.Add(ms(3599))); as != nil || m.State() != Backup {
+	if as := m.Tick(last.Add(ms(3599))); as != nil || m.State() != Backup {
 		t.Fatalf("early timer acted: %v", kinds(as))
 	}
-	as = m.Timer(last.Add(ms(3600)))
+	as = m.Tick(last.Add(ms(3600)))
 	if m.State() != Master {
 		t.Fatalf("not master after MDI: %v", kinds(as))
 	}
-	want := "StateChanged(BACKUP->MASTER: master down: no advert for Master_Down_Interval) SendAdvert(100) AddVIPs SendGARP ArmTimer(00:00:05.600)"
-	if got := kinds(as); got != want {
-		t.Fatalf("actions\n got %s\nwant %s", got, want)
+	want := "StateChanged(BACKUP->MASTER: master down: no advert for Master_Down_Interval) SendAdvert(100) AddVIPs SendGARP"
+	if got := kinds(as); got != want || m.Next() != t0.Add(ms(5600)) {
+		t.Fatalf("actions\n got %s next %v\nwant %s next 00:00:05.600", got, m.Next(), want)
 	}
 	// Masters advertise every interval, on schedule.
-	as = m.Timer(last.Add(ms(4600)))
-	if kinds(as) != "SendAdvert(100) ArmTimer(00:00:06.600)" {
-		t.Fatalf("advert timer: %s", kinds(as))
+	as = m.Tick(last.Add(ms(4600)))
+	if kinds(as) != "SendAdvert(100)" || m.Next() != t0.Add(ms(6600)) {
+		t.Fatalf("advert timer: %s next %v", kinds(as), m.Next())
 	}
 }
 
@@ -135,9 +135,9 @@ func TestPreemption(t *testing.T) {
 			now := t0
 			for i := 0; i < 50; i++ { // 5 s of adverts every 100 ms
 				now = now.Add(ms(100))
-				m.Timer(now)
+				m.Tick(now)
 				m.Receive(now, advert(tc.peerAddr, tc.peer, 100))
-				m.Timer(now)
+				m.Tick(now)
 			}
 			if (m.State() == Master) != tc.wantMaster {
 				t.Fatalf("state %v, want master=%v", m.State(), tc.wantMaster)
@@ -153,12 +153,12 @@ func TestPreemptTiming(t *testing.T) {
 	skewed := t0.Add(m.MasterDownInterval())
 	for now := t0.Add(ms(100)); now.Before(skewed); now = now.Add(ms(100)) {
 		m.Receive(now, advert(addrB, 100, 100))
-		m.Timer(now)
+		m.Tick(now)
 		if m.State() != Backup {
 			t.Fatalf("took over at %v, before %v", now.Sub(t0), m.MasterDownInterval())
 		}
 	}
-	m.Timer(skewed)
+	m.Tick(skewed)
 	if m.State() != Master {
 		t.Fatalf("not master at MDI")
 	}
@@ -181,7 +181,7 @@ func TestMasterYieldsAndTieBreak(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newM(t, func(c *Config) { c.Priority = tc.ours })
 			m.Start(t0)
-			m.Timer(t0.Add(m.MasterDownInterval()))
+			m.Tick(t0.Add(m.MasterDownInterval()))
 			if m.State() != Master {
 				t.Fatal("setup: not master")
 			}
@@ -205,10 +205,10 @@ func TestMasterYieldsAndTieBreak(t *testing.T) {
 func TestGracefulHandover(t *testing.T) {
 	master := newM(t, func(c *Config) { c.Priority = 200; c.Primary = addrB })
 	master.Start(t0)
-	master.Timer(t0.Add(master.MasterDownInterval()))
+	master.Tick(t0.Add(master.MasterDownInterval()))
 	as := master.Shutdown(t0.Add(10 * time.Second))
-	if got := kinds(as); got != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->INIT: shutdown) StopTimer" {
-		t.Fatalf("shutdown actions: %s", got)
+	if got := kinds(as); got != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->INIT: shutdown)" || !master.Next().IsZero() {
+		t.Fatalf("shutdown actions: %s next %v", got, master.Next())
 	}
 	backup := newM(t, nil)
 	backup.Start(t0)
@@ -219,14 +219,14 @@ func TestGracefulHandover(t *testing.T) {
 	if backup.Deadline() != bye.Add(backup.SkewTime()) || backup.SkewTime() != ms(600) {
 		t.Fatalf("deadline %v, want priority-0 time + skew %v", backup.Deadline().Sub(bye), backup.SkewTime())
 	}
-	backup.Timer(bye.Add(ms(600)))
+	backup.Tick(bye.Add(ms(600)))
 	if backup.State() != Master {
 		t.Fatal("backup did not take over after Skew_Time")
 	}
 	// A master receiving priority 0 from someone else re-advertises at once.
 	as = backup.Receive(bye.Add(ms(700)), advert(netip.MustParseAddr("10.78.0.9"), 0, 100))
-	if kinds(as) != "SendAdvert(100) ArmTimer(00:00:02.250)" {
-		t.Fatalf("master on priority 0: %s", kinds(as))
+	if kinds(as) != "SendAdvert(100)" || backup.Next() != t0.Add(ms(2250)) {
+		t.Fatalf("master on priority 0: %s next %v", kinds(as), backup.Next())
 	}
 }
 
@@ -243,9 +243,9 @@ func TestBackupAdoptsMasterInterval(t *testing.T) {
 		t.Fatalf("deadline %v, want 1.08s", m.Deadline().Sub(t0))
 	}
 	// Our own adverts still use our interval once we are master.
-	as := m.Timer(t0.Add(ms(1080)))
-	if m.State() != Master || as[len(as)-1].At != t0.Add(ms(2080)) {
-		t.Fatalf("master timer %s", kinds(as))
+	as := m.Tick(t0.Add(ms(1080)))
+	if m.State() != Master || m.Next() != t0.Add(ms(2080)) {
+		t.Fatalf("master timer %s next %v", kinds(as), m.Next())
 	}
 }
 
@@ -321,7 +321,7 @@ func TestTrackingPriorityDropHandsOver(t *testing.T) {
 	a.CheckResult(t0, "proxy", true)
 	a.Start(t0)
 	b.Start(t0)
-	a.Timer(t0.Add(a.MasterDownInterval()))
+	a.Tick(t0.Add(a.MasterDownInterval()))
 	now := t0.Add(a.MasterDownInterval())
 	b.Receive(now, advert(addrA, a.Priority(), 100))
 	as := a.CheckResult(now.Add(ms(10)), "proxy", false)
@@ -330,12 +330,12 @@ func TestTrackingPriorityDropHandsOver(t *testing.T) {
 	}
 	// b ignores a's low-priority adverts and takes over at its MDI.
 	for t1 := now.Add(ms(100)); t1.Before(now.Add(5 * time.Second)); t1 = t1.Add(ms(100)) {
-		for _, x := range a.Timer(t1) {
+		for _, x := range a.Tick(t1) {
 			if x.Kind == SendAdvert && b.State() == Backup {
 				b.Receive(t1, advert(addrA, x.Priority, 100))
 			}
 		}
-		for _, x := range b.Timer(t1) {
+		for _, x := range b.Tick(t1) {
 			if x.Kind == SendAdvert {
 				a.Receive(t1, advert(addrB, x.Priority, 100))
 			}
@@ -352,10 +352,10 @@ func TestTrackingFault(t *testing.T) {
 		t.Fatalf("pending fault check must hold Fault: %s", kinds(as))
 	}
 	as := m.CheckResult(t0.Add(ms(10)), "haproxy", true)
-	if m.State() != Backup || !has(as, ArmTimer) {
-		t.Fatalf("recovery: %v %s", m.State(), kinds(as))
+	if m.State() != Backup || m.Next() != t0.Add(ms(10)).Add(m.MasterDownInterval()) {
+		t.Fatalf("recovery: %v %s next %v", m.State(), kinds(as), m.Next())
 	}
-	m.Timer(m.Deadline())
+	m.Tick(m.Deadline())
 	if m.State() != Master {
 		t.Fatal("not master")
 	}
@@ -364,8 +364,8 @@ func TestTrackingFault(t *testing.T) {
 		t.Fatal("fault before fall=2")
 	}
 	as = m.CheckResult(m.Deadline(), "haproxy", false)
-	if m.State() != Fault || kinds(as) != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->FAULT: tracked check haproxy failed) StopTimer" {
-		t.Fatalf("fault: %v %s", m.State(), kinds(as))
+	if m.State() != Fault || kinds(as) != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->FAULT: tracked check haproxy failed)" || !m.Next().IsZero() {
+		t.Fatalf("fault: %v %s next %v", m.State(), kinds(as), m.Next())
 	}
 	if as := m.Receive(t0.Add(time.Minute), advert(addrB, 1, 100)); as != nil {
 		t.Fatalf("fault state reacted to advert: %s", kinds(as))
@@ -394,7 +394,7 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		c := Config{Version: 3, VRID: 51, Priority: 100, Interval: 100, Preempt: true, Primary: addrA}
 		mod(&c)
-		if _, err := New(c); err == nil {
+		if _, err := New(c, t0); err == nil {
 			t.Errorf("accepted %+v", c)
 		}
 	}
@@ -402,7 +402,7 @@ func TestConfigValidate(t *testing.T) {
 
 // runMaster makes a router master at t0 (address owner) and fires its timer
 // on time until end, returning the offsets from t0 of refresh GARPs.
-func runMaster(m *Machine, end time.Duration, at map[time.Duration]func(now time.Time) []Action) []time.Duration {
+func runMaster(m *Core, end time.Duration, at map[time.Duration]func(now time.Time) []Action) []time.Duration {
 	var got []time.Duration
 	note := func(now time.Time, as []Action) {
 		for _, a := range as {
@@ -417,7 +417,7 @@ func runMaster(m *Machine, end time.Duration, at map[time.Duration]func(now time
 			note(now, f(now))
 		}
 		if d := m.Deadline(); !d.IsZero() && !now.Before(d) {
-			note(now, m.Timer(now))
+			note(now, m.Tick(now))
 		}
 	}
 	return got
@@ -432,7 +432,7 @@ func TestGARPRefresh(t *testing.T) {
 		name     string
 		refresh  time.Duration
 		interval uint16
-		at       func(m *Machine) map[time.Duration]func(time.Time) []Action
+		at       func(m *Core) map[time.Duration]func(time.Time) []Action
 		want     []time.Duration
 	}{
 		{name: "off", refresh: 0, interval: 100},
@@ -443,7 +443,7 @@ func TestGARPRefresh(t *testing.T) {
 		{name: "shorter than the advert interval: every advert", refresh: 300 * time.Millisecond, interval: 1000,
 			want: []time.Duration{10 * s, 20 * s, 30 * s}},
 		{name: "a forced GARP restarts the period", refresh: 10 * s, interval: 100,
-			at: func(m *Machine) map[time.Duration]func(time.Time) []Action {
+			at: func(m *Core) map[time.Duration]func(time.Time) []Action {
 				return map[time.Duration]func(time.Time) []Action{
 					// A lower-priority master (a healed split brain) at 7.5s.
 					7500 * time.Millisecond: func(now time.Time) []Action { return m.Receive(now, advert(addrB, 100, 100)) },
@@ -451,7 +451,7 @@ func TestGARPRefresh(t *testing.T) {
 			},
 			want: []time.Duration{18 * s, 28 * s}},
 		{name: "stops after yielding, restarts on mastership", refresh: 10 * s, interval: 100,
-			at: func(m *Machine) map[time.Duration]func(time.Time) []Action {
+			at: func(m *Core) map[time.Duration]func(time.Time) []Action {
 				return map[time.Duration]func(time.Time) []Action{
 					5 * s:  func(now time.Time) []Action { return m.CheckResult(now, "c", false) },
 					12 * s: func(now time.Time) []Action { return m.CheckResult(now, "c", true) },
@@ -491,12 +491,44 @@ func TestGARPRefresh(t *testing.T) {
 func TestGARPRefreshAction(t *testing.T) {
 	m := newM(t, func(c *Config) { c.Priority, c.GARPRefresh = PriorityOwner, 2*time.Second })
 	m.Start(t0)
-	m.Timer(t0.Add(ms(1000)))
-	as := m.Timer(t0.Add(ms(2000)))
-	if got := kinds(as); got != "SendAdvert(255) SendGARP(refresh) ArmTimer(00:00:03.000)" {
-		t.Fatalf("refresh tick: %s", got)
+	m.Tick(t0.Add(ms(1000)))
+	as := m.Tick(t0.Add(ms(2000)))
+	if got := kinds(as); got != "SendAdvert(255) SendGARP(refresh)" || m.Next() != t0.Add(ms(3000)) {
+		t.Fatalf("refresh tick: %s next %v", got, m.Next())
 	}
-	if _, err := New(Config{Version: 3, VRID: 1, Priority: 1, Interval: 100, Primary: addrA, GARPRefresh: -1}); err == nil {
+	if _, err := New(Config{Version: 3, VRID: 1, Priority: 1, Interval: 100, Primary: addrA, GARPRefresh: -1}, t0); err == nil {
 		t.Fatal("negative refresh accepted")
+	}
+}
+
+// A new master repeats its gratuitous ARPs once after GARPRepeat (the
+// driver's second burst), first in the tick it shares with an advert; leaving
+// master cancels a pending repeat.
+func TestGARPRepeat(t *testing.T) {
+	m := newM(t, func(c *Config) { c.Priority, c.GARPRepeat = PriorityOwner, 2*time.Second })
+	if got := kinds(m.Start(t0)); !strings.HasSuffix(got, "SendGARP") || m.Next() != t0.Add(ms(1000)) {
+		t.Fatalf("start: %s next %v", got, m.Next())
+	}
+	m.Tick(t0.Add(ms(1000)))
+	if got := kinds(m.Tick(t0.Add(ms(2000)))); got != "SendGARP(repeat) SendAdvert(255)" || m.Next() != t0.Add(ms(3000)) {
+		t.Fatalf("repeat tick: %s next %v", got, m.Next())
+	}
+	if got := kinds(m.Tick(t0.Add(ms(3000)))); got != "SendAdvert(255)" {
+		t.Fatalf("the repeat is sent once: %s", got)
+	}
+
+	b := newM(t, func(c *Config) { c.GARPRepeat = 5 * time.Second })
+	b.Start(t0)
+	b.Tick(b.Next()) // master after Master_Down_Interval
+	repeat := t0.Add(b.MasterDownInterval()).Add(5 * time.Second)
+	if b.State() != Master {
+		t.Fatal("not master")
+	}
+	b.Receive(t0.Add(4*time.Second), advert(addrB, 200, 100)) // yields: VIPs removed
+	if b.State() != Backup || !b.Next().Before(repeat) || b.Next() != b.Deadline() {
+		t.Fatalf("yielding kept the repeat: next %v deadline %v", b.Next(), b.Deadline())
+	}
+	if _, err := New(Config{Version: 3, VRID: 1, Priority: 1, Interval: 100, Primary: addrA, GARPRepeat: -1}, t0); err == nil {
+		t.Fatal("negative repeat accepted")
 	}
 }

@@ -1,8 +1,9 @@
-// Package driver runs the VRRP state machine of package vip against the real
-// network: a raw protocol-112 socket for adverts, netlink for the virtual
-// addresses, gratuitous ARP, tracked checks, notify hooks, and a local HTTP
-// endpoint for status and Prometheus metrics.
-package driver
+// Package daemon is the redisha-vip process around components/vip/driver:
+// a raw protocol-112 socket for adverts, netlink for the virtual addresses,
+// gratuitous ARP, tracked checks, notify hooks, a local HTTP endpoint for
+// status and Prometheus metrics, and the one loop goroutine that feeds the
+// driver and sleeps until driver.Next().
+package daemon
 
 import (
 	"context"
@@ -17,39 +18,43 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/redisha/redisha/components/vip"
 	"github.com/redisha/redisha/components/vip/config"
+	"github.com/redisha/redisha/components/vip/core"
+	"github.com/redisha/redisha/components/vip/driver"
 	"github.com/redisha/redisha/components/vip/vrrp"
 )
 
 // Status is what GET /status returns.
 type Status struct {
-	Name                string            `json:"name"`
-	State               string            `json:"state"`
-	Interface           string            `json:"interface"`
-	VRID                int               `json:"vrid"`
-	Version             int               `json:"version"`
-	Priority            int               `json:"priority"`
-	ConfiguredPriority  int               `json:"configured_priority"`
-	AdvertIntervalCS    int               `json:"advert_interval_cs"`
-	MasterAdverInterval int               `json:"master_adver_interval_cs"`
-	Primary             string            `json:"primary_address"`
-	Master              string            `json:"master_address,omitempty"`
-	MasterPriority      int               `json:"master_priority,omitempty"`
-	VIPs                []string          `json:"virtual_addresses"`
-	VIPsPresent         []string          `json:"virtual_addresses_present"`
-	Since               time.Time         `json:"since"`
-	Transitions         int               `json:"transitions"`
-	AdvertsSent         uint64            `json:"adverts_sent"`
-	AdvertsReceived     uint64            `json:"adverts_received"`
-	BadPackets          map[string]uint64 `json:"bad_packets"`
-	Tracks              []vip.TrackStatus `json:"tracks,omitempty"`
+	Name                string             `json:"name"`
+	State               string             `json:"state"`
+	Interface           string             `json:"interface"`
+	VRID                int                `json:"vrid"`
+	Version             int                `json:"version"`
+	Priority            int                `json:"priority"`
+	ConfiguredPriority  int                `json:"configured_priority"`
+	AdvertIntervalCS    int                `json:"advert_interval_cs"`
+	MasterAdverInterval int                `json:"master_adver_interval_cs"`
+	Primary             string             `json:"primary_address"`
+	Master              string             `json:"master_address,omitempty"`
+	MasterPriority      int                `json:"master_priority,omitempty"`
+	VIPs                []string           `json:"virtual_addresses"`
+	VIPsPresent         []string           `json:"virtual_addresses_present"`
+	Since               time.Time          `json:"since"`
+	Transitions         int                `json:"transitions"`
+	AdvertsSent         uint64             `json:"adverts_sent"`
+	AdvertsReceived     uint64             `json:"adverts_received"`
+	BadPackets          map[string]uint64  `json:"bad_packets"`
+	Tracks              []core.TrackStatus `json:"tracks,omitempty"`
 }
+
+var allStates = []core.State{core.Initialize, core.Backup, core.Master, core.Fault}
 
 type metrics struct {
 	reg         *prometheus.Registry
@@ -61,6 +66,9 @@ type metrics struct {
 	bad         *prometheus.CounterVec
 	garps       prometheus.Counter
 	checks      *prometheus.CounterVec
+	// last is the driver's counters as last exported, to add the deltas.
+	last     driver.Stats
+	lastGARP uint64
 }
 
 func newMetrics(name string) *metrics {
@@ -85,7 +93,7 @@ func newMetrics(name string) *metrics {
 			Help: "Tracked check results."}, []string{"track", "result"}),
 	}
 	m.reg.MustRegister(m.state, m.priority, m.transitions, m.sent, m.received, m.bad, m.garps, m.checks)
-	for _, s := range []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault} {
+	for _, s := range allStates {
 		m.state.WithLabelValues(s.String())
 		m.transitions.WithLabelValues(s.String())
 	}
@@ -95,74 +103,84 @@ func newMetrics(name string) *metrics {
 	return m
 }
 
+// export brings the Prometheus metrics up to the driver's counters.
+func (m *metrics) export(d *driver.Driver, garps uint64) {
+	s := d.Stats()
+	m.sent.Add(float64(s.AdvertsSent - m.last.AdvertsSent))
+	m.received.Add(float64(s.AdvertsReceived - m.last.AdvertsReceived))
+	for r, n := range s.Bad {
+		m.bad.WithLabelValues(string(r)).Add(float64(n - m.last.Bad[r]))
+	}
+	for st, n := range s.Transitions {
+		m.transitions.WithLabelValues(st.String()).Add(float64(n - m.last.Transitions[st]))
+	}
+	for name, n := range s.Checks {
+		m.checks.WithLabelValues(name, "ok").Add(float64(n[0] - m.last.Checks[name][0]))
+		m.checks.WithLabelValues(name, "fail").Add(float64(n[1] - m.last.Checks[name][1]))
+	}
+	m.garps.Add(float64(garps - m.lastGARP))
+	m.last, m.lastGARP = s, garps
+	for _, st := range allStates {
+		v := 0.0
+		if st == d.State() {
+			v = 1
+		}
+		m.state.WithLabelValues(st.String()).Set(v)
+	}
+	m.priority.Set(float64(d.Core().Priority()))
+}
+
 // Daemon is one running redisha-vip instance.
 type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	form    vrrp.ChecksumForm
 	vips    []config.VIP
+	primary netip.Addr
 	addrs   *addrManager
 	conn    *vrrpConn
-	machine *vip.Machine
+	drv     *driver.Driver
 	met     *metrics
-
-	mu          sync.Mutex // guards status
-	status      Status
-	badCounts   map[string]uint64
-	timer       *time.Timer
-	garpCancel  context.CancelFunc
-	lastBadLog  map[vrrp.Reason]time.Time
+	// garpSent counts GARP packets; bursts run in their own goroutines.
+	garpSent    atomic.Uint64
 	notifyGroup sync.WaitGroup
 	// statusReq carries /status requests to the loop goroutine, which answers
-	// between two events: a snapshot taken while apply is half done (VIPs
-	// already removed, State not yet updated) would be torn.
+	// between two events: a snapshot taken while an event is half applied
+	// (VIPs already removed, the state not yet read) would be torn.
 	statusReq chan chan Status
 }
 
 // New prepares a daemon: it resolves the interface and source address and
-// removes stale VIPs a crash may have left (the daemon is not master yet, so
-// no configured VIP may be on the interface).
+// opens the VRRP socket. Stale VIPs a crash may have left are removed when
+// Run starts the driver.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
 	}
 	vips, _ := cfg.VIPs()
-	d := &Daemon{cfg: cfg, log: log, vips: vips, met: newMetrics(cfg.Name), badCounts: map[string]uint64{},
-		lastBadLog: map[vrrp.Reason]time.Time{}, statusReq: make(chan chan Status)}
-	d.form, _ = vrrp.ParseChecksumForm(cfg.Checksum)
+	d := &Daemon{cfg: cfg, log: log, vips: vips, met: newMetrics(cfg.Name), statusReq: make(chan chan Status)}
 	d.addrs = &addrManager{ifname: cfg.Interface, vips: vips, log: log}
-	removed, err := d.addrs.remove()
-	if err != nil {
-		return nil, fmt.Errorf("remove stale VIPs: %w", err)
+	if d.primary, err = primaryAddr(ifi, cfg.SourceAddress, vips); err != nil {
+		return nil, err
 	}
-	if len(removed) > 0 {
-		log.Warn("removed stale virtual addresses left by an earlier run", "addresses", fmt.Sprint(removed))
-	}
-	primary, err := primaryAddr(ifi, cfg.SourceAddress, vips)
+	mc, err := cfg.Core(d.primary)
 	if err != nil {
 		return nil, err
 	}
-	mc, err := cfg.Machine(primary)
-	if err != nil {
-		return nil, err
-	}
-	if d.machine, err = vip.New(mc); err != nil {
-		return nil, err
-	}
-	var peers []netip.Addr
-	for _, p := range cfg.UnicastPeers {
-		peers = append(peers, netip.MustParseAddr(p))
-	}
-	if d.conn, err = openVRRP(context.Background(), ifi, primary, peers); err != nil {
-		return nil, err
-	}
-	d.status = Status{Name: cfg.Name, Interface: cfg.Interface, VRID: cfg.VRID, Version: cfg.Version,
-		ConfiguredPriority: cfg.Priority, AdvertIntervalCS: int(cfg.Interval()), Primary: primary.String()}
+	dc := driver.Config{Core: mc}
+	dc.Checksum, _ = vrrp.ParseChecksumForm(cfg.Checksum)
 	for _, v := range vips {
-		d.status.VIPs = append(d.status.VIPs, v.String())
+		dc.VIPs = append(dc.VIPs, v.Addr)
 	}
-	d.refreshStatus(time.Now())
+	for _, p := range cfg.UnicastPeers {
+		dc.Peers = append(dc.Peers, netip.MustParseAddr(p))
+	}
+	if d.drv, err = driver.New(dc, time.Now(), d, d, log); err != nil {
+		return nil, err
+	}
+	if d.conn, err = openVRRP(context.Background(), ifi, d.primary, dc.Peers); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -196,27 +214,70 @@ func primaryAddr(ifi *net.Interface, want string, vips []config.VIP) (netip.Addr
 	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address to send adverts from", ifi.Name)
 }
 
-// Handler serves /status (JSON) and /metrics.
+// Handler serves /status (JSON) and /metrics, both read through the loop.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		reply := make(chan Status, 1)
-		select {
-		case d.statusReq <- reply:
-		case <-r.Context().Done():
+		s, ok := d.snapshot(r.Context())
+		if !ok {
+			http.Error(w, "not running", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(<-reply)
+		enc.Encode(s)
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		// The snapshot brings the metrics up to date in the loop.
+		if _, ok := d.snapshot(r.Context()); !ok {
+			http.Error(w, "not running", http.StatusServiceUnavailable)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	return mux
 }
 
+// snapshot asks the loop goroutine for the status.
+func (d *Daemon) snapshot(ctx context.Context) (Status, bool) {
+	reply := make(chan Status, 1)
+	select {
+	case d.statusReq <- reply:
+		return <-reply, true
+	case <-ctx.Done():
+		return Status{}, false
+	}
+}
+
+// status builds the status; only the loop goroutine calls it.
+func (d *Daemon) status() Status {
+	c, st := d.drv.Core(), d.drv.Stats()
+	s := Status{Name: d.cfg.Name, Interface: d.cfg.Interface, VRID: d.cfg.VRID, Version: d.cfg.Version,
+		ConfiguredPriority: d.cfg.Priority, AdvertIntervalCS: int(d.cfg.Interval()), Primary: d.primary.String(),
+		State: c.State().String(), Priority: int(c.Priority()), MasterAdverInterval: int(c.MasterAdverInterval()),
+		Since: st.Since, Transitions: st.TransitionsTotal(),
+		AdvertsSent: st.AdvertsSent, AdvertsReceived: st.AdvertsReceived, BadPackets: map[string]uint64{},
+		Tracks: c.Tracks()}
+	for _, v := range d.vips {
+		s.VIPs = append(s.VIPs, v.String())
+	}
+	if a, p := c.Master(); a.IsValid() {
+		s.Master, s.MasterPriority = a.String(), int(p)
+	}
+	present, _ := d.addrs.present()
+	for _, a := range present {
+		s.VIPsPresent = append(s.VIPsPresent, a.String())
+	}
+	for k, v := range st.Bad {
+		s.BadPackets[string(k)] = v
+	}
+	return s
+}
+
 type event struct {
-	pkt   *received
+	pkt   *driver.Packet
 	check *checkResult
 }
 
@@ -271,261 +332,114 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
-	d.timer = time.NewTimer(time.Hour)
-	d.timer.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	// rearm sets the timer to the driver's next deadline after each event.
+	var armed time.Time
+	rearm := func() {
+		d.met.export(d.drv, d.garpSent.Load())
+		next := d.drv.Next()
+		if next.Equal(armed) {
+			return
+		}
+		armed = next
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+	}
+	vips := make([]string, 0, len(d.vips))
+	for _, v := range d.vips {
+		vips = append(vips, v.String())
+	}
 	d.log.Info("starting", "name", d.cfg.Name, "interface", d.cfg.Interface, "vrid", d.cfg.VRID,
 		"version", d.cfg.Version, "priority", d.cfg.Priority, "advert_interval", d.cfg.AdvertInterval.D(),
-		"primary", d.status.Primary, "vips", fmt.Sprint(d.status.VIPs))
-	d.apply(time.Now(), d.machine.Start(time.Now()))
+		"primary", d.primary.String(), "vips", fmt.Sprint(vips))
+	if err := d.drv.Start(time.Now()); err != nil {
+		return err
+	}
+	rearm()
 	for {
 		select {
 		case <-ctx.Done():
-			now := time.Now()
-			d.apply(now, d.machine.Shutdown(now))
-			if d.garpCancel != nil {
-				d.garpCancel()
-			}
+			d.drv.Shutdown(time.Now())
 			d.notifyGroup.Wait()
 			d.log.Info("stopped")
 			return nil
 		case err := <-readErr:
-			now := time.Now()
-			d.apply(now, d.machine.Shutdown(now))
+			d.drv.Shutdown(time.Now())
 			return fmt.Errorf("reading adverts: %w", err)
-		case <-d.timer.C:
-			now := time.Now()
-			d.apply(now, d.machine.Timer(now))
+		case <-timer.C:
+			armed = time.Time{}
+			d.drv.Wake(time.Now())
 		case reply := <-d.statusReq:
-			d.refreshStatus(time.Now())
-			d.mu.Lock()
-			s := d.status
-			s.VIPs = append([]string(nil), s.VIPs...)
-			s.VIPsPresent = append([]string(nil), s.VIPsPresent...)
-			d.mu.Unlock()
-			reply <- s
+			reply <- d.status()
 		case ev := <-events:
 			now := time.Now()
 			if ev.pkt != nil {
-				d.handlePacket(now, *ev.pkt)
+				d.drv.HandlePacket(now, *ev.pkt)
 			} else {
 				c := ev.check
-				res := "ok"
 				if !c.ok {
-					res = "fail"
 					d.log.Debug("check failed", "track", c.name, "err", c.err)
 				}
-				d.met.checks.WithLabelValues(c.name, res).Inc()
-				d.apply(now, d.machine.CheckResult(now, c.name, c.ok))
+				d.drv.CheckResult(now, c.name, c.ok)
 			}
 		}
+		rearm()
 	}
 }
 
-func (d *Daemon) handlePacket(now time.Time, r received) {
-	p, err := vrrp.Decode(r.payload, r.src, r.dst)
-	p.TTL = r.ttl
-	if err == nil {
-		if r.ttl < 0 { // no TTL from the kernel: cannot check it
-			p.TTL = vrrp.TTL
-		}
-		err = d.machine.Filter(!d.conn.mcast).Check(p)
-	}
-	if err != nil {
-		reason := vrrp.ReasonOf(err)
-		if reason == vrrp.ReasonVRID {
-			// Other virtual routers share the segment: normal, count quietly.
-			d.countBad(reason)
-			return
-		}
-		d.countBad(reason)
-		// Rate-limited like keepalived's log_rate_limited_error: one line per
-		// reason per minute.
-		if now.Sub(d.lastBadLog[reason]) > time.Minute {
-			d.lastBadLog[reason] = now
-			d.log.Warn("dropped bad VRRP packet", "reason", string(reason), "from", r.src, "err", err)
-		}
-		return
-	}
-	d.met.received.Inc()
-	d.mu.Lock()
-	d.status.AdvertsReceived++
-	d.mu.Unlock()
-	if len(p.Addresses) != len(d.vips) || !sameVIPs(p.Addresses, d.vips) {
-		if now.Sub(d.lastBadLog["vip_list"]) > time.Minute {
-			d.lastBadLog["vip_list"] = now
-			d.log.Warn("advert lists other virtual addresses than ours", "from", p.Src, "theirs", fmt.Sprint(p.Addresses))
-		}
-	}
-	d.apply(now, d.machine.Receive(now, p))
-}
+// SendAdvert implements driver.Network.
+func (d *Daemon) SendAdvert(dst netip.Addr, raw []byte) error { return d.conn.send(dst, raw) }
 
-func sameVIPs(got []netip.Addr, want []config.VIP) bool {
-	have := map[netip.Addr]bool{}
-	for _, a := range got {
-		have[a] = true
-	}
-	for _, v := range want {
-		if !have[v.Addr] {
-			return false
-		}
-	}
-	return true
-}
+// AddVIPs implements driver.Network.
+func (d *Daemon) AddVIPs() error { return d.addrs.add() }
 
-func (d *Daemon) countBad(r vrrp.Reason) {
-	d.met.bad.WithLabelValues(string(r)).Inc()
-	d.mu.Lock()
-	d.badCounts[string(r)]++
-	d.mu.Unlock()
-}
+// RemoveVIPs implements driver.Network.
+func (d *Daemon) RemoveVIPs() ([]netip.Addr, error) { return d.addrs.remove() }
 
-func (d *Daemon) apply(now time.Time, actions []vip.Action) {
-	for _, a := range actions {
-		switch a.Kind {
-		case vip.SendAdvert:
-			d.sendAdvert(a.Priority)
-		case vip.AddVIPs:
-			if err := d.addrs.add(); err != nil {
-				d.log.Error("adding virtual addresses", "err", err)
-			}
-		case vip.RemoveVIPs:
-			if d.garpCancel != nil {
-				d.garpCancel()
-				d.garpCancel = nil
-			}
-			if _, err := d.addrs.remove(); err != nil {
-				d.log.Error("removing virtual addresses", "err", err)
-			}
-		case vip.SendGARP:
-			if a.Refresh {
-				d.refreshGARP()
-			} else {
-				d.startGARP()
-			}
-		case vip.ArmTimer:
-			d.timer.Reset(max(time.Until(a.At), 0))
-		case vip.StopTimer:
-			d.timer.Stop()
-		case vip.PriorityChanged:
-			d.log.Info("priority changed", "priority", a.Priority)
-		case vip.StateChanged:
-			d.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
-				"priority", d.machine.Priority())
-			d.met.transitions.WithLabelValues(a.To.String()).Inc()
-			d.mu.Lock()
-			d.status.Transitions++
-			d.status.Since = now
-			d.mu.Unlock()
-			d.notify(a.To)
-		}
-	}
-	d.refreshStatus(now)
-}
-
-func (d *Daemon) sendAdvert(prio uint8) {
-	a := vrrp.Advert{Version: d.cfg.Version, VRID: uint8(d.cfg.VRID), Priority: prio, Interval: d.cfg.Interval()}
-	for _, v := range d.vips {
-		a.Addresses = append(a.Addresses, v.Addr)
-	}
-	if err := d.conn.send(a, d.form); err != nil {
-		d.log.Error("sending advert", "err", err)
-		return
-	}
-	d.met.sent.Inc()
-	d.mu.Lock()
-	d.status.AdvertsSent++
-	d.mu.Unlock()
-}
-
-// startGARP sends a burst now and, if configured, another after Repeat; a
-// later RemoveVIPs cancels what is pending.
-func (d *Daemon) startGARP() {
-	if d.garpCancel != nil {
-		d.garpCancel()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.garpCancel = cancel
-	burst := func() {
-		n, err := garp(d.cfg.Interface, d.vips, d.cfg.GARP.Count, d.cfg.GARP.Delay.D())
-		d.met.garps.Add(float64(n))
-		if err != nil {
-			d.log.Error("gratuitous ARP", "err", err)
-		}
+// SendGARP implements driver.Network: a burst of garp.count GARPs per
+// address (garp.refresh_repeat for a refresh), garp.delay apart, sent in the
+// background so the loop goes on.
+func (d *Daemon) SendGARP(kind driver.GARPKind) {
+	count, what := d.cfg.GARP.Count, "gratuitous ARP"
+	if kind == driver.GARPRefresh {
+		count, what = d.cfg.GARP.RefreshRepeat, "gratuitous ARP refresh"
 	}
 	go func() {
-		burst()
-		if r := d.cfg.GARP.Repeat.D(); r > 0 {
-			select {
-			case <-time.After(r):
-				burst()
-			case <-ctx.Done():
-			}
+		n, err := garp(d.cfg.Interface, d.vips, count, d.cfg.GARP.Delay.D())
+		d.garpSent.Add(uint64(n))
+		if err != nil {
+			d.log.Error(what, "err", err)
 		}
 	}()
 }
 
-// refreshGARP sends the periodic refresh: garp.refresh_repeat GARPs per
-// address, leaving a pending repeat burst of startGARP in place.
-func (d *Daemon) refreshGARP() {
-	go func() {
-		n, err := garp(d.cfg.Interface, d.vips, d.cfg.GARP.RefreshRepeat, d.cfg.GARP.Delay.D())
-		d.met.garps.Add(float64(n))
-		if err != nil {
-			d.log.Error("gratuitous ARP refresh", "err", err)
-		}
-	}()
-}
+// Advert implements driver.Hooks.
+func (d *Daemon) Advert(time.Time, vrrp.Packet) {}
 
-func (d *Daemon) refreshStatus(now time.Time) {
-	present, _ := d.addrs.present()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := &d.status
-	s.State = d.machine.State().String()
-	s.Priority = int(d.machine.Priority())
-	s.MasterAdverInterval = int(d.machine.MasterAdverInterval())
-	if a, p := d.machine.Master(); a.IsValid() {
-		s.Master, s.MasterPriority = a.String(), int(p)
-	}
-	s.VIPsPresent = s.VIPsPresent[:0]
-	for _, a := range present {
-		s.VIPsPresent = append(s.VIPsPresent, a.String())
-	}
-	s.BadPackets = map[string]uint64{}
-	for k, v := range d.badCounts {
-		s.BadPackets[k] = v
-	}
-	s.Tracks = d.machine.Tracks()
-	if s.Since.IsZero() {
-		s.Since = now
-	}
-	for _, st := range []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault} {
-		v := 0.0
-		if st == d.machine.State() {
-			v = 1
-		}
-		d.met.state.WithLabelValues(st.String()).Set(v)
-	}
-	d.met.priority.Set(float64(d.machine.Priority()))
-}
+// PriorityChanged implements driver.Hooks.
+func (d *Daemon) PriorityChanged(time.Time, uint8) {}
 
-// notify runs the hooks for state s asynchronously, with a timeout; their
-// environment carries REDISHA_VIP_NAME, _STATE and _PRIORITY.
-func (d *Daemon) notify(s vip.State) {
+// StateChanged implements driver.Hooks: it runs the notify hooks for state
+// to asynchronously, with a timeout; their environment carries
+// REDISHA_VIP_NAME, _STATE and _PRIORITY.
+func (d *Daemon) StateChanged(_ time.Time, _, to core.State, _ string, priority uint8) {
 	var cmds [][]string
-	switch s {
-	case vip.Master:
+	switch to {
+	case core.Master:
 		cmds = append(cmds, d.cfg.Notify.Master)
-	case vip.Backup:
+	case core.Backup:
 		cmds = append(cmds, d.cfg.Notify.Backup)
-	case vip.Fault:
+	case core.Fault:
 		cmds = append(cmds, d.cfg.Notify.Fault)
-	case vip.Initialize:
+	case core.Initialize:
 		cmds = append(cmds, d.cfg.Notify.Stop)
 	}
-	prio := strconv.Itoa(int(d.machine.Priority()))
+	prio := strconv.Itoa(int(priority))
 	if len(d.cfg.Notify.Any) > 0 {
-		cmds = append(cmds, append(append([]string{}, d.cfg.Notify.Any...), d.cfg.Name, s.String(), prio))
+		cmds = append(cmds, append(append([]string{}, d.cfg.Notify.Any...), d.cfg.Name, to.String(), prio))
 	}
 	for _, argv := range cmds {
 		if len(argv) == 0 {
@@ -537,7 +451,7 @@ func (d *Daemon) notify(s vip.State) {
 			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Notify.Timeout.D())
 			defer cancel()
 			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = append(os.Environ(), "REDISHA_VIP_NAME="+d.cfg.Name, "REDISHA_VIP_STATE="+s.String(),
+			cmd.Env = append(os.Environ(), "REDISHA_VIP_NAME="+d.cfg.Name, "REDISHA_VIP_STATE="+to.String(),
 				"REDISHA_VIP_PRIORITY="+prio)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				d.log.Error("notify hook failed", "cmd", fmt.Sprint(argv), "err", err, "output", string(out))

@@ -1,4 +1,4 @@
-package driver_test
+package daemon_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/redisha/redisha/components/testenv"
-	"github.com/redisha/redisha/components/vip/driver"
+	"github.com/redisha/redisha/components/vip/daemon"
 )
 
 // Every namespace, bridge and address of these tests: prefix rhv-, 10.78.0.0/24.
@@ -225,8 +225,8 @@ func startVIP(t testing.TB, h *testenv.Host, view *nsView, cfg string) *vipNode 
 	return n
 }
 
-func (n *vipNode) status() (driver.Status, error) {
-	var s driver.Status
+func (n *vipNode) status() (daemon.Status, error) {
+	var s daemon.Status
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(fmt.Sprintf("http://%s:%d/status", n.host.IP, statusPort))
 	if err != nil {
@@ -254,7 +254,7 @@ func whoAnswers(client *testenv.Host) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	var s driver.Status
+	var s daemon.Status
 	b, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(b, &s); err != nil {
 		return "", err
@@ -262,7 +262,7 @@ func whoAnswers(client *testenv.Host) (string, error) {
 	return s.Name, nil
 }
 
-func badPackets(s driver.Status) map[string]uint64 {
+func badPackets(s daemon.Status) map[string]uint64 {
 	out := map[string]uint64{}
 	for k, v := range s.BadPackets {
 		if v > 0 && k != "vrid" {

@@ -1,4 +1,4 @@
-package driver
+package daemon
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/redisha/redisha/components/vip/driver"
 	"github.com/redisha/redisha/components/vip/vrrp"
 )
 
@@ -20,7 +21,6 @@ type vrrpConn struct {
 	raw   net.PacketConn
 	ifi   *net.Interface
 	src   netip.Addr
-	dsts  []netip.Addr
 	mcast bool
 }
 
@@ -37,7 +37,7 @@ func openVRRP(ctx context.Context, ifi *net.Interface, src netip.Addr, peers []n
 	if err != nil {
 		return nil, fmt.Errorf("open raw VRRP socket (needs CAP_NET_RAW): %w", err)
 	}
-	c := &vrrpConn{pc: ipv4.NewPacketConn(raw), raw: raw, ifi: ifi, src: src, dsts: peers, mcast: len(peers) == 0}
+	c := &vrrpConn{pc: ipv4.NewPacketConn(raw), raw: raw, ifi: ifi, src: src, mcast: len(peers) == 0}
 	steps := []error{
 		c.pc.SetTTL(vrrp.TTL),
 		c.pc.SetMulticastTTL(vrrp.TTL),
@@ -46,7 +46,6 @@ func openVRRP(ctx context.Context, ifi *net.Interface, src netip.Addr, peers []n
 		c.pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true),
 	}
 	if c.mcast {
-		c.dsts = []netip.Addr{vrrp.MulticastGroup}
 		steps = append(steps,
 			c.pc.SetMulticastInterface(ifi),
 			c.pc.JoinGroup(ifi, &net.IPAddr{IP: net.IP(vrrp.MulticastGroup.AsSlice())}))
@@ -58,51 +57,35 @@ func openVRRP(ctx context.Context, ifi *net.Interface, src netip.Addr, peers []n
 	return c, nil
 }
 
-// received is one packet as the read loop saw it.
-type received struct {
-	payload []byte
-	src     netip.Addr
-	dst     netip.Addr
-	ttl     int
-}
-
 // read returns the next packet; the IPv4 header, if the kernel left it in,
 // is stripped (VRRP's version nibble is 2 or 3, IPv4's is 4).
-func (c *vrrpConn) read(buf []byte) (received, error) {
+func (c *vrrpConn) read(buf []byte) (driver.Packet, error) {
 	n, cm, src, err := c.pc.ReadFrom(buf)
 	if err != nil {
-		return received{}, err
+		return driver.Packet{}, err
 	}
-	r := received{payload: buf[:n], ttl: -1}
+	r := driver.Packet{Payload: buf[:n], TTL: -1}
 	if ia, ok := src.(*net.IPAddr); ok {
-		r.src, _ = netip.AddrFromSlice(ia.IP.To4())
+		r.Src, _ = netip.AddrFromSlice(ia.IP.To4())
 	}
 	if cm != nil {
-		r.ttl = cm.TTL
-		r.dst, _ = netip.AddrFromSlice(cm.Dst.To4())
+		r.TTL = cm.TTL
+		r.Dst, _ = netip.AddrFromSlice(cm.Dst.To4())
 	}
 	if n >= 20 && buf[0]>>4 == 4 {
 		h, payload, err := vrrp.ParseIPv4(buf[:n])
 		if err == nil {
-			r.payload, r.ttl, r.src, r.dst = payload, h.TTL, h.Src, h.Dst
+			r.Payload, r.TTL, r.Src, r.Dst = payload, h.TTL, h.Src, h.Dst
 		}
 	}
 	return r, nil
 }
 
-func (c *vrrpConn) send(a vrrp.Advert, form vrrp.ChecksumForm) error {
-	var errs []error
-	for _, dst := range c.dsts {
-		b, err := vrrp.Encode(a, c.src, dst, form)
-		if err != nil {
-			return err
-		}
-		cm := &ipv4.ControlMessage{Src: net.IP(c.src.AsSlice()), IfIndex: c.ifi.Index}
-		if _, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: net.IP(dst.AsSlice())}); err != nil {
-			errs = append(errs, fmt.Errorf("send advert to %v: %w", dst, err))
-		}
-	}
-	return errors.Join(errs...)
+// send writes one encoded advert to dst from our primary address.
+func (c *vrrpConn) send(dst netip.Addr, b []byte) error {
+	cm := &ipv4.ControlMessage{Src: net.IP(c.src.AsSlice()), IfIndex: c.ifi.Index}
+	_, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: net.IP(dst.AsSlice())})
+	return err
 }
 
 func (c *vrrpConn) close() error { return c.raw.Close() }
