@@ -23,7 +23,7 @@ type Auth struct {
 	// PasswordFile is read when the config is loaded (so a SIGHUP reload
 	// re-reads it). It must be a regular file with no permission bits beyond
 	// 0640 (0600, 0640, 0400, 0440): group-writable or world-readable secrets
-	// are refused. One trailing newline is stripped.
+	// are refused. Trailing newlines are stripped.
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -55,8 +55,8 @@ func (a *Auth) FinishConfig() error {
 }
 
 // ReadSecretFile reads a password file, refusing one that others can read or
-// anyone but its owner can write (mode bits beyond 0640), and strips one
-// trailing newline.
+// anyone but its owner can write (mode bits beyond 0640), and strips trailing
+// newlines.
 func ReadSecretFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -85,7 +85,7 @@ func ReadSecretFile(path string) (string, error) {
 	if b.Len() > 64<<10 {
 		return "", fmt.Errorf("%s is larger than 64 KiB; not a password file", path)
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(b.String(), "\n"), "\r")
+	s := strings.TrimRight(b.String(), "\r\n") // as redisha-guard reads its password files
 	if s == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
