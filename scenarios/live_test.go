@@ -66,13 +66,19 @@ func runLive(t *testing.T, s *spec.Scenario) *result.Result {
 	if res.Error != "" {
 		t.Fatalf("harness error: %s", res.Error)
 	}
-	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, result.JUnitFile, result.HTMLFile, "logs/redis1.log"} {
+	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, result.JUnitFile, result.HTMLFile, result.FinalFile, "logs/redis1.log"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("report file %s missing or empty: %v", f, err)
 		}
 	}
 	for _, v := range res.Verdicts {
 		t.Logf("%-20s %-13s want %-5s %s", v.Check, v.Status, v.Want, v.Observed)
+	}
+	if res.Analysis == nil || len(res.Analysis.Masters) == 0 || res.Analysis.Masters[0].Master == "" {
+		t.Fatalf("the judge stored no analysis of the quorum's master: %+v", res.Analysis)
+	}
+	if back, err := result.Read(dir); err != nil || back.Outcome != res.Outcome || len(back.Verdicts) != len(res.Verdicts) {
+		t.Fatalf("result.json does not read back as the run's result: %v", err)
 	}
 	if res.Summary.Ops < 1000 {
 		t.Fatalf("only %d operations recorded", res.Summary.Ops)
@@ -134,6 +140,9 @@ func TestLiveMasterMinorityFindsSplitBrain(t *testing.T) {
 	}
 	if res.Summary.LostWrites == nil || *res.Summary.LostWrites == 0 {
 		t.Fatalf("no lost writes found (%v): the harness is blind", res.Summary.LostWrites)
+	}
+	if n := len(res.Analysis.SplitBrainOpIDs); n != res.Summary.SplitBrainWrites {
+		t.Fatalf("the analysis marks %d split-brain writes, the summary counts %d", n, res.Summary.SplitBrainWrites)
 	}
 	if res.Summary.TwoMasterS < 1 {
 		t.Fatalf("two-master window %.1fs", res.Summary.TwoMasterS)

@@ -1,0 +1,161 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/lab/fault"
+	"github.com/redisha/redisha/scenarios/result"
+	"github.com/redisha/redisha/scenarios/spec"
+)
+
+// checkTargets rejects a fault naming a node the stack does not have, before anything runs.
+func (r *runner) checkTargets() error {
+	names := map[string]bool{"client": r.lab.Client != nil}
+	var all []string
+	for _, n := range r.lab.Nodes {
+		names[n.Name()] = true
+		all = append(all, n.Name())
+	}
+	for i, f := range r.s.Faults {
+		for _, t := range slices.Concat(f.Targets, f.A, f.B) {
+			if !names[t] {
+				return fmt.Errorf("%s: faults[%d] names %q, not a node of stack %s (nodes: %s, client)", r.s.Source, i, t, r.lab.Stack.Name, strings.Join(all, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// needsClientPath reports whether a fault acts on the client path, so the clients go through its proxy.
+func (r *runner) needsClientPath() bool {
+	for _, f := range r.s.Faults {
+		if strings.HasPrefix(f.Kind, "client-") {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *runner) targets() []fault.Target {
+	out := make([]fault.Target, 0, len(r.lab.Nodes)+1)
+	for _, n := range r.lab.Nodes {
+		out = append(out, n)
+	}
+	if r.lab.Client != nil {
+		out = append(out, r.lab.Client)
+	}
+	return out
+}
+
+// specs turns one timeline entry into injector specs: node faults act on each target separately.
+func specs(tf spec.TimedFault) []fault.Spec {
+	f := tf.Fault
+	base := fault.Spec{Kind: fault.Kind(f.Kind), A: f.A, B: f.B, OneWay: f.OneWay, Daemon: f.Daemon,
+		Delay: f.Latency.D(), Jitter: f.Jitter.D(), Loss: f.Loss, RateKBps: int64(f.RateKBps), Timeout: f.Timeout.D()}
+	if len(f.Targets) == 0 {
+		return []fault.Spec{base}
+	}
+	out := make([]fault.Spec, 0, len(f.Targets))
+	for _, t := range f.Targets {
+		s := base
+		s.Node = t
+		out = append(out, s)
+	}
+	return out
+}
+
+func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.TimedFault) error {
+	if !sleepUntil(ctx, r.t0.Add(tf.At)) {
+		return nil
+	}
+	var hs []*fault.Handle
+	for _, sp := range specs(tf) {
+		h, err := inj.Apply(ctx, sp, r.targets()...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		hs = append(hs, h)
+	}
+	if tf.Duration == 0 || tf.Fault.Kind == "restart" {
+		return nil // held until the heal after the workload
+	}
+	if !sleepUntil(ctx, r.t0.Add(tf.At+tf.Duration)) {
+		return nil
+	}
+	for _, h := range hs {
+		if err := h.Undo(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}
+
+// onFault records injector events in events.jsonl and as fault windows.
+func (r *runner) onFault(e fault.Event) {
+	kind := history.KindFaultStart
+	if e.Action == fault.Undone {
+		kind = history.KindFaultEnd
+	}
+	attrs := map[string]string{"id": strconv.Itoa(e.ID), "fault": string(e.Kind), "took": e.Took.String()}
+	if len(e.Targets) > 0 {
+		attrs["targets"] = strings.Join(e.Targets, ",")
+	}
+	if e.Err != "" {
+		attrs["error"] = e.Err
+	}
+	r.events.Write(history.Event{Time: e.Time, Source: history.SourceFault, Kind: kind, Detail: e.Spec + " " + e.Detail, Attrs: attrs})
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	if r.windows == nil {
+		r.windows = map[int]*result.FaultWindow{}
+	}
+	w := r.windows[e.ID]
+	if w == nil {
+		w = &result.FaultWindow{ID: e.ID, Kind: string(e.Kind), Spec: e.Spec, Targets: e.Targets}
+		r.windows[e.ID] = w
+		r.order = append(r.order, e.ID)
+	}
+	if e.Action == fault.Applied {
+		w.Start = e.Time
+	} else {
+		w.End = e.Time
+	}
+	if e.Err != "" {
+		w.Err = e.Err
+	}
+	go r.progressLine(false)
+}
+
+func (r *runner) faultWindows() []result.FaultWindow {
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	out := make([]result.FaultWindow, 0, len(r.order))
+	for _, id := range r.order {
+		out = append(out, *r.windows[id])
+	}
+	return out
+}
