@@ -16,7 +16,7 @@ import (
 
 func do(t *testing.T, addr string, args ...string) resp.Value {
 	t.Helper()
-	v, err := testenv.Do(addr, 5*time.Second, args...)
+	v, err := testenv.Do(addr, 15*time.Second, args...)
 	if err != nil {
 		t.Fatalf("%s %v: %v", addr, args, err)
 	}
@@ -92,7 +92,7 @@ func addrs(ps []*testenv.Process) string {
 func TestCrashRestartFast(t *testing.T) {
 	testenv.RequireBinary(t, "redis-server", "redis-sentinel")
 	dirM := t.TempDir()
-	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb"}})
+	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb", "--repl-diskless-sync-delay", "0"}})
 	r := testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: m.Addr()})
 	ss := sentinels(t, m.Addr(), 5000)
 
@@ -102,7 +102,7 @@ func TestCrashRestartFast(t *testing.T) {
 		}
 		// Acknowledged means on the replica too: the guard cannot save a
 		// write that only the dead master had (that is the durable mode's job).
-		if n := do(t, m.Addr(), "WAIT", "1", "5000").Int; n != 1 {
+		if n := do(t, m.Addr(), "WAIT", "1", "10000").Int; n != 1 {
 			t.Fatalf("WAIT: %d replicas acknowledged", n)
 		}
 	}
@@ -253,7 +253,7 @@ func TestFlags(t *testing.T) {
 func TestCrashRestartFastWithoutGuard(t *testing.T) {
 	testenv.RequireBinary(t, "redis-server", "redis-sentinel")
 	dirM := t.TempDir()
-	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb"}})
+	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb", "--repl-diskless-sync-delay", "0"}})
 	r := testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: m.Addr()})
 	sentinels(t, m.Addr(), 5000)
 	for i := 0; i < 300; i++ {
@@ -262,7 +262,7 @@ func TestCrashRestartFastWithoutGuard(t *testing.T) {
 		}
 		do(t, m.Addr(), "SET", "k"+strconv.Itoa(i), "v")
 	}
-	if n := do(t, m.Addr(), "WAIT", "1", "5000").Int; n != 1 {
+	if n := do(t, m.Addr(), "WAIT", "1", "10000").Int; n != 1 {
 		t.Fatalf("WAIT: %d", n)
 	}
 	runID := info(t, m.Addr()).Get("master_replid")

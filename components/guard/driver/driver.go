@@ -84,7 +84,7 @@ func Run(ctx context.Context, c *core.Core, o Options, t Transport, clk Clock) (
 			acts = acts[1:]
 			switch a := a.(type) {
 			case core.Probe:
-				r := gather(ctx, c.Deadline(), o, t)
+				r := Gather(ctx, c.Deadline(), o, t)
 				log.Debug("round", "round", summary(r))
 				acts = append(acts, c.Observe(clk.Now(), r)...)
 			case core.Failover:
@@ -108,9 +108,9 @@ func do(ctx context.Context, deadline time.Time, t Transport, reqs []Request) []
 	return t.Do(ctx, reqs)
 }
 
-// gather asks every sentinel, then every node: the configured ones and the
+// Gather asks every sentinel, then every node: the configured ones and the
 // replicas the sentinels list.
-func gather(ctx context.Context, deadline time.Time, o Options, t Transport) core.Round {
+func Gather(ctx context.Context, deadline time.Time, o Options, t Transport) core.Round {
 	var r core.Round
 	reqs := make([]Request, len(o.Sentinels))
 	for i, s := range o.Sentinels {

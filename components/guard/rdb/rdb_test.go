@@ -25,10 +25,10 @@ func TestRealRedisFiles(t *testing.T) {
 		t.Skip("-short: starts redis-server")
 	}
 	dirM, dirR := t.TempDir(), t.TempDir()
-	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "m.rdb"}})
+	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "m.rdb", "--repl-diskless-sync-delay", "0"}})
 	do := func(addr string, args ...string) resp.Value {
 		t.Helper()
-		v, err := testenv.Do(addr, 5*time.Second, args...)
+		v, err := testenv.Do(addr, 15*time.Second, args...)
 		if err != nil {
 			t.Fatalf("%s %v: %v", addr, args, err)
 		}
@@ -53,7 +53,7 @@ func TestRealRedisFiles(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		do(m.Addr(), "SET", "k"+strconv.Itoa(i), strings.Repeat("x", i))
 	}
-	if n := do(m.Addr(), "WAIT", "1", "5000").Int; n != 1 {
+	if n := do(m.Addr(), "WAIT", "1", "10000").Int; n != 1 {
 		t.Fatalf("WAIT: %d replicas", n)
 	}
 	before := info(m.Addr())
