@@ -285,3 +285,36 @@ func TestDeleteIsIdempotent(t *testing.T) {
 		t.Errorf("deleting a missing link: %v", err)
 	}
 }
+
+// TestMain fails the run if anything with this package's prefix remains.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		for _, l := range leftovers(prefix) {
+			fmt.Fprintf(os.Stderr, "leftover after tests: %s\n", l)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leftovers(p string) []string {
+	var out []string
+	names, _ := netns.Names()
+	for _, n := range names {
+		if strings.HasPrefix(n, p) {
+			out = append(out, "netns "+n)
+		}
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, p) {
+			out = append(out, "link "+l.Attrs().Name)
+		}
+	}
+	rules, _ := netns.ForwardRules(p)
+	for _, r := range rules {
+		out = append(out, "DOCKER-USER "+strings.Join(r, " "))
+	}
+	return out
+}

@@ -2,11 +2,16 @@ package filter_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/redisha/redisha/components/netns"
 	"github.com/redisha/redisha/components/netns/filter"
@@ -193,4 +198,23 @@ func TestCutRejects(t *testing.T) {
 			t.Errorf("%s: Cut accepted it", name)
 		}
 	}
+}
+
+// TestMain fails the run if a namespace or link of this package remains.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		names, _ := netns.Names()
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			names = append(names, l.Attrs().Name)
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, "rhk-") {
+				fmt.Fprintf(os.Stderr, "leftover after tests: %s\n", n)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
 }
