@@ -244,8 +244,11 @@ var (
 )
 
 // Finisher is implemented by config types that complete or check themselves
-// once decoded (Auth reads and checks its password_file). An *Error returned
-// with a relative Path is placed under the struct's own path.
+// once decoded (Auth reads and checks its password_file). The loader calls
+// FinishConfig for each such struct the file gives (a struct left at its
+// default is not finished: call FinishConfig yourself if defaults can hold a
+// password_file). An *Error returned with a relative Path is placed under the
+// struct's own path.
 type Finisher interface {
 	FinishConfig() error
 }
