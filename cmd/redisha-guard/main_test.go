@@ -188,6 +188,28 @@ func TestFirstStartNotDelayed(t *testing.T) {
 	if g.elapsed >= bound/2 {
 		t.Fatalf("first start delayed by %v (bound %v)", g.elapsed, bound)
 	}
+	// The arguments override a stale replicaof line that sentinel's CONFIG
+	// REWRITE could have left in the config file.
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "redis.conf")
+	if err := os.WriteFile(conf, []byte("replicaof 127.0.0.1 1\nsave \"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(self, ":")
+	p := testenv.StartProcess(t, testenv.ProcessSpec{Name: "redis-first", Dir: dir, Host: "127.0.0.1", Port: atoi(t, port),
+		Argv: append([]string{"redis-server", conf, "--bind", "127.0.0.1", "--port", port, "--daemonize", "no"}, strings.Fields(g.stdout)...)})
+	if role := info(t, p.Addr()).Get("role"); role != "master" {
+		t.Fatalf("started with the guard's arguments as %q", role)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestNothingRunning: no sentinel and no node answer (connection refused):

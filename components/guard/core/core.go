@@ -333,6 +333,16 @@ func (c *Core) evaluate(now time.Time, r Round) []Action {
 		c.wait(now, fmt.Sprintf("failover asked %v ago, %s", now.Sub(c.failoverSince).Round(time.Millisecond), view))
 		return nil
 	}
+	// A node that already plays master while the sentinels that answered
+	// still name this node: a failover whose leader did not answer (or whose
+	// new configuration has not reached the others yet) may have promoted
+	// it. Starting as a master now would make two; wait for the sentinels.
+	for _, n := range r.Nodes {
+		if n.Err == nil && n.Addr != c.cfg.Self && n.Role == "master" {
+			c.wait(now, fmt.Sprintf("%s, but %s reports role master: a newer configuration may not have reached these sentinels yet", view, n.Addr))
+			return nil
+		}
+	}
 	ahead, notes := c.ahead(r.Nodes)
 	if len(ahead) == 0 {
 		reason := view + " (this node); no reachable replica is ahead of this node's data (" + c.p.String() + ")"
