@@ -40,7 +40,7 @@ var (
 	ErrExpectedBulk           = &ProtocolError{Msg: "expected '$'"}
 	ErrBulkNotTerminated      = &ProtocolError{Msg: "bulk string not terminated by CRLF"}
 	ErrTooBigInline           = &ProtocolError{Msg: "too big inline request"}
-	ErrUnbalancedQuotes       = &ProtocolError{Msg: "unbalanced quotes in inline request"}
+	ErrUnbalancedQuotes       = &ProtocolError{Msg: "unbalanced quotes in request"}
 )
 
 // Request describes one complete client request found by a Framer.
