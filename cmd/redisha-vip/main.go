@@ -1,5 +1,7 @@
 // Command redisha-vip holds virtual IP addresses with VRRP (v3, or v2 beside
-// keepalived): `redisha-vip run -c /etc/redisha/vip.yaml`, `redisha-vip status`.
+// keepalived): `redisha-vip run -c /etc/redisha/vip.yaml`, `redisha-vip
+// status`, `redisha-vip check-config -c FILE`, `redisha-vip version`. The
+// command line is components/daemonkit's, shared by the three daemons.
 package main
 
 import (
@@ -11,110 +13,66 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
+	"runtime/debug"
 	"time"
 
-	"github.com/spf13/cobra"
-
+	"github.com/redisha/redisha/components/daemonkit"
 	"github.com/redisha/redisha/components/vip/config"
 	"github.com/redisha/redisha/components/vip/daemon"
 )
 
-func main() {
-	if err := root().Execute(); err != nil {
-		os.Exit(1)
-	}
-}
+func main() { vipDaemon().Main() }
 
-func root() *cobra.Command {
-	var cfgPath string
-	cmd := &cobra.Command{
-		Use:           "redisha-vip",
+func vipDaemon() *daemonkit.Daemon[config.Config] {
+	return &daemonkit.Daemon[config.Config]{
+		Name:          "redisha-vip",
 		Short:         "VRRP virtual IP manager that interoperates with keepalived",
-		SilenceUsage:  true,
-		SilenceErrors: false,
+		Version:       version(),
+		DefaultConfig: "/etc/redisha/vip.yaml",
+		BareRuns:      false, // with no arguments redisha-vip printed help, and still does
+		CheckOK:       "configuration OK",
+		Load:          config.Load,
+		LogSettings:   func(c *config.Config) (string, string) { return c.Log.Level, c.Log.Format },
+		Run:           run,
+		Status:        status,
 	}
-	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "/etc/redisha/vip.yaml", "configuration file")
-
-	run := &cobra.Command{
-		Use:   "run",
-		Short: "run the VRRP instance until SIGTERM/SIGINT (then hand over with priority 0)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath)
-			if err != nil {
-				return err
-			}
-			log := newLogger(cfg.Log, os.Stderr)
-			if os.Geteuid() != 0 {
-				log.Warn(daemon.ErrNotRoot.Error())
-			}
-			d, err := daemon.New(cfg, log)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			return d.Run(ctx)
-		},
-	}
-
-	var addr string
-	var asJSON bool
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "print the state of the local instance",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if addr == "" {
-				addr = "127.0.0.1:9732"
-				if cfg, err := config.Load(cfgPath); err == nil && cfg.Status.Listen != "off" {
-					addr = cfg.Status.Listen
-				}
-			}
-			// A wildcard listener is reached on loopback.
-			if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0") {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return printStatus(cmd.OutOrStdout(), addr, asJSON)
-		},
-	}
-	status.Flags().StringVar(&addr, "addr", "", "status endpoint host:port (default: from the config file)")
-	status.Flags().BoolVar(&asJSON, "json", false, "print raw JSON")
-
-	check := &cobra.Command{
-		Use:   "check-config",
-		Short: "validate the configuration file and exit",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := config.Load(cfgPath); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "configuration OK")
-			return nil
-		},
-	}
-	cmd.AddCommand(run, status, check)
-	return cmd
 }
 
-func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(strings.ToUpper(orDefault(c.Level, "info"))))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return "(devel)"
 }
 
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
+// run runs the VRRP instance until ctx ends (SIGTERM/SIGINT), then hands
+// over with priority 0.
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		log.Warn(daemon.ErrNotRoot.Error())
 	}
-	return s
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// status prints the local instance's state, asking --addr or the config's
+// status.listen (a wildcard listener is reached on loopback).
+func status(_ context.Context, cfg *config.Config, opts daemonkit.StatusOptions, w io.Writer) error {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:9732"
+		if cfg != nil && cfg.Status.Listen != "off" {
+			addr = cfg.Status.Listen
+		}
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return printStatus(w, addr, opts.JSON)
 }
 
 func printStatus(w io.Writer, addr string, asJSON bool) error {

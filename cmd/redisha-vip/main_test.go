@@ -2,11 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/testenv"
 )
+
+// execute runs one command line through daemonkit, as main does.
+func execute(args ...string) (int, string) {
+	var out bytes.Buffer
+	code := vipDaemon().Execute(context.Background(), args, &out, &out)
+	return code, out.String()
+}
 
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
@@ -18,25 +31,75 @@ func TestCheckConfig(t *testing.T) {
 		ok         bool
 	}{
 		{good, "configuration OK", true},
-		{bad, "field prioriti not found", false},
+		{bad, "bad.yaml:5: prioriti: unknown key", false},
 		{filepath.Join(dir, "missing.yaml"), "no such file", false},
 		{"../../components/vip/dist/redisha-vip.example.yaml", "configuration OK", true},
 	} {
-		cmd := root()
-		var out bytes.Buffer
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		cmd.SetArgs([]string{"check-config", "-c", tc.file})
-		err := cmd.Execute()
-		if (err == nil) != tc.ok || !strings.Contains(out.String()+errString(err), tc.want) {
-			t.Errorf("%s: err=%v out=%q, want %q", tc.file, err, out.String(), tc.want)
+		// Today's spellings: -c and --config, before or after the subcommand.
+		for _, args := range [][]string{{"check-config", "-c", tc.file}, {"check-config", "--config", tc.file},
+			{"--config", tc.file, "check-config"}, {"-c", tc.file, "check-config"}} {
+			code, out := execute(args...)
+			if (code == 0) != tc.ok || !strings.Contains(out, tc.want) {
+				t.Errorf("%v: exit %d out=%q, want %q", args, code, out, tc.want)
+			}
 		}
+	}
+	// Go flag spellings still work, with one deprecation line.
+	example := "../../components/vip/dist/redisha-vip.example.yaml"
+	if code, out := execute("-config", example, "check-config"); code != 0 || !strings.Contains(out, "deprecated") ||
+		!strings.Contains(out, "configuration OK") {
+		t.Errorf("-config FILE check-config: exit %d %q", code, out)
+	}
+	if code, out := execute("version"); code != 0 || !strings.HasPrefix(out, "redisha-vip ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	if code, out := execute(); code != 0 || !strings.Contains(out, "check-config") {
+		t.Errorf("no arguments must print help, as before: exit %d %q", code, out)
 	}
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// TestExampleConfigAndFlags starts the daemon as the systemd unit and the lab
+// do (`run -c FILE`, and `--config FILE run`) with the shipped example
+// configuration, in a namespace of its own (eth0 needs only an IPv4 address; the
+// VIP is never added in FAULT), and
+// asks it with `status -c FILE`. The example's haproxy process check has
+// fault semantics and no haproxy runs there, so the instance is in FAULT.
+func TestExampleConfigAndFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("namespace test skipped under -short")
 	}
-	return err.Error()
+	testenv.RequireRoot(t)
+	example, err := filepath.Abs("../../components/vip/dist/redisha-vip.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "redisha-vip")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	topo := testenv.NewTopology(t, "rhvc-", netip.MustParsePrefix("10.76.0.0/24"), "a")
+	ha := topo.Host("a")
+	for _, argv := range [][]string{{bin, "run", "-c", example}, {bin, "--config", example, "run"}} {
+		p := testenv.StartProcess(t, testenv.ProcessSpec{Name: "redisha-vip-example", Dir: t.TempDir(), Netns: ha.Netns, Argv: argv})
+		deadline := time.Now().Add(10 * time.Second)
+		var out string
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err = ha.Run(ctx, bin, "status", "-c", example)
+			cancel()
+			if err == nil && strings.Contains(out, "proxy-vip: FAULT") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: status: %v\n%s\nlog:\n%s", argv, err, out, p.LogTail(40))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, want := range []string{"VRID 51", "VRRPv3", "advert 100 cs"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("%v: status lacks %q:\n%s", argv, want, out)
+			}
+		}
+		p.Stop()
+	}
 }

@@ -2,40 +2,21 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/redisha/redisha/components/confkit"
 
 	"github.com/redisha/redisha/components/vip/core"
 	"github.com/redisha/redisha/components/vip/vrrp"
 )
 
-// Duration is a time.Duration written as "1s", "250ms".
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration like 1s or 250ms", n.Line)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D returns the duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration is confkit's: a Go duration ("1s", "250ms") as before, or whole
+// milliseconds.
+type Duration = confkit.Duration
 
 // DefaultGARPRepeat is garp.repeat when unset: the second burst after
 // becoming master.
@@ -146,35 +127,46 @@ type VIP struct {
 
 func (v VIP) String() string { return netip.PrefixFrom(v.Addr, v.Bits).String() }
 
-// Load reads and validates a file.
-func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+// Load reads and validates a file with confkit's strict loader (one
+// document, unknown or repeated keys rejected, "file:line: key: message"
+// errors). It returns the file's deprecation warnings, one line each.
+func Load(path string) (*Config, []string, error) {
+	var c Config
+	meta, err := confkit.Load(path, &c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return c.finish(meta)
 }
 
-// Parse decodes YAML, rejecting unknown fields, fills defaults and validates.
+// Parse is Load for data already read.
 func Parse(b []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty configuration")
-		}
+	meta, err := confkit.Parse("config", b, &c)
+	if err != nil {
 		return nil, err
 	}
+	cfg, _, err := c.finish(meta)
+	return cfg, err
+}
+
+// finish fills defaults and validates; a problem is reported at the line of
+// the key it names, when there is one.
+func (c *Config) finish(meta *confkit.Meta) (*Config, []string, error) {
 	c.defaults()
 	if err := c.validate(); err != nil {
-		return nil, err
+		key, _, _ := strings.Cut(err.Error(), ":")
+		key, _, _ = strings.Cut(key, "[")
+		if line := meta.Line(key); line > 0 && !strings.ContainsAny(key, " ") {
+			return nil, nil, fmt.Errorf("%s:%d: %w", meta.File, line, err)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", meta.File, err)
 	}
-	return &c, nil
+	var warn []string
+	for _, d := range meta.Deprecations {
+		warn = append(warn, d.String())
+	}
+	return c, warn, nil
 }
 
 func (c *Config) defaults() {

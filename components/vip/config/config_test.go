@@ -45,12 +45,15 @@ func TestExampleConfigParses(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"", "empty configuration"},
-		{minimal + "bogus: 1\n", "field bogus not found"},
+		{"", "the file is empty"},
+		{minimal + "bogus: 1\n", "config:6: bogus: unknown key"},
 		{minimal + "advert_interval: 1.5s\nversion: 2\n", "VRRPv2 needs whole seconds"},
 		{minimal + "advert_interval: 15ms\n", "multiple of 10ms"},
-		{minimal + "advert_interval: fast\n", "invalid duration"},
+		{minimal + "advert_interval: fast\n", `advert_interval: "fast" is not a duration`},
 		{minimal + "version: 4\n", "version: 4"},
+		{minimal + "version: 4\n", "config:6: version"},
+		{minimal + "---\nname: x\n", "document"},
+		{minimal + "priority: 90\n", "priority"},
 		{minimal + "checksum: crc\n", "unknown checksum form"},
 		{minimal + "unicast_peers: [224.0.0.1]\n", "unicast_peers"},
 		{strings.Replace(minimal, "vrid: 51", "vrid: 0", 1), "vrid"},
@@ -62,11 +65,11 @@ func TestParseErrors(t *testing.T) {
 		{minimal + "track: [{name: a, process: p}]\n", "non-zero weight or fault"},
 		{minimal + "track: [{name: a, process: p, weight: 5, fault: true}]\n", "exclusive"},
 		{minimal + "track: [{name: a, http: 'ftp://x', weight: 5}]\n", "http://"},
-		{minimal + "track: [{name: a, process: p, weight: 5, colour: red}]\n", "field colour not found"},
+		{minimal + "track: [{name: a, process: p, weight: 5, colour: red}]\n", "track[0].colour: unknown key"},
 		{minimal + "garp: {refresh: -1s}\n", "must not be negative"},
 		{minimal + "garp: {refresh_repeat: -1}\n", "must not be negative"},
-		{minimal + "garp: {refresh: often}\n", "invalid duration"},
-		{minimal + "garp: {refresh_every: 10s}\n", "field refresh_every not found"},
+		{minimal + "garp: {refresh: often}\n", `garp.refresh: "often" is not a duration`},
+		{minimal + "garp: {refresh_every: 10s}\n", "garp.refresh_every: unknown key"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
