@@ -67,7 +67,7 @@ func newSimCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim vip|proxy|witness",
 		Short: "Explore seeded fault schedules against the production cores in virtual time",
-		Long: `Runs the production state machines (components/vip's VRRP machine and
+		Long: `Runs the production state machines (redisha-vip's driver, VRRP core and
 codec, components/proxy's routing core and reply parsers, and for "witness"
 components/witness's voter as one of the three sentinels) on a simulated
 network under virtual time, with faults drawn from a seed: partitions (one-way
