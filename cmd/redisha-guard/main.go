@@ -11,19 +11,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/redisha/redisha/components/daemonkit"
 	"github.com/redisha/redisha/components/guard/config"
 	"github.com/redisha/redisha/components/guard/core"
 	"github.com/redisha/redisha/components/guard/driver"
@@ -31,61 +29,59 @@ import (
 	"github.com/redisha/redisha/components/guard/rdb"
 )
 
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("redisha-guard", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	cfg := config.Defaults()
-	config.Bind(fset, &cfg)
-	check := fset.Bool("check-config", false, "validate the flags and exit")
-	if err := fset.Parse(args); err != nil {
-		return 2
+// run is the command line: `redisha-guard run [--config FILE] [flags]`, and
+// check-config and version, through components/daemonkit.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	d := &daemonkit.Daemon[config.Config]{
+		Name:     "redisha-guard",
+		Short:    "decide how redis-server starts on this node (ExecStartPre), so that a fast restart never wipes a replica",
+		Version:  version,
+		CheckOK:  "config ok",
+		Load:     config.Load,
+		Validate: func(c *config.Config) error { return c.Validate() },
+		Flags:    config.Flags(),
+		LogSettings: func(c *config.Config) (string, string) {
+			return c.LogLevel, c.LogFormat
+		},
+		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+			return guard(ctx, cfg, log, stdout)
+		},
 	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(stderr, "redisha-guard:", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return 2
-	}
-	if *check {
-		fmt.Fprintln(stdout, "config ok")
-		return 0
-	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts, err := cfg.Options()
-	if err != nil {
-		log.Error("cannot read a password file", "err", err)
-		return 2
-	}
-	opts.Log = log
+	return d.Execute(ctx, args, stdout, stderr)
+}
 
+// guard decides, writes the decision and logs it. An error (interrupted
+// before deciding, or the decision could not be written) exits 1, so the
+// unit does not start redis-server on a guess.
+func guard(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	opts := cfg.Options()
+	opts.Log = log
 	clk := probe.Clock{}
 	start := clk.Now()
 	p, err := persisted(cfg)
 	if err != nil {
-		// A data file redis cannot read either: redis will refuse to start
-		// on it; say so, and let the decision go on as if it were empty.
+		// A data file that cannot be read: redis will not load it either.
+		// Decide as if the node were empty, which protects the replicas.
 		log.Warn("cannot read this node's data file; treating it as empty", "err", err)
 		p = core.Persisted{Source: "none"}
 	}
 	c, err := core.New(cfg.Core(), start, p)
 	if err != nil {
-		log.Error("invalid configuration", "err", err)
-		return 2
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	d, err := driver.Run(ctx, c, opts, probe.Transport{Timeout: cfg.ProbeTimeout}, clk)
 	if err != nil {
-		log.Error("interrupted before deciding; redis-server is not started", "err", err)
-		return 1
+		return fmt.Errorf("interrupted before deciding; redis-server must not start: %w", err)
 	}
 	if err := write(cfg, d, stdout); err != nil {
-		log.Error("cannot write the decision", "err", err)
-		return 1
+		return fmt.Errorf("cannot write the decision: %w", err)
 	}
 	attrs := []any{"role", d.Role.String(), "elapsed", d.Elapsed.Round(time.Millisecond)}
 	if d.Role == core.Replica {
@@ -100,12 +96,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		log.Info("redisha-guard decided", attrs...)
 	}
-	return 0
+	return nil
 }
 
 // persisted says what redis will load at start: with appendonly yes the AOF
 // (redis 7's loadDataFromDisk then ignores the RDB), otherwise the RDB.
-func persisted(cfg config.Config) (core.Persisted, error) {
+func persisted(cfg *config.Config) (core.Persisted, error) {
 	if cfg.AppendOnly {
 		matches, _ := filepath.Glob(filepath.Join(cfg.AOFDir, "*.manifest"))
 		if len(matches) == 0 {
@@ -137,7 +133,7 @@ func redisArgs(d core.Decision) []string {
 	return nil
 }
 
-func write(cfg config.Config, d core.Decision, stdout io.Writer) error {
+func write(cfg *config.Config, d core.Decision, stdout io.Writer) error {
 	args := redisArgs(d)
 	head := fmt.Sprintf("# redisha-guard %s: %s: %s\n", time.Now().UTC().Format(time.RFC3339), d.Role, oneLine(d.Reason))
 	if cfg.WriteEnv != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ func runGuard(t *testing.T, args ...string) guardRun {
 	env := filepath.Join(t.TempDir(), "guard.env")
 	var out, errb bytes.Buffer
 	start := time.Now()
-	rc := run(append(args, "-write-env", env, "-print", "-log-level", "debug"), &out, &errb)
+	rc := run(context.Background(), append(append([]string{"run"}, args...), "--write-env", env, "--print", "--log-level", "debug"), &out, &errb)
 	g := guardRun{rc: rc, elapsed: time.Since(start), stdout: out.String(), log: errb.String()}
 	if b, err := os.ReadFile(env); err == nil {
 		g.env = string(b)
@@ -122,7 +123,7 @@ func TestCrashRestartFast(t *testing.T) {
 
 	m.Kill()
 	killed := time.Now()
-	g := runGuard(t, "-self", m.Addr(), "-sentinel", addrs(ss), "-rdb", filepath.Join(dirM, "dump.rdb"), "-bound", "30s")
+	g := runGuard(t, "--self", m.Addr(), "--sentinel", addrs(ss), "--rdb", filepath.Join(dirM, "dump.rdb"), "--bound", "30s")
 	if started := g.elapsed; started > 30*time.Second {
 		t.Fatalf("guard took %v", started)
 	}
@@ -180,8 +181,8 @@ func TestFirstStartNotDelayed(t *testing.T) {
 	r := testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: self})
 	ss := sentinels(t, self, 5000)
 	bound := 10 * time.Second
-	g := runGuard(t, "-self", self, "-sentinel", addrs(ss), "-node", r.Addr(),
-		"-rdb", filepath.Join(t.TempDir(), "dump.rdb"), "-bound", bound.String())
+	g := runGuard(t, "--self", self, "--sentinel", addrs(ss), "--node", r.Addr(),
+		"--rdb", filepath.Join(t.TempDir(), "dump.rdb"), "--bound", bound.String())
 	if g.rc != 0 || strings.TrimSpace(g.stdout) != "--replicaof no one" {
 		t.Fatalf("rc %d, args %q: want a master", g.rc, g.stdout)
 	}
@@ -217,8 +218,8 @@ func atoi(t *testing.T, s string) int {
 func TestNothingRunning(t *testing.T) {
 	free := func() string { return testenv.Addr("127.0.0.1", testenv.FreePort(t)) }
 	bound := 10 * time.Second
-	g := runGuard(t, "-self", free(), "-sentinel", free()+","+free()+","+free(), "-node", free(),
-		"-rdb", filepath.Join(t.TempDir(), "dump.rdb"), "-bound", bound.String())
+	g := runGuard(t, "--self", free(), "--sentinel", free()+","+free()+","+free(), "--node", free(),
+		"--rdb", filepath.Join(t.TempDir(), "dump.rdb"), "--bound", bound.String())
 	if g.rc != 0 || strings.TrimSpace(g.stdout) != "" || !strings.Contains(g.env, "REDISHA_GUARD_ARGS=\n") {
 		t.Fatalf("rc %d, args %q: want keep-config", g.rc, g.stdout)
 	}
@@ -244,8 +245,8 @@ func TestBoundWithoutMajority(t *testing.T) {
 		return l.Addr().String()
 	}
 	bound := 3 * time.Second
-	g := runGuard(t, "-self", self, "-sentinel", s.Addr()+","+silent()+","+silent(),
-		"-rdb", filepath.Join(t.TempDir(), "dump.rdb"), "-bound", bound.String(), "-probe-timeout", "500ms")
+	g := runGuard(t, "--self", self, "--sentinel", s.Addr()+","+silent()+","+silent(),
+		"--rdb", filepath.Join(t.TempDir(), "dump.rdb"), "--bound", bound.String(), "--probe-timeout", "500ms")
 	if g.rc != 0 || strings.TrimSpace(g.stdout) != "" || !strings.Contains(g.log, "decided at its bound") ||
 		!strings.Contains(g.log, "1 of 3 sentinels answered") {
 		t.Fatalf("rc %d args %q: want keep-config at the bound", g.rc, g.stdout)
@@ -257,45 +258,41 @@ func TestBoundWithoutMajority(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	if rc := run([]string{"-sentinel", "nohost"}, &out, &errb); rc != 2 ||
-		!strings.Contains(errb.String(), "-self is required") || !strings.Contains(errb.String(), `-sentinel "nohost" is not host:port`) ||
+	if rc := run(context.Background(), []string{"check-config", "--sentinel", "nohost"}, &out, &errb); rc != 2 ||
+		!strings.Contains(errb.String(), "self: required") || !strings.Contains(errb.String(), `sentinels: "nohost" is not host:port`) ||
 		!strings.Contains(errb.String(), "no output") {
 		t.Fatalf("rc %d: %s", rc, errb.String())
 	}
 	out.Reset()
-	if rc := run([]string{"-self", "a:1", "-sentinel", "b:2", "-print", "-check-config"}, &out, &errb); rc != 0 || out.String() != "config ok\n" {
-		t.Fatalf("check-config: %d %q", rc, out.String())
+	if rc := run(context.Background(), []string{"check-config", "--self", "a:1", "--sentinel", "b:2,c:3", "--print"}, &out, &errb); rc != 0 || out.String() != "config ok\n" {
+		t.Fatalf("check-config: %d %q %s", rc, out.String(), errb.String())
 	}
 }
 
-// TestCrashRestartFastWithoutGuard is the control: the same crash with the
-// master restarted straight away as its config says (a master, before
-// down-after) wipes what its replica had beyond the snapshot. This is the
-// loss the guard exists to prevent.
-func TestCrashRestartFastWithoutGuard(t *testing.T) {
-	testenv.RequireBinary(t, "redis-server", "redis-sentinel")
-	dirM := t.TempDir()
-	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb", "--repl-diskless-sync-delay", "0"}})
-	r := testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: m.Addr()})
-	sentinels(t, m.Addr(), 5000)
-	for i := 0; i < 300; i++ {
-		if i == 100 {
-			do(t, m.Addr(), "SAVE")
-		}
-		do(t, m.Addr(), "SET", "k"+strconv.Itoa(i), "v")
+// TestConfigFile: the same settings from a YAML file, strictly read, with a
+// flag overriding a key.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if n := do(t, m.Addr(), "WAIT", "1", "10000").Int; n != 1 {
-		t.Fatalf("WAIT: %d", n)
+	file := filepath.Join(dir, "guard.yaml")
+	yaml := "self: 10.0.0.1:6379\nsentinels: [10.0.0.1:26379, 10.0.0.2:26379, 10.0.0.3:26379]\nbound: 20s\n" +
+		"node_auth:\n  password_file: " + pw + "\nwrite_env: /run/redis/redisha-guard.env\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	runID := info(t, m.Addr()).Get("master_replid")
-	m.Kill()
-	m.Start() // same argv: a master with its old snapshot
-	m.WaitReady(10 * time.Second)
-	eventually(t, 30*time.Second, "replica resynced from the restarted master", func() (bool, string) {
-		i := info(t, r.Addr())
-		return i.Get("master_link_status") == "up" && i.Get("master_replid") != runID, fmt.Sprint(i.Section("replication"))
-	})
-	if n := do(t, r.Addr(), "DBSIZE").Int; n != 100 {
-		t.Fatalf("replica holds %d keys after the restart; the snapshot had 100", n)
+	var out, errb bytes.Buffer
+	if rc := run(context.Background(), []string{"check-config", "--config", file, "--bound", "5s"}, &out, &errb); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errb.String())
+	}
+	if err := os.WriteFile(file, []byte(yaml+"boundd: 1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	if rc := run(context.Background(), []string{"check-config", "--config", file}, &out, &errb); rc != 2 || !strings.Contains(errb.String(), "guard.yaml:7: boundd: unknown key") {
+		t.Fatalf("unknown key: rc %d: %s", rc, errb.String())
 	}
 }
