@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
@@ -528,8 +529,12 @@ func eventRows(events []history.Event, workStart time.Time) []evRow {
 	return rows
 }
 
-// kvString renders a map as "k=v, k=v" in key order.
-func kvString(m map[string]any) string {
+// kvString renders a record as its result.json fields, "k=v, k=v" in key order.
+func kvString(v any) string {
+	var m map[string]any
+	if b, err := json.Marshal(v); err == nil {
+		_ = json.Unmarshal(b, &m) // a record without fields (nil) renders empty
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

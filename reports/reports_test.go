@@ -68,7 +68,7 @@ func sampleRun(t *testing.T) string {
 	}
 	lost := 12
 	r := &result.Result{Scenario: "old-master-returns", Description: "crafted", Stack: "reference", Seed: 42, Run: 1,
-		Nodes: map[string]string{"redis1": "10.0.0.11", "redis2": "10.0.0.12"}, Workload: map[string]any{"clients": 3, "timeout": "200ms", "retries": 0},
+		Nodes: map[string]string{"redis1": "10.0.0.11", "redis2": "10.0.0.12"}, Workload: result.Workload{Clients: 3, Timeout: result.Duration(200 * time.Millisecond)},
 		Started: at(-5), WorkStart: at(0), WorkEnd: at(30), Ended: at(40),
 		Faults: []result.FaultWindow{{ID: 1, Kind: "crash", Spec: "crash node=redis1", Start: at(8), End: at(20)}},
 		Verdicts: []result.Judged{
@@ -115,7 +115,7 @@ func TestRenderHTMLSelfContained(t *testing.T) {
 		t.Fatalf("external asset reference %q", m)
 	}
 	for _, want := range []string{"failover → redis2", "fault crash node=redis1", "split-brain write", "lost: op 5", "VIP now held by [haproxy2]",
-		"known finding", "unexpected pass", "haproxy1 routes to", "redis/redis2=UP", "docker went away", "<svg", "redis1", "redis2"} {
+		"known finding", "unexpected pass", "clients=3", "timeout=200ms", "haproxy1 routes to", "redis/redis2=UP", "docker went away", "<svg", "redis1", "redis2"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -68,7 +68,7 @@ func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result
 	started := time.Now()
 	dir := filepath.Join(opt.Out, fmt.Sprintf("%s-%d", s.Name, runNo))
 	res := &result.Result{Scenario: s.Name, Description: s.Description, Source: s.Source, Seed: seed, Run: runNo,
-		Started: started, Machine: machine(), Workload: toMap(s.Workload), Expect: toMap(s.Expect)}
+		Started: started, Machine: machine(), Workload: s.Workload, Expect: s.Expect}
 	r := &runner{s: s, opt: opt, seed: seed, dir: dir, res: res, log: opt.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -253,7 +253,8 @@ func (r *runner) labUp(ctx context.Context, st resolvedStack) error {
 		return fmt.Errorf("lab up: %w", err)
 	}
 	r.lab = l
-	r.res.StackParams = toMap(l.Params)
+	params := spec.StackParams(l.Params)
+	r.res.StackParams = &params
 	r.res.Nodes = map[string]string{}
 	for _, n := range l.Nodes {
 		r.res.Nodes[n.Name()] = n.IP().String()
@@ -518,16 +519,6 @@ func (r *runner) writeReport() error {
 		return err
 	}
 	return reports.RenderHTML(run)
-}
-
-func toMap(v any) map[string]any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
 }
 
 func machine() string {

@@ -30,13 +30,13 @@ type Result struct {
 	Description string            `json:"description,omitempty"`
 	Source      string            `json:"source"`
 	Stack       string            `json:"stack"`
-	StackParams map[string]any    `json:"stack_params,omitempty"` // the parameters the lab ran with, as its templates saw them
+	StackParams *StackParams      `json:"stack_params,omitempty"` // the parameters the lab ran with, as its templates saw them
 	Nodes       map[string]string `json:"nodes,omitempty"`        // name -> IP
 	VIP         string            `json:"vip,omitempty"`
 	Seed        uint64            `json:"seed"`
 	Run         int               `json:"run"` // repetition number, from 1
-	Workload    map[string]any    `json:"workload"`
-	Expect      map[string]any    `json:"expect"`
+	Workload    Workload          `json:"workload"`
+	Expect      Expect            `json:"expect"`
 	Started     time.Time         `json:"started"`
 	WorkStart   time.Time         `json:"workload_start"`
 	WorkEnd     time.Time         `json:"workload_end"`

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestFoldAndExitCode(t *testing.T) {
@@ -53,7 +54,7 @@ func TestReadOldResult(t *testing.T) {
 	}
 	want := []TimelineEntry{{At: "10s", Duration: "0s", Kind: "crash", Targets: []string{"redis1"}}}
 	if !reflect.DeepEqual(r.Timeline, want) || r.Analysis != nil || r.Outcome != OutcomePass || r.Verdicts[0].Status != Pass ||
-		r.StackParams["checkInterval"] != "1s" || *r.Summary.LostWrites != 0 {
+		r.StackParams.CheckInterval.String() != "1s" || r.StackParams.Quorum != 2 || r.Workload.Clients != 4 || r.Workload.Duration.D() != 40*time.Second || *r.Expect.Failover != 1 || *r.Summary.LostWrites != 0 {
 		t.Fatalf("read back %+v", r)
 	}
 	if err := Write(dir, r); err != nil {

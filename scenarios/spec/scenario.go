@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/redisha/redisha/scenarios/result"
 )
 
 // Defaults recorded in every result, so a reader knows what the clients did.
@@ -31,37 +33,25 @@ const (
 	DefaultStack           = "reference"
 )
 
-// Duration is a time.Duration written as "200ms", "5s", "1m30s" in YAML.
-type Duration time.Duration
-
-// D returns the duration as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// UnmarshalYAML accepts Go duration strings only, so a bare number is never silently seconds or ns.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration like 500ms or 5s", n.Line)
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write e.g. 500ms or 5s)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration back as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// MarshalText makes durations readable in JSON results.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText reads a duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
-}
+// The parts of a scenario that a result records are defined in package result, so result.json
+// is typed without the result model depending on this parser; here they are the schema's own.
+type (
+	// Duration is a time.Duration written as "200ms", "5s", "1m30s" in YAML.
+	Duration = result.Duration
+	// Workload describes the clients.
+	Workload = result.Workload
+	// Mix weighs the operation kinds.
+	Mix = result.Mix
+	// Expect holds the expectations. Unset ones are measured and reported, never judged.
+	Expect = result.Expect
+	// Failover is an expected failover count; YAML accepts none, one, or a number.
+	Failover = result.Failover
+	// StackParams are the stack parameters, the one type shared by scenario files, stack files,
+	// the lab's templates and results.
+	StackParams = result.StackParams
+	// Interval is the parameters' duration type, rendered in HAProxy's syntax.
+	Interval = result.Interval
+)
 
 // Scenario is one scenario file.
 type Scenario struct {
@@ -90,29 +80,6 @@ const (
 	PathDirect = "direct" // straight to one redis node (Workload.Node)
 )
 
-// Workload describes the clients.
-type Workload struct {
-	Clients  int      `yaml:"clients" json:"clients"`
-	Rate     int      `yaml:"rate" json:"rate"` // ops/s over all clients; 0: as fast as replies come
-	Duration Duration `yaml:"duration" json:"duration"`
-	Mix      Mix      `yaml:"mix" json:"mix"`
-	Keys     int      `yaml:"keys" json:"keys"` // registers and sets each
-	Path     string   `yaml:"path" json:"path"`
-	Node     string   `yaml:"node" json:"node,omitempty"` // for path: direct
-	Timeout  Duration `yaml:"timeout" json:"timeout"`
-	Retries  int      `yaml:"retries" json:"retries"`
-	// Reconnect re-dials each worker's connection once it is this old (0: keep it until an
-	// error), like clients that connect per request or recycle pooled connections.
-	Reconnect Duration `yaml:"reconnect" json:"reconnect,omitempty"`
-}
-
-// Mix weighs the operation kinds.
-type Mix struct {
-	Set int `yaml:"set" json:"set"`
-	Get int `yaml:"get" json:"get"`
-	Add int `yaml:"add" json:"add"`
-}
-
 // Fault is one entry of the timeline. Kind names and fields follow scenarios/lab/fault.
 type Fault struct {
 	At       Duration `yaml:"at" json:"at"`             // after the workload starts
@@ -136,39 +103,6 @@ type Fault struct {
 	// Repetition: the fault happens Repeat times, Every apart (flapping).
 	Repeat int      `yaml:"repeat" json:"repeat,omitempty"`
 	Every  Duration `yaml:"every" json:"every,omitempty"`
-}
-
-// Failover is an expected failover count; YAML accepts none, one, or a number.
-type Failover int
-
-// UnmarshalYAML accepts none, one or an integer.
-func (f *Failover) UnmarshalYAML(n *yaml.Node) error {
-	switch strings.ToLower(n.Value) {
-	case "none":
-		*f = 0
-		return nil
-	case "one":
-		*f = 1
-		return nil
-	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: failover must be none, one or a count, not %q", n.Line, n.Value)
-	}
-	*f = Failover(v)
-	return nil
-}
-
-// Expect holds the expectations. Unset ones are measured and reported, never judged.
-type Expect struct {
-	Failover       *Failover `yaml:"failover" json:"failover,omitempty"`
-	FailoverWithin Duration  `yaml:"failover-within" json:"failover_within,omitempty"`
-	// MaxWriteUnavailability bounds the worst per-client window without an acknowledged write.
-	MaxWriteUnavailability Duration `yaml:"max-write-unavailability" json:"max_write_unavailability,omitempty"`
-	MaxLostWrites          *int     `yaml:"max-lost-writes" json:"max_lost_writes,omitempty"`
-	// SplitBrainWrites is forbidden (default) or allowed.
-	SplitBrainWrites string `yaml:"split-brain-writes" json:"split_brain_writes"`
-	Linearizable     *bool  `yaml:"linearizable" json:"linearizable,omitempty"`
 }
 
 // The fault kinds of scenarios/lab/fault.

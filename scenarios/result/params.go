@@ -1,0 +1,169 @@
+package result
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// StackParams are the knobs of a stack: its stack.yaml's defaults, a scenario's stack.params and
+// a built-in variant's overrides are all this one type, and the stack's templates read it as
+// .Params. Zero values mean "not set" (Merge takes them from underneath).
+//
+// In YAML every field has two spellings: the kebab-case of scenario files (down-after-ms,
+// check-interval-ms in milliseconds) and the camelCase of stack files (downAfterMs,
+// checkInterval as a duration). JSON (result.json, lab state files) uses the camelCase names.
+type StackParams struct {
+	DownAfterMs        int      `json:"downAfterMs,omitempty"`
+	FailoverTimeoutMs  int      `json:"failoverTimeoutMs,omitempty"`
+	Quorum             int      `json:"quorum,omitempty"`
+	CheckInterval      Interval `json:"checkInterval,omitempty"` // proxy health-check interval
+	Persistence        string   `json:"persistence,omitempty"`   // none, rdb, aof, aof-always
+	MinReplicasToWrite int      `json:"minReplicasToWrite,omitempty"`
+	MinReplicasMaxLag  int      `json:"minReplicasMaxLag,omitempty"`
+	VRRPAdvertInt      int      `json:"vrrpAdvertInt,omitempty"` // seconds
+	// Extra carries stack-specific values for templates (.Params.Extra.key).
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// paramKeys maps every accepted YAML key to how it sets a field.
+var paramKeys = map[string]func(p *StackParams, n *yaml.Node) error{
+	"down-after-ms":         intField(func(p *StackParams) *int { return &p.DownAfterMs }),
+	"failover-timeout-ms":   intField(func(p *StackParams) *int { return &p.FailoverTimeoutMs }),
+	"quorum":                intField(func(p *StackParams) *int { return &p.Quorum }),
+	"min-replicas-to-write": intField(func(p *StackParams) *int { return &p.MinReplicasToWrite }),
+	"min-replicas-max-lag":  intField(func(p *StackParams) *int { return &p.MinReplicasMaxLag }),
+	"vrrp-advert-int":       intField(func(p *StackParams) *int { return &p.VRRPAdvertInt }),
+	"check-interval-ms": func(p *StackParams, n *yaml.Node) error {
+		var ms int
+		if err := n.Decode(&ms); err != nil {
+			return err
+		}
+		p.CheckInterval = Interval(time.Duration(ms) * time.Millisecond)
+		return nil
+	},
+	"check-interval": func(p *StackParams, n *yaml.Node) error { return p.CheckInterval.UnmarshalYAML(n) },
+	"persistence":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.Persistence) },
+	"extra":          func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.Extra) },
+}
+
+// paramAliases are the stack files' camelCase spellings.
+var paramAliases = map[string]string{
+	"downAfterMs": "down-after-ms", "failoverTimeoutMs": "failover-timeout-ms", "checkInterval": "check-interval",
+	"minReplicasToWrite": "min-replicas-to-write", "minReplicasMaxLag": "min-replicas-max-lag", "vrrpAdvertInt": "vrrp-advert-int",
+}
+
+func intField(f func(*StackParams) *int) func(*StackParams, *yaml.Node) error {
+	return func(p *StackParams, n *yaml.Node) error { return n.Decode(f(p)) }
+}
+
+// UnmarshalYAML reads either spelling strictly: an unknown key, or one field set under both of
+// its spellings, is an error.
+func (p *StackParams) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return nil
+		}
+		return fmt.Errorf("line %d: stack parameters must be a mapping", n.Line)
+	}
+	var out StackParams
+	seen := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := k.Value
+		if canon, ok := paramAliases[field]; ok {
+			field = canon
+		}
+		if strings.HasPrefix(field, "check-interval") {
+			field = "check-interval" // -ms and the duration set the same field
+		}
+		set, ok := paramKeys[k.Value]
+		if !ok {
+			set, ok = paramKeys[field]
+		}
+		if !ok {
+			return fmt.Errorf("line %d: unknown field %s", k.Line, k.Value)
+		}
+		if prev, dup := seen[field]; dup {
+			return fmt.Errorf("line %d: %s sets the same parameter as %s", k.Line, k.Value, prev)
+		}
+		seen[field] = k.Value
+		if err := set(&out, v); err != nil {
+			return fmt.Errorf("line %d: %s: %w", v.Line, k.Value, err)
+		}
+	}
+	*p = out
+	return nil
+}
+
+// Merge returns p with every zero field taken from under: a scenario's parameters over a
+// variant's, and those over the stack's defaults. Extra values merge key by key.
+func (p StackParams) Merge(under StackParams) StackParams {
+	pick := func(a, b int) int {
+		if a != 0 {
+			return a
+		}
+		return b
+	}
+	out := p
+	out.DownAfterMs = pick(p.DownAfterMs, under.DownAfterMs)
+	out.FailoverTimeoutMs = pick(p.FailoverTimeoutMs, under.FailoverTimeoutMs)
+	out.Quorum = pick(p.Quorum, under.Quorum)
+	out.CheckInterval = Interval(pick(int(p.CheckInterval), int(under.CheckInterval)))
+	out.MinReplicasToWrite = pick(p.MinReplicasToWrite, under.MinReplicasToWrite)
+	out.MinReplicasMaxLag = pick(p.MinReplicasMaxLag, under.MinReplicasMaxLag)
+	out.VRRPAdvertInt = pick(p.VRRPAdvertInt, under.VRRPAdvertInt)
+	if out.Persistence == "" {
+		out.Persistence = under.Persistence
+	}
+	out.Extra = map[string]string{}
+	maps.Copy(out.Extra, under.Extra)
+	maps.Copy(out.Extra, p.Extra)
+	return out
+}
+
+// Interval is a time.Duration that reads "1s" from YAML and renders as HAProxy and humans
+// expect ("1s", "500ms"), in templates and in JSON.
+type Interval time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Interval) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Interval(v)
+	return nil
+}
+
+// String renders the duration in HAProxy's syntax (whole ms).
+func (d Interval) String() string {
+	ms := time.Duration(d).Milliseconds()
+	if ms%1000 == 0 {
+		return fmt.Sprintf("%ds", ms/1000)
+	}
+	return fmt.Sprintf("%dms", ms)
+}
+
+// MarshalJSON writes the duration as Go prints it ("1s", "1.5s"), as result.json always has.
+func (d Interval) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string, or nanoseconds as older lab state files hold them.
+func (d *Interval) UnmarshalJSON(b []byte) error {
+	if ns, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*d = Interval(ns)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Interval(v)
+	return err
+}

@@ -1,0 +1,102 @@
+package result
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The scenario as run: the parts of a scenario file that result.json records (workload,
+// expectations, stack parameters). Package spec parses scenario files into these same types,
+// with the YAML methods below; they are defined here so the result model stays a leaf.
+
+// Duration is a time.Duration written as "200ms", "5s", "1m30s" in YAML.
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts Go duration strings only, so a bare number is never silently seconds or ns.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a duration like 500ms or 5s", n.Line)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (write e.g. 500ms or 5s)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// MarshalText makes durations readable in JSON results.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Workload describes the clients.
+type Workload struct {
+	Clients  int      `yaml:"clients" json:"clients"`
+	Rate     int      `yaml:"rate" json:"rate"` // ops/s over all clients; 0: as fast as replies come
+	Duration Duration `yaml:"duration" json:"duration"`
+	Mix      Mix      `yaml:"mix" json:"mix"`
+	Keys     int      `yaml:"keys" json:"keys"` // registers and sets each
+	Path     string   `yaml:"path" json:"path"`
+	Node     string   `yaml:"node" json:"node,omitempty"` // for path: direct
+	Timeout  Duration `yaml:"timeout" json:"timeout"`
+	Retries  int      `yaml:"retries" json:"retries"`
+	// Reconnect re-dials each worker's connection once it is this old (0: keep it until an
+	// error), like clients that connect per request or recycle pooled connections.
+	Reconnect Duration `yaml:"reconnect" json:"reconnect,omitempty"`
+}
+
+// Mix weighs the operation kinds.
+type Mix struct {
+	Set int `yaml:"set" json:"set"`
+	Get int `yaml:"get" json:"get"`
+	Add int `yaml:"add" json:"add"`
+}
+
+// Failover is an expected failover count; YAML accepts none, one, or a number.
+type Failover int
+
+// UnmarshalYAML accepts none, one or an integer.
+func (f *Failover) UnmarshalYAML(n *yaml.Node) error {
+	switch strings.ToLower(n.Value) {
+	case "none":
+		*f = 0
+		return nil
+	case "one":
+		*f = 1
+		return nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: failover must be none, one or a count, not %q", n.Line, n.Value)
+	}
+	*f = Failover(v)
+	return nil
+}
+
+// Expect holds the expectations. Unset ones are measured and reported, never judged.
+type Expect struct {
+	Failover       *Failover `yaml:"failover" json:"failover,omitempty"`
+	FailoverWithin Duration  `yaml:"failover-within" json:"failover_within,omitempty"`
+	// MaxWriteUnavailability bounds the worst per-client window without an acknowledged write.
+	MaxWriteUnavailability Duration `yaml:"max-write-unavailability" json:"max_write_unavailability,omitempty"`
+	MaxLostWrites          *int     `yaml:"max-lost-writes" json:"max_lost_writes,omitempty"`
+	// SplitBrainWrites is forbidden (default) or allowed.
+	SplitBrainWrites string `yaml:"split-brain-writes" json:"split_brain_writes"`
+	Linearizable     *bool  `yaml:"linearizable" json:"linearizable,omitempty"`
+}
