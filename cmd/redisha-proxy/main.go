@@ -12,7 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/redisha/redisha/components/proxy"
+	"github.com/redisha/redisha/components/proxy/config"
+	"github.com/redisha/redisha/components/proxy/daemon"
 )
 
 func main() {
@@ -29,10 +30,10 @@ func main() {
 	pprofOn := fs.Bool("admin-pprof", false, "serve /debug/pprof on the admin address")
 	fs.Parse(os.Args[1:])
 
-	load := func() (*proxy.Config, error) {
-		cfg := proxy.DefaultConfig()
+	load := func() (*config.Config, error) {
+		cfg := config.DefaultConfig()
 		if *configPath != "" {
-			c, err := proxy.LoadConfig(*configPath)
+			c, err := config.LoadConfig(*configPath)
 			if err != nil {
 				return nil, err
 			}
@@ -82,7 +83,7 @@ func main() {
 	}
 	log := slog.New(h)
 
-	p := proxy.New(cfg, log)
+	p := daemon.New(cfg, log)
 	if err := p.Start(); err != nil {
 		log.Error("start", "err", err)
 		os.Exit(1)

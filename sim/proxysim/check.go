@@ -114,12 +114,12 @@ func (o *oracle) step(now time.Time, ttl, grace time.Duration, need int, x strin
 	return "", ""
 }
 
-// checkStep checks one answer of the core.
-func (m *model) checkStep(out core.Output) {
+// checkStep checks the core's route after one step of the driver.
+func (m *model) checkStep(route core.Route) {
 	now := m.w.Now()
 	rc := m.px.cfg.Routing
 	need := len(m.sentinels)/2 + 1
-	x := out.Route.Master
+	x := route.Master
 	if inv, why := m.orRead.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x); inv != "" {
 		m.violate(inv, "%s", why)
 	}
@@ -197,7 +197,7 @@ func (m *model) groundCheck() {
 	up := px.node.State() == sim.Up
 	route := px.route.Master
 	cfg := px.cfg
-	tick := 3 * tickPeriod
+	tick := 3 * slack
 
 	// The proxy cannot hear a majority of sentinels: it must refuse once
 	// their views expire and the grace period passes.
@@ -277,7 +277,7 @@ func (m *model) final() {
 			return
 		}
 	}
-	if r := m.px.core.Route(); r.Master != a0 {
+	if r := m.px.drv.Route(); r.Master != a0 {
 		m.violate(InvFinal, "sentinels agree on %s at epoch %d, yet the route is %q (%s): %s",
 			a0, e0, r.Master, r.Reason, m.states())
 	}

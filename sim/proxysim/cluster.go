@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redisha/redisha/components/witness"
+	witness "github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/sim"
 )
 

@@ -6,60 +6,50 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redisha/redisha/components/proxy"
+	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/proxy/driver"
 	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/sim"
 )
 
-// This file is the proxy driver's twin: the pollers (one per backend and per
-// sentinel: regular interval, kicked probes no closer than the fast
-// interval, a timeout per round trip), the pub/sub notices, the 50ms tick,
-// and apply (route changes, fast polling). Sentinel replies and notices
-// travel as RESP bytes and go through the production parser
-// (components/resp) and interpreters (proxy.ViewFromReplies,
-// proxy.NoticeFromMessage); backend health replies carry the INFO text
-// (the driver reads them with go-redis) into proxy.HealthFromInfo. All of it
-// then enters the production core.
+// This file is the proxy's transport on the simulated network: it runs the
+// production driver (components/proxy/driver, around the production core),
+// implementing its Prober (probes become messages to the model's nodes and
+// sentinels) and Router (the route the model checks), and calls its entry
+// points from world events: replies, pub/sub notices, and the wake-up the
+// driver asks for (Next). Every reply and notice travels as RESP bytes
+// written and read by components/resp. When to probe, kicks, deadlines and
+// discovery are the core's; nothing here decides.
 
 type healthReq struct{ id int }
 type queryReq struct{ id int }
 type replyMeta struct {
 	id int
-	at time.Time // when the sentinel answered
-}
-type healthRep struct {
-	id   int
-	pong string
-	info string
+	at time.Time // when the sentinel or node answered
 }
 type noticeMeta struct{}
 
-const tickPeriod = 50 * time.Millisecond // proxy.go's control loop ticker
+// slack is added to the ground-truth bounds for the scheduling of wake-ups
+// and message delivery.
+const slack = 50 * time.Millisecond
 
-type probe struct {
-	target    string // world node name
-	addr      string // backend or sentinel address as the core spells it
-	sentinel  bool
-	inflight  bool
-	id        int
-	lastStart time.Time
-	kicked    bool
-	next      *sim.Timer
-	timeout   *sim.Timer
-	lastGood  core.View // for the StaleViewCache mutation
+type inflight struct {
+	p      core.Probe
+	target string // world node name
+	timer  *sim.Timer
 }
 
 type proxyProc struct {
-	node       *sim.Node
-	cfg        proxy.Config
-	core       *core.Core
-	probes     []*probe
-	tick       *sim.Timer
-	lastUrgent time.Time
-	route      core.Route
-	feed       bytes.Buffer
-	rd         *resp.Reader
+	node     *sim.Node
+	cfg      config.Config
+	drv      *driver.Driver
+	wake     *sim.Timer
+	route    core.Route // as the Router last set it
+	pending  map[int]*inflight
+	lastGood map[string][]resp.Value // target -> last good replies (for the cache mutations)
+	feed     bytes.Buffer
+	rd       *resp.Reader
 }
 
 // encoder serialises replies with the production RESP writer.
@@ -81,8 +71,12 @@ func (e *encoder) bytes() []byte {
 	return b
 }
 
+// answerHealth answers PING and INFO replication.
 func (m *model) answerHealth(n *redisNode, to string, req healthReq) {
-	m.w.Net.Send(n.name, to, nil, healthRep{id: req.id, pong: "PONG", info: m.info(n)})
+	e := m.enc
+	e.w.Simple("PONG")
+	e.w.Bulk(m.info(n))
+	m.w.Net.Send(n.name, to, e.bytes(), replyMeta{id: req.id, at: m.w.Now()})
 }
 
 func (m *model) answerQuery(s *sentinel, to string, req queryReq) {
@@ -115,91 +109,97 @@ func (m *model) publish(s *sentinel, channel, payload string) {
 	m.w.Net.Send(s.name, proxyName, e.bytes(), noticeMeta{})
 }
 
-// startProxy starts the proxy process: a fresh core and fresh pollers.
+// startProxy starts the proxy process: a fresh driver and core.
 func (m *model) startProxy() {
 	p := m.px
-	p.core = core.New(p.cfg.CoreConfig())
-	p.route = p.core.Route()
-	p.lastUrgent = time.Time{}
+	for _, f := range p.pending {
+		f.timer.Stop()
+	}
+	p.pending = map[int]*inflight{}
+	p.lastGood = map[string][]resp.Value{}
 	p.rd = resp.NewReader(&p.feed)
 	p.feed.Reset()
 	now := m.w.Now()
-	for _, pr := range p.probes {
-		pr.inflight, pr.kicked, pr.lastGood = false, false, core.View{}
-		pr.next.Reset(now) // startPoller's first probe is immediate
+	d, err := driver.New(p.cfg.CoreConfig(), now, (*simProber)(m), (*simRouter)(m), nil)
+	if err != nil {
+		panic(fmt.Sprintf("proxysim: the model's proxy configuration is invalid: %v", err))
 	}
-	p.tick.Reset(now.Add(tickPeriod))
+	p.drv = d
+	p.route = d.Route()
 	m.oracleReset()
+	p.wake.Reset(now)
 }
 
-func (m *model) newProbe(target, addr string, sentinel bool) *probe {
-	pr := &probe{target: target, addr: addr, sentinel: sentinel}
-	pr.next = m.w.NewTimer(m.px.node, func() { m.probeStart(pr) })
-	pr.timeout = m.w.NewTimer(m.px.node, func() { m.probeTimeout(pr) })
-	return pr
-}
+// simProber is the driver's Prober on the simulated network.
+type simProber model
 
-func (m *model) probeStart(pr *probe) {
-	now := m.w.Now()
-	pr.inflight, pr.kicked = true, false
-	pr.lastStart = now
-	pr.id++
-	pr.timeout.Reset(now.Add(m.px.cfg.Check.Timeout))
-	if pr.sentinel {
-		m.w.Net.Send(proxyName, pr.target, nil, queryReq{id: pr.id})
+// Probe sends the probe's request; the reply comes back through
+// proxyReceive. A timer at the deadline records, for the oracle, that the
+// probe failed (the core counts it failed then by itself).
+func (sp *simProber) Probe(p core.Probe) {
+	m := (*model)(sp)
+	to := m.nodeName(p.Target)
+	id := int(p.ID)
+	f := &inflight{p: p, target: to}
+	m.px.pending[id] = f
+	at := p.Deadline
+	if m.cacheMutation(p) {
+		at = at.Add(-time.Microsecond) // before the core's own deadline
+	}
+	f.timer = m.w.NewTimer(m.px.node, func() { m.probeTimeout(id) })
+	f.timer.Reset(at)
+	if to == "" {
+		return // nobody has that address: the probe times out
+	}
+	if p.Kind == core.ProbeSentinel {
+		m.w.Net.Send(proxyName, to, nil, queryReq{id: id})
 	} else {
-		m.w.Net.Send(proxyName, pr.target, nil, healthReq{id: pr.id})
+		m.w.Net.Send(proxyName, to, nil, healthReq{id: id})
 	}
 }
 
-// probeDone schedules the next probe the way startPoller does: the regular
-// interval after this one ends, or as soon as the fast interval allows when
-// kicked meanwhile.
-func (m *model) probeDone(pr *probe) {
-	pr.inflight = false
-	pr.timeout.Stop()
-	if pr.kicked {
-		m.kickProbe(pr)
-		return
-	}
-	pr.next.Reset(m.w.Now().Add(m.px.cfg.Check.Interval))
+// cacheMutation: the planted transport bugs that answer a probe that got
+// no answer from the last good reply.
+func (m *model) cacheMutation(p core.Probe) bool {
+	return (p.Kind == core.ProbeSentinel && m.opt.Mutation == StaleViewCache) ||
+		(p.Kind == core.ProbeBackend && m.opt.Mutation == DropFailedChecks)
 }
 
-func (m *model) kickProbe(pr *probe) {
-	if pr.inflight {
-		pr.kicked = true
+func (m *model) probeTimeout(id int) {
+	f := m.px.pending[id]
+	if f == nil {
 		return
 	}
-	pr.kicked = false
-	at := pr.lastStart.Add(m.px.cfg.Check.FastInterval)
-	if now := m.w.Now(); at.Before(now) {
-		at = now
-	}
-	pr.next.Reset(at)
-}
-
-func (m *model) probeTimeout(pr *probe) {
-	if !pr.inflight {
-		return
-	}
+	delete(m.px.pending, id)
 	now := m.w.Now()
-	m.probeDone(pr)
-	err := "i/o timeout"
-	if pr.sentinel {
-		m.oracleView(core.View{At: pr.lastStart, ReadAt: now, Sentinel: pr.addr, Err: err}, now)
-		if m.opt.Mutation == StaleViewCache && pr.lastGood.OK {
-			v := pr.lastGood
-			v.At, v.ReadAt = pr.lastStart, now
-			m.step(v)
-			return
-		}
-		m.step(core.View{At: pr.lastStart, ReadAt: now, Sentinel: pr.addr, Err: err})
-		return
+	if f.p.Kind == core.ProbeSentinel {
+		m.oracleView(core.View{At: f.p.At, Sentinel: f.p.Target, Err: "i/o timeout"}, now)
 	}
-	if m.opt.Mutation == DropFailedChecks {
-		return
+	if cached, ok := m.px.lastGood[f.p.Target]; ok && m.cacheMutation(f.p) {
+		m.px.drv.HandleReply(now, f.p, cached, nil)
+		m.stepped()
 	}
-	m.step(core.Health{At: pr.lastStart, ReadAt: now, Backend: pr.addr, Err: err})
+}
+
+// simRouter is the driver's Router: the model's record of the route.
+type simRouter model
+
+func (sr *simRouter) SetRoute(r core.Route) {
+	m := (*model)(sr)
+	p := m.px
+	if m.opt.Mutation == StickyRoute && r.Master == "" && p.route.Master != "" {
+		return // the planted bug: keep routing to the last master
+	}
+	if r.Master != p.route.Master {
+		m.w.Logf("proxy: route %q -> %q (%s)", p.route.Master, r.Master, r.Reason)
+	}
+	p.route = r
+	m.groundCheck()
+}
+
+func (sr *simRouter) CloseClients(backend, reason string) int {
+	(*model)(sr).w.Logf("proxy: close clients of %s: %s", backend, reason)
+	return 0
 }
 
 // proxyReceive is the proxy's socket side: probe replies and notices.
@@ -213,70 +213,61 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 			m.violate(InvCodec, "notice from %s does not parse: %v", from, err)
 			return
 		}
-		ch, payload, ok := proxy.NoticeFromMessage(v[0])
+		ch, payload, ok := driver.NoticeFromMessage(v[0])
 		if !ok {
 			m.violate(InvCodec, "notice from %s not recognised: %q", from, data)
 			return
 		}
-		n := core.Notice{At: now, Sentinel: m.sentinelAddr(from), Channel: ch, Payload: payload}
-		p.lastUrgent = now
 		m.w.Logf("proxy: notice %s %s %s", from, ch, payload)
-		m.step(n)
-	case healthRep:
-		pr := m.inflight(from, md.id)
-		if pr == nil {
-			return
-		}
-		m.probeDone(pr)
-		if md.pong != "PONG" {
-			m.violate(InvCodec, "PING to %s answered %q", from, md.pong)
-		}
-		// Dated from when the probe was sent, as the production driver does:
-		// the answer may be that old.
-		h := proxy.HealthFromInfo(pr.lastStart, pr.addr, md.info)
-		h.ReadAt = now
-		if !h.OK {
-			m.violate(InvCodec, "INFO from %s not understood: %s", from, h.Err)
-		}
-		m.step(h)
+		p.drv.HandleMessage(now, m.sentinelAddr(from), v[0])
+		m.stepped()
 	case replyMeta:
-		pr := m.inflight(from, md.id)
-		if pr == nil {
-			return
+		f := p.pending[md.id]
+		if f == nil || f.target != from || !now.Before(f.p.Deadline) {
+			return // after its deadline: the daemon closed that connection
 		}
-		m.probeDone(pr)
+		delete(p.pending, md.id)
+		f.timer.Stop()
 		v, err := m.decode(data, 2)
 		if err != nil {
 			m.violate(InvCodec, "reply from %s does not parse: %v", from, err)
 			return
 		}
-		{
-			view := proxy.ViewFromReplies(pr.lastStart, pr.addr, v[0], v[1])
-			view.ReadAt = now
+		if f.p.Kind == core.ProbeSentinel {
+			view := driver.ViewFromReplies(f.p.At, f.p.Target, v[0], v[1])
 			if !view.OK {
 				m.violate(InvCodec, "sentinel %s reply not understood: %s", from, view.Err)
 			}
 			m.oracleView(view, md.at)
 			if view.OK {
-				pr.lastGood = view
+				p.lastGood[f.p.Target] = v
 			}
 			if m.opt.Mutation == IgnoreEpoch {
-				view.Epoch = 0
+				v = []resp.Value{zeroEpoch(v[0]), v[1]}
 			}
-			m.step(view)
+		} else {
+			if h := driver.HealthFromReplies(f.p.At, f.p.Target, v[0], v[1]); !h.OK {
+				m.violate(InvCodec, "INFO from %s not understood: %s", from, h.Err)
+			} else {
+				p.lastGood[f.p.Target] = v
+			}
 		}
+		p.drv.HandleReply(now, f.p, v, nil)
+		m.stepped()
 	}
 }
 
-// inflight returns the probe of target waiting for reply id; a reply after
-// its timeout finds none (the real driver closed that connection).
-func (m *model) inflight(target string, id int) *probe {
-	for _, x := range m.px.probes {
-		if x.target == target && x.inflight && x.id == id {
-			return x
+// zeroEpoch is the IgnoreEpoch mutation: SENTINEL MASTER's config-epoch
+// reaches the driver as 0.
+func zeroEpoch(master resp.Value) resp.Value {
+	out := master
+	out.Elems = append([]resp.Value(nil), master.Elems...)
+	for i := 0; i+1 < len(out.Elems); i += 2 {
+		if out.Elems[i].Str == "config-epoch" {
+			out.Elems[i+1].Str = "0"
 		}
 	}
-	return nil
+	return out
 }
 
 func (m *model) decode(data []byte, n int) ([]resp.Value, error) {
@@ -300,40 +291,19 @@ func (m *model) decode(data []byte, n int) ([]resp.Value, error) {
 	return out, nil
 }
 
-func (m *model) proxyTick() {
-	now := m.w.Now()
-	m.px.tick.Reset(now.Add(tickPeriod))
-	m.step(core.Tick{At: now})
+func (m *model) proxyWake() {
+	m.px.drv.Wake(m.w.Now())
+	m.stepped()
 }
 
-// step feeds the core, checks the invariants on its answer, and applies it
-// like proxy.apply.
-func (m *model) step(ev any) {
-	out := m.px.core.Step(ev)
-	m.checkStep(out)
-	m.apply(out)
-}
-
-// apply is proxy.apply: store a changed route, close deposed clients, poll
-// fast while a decision is pending.
-func (m *model) apply(out core.Output) {
-	p := m.px
-	now := m.w.Now()
-	if out.Changed && !(m.opt.Mutation == StickyRoute && out.Route.Master == "" && p.route.Master != "") {
-		p.lastUrgent = now
-		if out.Route.Master != p.route.Master {
-			m.w.Logf("proxy: route %q -> %q (%s)", p.route.Master, out.Route.Master, out.Route.Reason)
-		}
-		p.route = out.Route
-		m.groundCheck()
-	}
-	for _, c := range out.Close {
-		m.w.Logf("proxy: close clients of %s: %s", c.Backend, c.Reason)
-	}
-	if out.CheckNow && now.Sub(p.lastUrgent) < p.cfg.Check.FastWindow {
-		for _, pr := range p.probes {
-			m.kickProbe(pr)
-		}
+// stepped runs after every call into the driver: check the invariants on
+// the core's route and sleep until the driver's next deadline.
+func (m *model) stepped() {
+	m.checkStep(m.px.drv.Route())
+	if next := m.px.drv.Next(); !next.IsZero() {
+		m.px.wake.Reset(next)
+	} else {
+		m.px.wake.Stop()
 	}
 }
 
@@ -341,6 +311,21 @@ func (m *model) sentinelAddr(name string) string {
 	for _, s := range m.sentinels {
 		if s.name == name {
 			return s.addr
+		}
+	}
+	return ""
+}
+
+// nodeName is the world node a probe address belongs to ("" for none).
+func (m *model) nodeName(addr string) string {
+	for _, n := range m.nodes {
+		if n.addr == addr {
+			return n.name
+		}
+	}
+	for _, s := range m.sentinels {
+		if s.addr == addr {
+			return s.name
 		}
 	}
 	return ""

@@ -135,9 +135,10 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 				return
 			}
 			w.Logf("proxy: reload")
-			out := m.px.core.Reconfigure(m.px.cfg.CoreConfig(), w.Now())
-			m.checkStep(out)
-			m.apply(out)
+			if err := m.px.drv.Reconfigure(w.Now(), m.px.cfg.CoreConfig(), false); err != nil {
+				panic(fmt.Sprintf("proxysim: reload: %v", err))
+			}
+			m.stepped()
 		})
 	case "lossy", "slow":
 		all := w.Nodes()

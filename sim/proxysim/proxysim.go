@@ -1,5 +1,6 @@
-// Package proxysim runs the production routing core of redisha-proxy
-// (components/proxy/core) under virtual time, fed by a model of three Redis
+// Package proxysim runs the production driver and routing core of
+// redisha-proxy (components/proxy/driver, components/proxy/core) under
+// virtual time, fed by a model of three Redis
 // nodes and three sentinels over a simulated network. Sentinels agree and
 // disagree, epochs rise on failover, partitions cut the proxy from
 // sentinels or backends, an old master comes back still claiming master,
@@ -13,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redisha/redisha/components/proxy"
+	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/sim"
 )
 
@@ -60,20 +61,22 @@ var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOf
 // before the freeze.
 const NoteOldViews = "route-on-old-views"
 
-// Mutation plants a bug in the adapter, to prove the invariants catch it.
+// Mutation plants a bug in the proxy's transport or router, to prove the
+// invariants catch it.
 type Mutation int
 
 // Mutations.
 const (
 	NoMutation Mutation = iota
 	// StaleViewCache: a sentinel that does not answer is replaced by its last
-	// good answer, restamped (the adapter ignores partitions).
+	// good answer, restamped (the transport ignores partitions).
 	StaleViewCache
 	// IgnoreEpoch: views reach the core with config-epoch 0.
 	IgnoreEpoch
-	// DropFailedChecks: health checks that time out never reach the core.
+	// DropFailedChecks: health checks that time out never reach the core
+	// as failures: the transport answers them from its last good reply.
 	DropFailedChecks
-	// StickyRoute: the driver keeps routing to the last master when the
+	// StickyRoute: the router keeps routing to the last master when the
 	// core stops naming one.
 	StickyRoute
 	// WitnessNoPersist: the witness adapter never writes its state, so a
@@ -144,7 +147,7 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 	m.final()
 	m.accountRoute()
 	res.Stats["no_route_s"] = m.noRoute.Seconds()
-	res.Stats["switches"] = float64(m.px.core.Snapshot().Switches)
+	res.Stats["switches"] = float64(m.px.drv.Snapshot().Switches)
 	res.Finish(w)
 	return res
 }
@@ -201,7 +204,7 @@ func (m *model) setup(r *rand.Rand) {
 	if m.opt.Witness {
 		m.witnessSetup(m.sentinels[2])
 	}
-	cfg := proxy.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.MasterName = masterName
 	for _, n := range m.nodes {
 		cfg.Backends = append(cfg.Backends, n.addr)
@@ -219,13 +222,7 @@ func (m *model) setup(r *rand.Rand) {
 	}
 	cfg.Derive()
 	m.px = &proxyProc{node: w.AddNode(proxyName), cfg: cfg}
-	m.px.tick = w.NewTimer(m.px.node, m.proxyTick)
-	for _, n := range m.nodes {
-		m.px.probes = append(m.px.probes, m.newProbe(n.name, n.addr, false))
-	}
-	for _, s := range m.sentinels {
-		m.px.probes = append(m.px.probes, m.newProbe(s.name, s.addr, true))
-	}
+	m.px.wake = w.NewTimer(m.px.node, m.proxyWake)
 	for _, n := range m.nodes {
 		w.Net.Handle(n.name, func(from string, data []byte, md any) { m.nodeReceive(n, from, data, md) })
 	}

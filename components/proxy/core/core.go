@@ -2,14 +2,18 @@
 //
 // The core takes timestamped events (backend health results, per-sentinel
 // views of the master, sentinel pub/sub notices, timer ticks) and returns
-// routing decisions: where new client connections go (or why they are held or
-// refused), which backends' client connections must be closed, and whether
-// the driver should re-check everything at once. It holds no goroutines,
-// sockets or clocks, so the simulator can drive the very same code under
-// virtual time. See docs/proxy.md for the safety argument.
+// actions: where new client connections go (or why they are held or
+// refused), which backends' client connections must be closed, and which
+// backend or sentinel to probe next. It owns the probe schedule (regular
+// interval, kicked probes no closer than the fast interval, a deadline per
+// probe) and backend discovery, and says when it next needs a Tick (Next).
+// It holds no goroutines, sockets or clocks, so the simulator drives the
+// very same code under virtual time. See docs/proxy.md for the safety
+// argument and docs/architecture.md for the contract.
 package core
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -52,13 +56,32 @@ type Config struct {
 	// MaxReplicaLag is the largest replication offset gap (bytes) for a replica
 	// to get read-only traffic; 0 means no limit.
 	MaxReplicaLag int64
+
+	// CheckInterval is the regular period of every probe (counted from the
+	// end of the previous one).
+	CheckInterval time.Duration
+	// CheckTimeout is each probe's deadline, from its start.
+	CheckTimeout time.Duration
+	// FastInterval is the least gap between the starts of two probes of one
+	// target when a probe is kicked (a decision is pending).
+	FastInterval time.Duration
+	// FastWindow is how long after a notice or a route change kicks are
+	// honoured (0: never).
+	FastWindow time.Duration
+	// MaxDiscovered bounds the backends probed because a sentinel named
+	// them without their being configured (0: DefaultMaxDiscovered).
+	MaxDiscovered int
 }
 
 // Defaults for zero Config durations.
 const (
-	DefaultHealthTTL    = 3 * time.Second
-	DefaultViewTTL      = 5 * time.Second
-	DefaultFenceTimeout = 15 * time.Second
+	DefaultHealthTTL     = 3 * time.Second
+	DefaultViewTTL       = 5 * time.Second
+	DefaultFenceTimeout  = 15 * time.Second
+	DefaultCheckInterval = time.Second
+	DefaultCheckTimeout  = 500 * time.Millisecond
+	DefaultFastInterval  = 10 * time.Millisecond
+	DefaultMaxDiscovered = 32
 )
 
 func (c Config) withDefaults() Config {
@@ -71,7 +94,57 @@ func (c Config) withDefaults() Config {
 	if c.FenceTimeout <= 0 {
 		c.FenceTimeout = DefaultFenceTimeout
 	}
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = DefaultCheckInterval
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = DefaultCheckTimeout
+	}
+	if c.FastInterval <= 0 {
+		c.FastInterval = DefaultFastInterval
+	}
+	if c.MaxDiscovered <= 0 {
+		c.MaxDiscovered = DefaultMaxDiscovered
+	}
 	return c
+}
+
+// Validate reports what would make the core misbehave: a sentinel or
+// backend listed twice (it would count twice), sentinels without a master
+// name, negative durations.
+func (c Config) Validate() error {
+	var errs []error
+	dup := func(what string, list []string) {
+		seen := map[string]bool{}
+		for _, x := range list {
+			if x == "" {
+				errs = append(errs, fmt.Errorf("%s: empty address", what))
+			}
+			if seen[x] {
+				errs = append(errs, fmt.Errorf("%s: %q listed twice", what, x))
+			}
+			seen[x] = true
+		}
+	}
+	dup("sentinels", c.Sentinels)
+	dup("backends", c.Backends)
+	if len(c.Sentinels) > 0 && c.MasterName == "" {
+		errs = append(errs, errors.New("master name: required with sentinels"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"no-majority grace", c.NoMajorityGrace}, {"health TTL", c.HealthTTL}, {"view TTL", c.ViewTTL},
+		{"fence timeout", c.FenceTimeout}, {"check interval", c.CheckInterval}, {"check timeout", c.CheckTimeout},
+		{"fast interval", c.FastInterval}, {"fast window", c.FastWindow}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %v must not be negative", d.name, d.v))
+		}
+	}
+	if c.MaxReplicaLag < 0 {
+		errs = append(errs, fmt.Errorf("max replica lag: %d must not be negative", c.MaxReplicaLag))
+	}
+	return errors.Join(errs...)
 }
 
 // Quorum is ⌊N/2⌋+1 of the configured sentinels (0 when none are configured).
@@ -84,15 +157,14 @@ func (c Config) Quorum() int {
 
 // Health is one health-check result for a backend.
 //
-// At is when the observation may be dated from: the driver uses the time
-// the probe was sent, because the answer was given somewhere between then
-// and ReadAt, and freshness (HealthTTL) counts from At. ReadAt is when the
-// driver read it, which moves the core's clock (zero: At does). Keeping both
-// means an answer read late (the proxy was frozen) is judged as old while
-// the grace and fence rules still run on the current time.
+// At is when the observation may be dated from: the time the probe was
+// sent, because the answer was given somewhere between then and the read,
+// and freshness (HealthTTL) counts from At. The event's now is when the
+// driver read it, which moves the core's clock. Keeping both means an answer
+// read late (the proxy was frozen) is judged as old while the grace and
+// fence rules still run on the current time.
 type Health struct {
 	At      time.Time
-	ReadAt  time.Time
 	Backend string // "ip:port"
 	OK      bool   // PING and INFO replication both answered
 	Err     string
@@ -103,30 +175,30 @@ type Health struct {
 	MasterAddr string
 	// Offset is master_repl_offset (masters) or slave_repl_offset (replicas).
 	Offset int64
+	// Probe is the ID of the Probe action this answers; 0 for evidence that
+	// answers no probe. An answer to a probe that is no longer in flight
+	// (it timed out, or was superseded) is ignored.
+	Probe uint64
 }
 
-// View is one sentinel's answer about the master. At and ReadAt are as in
-// Health: ViewTTL counts from At, the probe's start.
+// View is one sentinel's answer about the master. At is as in Health:
+// ViewTTL counts from At, the probe's start.
 type View struct {
 	At       time.Time
-	ReadAt   time.Time
 	Sentinel string
 	OK       bool // the sentinel answered and knows the master name
 	Err      string
 	Addr     string // "ip:port" the sentinel currently names as master
 	Epoch    int64  // config-epoch
+	Probe    uint64 // as in Health
 }
 
-// Notice is one sentinel pub/sub message.
+// Notice is one sentinel pub/sub message, received at the event's now.
 type Notice struct {
-	At       time.Time
 	Sentinel string
 	Channel  string
 	Payload  string
 }
-
-// Tick is a timer tick; it lets time-based rules (grace, fence expiry) fire.
-type Tick struct{ At time.Time }
 
 // Route is the decision for new client connections.
 type Route struct {
@@ -139,17 +211,55 @@ type Route struct {
 	Reason string
 }
 
+// Action is something the driver must do, in the order given.
+type Action interface{ isAction() }
+
+// SetRoute: new read-write connections follow Route from now on. It comes
+// before any Close of the same event, so a connection registered after the
+// close sees the new route.
+type SetRoute struct{ Route Route }
+
 // Close asks the driver to close every client connection to Backend.
 type Close struct {
 	Backend string
 	Reason  string
 }
 
-// Switch records a change of routed master.
+// Switch records a change of routed master (for logs and metrics).
 type Switch struct{ From, To string }
 
-// Output is what one step asks the driver to do.
-type Output struct {
+// ProbeKind says what a probe asks.
+type ProbeKind int
+
+// Probe kinds.
+const (
+	// ProbeBackend: PING and INFO replication to a backend.
+	ProbeBackend ProbeKind = iota + 1
+	// ProbeSentinel: SENTINEL MASTER and SENTINEL GET-MASTER-ADDR-BY-NAME
+	// for MasterName, pipelined.
+	ProbeSentinel
+)
+
+// Probe asks the driver to probe Target now. The answer goes back as a
+// Health or View carrying ID and dated At; without an answer by Deadline
+// the core counts the probe as failed ("i/o timeout").
+type Probe struct {
+	Kind     ProbeKind
+	Target   string
+	ID       uint64
+	At       time.Time
+	Deadline time.Time
+	// Discovered: a sentinel named this backend; it is not configured.
+	Discovered bool
+}
+
+func (SetRoute) isAction() {}
+func (Close) isAction()    {}
+func (Switch) isAction()   {}
+func (Probe) isAction()    {}
+
+// output is what one evaluation asks for, before it becomes actions.
+type output struct {
 	Route    Route
 	Close    []Close
 	CheckNow bool    // re-check all backends and re-query all sentinels now
@@ -182,20 +292,33 @@ type Core struct {
 	// arrives: the quorum-th newest supporting view's At plus ViewTTL.
 	majorUntil time.Time
 	switches   int
+
+	sched
 }
 
-// New returns a core with no knowledge: it refuses until evidence arrives.
-func New(cfg Config) *Core {
-	c := &Core{cfg: cfg.withDefaults(), health: map[string]Health{}, views: map[string]View{}}
+// New validates cfg and returns a core with no knowledge: it refuses until
+// evidence arrives, and its first Tick (Next() is now) starts a probe of
+// every backend and sentinel.
+func New(cfg Config, now time.Time) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy core: %w", err)
+	}
+	c := &Core{cfg: cfg.withDefaults(), now: now, health: map[string]Health{}, views: map[string]View{}}
 	c.route = Route{Reason: "starting: no health or sentinel results yet", Hold: true}
-	return c
+	c.syncTargets(now)
+	return c, nil
 }
 
 // Config returns the active configuration (with defaults applied).
 func (c *Core) Config() Config { return c.cfg }
 
-// Reconfigure replaces the configuration, keeping state, and re-evaluates.
-func (c *Core) Reconfigure(cfg Config, at time.Time) Output {
+// Reconfigure replaces the configuration, keeping state, and re-evaluates:
+// the route is announced again, removed targets stop being probed, new ones
+// are probed at once.
+func (c *Core) Reconfigure(now time.Time, cfg Config) ([]Action, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy core: %w", err)
+	}
 	c.cfg = cfg.withDefaults()
 	keep := map[string]bool{}
 	for _, s := range c.cfg.Sentinels {
@@ -206,40 +329,126 @@ func (c *Core) Reconfigure(cfg Config, at time.Time) Output {
 			delete(c.views, s)
 		}
 	}
-	c.advance(at)
-	return c.evaluate(true)
+	c.advance(now)
+	c.syncTargets(c.now)
+	var acts []Action
+	c.expire(&acts)
+	c.apply(&acts, c.evaluate(true))
+	return c.finish(acts), nil
+}
+
+// Reprobe abandons every probe in flight and probes every target at once
+// (the driver's credentials changed, say).
+func (c *Core) Reprobe(now time.Time) []Action {
+	c.advance(now)
+	for _, t := range c.targets {
+		t.inflight, t.kicked, t.next = false, false, c.now
+	}
+	return c.Tick(now)
 }
 
 // Route returns the current decision for new connections.
 func (c *Core) Route() Route { return c.route }
 
-// Step feeds one event and returns the resulting decisions.
-func (c *Core) Step(ev any) Output {
-	switch e := ev.(type) {
-	case Health:
-		c.advance(e.At)
-		c.advance(e.ReadAt)
-		if prev, ok := c.health[e.Backend]; !ok || !e.At.Before(prev.At) {
-			c.health[e.Backend] = e
-		}
-	case View:
-		c.advance(e.At)
-		c.advance(e.ReadAt)
-		if !c.isConfiguredSentinel(e.Sentinel) {
-			return c.evaluate(false)
-		}
-		if prev, ok := c.views[e.Sentinel]; !ok || !e.At.Before(prev.At) {
-			c.views[e.Sentinel] = e
-		}
-	case Notice:
-		c.advance(e.At)
-		return c.notice(e)
-	case Tick:
-		c.advance(e.At)
-	default:
-		panic(fmt.Sprintf("core: unknown event %T", ev))
+// Health feeds one backend health result.
+func (c *Core) Health(now time.Time, h Health) []Action {
+	c.advance(h.At)
+	c.advance(now)
+	var acts []Action
+	if h.Probe != 0 && !c.answered(ProbeBackend, h.Backend, h.Probe) {
+		return c.Tick(now)
+	}
+	c.expire(&acts)
+	c.apply(&acts, c.health1(h))
+	return c.finish(acts)
+}
+
+func (c *Core) health1(h Health) output {
+	if prev, ok := c.health[h.Backend]; !ok || !h.At.Before(prev.At) {
+		c.health[h.Backend] = h
 	}
 	return c.evaluate(false)
+}
+
+// View feeds one sentinel's view. A view naming a master that is not
+// configured makes it a probe target (up to MaxDiscovered), so its role can
+// be seen.
+func (c *Core) View(now time.Time, v View) []Action {
+	c.advance(v.At)
+	c.advance(now)
+	if v.Probe != 0 && !c.answered(ProbeSentinel, v.Sentinel, v.Probe) {
+		return c.Tick(now)
+	}
+	var acts []Action
+	c.expire(&acts)
+	if v.OK {
+		c.discover(v.Addr)
+	}
+	c.apply(&acts, c.view1(v))
+	return c.finish(acts)
+}
+
+func (c *Core) view1(v View) output {
+	if !c.isConfiguredSentinel(v.Sentinel) {
+		return c.evaluate(false)
+	}
+	if prev, ok := c.views[v.Sentinel]; !ok || !v.At.Before(prev.At) {
+		c.views[v.Sentinel] = v
+	}
+	return c.evaluate(false)
+}
+
+// Notice feeds one sentinel pub/sub message received at now. Every notice
+// opens the fast window.
+func (c *Core) Notice(now time.Time, n Notice) []Action {
+	c.advance(now)
+	c.lastUrgent = now
+	var acts []Action
+	c.expire(&acts)
+	c.apply(&acts, c.notice(n))
+	return c.finish(acts)
+}
+
+// Subscribed: the driver (re)subscribed to a sentinel's events. Notices
+// may have been missed meanwhile, so its view is queried as soon as the
+// fast interval allows.
+func (c *Core) Subscribed(now time.Time, sentinel string) []Action {
+	c.advance(now)
+	if t := c.target(ProbeSentinel, sentinel); t != nil {
+		c.kick(t)
+	}
+	return c.Tick(now)
+}
+
+// Tick runs the time-based rules: probe deadlines, grace and fence expiry,
+// freshness, and due probes.
+func (c *Core) Tick(now time.Time) []Action {
+	c.advance(now)
+	var acts []Action
+	c.expire(&acts)
+	c.apply(&acts, c.evaluate(false))
+	return c.finish(acts)
+}
+
+// apply turns an evaluation into actions and runs the fast-window rule:
+// while a decision is pending within FastWindow of the last notice or
+// route change, every target is probed as soon as the fast interval allows.
+func (c *Core) apply(acts *[]Action, out output) {
+	if out.Changed {
+		c.lastUrgent = c.now
+		*acts = append(*acts, SetRoute{Route: out.Route})
+	}
+	for _, cl := range out.Close {
+		*acts = append(*acts, cl)
+	}
+	if out.Switch != nil {
+		*acts = append(*acts, *out.Switch)
+	}
+	if out.CheckNow && c.now.Sub(c.lastUrgent) < c.cfg.FastWindow {
+		for _, t := range c.targets {
+			c.kick(t)
+		}
+	}
 }
 
 func (c *Core) advance(at time.Time) {
@@ -258,7 +467,7 @@ func (c *Core) isConfiguredSentinel(s string) bool {
 }
 
 // notice reacts to a sentinel pub/sub message about our master.
-func (c *Core) notice(n Notice) Output {
+func (c *Core) notice(n Notice) output {
 	p, ok := ParseNotice(n.Channel, n.Payload)
 	if !ok || (p.Master != "" && p.Master != c.cfg.MasterName) {
 		return c.evaluate(false)
@@ -366,8 +575,8 @@ func (c *Core) viewFresh(v View) bool {
 func (c *Core) fenced(addr string) bool { return c.fence != nil && c.fence.addr == addr }
 
 // evaluate applies the routing rules to the current evidence.
-func (c *Core) evaluate(force bool) Output {
-	var out Output
+func (c *Core) evaluate(force bool) output {
+	var out output
 	if c.fence != nil && !c.now.Before(c.fence.until) {
 		c.fence = nil
 	}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -34,30 +35,84 @@ func view(ms int, s, addr string, epoch int64) View {
 	return View{At: at(ms), Sentinel: s, OK: true, Addr: addr, Epoch: epoch}
 }
 
-func notice(ms int, s, ch, payload string) Notice {
-	return Notice{At: at(ms), Sentinel: s, Channel: ch, Payload: payload}
+// noticeAt is a notice received at a time; tickAt a timer tick; late an
+// observation (Health or View) read at a later time than its At.
+type (
+	noticeAt struct {
+		at time.Time
+		n  Notice
+	}
+	tickAt time.Time
+	late   struct {
+		ev   any
+		read time.Time
+	}
+)
+
+func notice(ms int, s, ch, payload string) noticeAt {
+	return noticeAt{at(ms), Notice{Sentinel: s, Channel: ch, Payload: payload}}
+}
+
+func tick(ms int) tickAt { return tickAt(at(ms)) }
+
+// feed passes one test event to the core's typed method, read at the
+// event's own time unless it is late.
+func feed(c *Core, ev any) []Action {
+	switch e := ev.(type) {
+	case Health:
+		return c.Health(e.At, e)
+	case View:
+		return c.View(e.At, e)
+	case noticeAt:
+		return c.Notice(e.at, e.n)
+	case tickAt:
+		return c.Tick(time.Time(e))
+	case late:
+		switch o := e.ev.(type) {
+		case Health:
+			return c.Health(e.read, o)
+		case View:
+			return c.View(e.read, o)
+		}
+	}
+	panic(fmt.Sprintf("feed: unknown test event %T", ev))
+}
+
+// rulesOnly keeps the probe schedule out of the routing-rule tests: its
+// probes start at the first event and neither end nor time out within them.
+func rulesOnly(cfg Config) Config {
+	cfg.CheckInterval, cfg.CheckTimeout = time.Hour, time.Hour
+	return cfg
+}
+
+func newCore(t testing.TB, cfg Config) *Core {
+	t.Helper()
+	c, err := New(cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 type result struct {
 	route    Route
 	closed   []string
 	switches []Switch
-	checkNow bool // of the last step
 }
 
-func run(cfg Config, steps ...any) result {
-	c := New(cfg)
+func run(t testing.TB, cfg Config, steps ...any) result {
+	c := newCore(t, rulesOnly(cfg))
 	var r result
 	for _, s := range steps {
-		out := c.Step(s)
-		for _, cl := range out.Close {
-			r.closed = append(r.closed, cl.Backend)
+		for _, a := range feed(c, s) {
+			switch a := a.(type) {
+			case Close:
+				r.closed = append(r.closed, a.Backend)
+			case Switch:
+				r.switches = append(r.switches, a)
+			}
 		}
-		if out.Switch != nil {
-			r.switches = append(r.switches, *out.Switch)
-		}
-		r.checkNow = out.CheckNow
-		r.route = out.Route
+		r.route = c.Route()
 	}
 	return r
 }
@@ -202,7 +257,7 @@ func TestRoutingWithSentinels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(cfg, tc.steps...)
+			r := run(t, cfg, tc.steps...)
 			if r.route.Master != tc.master {
 				t.Fatalf("route = %+v, want master %q", r.route, tc.master)
 			}
@@ -241,7 +296,7 @@ func TestRoutingWithoutSentinels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(Config{Backends: []string{A, B}}, tc.steps...)
+			r := run(t, Config{Backends: []string{A, B}}, tc.steps...)
 			if r.route.Master != tc.master {
 				t.Fatalf("route = %+v, want %q", r.route, tc.master)
 			}
@@ -256,7 +311,7 @@ func TestRoutingWithoutSentinels(t *testing.T) {
 }
 
 func TestKeepOnSwitch(t *testing.T) {
-	r := run(Config{MasterName: "m", Sentinels: sentinels3, KeepOnSwitch: true},
+	r := run(t, Config{MasterName: "m", Sentinels: sentinels3, KeepOnSwitch: true},
 		master(0, A), view(1, "s1", A, 1), view(1, "s2", A, 1),
 		master(100, B), view(101, "s1", B, 2), view(102, "s2", B, 2))
 	if r.route.Master != B || len(r.closed) != 0 {
@@ -272,33 +327,17 @@ func TestQuorum(t *testing.T) {
 	}
 }
 
-func TestCheckNowOnNoticeAndWhileHolding(t *testing.T) {
-	c := New(Config{MasterName: "m", Sentinels: sentinels3})
-	c.Step(master(0, A))
-	c.Step(view(1, "s1", A, 1))
-	if out := c.Step(view(1, "s2", A, 1)); out.CheckNow {
-		t.Fatalf("settled route asked for a check: %+v", out)
-	}
-	if out := c.Step(notice(5, "s3", "+odown", "master m 10.0.0.1 6379 #quorum 2/2")); !out.CheckNow {
-		t.Fatalf("notice did not ask for a check")
-	}
-	out := c.Step(notice(6, "s3", "+failover-state-send-slaveof-noone", "slave 10.0.0.2:6379 10.0.0.2 6379 @ m 10.0.0.1 6379"))
-	if !out.CheckNow || out.Route.Master != "" || !out.Route.Hold {
-		t.Fatalf("fence output %+v", out)
-	}
-	if out := c.Step(Tick{At: at(10)}); !out.CheckNow {
-		t.Fatalf("holding route did not keep asking for checks")
-	}
-}
-
 func TestReplicas(t *testing.T) {
-	c := New(Config{MasterName: "m", Sentinels: sentinels3, MaxReplicaLag: 100})
-	c.Step(Health{At: at(0), Backend: A, OK: true, Role: RoleMaster, Offset: 1000})
-	c.Step(Health{At: at(0), Backend: B, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 950})
-	c.Step(Health{At: at(0), Backend: C, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 10})
-	c.Step(Health{At: at(0), Backend: "10.0.0.4:6379", OK: true, Role: RoleReplica, LinkUp: false, MasterAddr: A})
-	c.Step(view(1, "s1", A, 1))
-	c.Step(view(1, "s2", A, 1))
+	c := newCore(t, rulesOnly(Config{MasterName: "m", Sentinels: sentinels3, MaxReplicaLag: 100}))
+	for _, ev := range []any{
+		Health{At: at(0), Backend: A, OK: true, Role: RoleMaster, Offset: 1000},
+		Health{At: at(0), Backend: B, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 950},
+		Health{At: at(0), Backend: C, OK: true, Role: RoleReplica, LinkUp: true, MasterAddr: A, Offset: 10},
+		Health{At: at(0), Backend: "10.0.0.4:6379", OK: true, Role: RoleReplica, LinkUp: false, MasterAddr: A},
+		view(1, "s1", A, 1), view(1, "s2", A, 1),
+	} {
+		feed(c, ev)
+	}
 	if got := c.Replicas(); !reflect.DeepEqual(got, []string{B}) {
 		t.Fatalf("replicas = %v", got)
 	}
@@ -334,17 +373,7 @@ func TestParseNotice(t *testing.T) {
 
 // readLate is an observation dated from its probe's start (start ms) but
 // read by the driver at read ms, as after the proxy thaws from a freeze.
-func readLate(ev any, read int) any {
-	switch e := ev.(type) {
-	case Health:
-		e.ReadAt = at(read)
-		return e
-	case View:
-		e.ReadAt = at(read)
-		return e
-	}
-	panic("readLate: not an observation")
-}
+func readLate(ev any, read int) any { return late{ev, at(read)} }
 
 func TestAnswersReadLate(t *testing.T) {
 	cfg := Config{MasterName: "m", Sentinels: sentinels3, NoMajorityGrace: 5 * time.Second,
@@ -391,7 +420,7 @@ func TestAnswersReadLate(t *testing.T) {
 		{
 			name: "a majority that expired while stepped keeps its grace",
 			steps: append(agreed[:len(agreed):len(agreed)],
-				Tick{At: at(3600)}, master(8000, A)),
+				tick(3600), master(8000, A)),
 			master: A,
 		},
 		{
@@ -404,7 +433,7 @@ func TestAnswersReadLate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := run(cfg, tc.steps...); r.route.Master != tc.master {
+			if r := run(t, cfg, tc.steps...); r.route.Master != tc.master {
 				t.Fatalf("route %+v, want master %q", r.route, tc.master)
 			}
 		})

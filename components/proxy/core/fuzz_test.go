@@ -41,7 +41,10 @@ func FuzzCoreSafety(f *testing.F) {
 		if len(data) > 0 && data[0]%4 == 0 {
 			cfg.Sentinels = nil
 		}
-		c := New(cfg)
+		c, err := New(rulesOnly(cfg), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		now := t0
 		health := map[string]Health{}
 		views := map[string]View{}
@@ -84,12 +87,12 @@ func FuzzCoreSafety(f *testing.F) {
 				case "+new-epoch":
 					payload = "3"
 				}
-				ev = Notice{At: now, Sentinel: "s1", Channel: ch, Payload: payload}
+				ev = noticeAt{now, Notice{Sentinel: "s1", Channel: ch, Payload: payload}}
 			default:
-				ev = Tick{At: now}
+				ev = tickAt(now)
 			}
-			out := c.Step(ev)
-			m := out.Route.Master
+			feed(c, ev)
+			m := c.Route().Master
 			if m == "" {
 				continue
 			}

@@ -1,4 +1,6 @@
-package proxy
+// Package config is redisha-proxy's configuration: the YAML schema, its
+// defaults, strict parsing and validation, and the routing core's view of it.
+package config
 
 import (
 	"bytes"
@@ -131,7 +133,7 @@ func (c *Config) Validate() error {
 		if v == "" && optional {
 			return
 		}
-		if _, err := parseHostPort(v); err != nil {
+		if _, err := ParseHostPort(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q: %v", field, v, err))
 		}
 	}
@@ -202,7 +204,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func parseHostPort(s string) (string, error) {
+// ParseHostPort validates "host:port" and returns it normalised.
+func ParseHostPort(s string) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", err
@@ -260,5 +263,9 @@ func (c *Config) CoreConfig() core.Config {
 		FenceTimeout:    c.Routing.FenceTimeout,
 		KeepOnSwitch:    !c.Routing.CloseOnSwitch,
 		MaxReplicaLag:   c.Routing.MaxReplicaLag,
+		CheckInterval:   c.Check.Interval,
+		CheckTimeout:    c.Check.Timeout,
+		FastInterval:    c.Check.FastInterval,
+		FastWindow:      c.Check.FastWindow,
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestExampleConfigParses(t *testing.T) {
-	c, err := LoadConfig("dist/redisha-proxy.example.yaml")
+	c, err := LoadConfig("../dist/redisha-proxy.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

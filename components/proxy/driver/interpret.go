@@ -1,8 +1,16 @@
-package proxy
+// Package driver is redisha-proxy's event loop logic around the routing
+// core: it turns probe replies and sentinel pub/sub messages (RESP values,
+// parsed by components/resp) into core events with the interpreters in
+// this file, and carries out the core's actions through the injected
+// Prober and Router. It is single-threaded and does no I/O of its own: the
+// daemon (components/proxy/daemon) runs it over real sockets, the
+// simulator (sim/proxysim) over its virtual network.
+package driver
 
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redisha/redisha/components/proxy/core"
@@ -71,6 +79,39 @@ func ViewFromReplies(at time.Time, sentinel string, master, addr resp.Value) cor
 	}
 	v.OK, v.Addr, v.Epoch = true, a, epoch
 	return v
+}
+
+// HealthFromReplies interprets a backend's replies to PING and INFO
+// replication, sent together in one pipeline.
+func HealthFromReplies(at time.Time, backend string, ping, info resp.Value) core.Health {
+	switch {
+	case ping.IsError():
+		return core.Health{At: at, Backend: backend, Err: "PING: " + truncate(ping.Str, 120)}
+	case !isText(ping) || ping.Str != "PONG":
+		return core.Health{At: at, Backend: backend, Err: fmt.Sprintf("PING answered %q", truncate(ping.Text(), 40))}
+	case info.IsError():
+		return core.Health{At: at, Backend: backend, Err: "INFO: " + truncate(info.Str, 120)}
+	case !isText(info):
+		return core.Health{At: at, Backend: backend, Err: fmt.Sprintf("INFO answered a %v", info.Kind)}
+	}
+	return HealthFromInfo(at, backend, info.Str)
+}
+
+// NoticeFromMessage interprets one value read on a PSUBSCRIBE connection.
+// ok is false for subscription confirmations and anything malformed.
+func NoticeFromMessage(v resp.Value) (channel, payload string, ok bool) {
+	if (v.Kind != resp.Array && v.Kind != resp.Push) || len(v.Elems) != 4 {
+		return "", "", false
+	}
+	for _, e := range v.Elems {
+		if !isText(e) {
+			return "", "", false
+		}
+	}
+	if !strings.EqualFold(v.Elems[0].Str, "pmessage") {
+		return "", "", false
+	}
+	return v.Elems[2].Str, v.Elems[3].Str, true
 }
 
 func isText(v resp.Value) bool {

@@ -1,4 +1,9 @@
-package proxy
+// Package forward is redisha-proxy's data path: it copies bytes both ways
+// between a client and a backend connection with splice(2), so payload never
+// enters user space, and reads the kernel's per-connection counters
+// (TCP_INFO) for idle detection and byte metrics without wrapping the
+// connections (a wrapped conn would lose the splice path).
+package forward
 
 import (
 	"errors"
@@ -127,4 +132,22 @@ func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 		return io.Copy(struct{ io.Writer }{dst}, struct{ io.Reader }{src})
 	}
 	return total, result
+}
+
+// Forward copies both ways between a client and a backend connection until
+// both directions end, then closes both. When the client finishes sending,
+// the backend sees EOF (half-close) and finishes its replies (redis closes
+// on EOF). It returns the bytes moved client to backend (up) and backend to
+// client (down).
+func Forward(client, backend *net.TCPConn) (up, down int64) {
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := spliceCopy(backend, client)
+		backend.CloseWrite()
+		done <- n
+	}()
+	down, _ = spliceCopy(client, backend)
+	client.Close()
+	backend.Close()
+	return <-done, down
 }

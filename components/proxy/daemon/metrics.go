@@ -1,4 +1,4 @@
-package proxy
+package daemon
 
 import (
 	"sync"
@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/proxy/driver"
 )
 
 // metrics are the proxy's Prometheus series. Byte counts never come from
@@ -19,8 +20,10 @@ type metrics struct {
 	accepted       *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	bytes          *bytesCollector
-	switchovers    prometheus.Counter
-	closedOnSwitch prometheus.Counter
+	switchovers    prometheus.CounterFunc
+	closedOnSwitch prometheus.CounterFunc
+	// stats reads the driver's counters as last published by the loop.
+	stats          func() driver.Stats
 	idleClosed     prometheus.Counter
 	backendUp      *prometheus.GaugeVec
 	backendRole    *prometheus.GaugeVec
@@ -43,10 +46,7 @@ func newMetrics() *metrics {
 		bytes: &bytesCollector{desc: prometheus.NewDesc(ns+"_bytes_total",
 			"Bytes forwarded (closed connections exactly, open ones from TCP_INFO).", []string{"listener", "direction"}, nil),
 			last: map[[2]string]float64{}, closed: map[[2]string]float64{}},
-		switchovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "switchovers_total",
-			Help: "Times the routed master changed."}),
-		closedOnSwitch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
-			Help: "Client connections closed because their master was deposed or fenced."}),
+		stats: func() driver.Stats { return driver.Stats{} },
 		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_idle_closed_total",
 			Help: "Client connections closed by the idle timeout."}),
 		backendUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
@@ -62,6 +62,10 @@ func newMetrics() *metrics {
 		routable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "route_available",
 			Help: "1 when new read-write connections are routed, 0 when held or refused."}),
 	}
+	m.switchovers = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "switchovers_total",
+		Help: "Times the routed master changed."}, func() float64 { return float64(m.stats().Switchovers) })
+	m.closedOnSwitch = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
+		Help: "Client connections closed because their master was deposed or fenced."}, func() float64 { return float64(m.stats().ClosedOnSwitch) })
 	m.reg.MustRegister(m.active, m.accepted, m.refused, m.bytes, m.switchovers, m.closedOnSwitch, m.idleClosed,
 		m.backendUp, m.backendRole, m.backendRouted, m.sentinelsFresh, m.majority, m.routable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,9 +1,10 @@
-// Package proxy is the I/O driver of redisha-proxy: listeners, zero-copy
-// forwarding, health checks, sentinel queries and subscriptions, metrics and
-// the admin endpoint. Every routing decision comes from the pure core in
-// components/proxy/core; this package only feeds it evidence and carries out
-// its decisions.
-package proxy
+// Package daemon is the redisha-proxy process: listeners and forwarding
+// (components/proxy/forward), the probe and subscription connections, the
+// one loop goroutine that runs the driver (components/proxy/driver, which
+// runs the routing core), metrics and the admin endpoint. Every decision,
+// including when to probe what, comes from the core; this package only does
+// the I/O the driver asks for and posts what it reads back to the loop.
+package daemon
 
 import (
 	"context"
@@ -22,11 +23,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/proxy/driver"
+	"github.com/redisha/redisha/components/proxy/forward"
+	"github.com/redisha/redisha/components/resp"
 )
 
-// maxDiscovered bounds backends learned from sentinel views (not configured).
-const maxDiscovered = 32
+// Config is the proxy's configuration (components/proxy/config).
+type Config = config.Config
+
+// Auth is an AUTH password with an optional ACL user.
+type Auth = config.Auth
 
 // Proxy is one running redisha-proxy instance.
 type Proxy struct {
@@ -37,8 +45,10 @@ type Proxy struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	events   chan any
+	// events are closures run by the loop goroutine, which owns the driver.
+	events   chan func(d *driver.Driver)
 	reloadCh chan *Config
+	stats    atomic.Pointer[driver.Stats]
 
 	routeMu  sync.Mutex
 	route    atomic.Pointer[core.Route]
@@ -58,24 +68,21 @@ type Proxy struct {
 	admin     *http.Server
 	adminAddr string
 
-	// owned by the control goroutine
-	probes     map[string]*poller
-	healthers  map[string]*healthProbe
-	sentinels  map[string]context.CancelFunc
-	squeries   map[string]*poller
-	discovered map[string]bool
-	lastUrgent time.Time
-	probeAuth  Auth // credentials the running probes use
-	watchAuth  Auth // credentials the running sentinel watchers use
+	// owned by the loop goroutine
+	workers   map[workerKey]*worker
+	subs      map[string]context.CancelFunc
+	probeAuth Auth // credentials the running probes use
+	watchAuth Auth // credentials the running sentinel watchers use
 }
 
 // New prepares a proxy; Start binds and runs it.
 func New(cfg *Config, log *slog.Logger) *Proxy {
-	p := &Proxy{log: log, metrics: newMetrics(), events: make(chan any, 4096), reloadCh: make(chan *Config, 1),
+	p := &Proxy{log: log, metrics: newMetrics(), events: make(chan func(*driver.Driver), 4096), reloadCh: make(chan *Config, 1),
 		routeCh: make(chan struct{}), reg: registry{m: map[string]map[*pair]struct{}{}},
-		probes: map[string]*poller{}, healthers: map[string]*healthProbe{}, sentinels: map[string]context.CancelFunc{},
-		squeries: map[string]*poller{}, discovered: map[string]bool{}}
+		workers: map[workerKey]*worker{}, subs: map[string]context.CancelFunc{}}
 	p.cfg.Store(cfg)
+	p.stats.Store(&driver.Stats{})
+	p.metrics.stats = func() driver.Stats { return *p.stats.Load() }
 	p.metrics.bytes.live = p.liveBytes
 	r := core.Route{Hold: true, Reason: "starting"}
 	p.route.Store(&r)
@@ -88,6 +95,10 @@ func New(cfg *Config, log *slog.Logger) *Proxy {
 func (p *Proxy) Start() error {
 	cfg := p.cfg.Load()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	d, err := driver.New(cfg.CoreConfig(), time.Now(), p, p, p.log)
+	if err != nil {
+		return err
+	}
 	rw, err := listen(cfg.Listen)
 	if err != nil {
 		return err
@@ -108,7 +119,8 @@ func (p *Proxy) Start() error {
 			return err
 		}
 	}
-	go p.control(cfg)
+	p.handlers.Add(1)
+	go p.loop(d, cfg)
 	go p.serve(p.rw, false)
 	if p.ro != nil {
 		go p.serve(p.ro, true)
@@ -253,192 +265,130 @@ func (p *Proxy) Close() {
 	p.handlers.Wait()
 }
 
-// ---- control loop ----------------------------------------------------------
+// ---- the loop ----------------------------------------------------------------
 
-func (p *Proxy) emit(ev any) {
+// post hands an input to the loop goroutine. Callers stamp the receive time
+// inside f's arguments before posting.
+func (p *Proxy) post(f func(d *driver.Driver)) {
 	select {
-	case p.events <- ev:
+	case p.events <- f:
 	case <-p.ctx.Done():
 	}
 }
 
-func (p *Proxy) control(cfg *Config) {
-	c := core.New(cfg.CoreConfig())
-	p.syncTargets(cfg)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
+// loop is the one goroutine that owns the driver: it runs what the I/O
+// goroutines post, wakes the driver at its Next, and publishes the state.
+func (p *Proxy) loop(d *driver.Driver, cfg *Config) {
+	defer p.handlers.Done()
 	defer p.stopTargets()
+	p.probeAuth, p.watchAuth = cfg.Auth, cfg.SentinelAuth
+	p.syncSubs(cfg)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		var out core.Output
 		select {
 		case <-p.ctx.Done():
 			return
-		case ev := <-p.events:
-			switch e := ev.(type) {
-			case core.Notice:
-				p.lastUrgent = e.At
-				p.log.Debug("sentinel notice", "sentinel", e.Sentinel, "channel", e.Channel, "payload", e.Payload)
-			case core.View:
-				if e.OK {
-					p.discover(e.Addr)
-				}
-			}
-			out = c.Step(ev)
-		case now := <-tick.C:
-			out = c.Step(core.Tick{At: now})
+		case f := <-p.events:
+			f(d)
+		case now := <-timer.C:
+			d.Wake(now)
 		case ncfg := <-p.reloadCh:
+			reprobe := ncfg.Auth != p.probeAuth || ncfg.SentinelAuth != p.watchAuth
+			if reprobe {
+				// New credentials: every probe connection redials with them.
+				p.stopWorkers(func(workerKey) bool { return true })
+			}
+			p.probeAuth = ncfg.Auth
+			if err := d.Reconfigure(time.Now(), ncfg.CoreConfig(), reprobe); err != nil {
+				p.log.Error("reload: routing core rejected the configuration", "err", err)
+			}
 			cfg = ncfg
-			p.syncTargets(cfg)
-			out = c.Reconfigure(cfg.CoreConfig(), time.Now())
+			p.syncSubs(cfg)
+			p.stopWorkers(func(k workerKey) bool { return !p.wanted(cfg, k) })
 		}
-		p.apply(c, out, cfg)
+		p.publish(d)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if next := d.Next(); !next.IsZero() {
+			timer.Reset(time.Until(next))
+		}
 	}
 }
 
-func (p *Proxy) apply(c *core.Core, out core.Output, cfg *Config) {
-	now := time.Now()
-	if out.Changed {
-		r := out.Route
-		p.routeMu.Lock()
-		p.route.Store(&r)
-		close(p.routeCh)
-		p.routeCh = make(chan struct{})
-		p.routeMu.Unlock()
-		p.lastUrgent = now
-		if r.Master != "" {
-			p.log.Info("routing", "master", r.Master)
-		} else {
-			p.log.Warn("not routing new connections", "hold", r.Hold, "reason", r.Reason)
-		}
-	}
-	// The route is stored before any close, so a handler that registers a
-	// connection after the sweep below sees the new route and backs out.
-	for _, cl := range out.Close {
-		n := p.reg.closeBackend(cl.Backend)
-		p.metrics.closedOnSwitch.Add(float64(n))
-		p.log.Warn("closed client connections to deposed master", "backend", cl.Backend, "connections", n, "reason", cl.Reason)
-	}
-	if out.Switch != nil {
-		p.metrics.switchovers.Inc()
-		p.log.Warn("switchover", "from", out.Switch.From, "to", out.Switch.To)
-	}
-	if out.CheckNow && now.Sub(p.lastUrgent) < cfg.Check.FastWindow {
-		p.kickAll()
-	}
-	s := c.Snapshot()
+// publish stores what handlers, /healthz and /metrics read.
+func (p *Proxy) publish(d *driver.Driver) {
+	s := d.Snapshot()
 	p.snap.Store(&s)
-	reps := c.Replicas()
+	reps := d.Replicas()
 	p.replicas.Store(&reps)
+	st := d.Stats()
+	p.stats.Store(&st)
 	p.metrics.observe(s)
 }
 
-func (p *Proxy) kickAll() {
-	for _, pl := range p.probes {
-		pl.Kick()
-	}
-	for _, pl := range p.squeries {
-		pl.Kick()
-	}
+// SetRoute is the driver's Router: new read-write connections follow r.
+func (p *Proxy) SetRoute(r core.Route) {
+	p.routeMu.Lock()
+	p.route.Store(&r)
+	close(p.routeCh)
+	p.routeCh = make(chan struct{})
+	p.routeMu.Unlock()
 }
 
-// discover starts health checks for a master address a sentinel names that
-// is not configured, so the core can see its role.
-func (p *Proxy) discover(addr string) {
-	if _, ok := p.probes[addr]; ok || len(p.discovered) >= maxDiscovered {
-		return
-	}
-	p.discovered[addr] = true
-	p.startProbe(addr, p.cfg.Load())
-	p.log.Info("health-checking backend named by sentinels", "backend", addr)
+// CloseClients is the driver's Router: close a deposed master's clients.
+func (p *Proxy) CloseClients(backend, reason string) int {
+	return p.reg.closeBackend(backend)
 }
 
-func (p *Proxy) syncTargets(cfg *Config) {
-	if cfg.Auth != p.probeAuth || cfg.SentinelAuth != p.watchAuth {
-		// New credentials: restart every check with them.
-		p.stopTargets()
-		clear(p.probes)
-		clear(p.healthers)
-		clear(p.sentinels)
-		clear(p.squeries)
-		p.probeAuth, p.watchAuth = cfg.Auth, cfg.SentinelAuth
+// syncSubs follows the configured sentinels' event streams.
+func (p *Proxy) syncSubs(cfg *Config) {
+	if cfg.SentinelAuth != p.watchAuth {
+		for s, stop := range p.subs {
+			stop()
+			delete(p.subs, s)
+		}
+		p.watchAuth = cfg.SentinelAuth
 	}
 	want := map[string]bool{}
-	for _, b := range cfg.Backends {
-		want[b] = true
-	}
-	for b := range p.discovered {
-		want[b] = true
-	}
-	for b, pl := range p.probes {
-		if !want[b] {
-			pl.stop()
-			p.healthers[b].close()
-			delete(p.probes, b)
-			delete(p.healthers, b)
-		}
-	}
-	for b := range want {
-		if _, ok := p.probes[b]; !ok {
-			p.startProbe(b, cfg)
-		}
-	}
-	wantS := map[string]bool{}
 	for _, s := range cfg.Sentinels {
-		wantS[s] = true
+		want[s] = true
 	}
-	for s, stop := range p.sentinels {
-		if !wantS[s] {
+	for s, stop := range p.subs {
+		if !want[s] {
 			stop()
-			p.squeries[s].stop()
-			delete(p.sentinels, s)
-			delete(p.squeries, s)
+			delete(p.subs, s)
 		}
 	}
-	for s := range wantS {
-		if _, ok := p.sentinels[s]; !ok {
-			p.startSentinel(s, cfg)
+	for s := range want {
+		if _, ok := p.subs[s]; ok {
+			continue
 		}
+		ctx, cancel := context.WithCancel(p.ctx)
+		p.subs[s] = cancel
+		addr := s
+		go subscribe(ctx, addr, cfg.SentinelAuth, cfg.Check.Timeout,
+			func() {
+				now := time.Now()
+				p.post(func(d *driver.Driver) { d.Subscribed(now, addr) })
+			},
+			func(v resp.Value) {
+				now := time.Now()
+				p.post(func(d *driver.Driver) { d.HandleMessage(now, addr, v) })
+			})
 	}
 }
 
 func (p *Proxy) stopTargets() {
-	for b, pl := range p.probes {
-		pl.stop()
-		p.healthers[b].close()
-	}
-	for s, stop := range p.sentinels {
+	p.stopWorkers(func(workerKey) bool { return true })
+	for s, stop := range p.subs {
 		stop()
-		p.squeries[s].stop()
+		delete(p.subs, s)
 	}
-}
-
-func (p *Proxy) interval() time.Duration { return p.cfg.Load().Check.Interval }
-func (p *Proxy) fastGap() time.Duration  { return p.cfg.Load().Check.FastInterval }
-
-func (p *Proxy) startProbe(addr string, cfg *Config) {
-	hp := newHealthProbe(addr, cfg.Auth, cfg.Check.Timeout)
-	p.healthers[addr] = hp
-	p.probes[addr] = startPoller(p.ctx, p.interval, p.fastGap, func(ctx context.Context) {
-		p.emit(hp.check(ctx, p.cfg.Load().Check.Timeout))
-	})
-}
-
-func (p *Proxy) startSentinel(addr string, cfg *Config) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	p.sentinels[addr] = cancel
-	sc := &sentinelConn{addr: addr, auth: cfg.SentinelAuth}
-	q := startPoller(ctx, p.interval, p.fastGap, func(ctx context.Context) {
-		c := p.cfg.Load()
-		p.emit(sc.query(ctx, c.MasterName, c.Check.Timeout))
-	})
-	p.squeries[addr] = q
-	go func() {
-		<-ctx.Done()
-		sc.interrupt()
-	}()
-	go subscribe(ctx, addr, cfg.SentinelAuth, cfg.Check.Timeout,
-		func() { q.Kick() },
-		func(n core.Notice) { p.emit(n) })
 }
 
 // ---- forwarding --------------------------------------------------------------
@@ -631,39 +581,14 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 	go p.forward(pr, key, lst)
 }
 
-// forward copies both ways between two bare TCP connections with splice(2)
-// (see spliceCopy), so payload bytes never enter user space, then cleans up.
+// forward runs the data path (components/proxy/forward), then cleans up.
 func (p *Proxy) forward(pr *pair, key, lst string) {
 	defer p.handlers.Done()
-	done := make(chan int64, 1)
-	go func() {
-		n, _ := spliceCopy(pr.backend, pr.client)
-		// The client finished sending; let the backend see EOF and finish
-		// its replies (redis closes on EOF).
-		pr.backend.CloseWrite()
-		done <- n
-	}()
-	down, _ := spliceCopy(pr.client, pr.backend)
-	pr.close()
-	up := <-done
+	up, down := forward.Forward(pr.client, pr.backend)
 	p.reg.remove(key, pr)
 	p.active.Add(-1)
 	p.metrics.active.WithLabelValues(lst).Dec()
 	p.metrics.bytes.add(lst, up, down)
-}
-
-// forward is the bare two-way copy, for tests.
-func forward(client, backend *net.TCPConn) (up, down int64) {
-	done := make(chan int64, 1)
-	go func() {
-		n, _ := spliceCopy(backend, client)
-		backend.CloseWrite()
-		done <- n
-	}()
-	down, _ = spliceCopy(client, backend)
-	client.Close()
-	backend.Close()
-	return <-done, down
 }
 
 // waitRoute returns the route, waiting up to hold while the core says a

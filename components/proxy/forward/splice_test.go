@@ -1,4 +1,4 @@
-package proxy
+package forward
 
 import (
 	"bytes"
@@ -53,36 +53,8 @@ func spliceChild(t *testing.T) {
 	}
 }
 
-// A client that writes and half-closes gets its replies and then EOF: the
-// FIN travels through the proxy to redis, which then closes.
-func TestHalfCloseForwarded(t *testing.T) {
-	a := startRedis(t)
-	p := startProxy(t, testConfig([]string{a.addr}, nil))
-	waitRoute(t, p, a.addr)
-	conn, err := net.DialTCP("tcp", nil, mustResolve(t, p.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Write([]byte("SET hc 1\r\nGET hc\r\n"))
-	conn.CloseWrite()
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	got, err := io.ReadAll(conn)
-	if err != nil || string(got) != "+OK\r\n$1\r\n1\r\n" {
-		t.Fatalf("got %q, %v; want both replies then EOF", got, err)
-	}
-}
-
-func mustResolve(t *testing.T, addr string) *net.TCPAddr {
-	ta, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ta
-}
-
 // Many small writes with pauses in between (request/response sized) all
-// arrive, in order, through forward.
+// arrive, in order, through Forward.
 func TestForwardManySmallMessages(t *testing.T) {
 	user := forwardToEcho(t)
 	defer user.Close()
@@ -110,7 +82,7 @@ func TestForwardManySmallMessages(t *testing.T) {
 	}
 }
 
-// forwardToEcho runs forward between a client connection, which it returns,
+// forwardToEcho runs Forward between a client connection, which it returns,
 // and an echo backend on loopback: client <-> proxy pair <-> echo.
 func forwardToEcho(t *testing.T) *net.TCPConn {
 	t.Helper()
@@ -132,8 +104,8 @@ func forwardToEcho(t *testing.T) *net.TCPConn {
 	}
 	user, proxyClientSide := pair()
 	proxyBackendSide, backend := pair()
-	// The echo hides its conn types so that only forward can splice.
+	// The echo hides its conn types so that only Forward can splice.
 	go func() { io.Copy(struct{ io.Writer }{backend}, struct{ io.Reader }{backend}); backend.CloseWrite() }()
-	go forward(proxyClientSide, proxyBackendSide)
+	go Forward(proxyClientSide, proxyBackendSide)
 	return user
 }

@@ -1,10 +1,9 @@
-package proxy
+package daemon
 
 import (
-	"net"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/redisha/redisha/components/proxy/forward"
 )
 
 // reapIdle closes client connections idle in both directions for longer than
@@ -27,7 +26,7 @@ func (p *Proxy) reapIdle() {
 			continue
 		}
 		p.reg.each(func(pr *pair) bool {
-			d, ok := idleFor(pr.client)
+			d, ok := forward.IdleFor(pr.client)
 			if ok && d >= idle {
 				p.metrics.idleClosed.Inc()
 				return true
@@ -41,34 +40,9 @@ func (p *Proxy) reapIdle() {
 // the client and the bytes the client acknowledged.
 func (p *Proxy) liveBytes(add func(listener string, up, down float64)) {
 	p.reg.each(func(pr *pair) bool {
-		if info, ok := tcpInfo(pr.client); ok {
+		if info, ok := forward.TCPInfo(pr.client); ok {
 			add(pr.listener, float64(info.Bytes_received), float64(info.Bytes_acked))
 		}
 		return false
 	})
-}
-
-func tcpInfo(c *net.TCPConn) (*unix.TCPInfo, bool) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, false
-	}
-	var info *unix.TCPInfo
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil || gerr != nil {
-		return nil, false
-	}
-	return info, true
-}
-
-// idleFor is how long the connection has neither received nor sent data.
-func idleFor(c *net.TCPConn) (time.Duration, bool) {
-	info, ok := tcpInfo(c)
-	if !ok {
-		return 0, false
-	}
-	last := min(info.Last_data_recv, info.Last_data_sent)
-	return time.Duration(last) * time.Millisecond, true
 }

@@ -1,4 +1,4 @@
-package proxy
+package daemon
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/components/testenv"
 )
 
@@ -153,7 +154,7 @@ func waitFor(t testing.TB, d time.Duration, what string, f func() bool) {
 }
 
 func testConfig(backends, sentinels []string) *Config {
-	c := DefaultConfig()
+	c := config.DefaultConfig()
 	c.Listen = "127.0.0.1:0"
 	c.Admin = "127.0.0.1:0"
 	c.MasterName = "m"

@@ -1,4 +1,4 @@
-package proxy
+package daemon
 
 import (
 	"bytes"
@@ -11,91 +11,13 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/proxy/driver"
 	"github.com/redisha/redisha/components/resp"
 )
 
-// The seed corpora under testdata/fuzz were captured from real redis-server
-// and redis-sentinel processes by TestCaptureFuzzSeeds (PROXY_CAPTURE_SEEDS=1).
-
-func FuzzViewFromReplies(f *testing.F) {
-	f.Add([]byte("*4\r\n$4\r\nname\r\n$1\r\nm\r\n$12\r\nconfig-epoch\r\n$1\r\n3\r\n*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		r := resp.NewReader(bytes.NewReader(data))
-		master, err := r.ReadValue()
-		if err != nil {
-			return
-		}
-		addr, _ := r.ReadValue() // a missing second reply is a zero value
-		v := ViewFromReplies(time.Unix(0, 0), "s", master, addr)
-		if v.OK {
-			if _, err := parseHostPort(v.Addr); err != nil || v.Epoch < 0 || v.Err != "" {
-				t.Fatalf("accepted view with bad fields: %+v", v)
-			}
-		} else if v.Err == "" {
-			t.Fatalf("rejected view without a reason: %+v", v)
-		}
-	})
-}
-
-func FuzzNoticeFromMessage(f *testing.F) {
-	f.Add([]byte("*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$14\r\n+switch-master\r\n$32\r\nm 127.0.0.1 6379 127.0.0.1 6380\r\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := resp.NewReader(bytes.NewReader(data)).ReadValue()
-		if err != nil {
-			return
-		}
-		ch, payload, ok := NoticeFromMessage(v)
-		if !ok {
-			return
-		}
-		p, ok := core.ParseNotice(ch, payload)
-		if ok && p.OldAddr != "" {
-			if _, err := parseHostPort(p.OldAddr); err != nil {
-				t.Fatalf("bad address %q from %q %q", p.OldAddr, ch, payload)
-			}
-		}
-		// The core must survive any notice, routed or not.
-		c := core.New(core.Config{MasterName: "m", Sentinels: []string{"s"}})
-		c.Step(core.Notice{At: time.Unix(1, 0), Sentinel: "s", Channel: ch, Payload: payload})
-	})
-}
-
-func FuzzHealthFromInfo(f *testing.F) {
-	f.Add("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n")
-	f.Fuzz(func(t *testing.T, text string) {
-		h := HealthFromInfo(time.Unix(0, 0), "b", text)
-		if h.OK != (h.Role == core.RoleMaster || h.Role == core.RoleReplica) {
-			t.Fatalf("OK=%v with role %q", h.OK, h.Role)
-		}
-		if !h.OK && h.Err == "" {
-			t.Fatal("failed check without a reason")
-		}
-	})
-}
-
-func FuzzParseConfig(f *testing.F) {
-	if b, err := os.ReadFile("dist/redisha-proxy.example.yaml"); err == nil {
-		f.Add(b)
-	}
-	f.Add([]byte("backends: [127.0.0.1:6379]\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig(data)
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("empty error")
-			}
-			return
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("ParseConfig accepted an invalid config: %v", err)
-		}
-		_ = c.CoreConfig()
-	})
-}
-
 // TestCaptureFuzzSeeds checks the interpreters against replies and events of
 // real redis-server and redis-sentinel processes; with PROXY_CAPTURE_SEEDS=1 it
-// also stores them as the fuzz seed corpora under testdata/fuzz.
+// also stores them as the fuzz seed corpora under ../driver/testdata/fuzz.
 func TestCaptureFuzzSeeds(t *testing.T) {
 	c := startCluster(t)
 	store := os.Getenv("PROXY_CAPTURE_SEEDS") == "1"
@@ -106,12 +28,12 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 			r := resp.NewReader(bytes.NewReader(data))
 			m, _ := r.ReadValue()
 			a, _ := r.ReadValue()
-			v := ViewFromReplies(now, "s", m, a)
+			v := driver.ViewFromReplies(now, "s", m, a)
 			if want := name != "unknown-master"; v.OK != want || (v.OK && (v.Addr != c.a.addr || v.Epoch != 0)) {
 				t.Errorf("%s: real reply interpreted as %+v", name, v)
 			}
 		case "FuzzHealthFromInfo":
-			h := HealthFromInfo(now, "b", string(data))
+			h := driver.HealthFromInfo(now, "b", string(data))
 			switch name {
 			case "master":
 				if !h.OK || h.Role != core.RoleMaster {
@@ -128,7 +50,7 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 			}
 		case "FuzzNoticeFromMessage":
 			v, _ := resp.NewReader(bytes.NewReader(data)).ReadValue()
-			ch, payload, ok := NoticeFromMessage(v)
+			ch, payload, ok := driver.NoticeFromMessage(v)
 			p, pok := core.ParseNotice(ch, payload)
 			if !ok || (!pok && ch != "+vote-for-leader") { // that one names no master
 				t.Errorf("real %s message not understood: %q", name, data)
@@ -141,7 +63,7 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 		if !store {
 			return
 		}
-		dir := filepath.Join("testdata", "fuzz", target)
+		dir := filepath.Join("..", "driver", "testdata", "fuzz", target)
 		os.MkdirAll(dir, 0o755)
 		typ := "[]byte"
 		if asString {
@@ -223,7 +145,7 @@ func TestCaptureFuzzSeeds(t *testing.T) {
 		if err != nil {
 			break
 		}
-		ch, _, ok := NoticeFromMessage(v)
+		ch, _, ok := driver.NoticeFromMessage(v)
 		if !ok || seen[ch] {
 			continue
 		}

@@ -1,17 +1,21 @@
-package proxy
+package daemon
 
 import (
 	"context"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/proxy/driver"
 )
 
 // TestProbesStampStartTime: a probe whose answer is read long after it was
 // sent (here the target is stopped with SIGSTOP for a while; a frozen proxy
-// reading replies buffered before its freeze is the same gap) stamps the
-// result with the time the probe started, so the core ages it from then.
-// Stamping at read time made an answer given before a freeze look fresh.
+// reading replies buffered before its freeze is the same gap) is dated with
+// the time the probe started, so the core ages it from then, while the read
+// time (the event's now) is when the worker read it. Stamping at read time
+// made an answer given before a freeze look fresh.
 func TestProbesStampStartTime(t *testing.T) {
 	const freeze = 400 * time.Millisecond
 	master := startRedis(t)
@@ -23,16 +27,26 @@ func TestProbesStampStartTime(t *testing.T) {
 		run  func() (at, readAt time.Time, ok bool, err string)
 	}{
 		{"health", master, func() (time.Time, time.Time, bool, string) {
-			h := newHealthProbe(master.addr, Auth{}, 5*time.Second)
-			defer h.close()
-			r := h.check(context.Background(), 5*time.Second)
-			return r.At, r.ReadAt, r.OK, r.Err
+			c := &probeConn{addr: master.addr}
+			defer c.close()
+			pr := core.Probe{Kind: core.ProbeBackend, Target: master.addr, At: time.Now(), Deadline: time.Now().Add(5 * time.Second)}
+			vals, err, readAt := c.probe(context.Background(), pr, "m")
+			if err != nil {
+				return pr.At, readAt, false, err.Error()
+			}
+			h := driver.HealthFromReplies(pr.At, pr.Target, vals[0], vals[1])
+			return h.At, readAt, h.OK, h.Err
 		}},
 		{"sentinel", sentinel, func() (time.Time, time.Time, bool, string) {
-			s := &sentinelConn{addr: sentinel.addr}
-			defer s.close()
-			v := s.query(context.Background(), "m", 5*time.Second)
-			return v.At, v.ReadAt, v.OK, v.Err
+			c := &probeConn{addr: sentinel.addr}
+			defer c.close()
+			pr := core.Probe{Kind: core.ProbeSentinel, Target: sentinel.addr, At: time.Now(), Deadline: time.Now().Add(5 * time.Second)}
+			vals, err, readAt := c.probe(context.Background(), pr, "m")
+			if err != nil {
+				return pr.At, readAt, false, err.Error()
+			}
+			v := driver.ViewFromReplies(pr.At, pr.Target, vals[0], vals[1])
+			return v.At, readAt, v.OK, v.Err
 		}},
 	}
 	for _, p := range probes {

@@ -1,0 +1,176 @@
+package driver
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/resp"
+)
+
+// Prober sends probes. The answer (or the failure) comes back through
+// Driver.HandleReply with the same core.Probe, from the loop that owns the
+// driver; an answer that never comes is the core's deadline's business.
+type Prober interface {
+	// Probe starts p: PING + INFO replication to a backend, or SENTINEL
+	// MASTER + SENTINEL GET-MASTER-ADDR-BY-NAME to a sentinel, with
+	// p.Deadline as the I/O deadline.
+	Probe(p core.Probe)
+}
+
+// Router carries out routing decisions on client connections.
+type Router interface {
+	// SetRoute: new read-write connections follow r from now on.
+	SetRoute(r core.Route)
+	// CloseClients closes every client connection to backend and says how
+	// many there were.
+	CloseClients(backend, reason string) int
+}
+
+// Stats are the driver's counters, for metrics.
+type Stats struct {
+	Switchovers    uint64 // times the routed master changed
+	ClosedOnSwitch uint64 // client connections closed because their master was deposed or fenced
+	Notices        uint64 // sentinel pub/sub messages understood
+	Probes         uint64 // probes sent
+	ProbeErrors    uint64 // probes the transport reported as failed (timeouts are the core's)
+}
+
+// Driver is the single-threaded event loop logic of redisha-proxy. Every
+// entry point takes the time the input arrived; none blocks.
+type Driver struct {
+	core   *core.Core
+	prober Prober
+	router Router
+	log    *slog.Logger
+	stats  Stats
+	known  map[string]bool
+}
+
+// New returns a driver around a fresh core. Nothing is sent until the first
+// Wake (Next is then now).
+func New(cfg core.Config, now time.Time, p Prober, r Router, log *slog.Logger) (*Driver, error) {
+	c, err := core.New(cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{core: c, prober: p, router: r, log: log, known: map[string]bool{}}, nil
+}
+
+// HandleReply delivers the answer to probe p: the replies in the order the
+// commands were sent, or the error that ended the exchange. The result is
+// dated from p.At (the answer was given somewhere between then and now).
+func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, err error) {
+	if err == nil && len(replies) != 2 {
+		err = fmt.Errorf("%d replies, want 2", len(replies))
+	}
+	if err != nil {
+		d.stats.ProbeErrors++
+	}
+	d.log.Debug("probe reply", "target", p.Target, "id", p.ID, "sent", p.At, "err", err)
+	switch p.Kind {
+	case core.ProbeSentinel:
+		v := core.View{At: p.At, Sentinel: p.Target}
+		if err != nil {
+			v.Err = err.Error()
+		} else {
+			v = ViewFromReplies(p.At, p.Target, replies[0], replies[1])
+		}
+		v.Probe = p.ID
+		d.apply(d.core.View(now, v))
+	default:
+		h := core.Health{At: p.At, Backend: p.Target}
+		if err != nil {
+			h.Err = err.Error()
+		} else {
+			h = HealthFromReplies(p.At, p.Target, replies[0], replies[1])
+		}
+		h.Probe = p.ID
+		d.apply(d.core.Health(now, h))
+	}
+}
+
+// HandleMessage delivers one value read on sentinel's PSUBSCRIBE
+// connection; confirmations and malformed messages are ignored.
+func (d *Driver) HandleMessage(now time.Time, sentinel string, v resp.Value) {
+	ch, payload, ok := NoticeFromMessage(v)
+	if !ok {
+		return
+	}
+	d.stats.Notices++
+	d.log.Debug("sentinel notice", "sentinel", sentinel, "channel", ch, "payload", payload)
+	d.apply(d.core.Notice(now, core.Notice{Sentinel: sentinel, Channel: ch, Payload: payload}))
+}
+
+// Subscribed reports a (re)subscription to sentinel's events: notices may
+// have been missed while it was down.
+func (d *Driver) Subscribed(now time.Time, sentinel string) {
+	d.apply(d.core.Subscribed(now, sentinel))
+}
+
+// Wake runs the time-based rules; call it at Next().
+func (d *Driver) Wake(now time.Time) { d.apply(d.core.Tick(now)) }
+
+// Reconfigure applies a new configuration, keeping the routing state. With
+// reprobe (the probes' credentials changed) every target is probed afresh.
+func (d *Driver) Reconfigure(now time.Time, cfg core.Config, reprobe bool) error {
+	acts, err := d.core.Reconfigure(now, cfg)
+	if err != nil {
+		return err
+	}
+	d.apply(acts)
+	if reprobe {
+		d.apply(d.core.Reprobe(now))
+	}
+	return nil
+}
+
+// Next is when the driver must be woken (Wake) at the latest.
+func (d *Driver) Next() time.Time { return d.core.Next() }
+
+// Route is the current decision for new read-write connections.
+func (d *Driver) Route() core.Route { return d.core.Route() }
+
+// Replicas are the backends fit for read-only traffic.
+func (d *Driver) Replicas() []string { return d.core.Replicas() }
+
+// Snapshot summarises the routing state.
+func (d *Driver) Snapshot() core.Snapshot { return d.core.Snapshot() }
+
+// Stats returns the counters.
+func (d *Driver) Stats() Stats { return d.stats }
+
+// apply carries out the core's actions in order: the route is set before
+// any close, so a connection registered after the close sees the new route.
+func (d *Driver) apply(acts []core.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case core.SetRoute:
+			d.router.SetRoute(a.Route)
+			if r := a.Route; r.Master != "" {
+				d.log.Info("routing", "master", r.Master)
+			} else {
+				d.log.Warn("not routing new connections", "hold", r.Hold, "reason", r.Reason)
+			}
+		case core.Close:
+			n := d.router.CloseClients(a.Backend, a.Reason)
+			d.stats.ClosedOnSwitch += uint64(n)
+			d.log.Warn("closed client connections to deposed master", "backend", a.Backend, "connections", n, "reason", a.Reason)
+		case core.Switch:
+			d.stats.Switchovers++
+			d.log.Warn("switchover", "from", a.From, "to", a.To)
+		case core.Probe:
+			if a.Discovered && !d.known[a.Target] {
+				d.known[a.Target] = true
+				d.log.Info("health-checking backend named by sentinels", "backend", a.Target)
+			}
+			d.stats.Probes++
+			d.log.Debug("probe", "target", a.Target, "id", a.ID)
+			d.prober.Probe(a)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package driver
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redisha/redisha/components/proxy/core"
+	"github.com/redisha/redisha/components/resp"
+)
+
+// recorder is the injected transport: it records what the driver asks.
+type recorder struct {
+	probes []core.Probe
+	routes []core.Route
+	closed []string
+}
+
+func (r *recorder) Probe(p core.Probe)     { r.probes = append(r.probes, p) }
+func (r *recorder) SetRoute(rt core.Route) { r.routes = append(r.routes, rt) }
+func (r *recorder) CloseClients(b, _ string) int {
+	r.closed = append(r.closed, b)
+	return 3
+}
+
+func (r *recorder) take(kind core.ProbeKind, target string) core.Probe {
+	for i, p := range r.probes {
+		if p.Kind == kind && p.Target == target {
+			r.probes = append(r.probes[:i], r.probes[i+1:]...)
+			return p
+		}
+	}
+	return core.Probe{}
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func bulk(s string) resp.Value { return resp.Value{Kind: resp.BulkString, Str: s} }
+
+func sentinelReplies(addr, port, epoch string) []resp.Value {
+	m := resp.Value{Kind: resp.Array}
+	for _, f := range []string{"name", "m", "ip", addr, "port", port, "config-epoch", epoch} {
+		m.Elems = append(m.Elems, bulk(f))
+	}
+	return []resp.Value{m, {Kind: resp.Array, Elems: []resp.Value{bulk(addr), bulk(port)}}}
+}
+
+func healthReplies(role string) []resp.Value {
+	return []resp.Value{{Kind: resp.SimpleString, Str: "PONG"}, bulk("# Replication\r\nrole:" + role + "\r\n")}
+}
+
+// The driver turns RESP replies into core events dated from the probe's
+// start, applies the route before any close, and counts what it did.
+func TestDriverRoundTrip(t *testing.T) {
+	const a, b = "10.0.0.1:6379", "10.0.0.2:6379"
+	r := &recorder{}
+	cfg := core.Config{MasterName: "m", Backends: []string{a, b}, Sentinels: []string{"s1", "s2", "s3"},
+		CheckInterval: time.Second, CheckTimeout: 500 * time.Millisecond, FastInterval: 10 * time.Millisecond, FastWindow: 5 * time.Second}
+	d, err := New(cfg, t0, r, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Next().Equal(t0) {
+		t.Fatalf("Next %v, want now", d.Next())
+	}
+	d.Wake(t0)
+	if len(r.probes) != 5 {
+		t.Fatalf("%d probes at start: %+v", len(r.probes), r.probes)
+	}
+	now := t0.Add(20 * time.Millisecond)
+	d.HandleReply(now, r.take(core.ProbeBackend, a), healthReplies("master"), nil)
+	d.HandleReply(now, r.take(core.ProbeBackend, b), nil, errors.New("connection refused"))
+	for _, s := range []string{"s1", "s2"} {
+		d.HandleReply(now, r.take(core.ProbeSentinel, s), sentinelReplies("10.0.0.1", "6379", "1"), nil)
+	}
+	if got := d.Route(); got.Master != a {
+		t.Fatalf("route %+v", got)
+	}
+	if last := r.routes[len(r.routes)-1]; last.Master != a {
+		t.Fatalf("router got %+v", r.routes)
+	}
+	snap := d.Snapshot()
+	if snap.Backends[1].Err != "connection refused" || snap.SentinelsFresh != 2 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	// A failover notice fences a: its clients are closed after the route moved.
+	routes := len(r.routes)
+	v := resp.Value{Kind: resp.Array, Elems: []resp.Value{bulk("pmessage"), bulk("*"), bulk("+switch-master"), bulk("m 10.0.0.1 6379 10.0.0.2 6379")}}
+	d.HandleMessage(now.Add(time.Millisecond), "s3", v)
+	if len(r.routes) != routes+1 || r.routes[routes].Master != "" || len(r.closed) != 1 || r.closed[0] != a {
+		t.Fatalf("after the notice: routes %+v closed %v", r.routes[routes:], r.closed)
+	}
+	st := d.Stats()
+	if st.Notices != 1 || st.ClosedOnSwitch != 3 || st.ProbeErrors != 1 || st.Probes < 5 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A subscription confirmation is not a notice.
+	d.HandleMessage(now, "s3", resp.Value{Kind: resp.Array, Elems: []resp.Value{bulk("psubscribe"), bulk("*"), {Kind: resp.Integer, Int: 1}}})
+	if d.Stats().Notices != 1 {
+		t.Fatal("a confirmation counted as a notice")
+	}
+}
+
+func TestHealthFromReplies(t *testing.T) {
+	for _, tc := range []struct {
+		ping, info resp.Value
+		ok         bool
+	}{
+		{resp.Value{Kind: resp.SimpleString, Str: "PONG"}, bulk("role:master\r\n"), true},
+		{resp.Value{Kind: resp.Error, Str: "NOAUTH Authentication required."}, bulk("role:master\r\n"), false},
+		{resp.Value{Kind: resp.SimpleString, Str: "PONG"}, resp.Value{Kind: resp.Error, Str: "NOPERM"}, false},
+		{resp.Value{Kind: resp.SimpleString, Str: "PONGX"}, bulk("role:master\r\n"), false},
+		{resp.Value{Kind: resp.SimpleString, Str: "PONG"}, resp.Value{Kind: resp.Integer, Int: 1}, false},
+	} {
+		h := HealthFromReplies(t0, "b", tc.ping, tc.info)
+		if h.OK != tc.ok || (!h.OK && h.Err == "") {
+			t.Errorf("HealthFromReplies(%+v, %+v) = %+v", tc.ping, tc.info, h)
+		}
+	}
+}
