@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,8 @@ const readBufSize = 16 << 10
 type Conn struct {
 	nc      net.Conn
 	r       *Reader
-	w       *Writer
+	w       *Writer      // encodes into wbuf; only flushes touch the socket,
+	wbuf    bytes.Buffer // so that every write runs under a deadline
 	budget  budgetReader
 	opts    DialOptions
 	pending []Value // pushes that arrived while a reply was awaited
@@ -141,7 +143,7 @@ func NewConn(ctx context.Context, nc net.Conn, opts DialOptions) (*Conn, error) 
 	lim := DefaultLimits
 	lim.MaxBulk = min(lim.MaxBulk, opts.MaxReply)
 	c.r = NewReaderLimits(&c.budget, lim)
-	c.w = NewWriter(nc)
+	c.w = NewWriter(&c.wbuf)
 	var hs [][]string
 	switch {
 	case opts.Protocol == 3:
@@ -203,7 +205,7 @@ func (c *Conn) do(ctx context.Context, timeout bool, args []string) (Value, erro
 	c.write(args)
 	var v Value
 	err := c.io(ctx, timeout, func() error {
-		if err := c.w.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			return err
 		}
 		var err error
@@ -237,7 +239,7 @@ func (c *Conn) Flush(ctx context.Context) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	return c.io(ctx, true, c.w.Flush)
+	return c.io(ctx, true, c.flush)
 }
 
 // Receive returns the next value from the server: a pipelined reply, or a
@@ -295,7 +297,7 @@ func (c *Conn) subscribe(ctx context.Context, cmd string, names []string) error 
 	}
 	c.write(append([]string{strings.ToUpper(cmd)}, names...))
 	return c.io(ctx, true, func() error {
-		if err := c.w.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			return err
 		}
 		for confirmed := 0; confirmed < len(names); {
@@ -340,11 +342,24 @@ func (c *Conn) usable() error {
 	return nil
 }
 
+// write encodes a command into the send buffer (memory only).
 func (c *Conn) write(args []string) {
 	c.w.Array(len(args))
 	for _, a := range args {
 		c.w.Bulk(a)
 	}
+	_ = c.w.Flush() // into wbuf: cannot fail
+}
+
+// flush sends the buffered commands; it runs inside io, under a deadline.
+func (c *Conn) flush() error {
+	_, err := c.nc.Write(c.wbuf.Bytes())
+	if c.wbuf.Cap() > 1<<20 {
+		c.wbuf = bytes.Buffer{} // do not keep a large value's memory
+	} else {
+		c.wbuf.Reset()
+	}
+	return err
 }
 
 // read decodes one value within the MaxReply budget.
