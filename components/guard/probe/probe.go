@@ -1,14 +1,11 @@
 // Package probe is the restart guard's production transport: each request
-// on its own TCP connection, RESP through components/resp, all requests of
+// pipelined on its own connection (components/resp's Conn), all requests of
 // a round at once. It also holds the wall clock the driver sleeps on.
 package probe
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -45,50 +42,29 @@ func (t Transport) one(ctx context.Context, r driver.Request) driver.Reply {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", r.Addr)
+	c, err := resp.Dial(ctx, r.Addr, resp.DialOptions{DialTimeout: timeout, Timeout: timeout,
+		Username: r.Auth.Username, Password: r.Auth.Password, ClientName: "redisha-guard", MaxReply: 1 << 20})
 	if err != nil {
 		return driver.Reply{Err: err, Refused: errors.Is(err, syscall.ECONNREFUSED)}
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	// Close the connection if ctx ends before its deadline (a cancelled run).
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	w := resp.NewWriter(c)
-	rd := resp.NewReader(bufio.NewReader(c))
-	cmds := r.Cmds
-	if r.Auth.Password != "" {
-		auth := []string{"AUTH", r.Auth.Password}
-		if r.Auth.Username != "" {
-			auth = []string{"AUTH", r.Auth.Username, r.Auth.Password}
-		}
-		cmds = append([][]string{auth}, cmds...)
-	}
-	for _, args := range cmds {
-		w.Array(len(args))
-		for _, a := range args {
-			w.Bulk(a)
+	for _, args := range r.Cmds {
+		if err := c.Send(args...); err != nil {
+			return driver.Reply{Err: err}
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := c.Flush(ctx); err != nil {
 		return driver.Reply{Err: err}
 	}
-	vals := make([]resp.Value, 0, len(cmds))
-	for range cmds {
-		v, err := rd.ReadValue()
+	vals := make([]resp.Value, 0, len(r.Cmds))
+	for range r.Cmds {
+		// An error reply is a value here: the driver reads "no such master"
+		// as an answer.
+		v, err := c.Receive(ctx)
 		if err != nil {
 			return driver.Reply{Err: err}
 		}
 		vals = append(vals, v)
-	}
-	if r.Auth.Password != "" {
-		if vals[0].IsError() {
-			return driver.Reply{Err: fmt.Errorf("AUTH: %s", vals[0].Str)}
-		}
-		vals = vals[1:]
 	}
 	return driver.Reply{Values: vals}
 }
