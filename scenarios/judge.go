@@ -1,16 +1,7 @@
 package scenarios
 
 import (
-	"bytes"
-	"embed"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/redisha/redisha/reports"
 	"github.com/redisha/redisha/scenarios/check"
@@ -18,69 +9,6 @@ import (
 	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/spec"
 )
-
-// KnownVerdict is an expected non-pass verdict of a stack: a finding, not a regression.
-type KnownVerdict struct {
-	Status check.Status `yaml:"status"`
-	Why    string       `yaml:"why"`
-}
-
-// Known maps scenario name to check name to its known verdict.
-type Known map[string]map[string]KnownVerdict
-
-// KnownVerdictsFile is the file a stack directory may ship.
-const KnownVerdictsFile = "known-verdicts.yaml"
-
-//go:embed known/*.yaml
-var knownFS embed.FS
-
-// LoadKnown reads the known verdicts of a stack: stackDir/known-verdicts.yaml for a stack given
-// as a directory, or the built-in file for a built-in stack. No file means no known findings.
-func LoadKnown(stack, stackDir string) (Known, error) {
-	var data []byte
-	var err error
-	name := ""
-	if stackDir != "" {
-		name = filepath.Join(stackDir, KnownVerdictsFile)
-		data, err = os.ReadFile(name)
-	} else {
-		name = "known/" + stack + ".yaml"
-		data, err = knownFS.ReadFile(name)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return Known{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ParseKnown(name, data)
-}
-
-// ParseKnown decodes a known-verdicts file strictly.
-func ParseKnown(name string, data []byte) (Known, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	k := Known{}
-	if err := dec.Decode(&k); err != nil && err.Error() != "EOF" {
-		return nil, spec.YAMLError(name, err)
-	}
-	checks := map[string]bool{check.CheckFailover: true, check.CheckUnavailability: true, check.CheckLostWrites: true,
-		check.CheckSplitBrain: true, check.CheckLinearizable: true}
-	for sc, m := range k {
-		for c, v := range m {
-			if !checks[c] {
-				return nil, fmt.Errorf("%s: %s: unknown check %q", name, sc, c)
-			}
-			if v.Status != check.Fail && v.Status != check.Unknown {
-				return nil, fmt.Errorf("%s: %s.%s: status must be fail or unknown, not %q", name, sc, c, v.Status)
-			}
-			if strings.TrimSpace(v.Why) == "" {
-				return nil, fmt.Errorf("%s: %s.%s: say why (a known finding needs its reason)", name, sc, c)
-			}
-		}
-	}
-	return k, nil
-}
 
 // Judgement is the pure outcome of judging one run's records.
 type Judgement struct {
@@ -101,7 +29,29 @@ func (j Judgement) Apply(r *result.Result) {
 // Judge runs every checker on the records of one run of s and sets each verdict against the
 // scenario's expectations and the stack's known findings.
 func Judge(s *spec.Scenario, in check.Input, known map[string]KnownVerdict) Judgement {
-	e := s.Expect
+	vs := verdicts(s.Expect, in)
+	j := Judgement{Summary: summarize(in, vs), Analysis: check.Analyze(in)}
+	for _, v := range vs {
+		jv := result.Judged{Verdict: v, Want: check.Pass}
+		if k, ok := known[v.Check]; ok {
+			jv.Want, jv.Known = k.Status, k.Why
+		}
+		jv.Match = jv.Status == jv.Want
+		j.Verdicts = append(j.Verdicts, jv)
+	}
+	lost, acked := check.LostOps(in)
+	j.Summary.AckedWrites = acked
+	if in.Final.Converged {
+		for _, l := range lost {
+			j.LostOpIDs = append(j.LostOpIDs, l.Op.ID)
+		}
+	}
+	j.Outcome, j.Reasons = result.Fold(j.Verdicts, "")
+	return j
+}
+
+// verdicts runs every checker with the scenario's expectations.
+func verdicts(e spec.Expect, in check.Input) []check.Verdict {
 	fe := check.FailoverExpectation{Any: e.Failover == nil, Within: e.FailoverWithin.D()}
 	if e.Failover != nil {
 		fe.Count = int(*e.Failover)
@@ -111,7 +61,7 @@ func Judge(s *spec.Scenario, in check.Input, known map[string]KnownVerdict) Judg
 		maxLost = *e.MaxLostWrites
 	}
 	lin := e.Linearizable != nil && *e.Linearizable
-	vs := []check.Verdict{
+	return []check.Verdict{
 		check.Convergence(in),
 		check.Failover(in, fe),
 		check.WriteUnavailability(in, e.MaxWriteUnavailability.D()),
@@ -119,16 +69,11 @@ func Judge(s *spec.Scenario, in check.Input, known map[string]KnownVerdict) Judg
 		check.SplitBrain(in, e.SplitBrainWrites == "allowed"),
 		check.Linearizable(in, lin, spec.DefaultLinTimeout),
 	}
-	var j Judgement
-	for _, v := range vs {
-		jv := result.Judged{Verdict: v, Want: check.Pass}
-		if k, ok := known[v.Check]; ok {
-			jv.Want, jv.Known = k.Status, k.Why
-		}
-		jv.Match = jv.Status == jv.Want
-		j.Verdicts = append(j.Verdicts, jv)
-	}
-	sum := &j.Summary
+}
+
+// summarize gathers the headline numbers from the records and the verdicts' metrics.
+func summarize(in check.Input, vs []check.Verdict) result.Summary {
+	var sum result.Summary
 	for _, o := range in.Ops {
 		if o.Kind == "dial" {
 			continue
@@ -169,19 +114,10 @@ func Judge(s *spec.Scenario, in check.Input, known map[string]KnownVerdict) Judg
 			}
 		}
 	}
-	lost, acked := check.LostOps(in)
-	sum.AckedWrites = acked
-	if in.Final.Converged {
-		for _, l := range lost {
-			j.LostOpIDs = append(j.LostOpIDs, l.Op.ID)
-		}
-	}
 	changes, dual := check.VIPStats(in.Events, in.End)
 	sum.VIPChanges, sum.DualVIPS = changes, dual.Seconds()
 	sum.DualRouteS = check.DualRouteWindow(in.Events, in.End).Seconds()
-	j.Analysis = check.Analyze(in)
-	j.Outcome, j.Reasons = result.Fold(j.Verdicts, "")
-	return j
+	return sum
 }
 
 // AnalyzeRecorded fills in the analysis of a run whose result predates it (result.json without
