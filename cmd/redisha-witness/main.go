@@ -1,6 +1,6 @@
 // Command redisha-witness is a sentinel-protocol voter: it monitors Redis
 // masters and votes in redis-sentinel failover elections as a full peer, but
-// never runs a failover itself. See docs/witness.md.
+// never runs a failover itself. See docs/core.md.
 package main
 
 import (
@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisha/redisha/components/witness/config"
-	"github.com/redisha/redisha/components/witness/server"
+	"github.com/redisha/redisha/components/witness/daemon"
 )
 
 func main() {
@@ -29,7 +29,7 @@ func main() {
 }
 
 func run() int {
-	path := flag.String("config", "/etc/redisha/witness.yaml", "config file (YAML)")
+	path := flag.String("config", "/etc/redisha/core.yaml", "config file (YAML)")
 	check := flag.Bool("check", false, "validate the config file and exit")
 	flag.Parse()
 	f, err := config.Load(*path)
@@ -54,7 +54,7 @@ func run() int {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Registry = reg
 	opts.Logger = log
-	srv, err := server.Start(opts)
+	srv, err := daemon.Start(opts)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -1,32 +1,39 @@
 package proxysim
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"time"
 
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/components/witness/core"
+	"github.com/redisha/redisha/components/witness/driver"
 	"github.com/redisha/redisha/sim"
 )
 
-// With Options.Witness, sentinel s3 is the production witness core
-// (components/witness): it pings and INFOs the nodes, announces itself with
-// real hello strings, answers is-master-down-by-addr and votes for the model
-// sentinels' leader elections, follows failovers through their hellos, and
-// answers the proxy's SENTINEL MASTER / GET-MASTER-ADDR-BY-NAME from its own
-// views. The adapter persists its State before every reply that changed it,
-// as the driver must, and restarts it from that state.
+// With Options.Witness, sentinel s3 is the production witness driver and core
+// (components/witness/driver, components/witness/core): it pings and INFOs
+// the nodes, announces itself with real hello strings, answers
+// is-master-down-by-addr and votes for the model sentinels' leader elections,
+// follows failovers through their hellos, and answers the proxy's SENTINEL
+// MASTER / GET-MASTER-ADDR-BY-NAME with the driver's own command code. This
+// file is only the transport: it implements the driver's Links (simulated
+// messages with a reply timeout), Store (the state kept across the
+// witness's restarts) and Events (published to the proxy), and calls the
+// driver when a message or a timer arrives, then sleeps until driver.Next.
 
 const (
-	witnessTick    = 100 * time.Millisecond
+	witnessTick    = 100 * time.Millisecond // the core's tick period, for the checks below
 	witnessTimeout = time.Second
 )
 
 // Messages of the witness adapter.
 type wReq struct {
 	id   int
-	kind witness.ActionKind
+	kind core.ActionKind
 	text string // hello payload for ActHello
 }
 type wRep struct {
@@ -37,17 +44,18 @@ type helloRelay struct{ payload string } // a node's __sentinel__:hello message
 type helloCmd struct{ payload string }   // PUBLISH __sentinel__:hello to a sentinel's command link
 
 type wPending struct {
-	target witness.Target
-	kind   witness.ActionKind
+	target core.Target
+	kind   core.ActionKind
 	timer  *sim.Timer
 }
 
 type witnessProc struct {
 	s        *sentinel
-	core     *witness.Core
-	cfg      witness.Config
-	saved    *witness.State // as last persisted
+	drv      *driver.Driver
+	cfg      core.Config
+	saved    *core.State // as last persisted
 	tick     *sim.Timer
+	armed    time.Time // when tick is set to fire
 	nextID   int
 	pending  map[int]*wPending
 	lastPong map[string]time.Time // address -> last PONG delivered to the core
@@ -65,53 +73,64 @@ func (m *model) witnessSetup(s *sentinel) {
 	port, _ := strconv.Atoi(p)
 	mh, mp := hostPort(m.nodes[0].addr)
 	mport, _ := strconv.Atoi(mp)
-	wp := &witnessProc{s: s, cfg: witness.Config{MyID: runID(s.name), AnnounceIP: h, AnnouncePort: port,
-		Masters: []witness.MasterConfig{{Name: masterName, Addr: witness.Addr{IP: mh, Port: mport}, Quorum: m.quorum,
+	wp := &witnessProc{s: s, cfg: core.Config{MyID: runID(s.name), AnnounceIP: h, AnnouncePort: port,
+		Masters: []core.MasterConfig{{Name: masterName, Addr: core.Addr{IP: mh, Port: mport}, Quorum: m.quorum,
 			DownAfter: downAfter, FailoverTimeout: 180 * time.Second}}}}
-	wp.tick = m.w.NewTimer(s.node, func() { m.witnessTick(wp) })
+	wp.tick = m.w.NewTimer(s.node, func() { m.witnessWake(wp) })
 	m.wit = wp
 }
 
-// witnessStart is the daemon's start: a core from the persisted state.
+// witnessStart is the daemon's start: a driver from the persisted state.
 func (m *model) witnessStart() {
 	wp := m.wit
-	c, err := witness.New(wp.cfg, wp.saved, m.w.Now())
+	wp.pending = map[int]*wPending{}
+	wp.lastPong = map[string]time.Time{}
+	wp.armed = time.Time{}
+	d, err := driver.New(m.w.Now(), wp.cfg, wp.saved, witnessLinks{m}, witnessStore{m}, witnessEvents{m}, nil)
 	if err != nil {
 		m.violate(InvWitness, "witness does not start from its persisted state: %v", err)
 		return
 	}
-	if e := c.CurrentEpoch(); e < m.witVoted {
+	if e := d.Core().CurrentEpoch(); e < m.witVoted {
 		m.violate(InvWitness, "the witness restarted at current epoch %d although it voted in epoch %d: it may vote twice", e, m.witVoted)
 	}
-	wp.core = c
-	wp.pending = map[int]*wPending{}
-	wp.lastPong = map[string]time.Time{}
-	m.persist()
-	wp.tick.Reset(m.w.Now().Add(witnessTick))
+	wp.drv = d
+	m.witnessArm()
 }
 
-// persist writes the state when it changed (unless the WitnessNoPersist
+// witnessArm sets the timer to the driver's next deadline, as the daemon's
+// loop does.
+func (m *model) witnessArm() {
+	wp := m.wit
+	if next := wp.drv.Next(); !next.Equal(wp.armed) {
+		wp.armed = next
+		wp.tick.Reset(next)
+	}
+}
+
+func (m *model) witnessWake(wp *witnessProc) {
+	wp.armed = time.Time{}
+	wp.drv.Wake(m.w.Now())
+	m.witnessArm()
+}
+
+// witnessStore keeps the state across restarts (unless the WitnessNoPersist
 // mutation forgets to).
-func (m *model) persist() {
-	c := m.wit.core
-	if !c.Dirty() {
-		return
+type witnessStore struct{ m *model }
+
+func (s witnessStore) Save(st core.State) error {
+	if s.m.opt.Mutation != WitnessNoPersist {
+		s.m.wit.saved = &st
 	}
-	if m.opt.Mutation != WitnessNoPersist {
-		st := c.State()
-		m.wit.saved = &st
-	}
-	c.MarkPersisted()
+	return nil
 }
 
-func (m *model) witnessTick(wp *witnessProc) {
-	now := m.w.Now()
-	wp.tick.Reset(now.Add(witnessTick))
-	wp.core.Tick(now)
-	m.witnessActions()
-}
+// witnessEvents publishes the witness's events to the proxy.
+type witnessEvents struct{ m *model }
 
-func (m *model) nodeNameByAddr(a witness.Addr) string {
+func (e witnessEvents) Publish(ev core.Event) { e.m.publish(e.m.wit.s, ev.Type, ev.Msg) }
+
+func (m *model) nodeNameByAddr(a core.Addr) string {
 	s := a.String()
 	for _, n := range m.nodes {
 		if n.addr == s {
@@ -126,54 +145,57 @@ func (m *model) nodeNameByAddr(a witness.Addr) string {
 	return ""
 }
 
-// witnessActions carries out what the core asked for.
-func (m *model) witnessActions() {
+var errNoSuchAddr = errors.New("no node has this address")
+
+// witnessLinks carries the driver's commands as simulated messages; a reply
+// that does not come within witnessTimeout is a link error.
+type witnessLinks struct{ m *model }
+
+func (l witnessLinks) Sync([]core.Target) {} // links are implicit in the simulated network
+
+func (l witnessLinks) Send(a core.Action) error {
+	m := l.m
 	wp := m.wit
-	m.persist()
-	for _, a := range wp.core.Drain() {
-		if a.Kind == witness.ActEvent {
-			m.publish(wp.s, a.Event.Type, a.Event.Msg)
-			continue
-		}
-		to := m.nodeNameByAddr(a.Target.Addr)
-		if to == "" {
-			wp.core.LinkFailed(a.Target, a.Kind, m.w.Now()) // an address nobody has
-			continue
-		}
-		wp.nextID++
-		id := wp.nextID
-		p := &wPending{target: a.Target, kind: a.Kind}
-		p.timer = m.w.NewTimer(wp.s.node, func() {
-			if wp.pending[id] == p {
-				delete(wp.pending, id)
-				wp.core.LinkFailed(p.target, p.kind, m.w.Now())
-			}
-		})
-		p.timer.Reset(m.w.Now().Add(witnessTimeout))
-		wp.pending[id] = p
-		switch a.Kind {
-		case witness.ActHello:
-			if h := a.Hello; h.MasterConfigEpoch > 0 && !m.announced[fmt.Sprintf("%s:%d@%d", h.MasterIP, h.MasterPort, h.MasterConfigEpoch)] {
-				m.violate(InvWitness, "the witness announces %s:%d at config epoch %d, a configuration no sentinel made",
-					h.MasterIP, h.MasterPort, h.MasterConfigEpoch)
-			}
-			m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind, text: a.Hello.String()})
-		case witness.ActAsk:
-			m.w.Net.Send(wp.s.name, to, nil, downAsk{master: a.Ask.IP + ":" + strconv.Itoa(a.Ask.Port), wid: id})
-		default:
-			m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind})
-		}
+	to := m.nodeNameByAddr(a.Target.Addr)
+	if to == "" {
+		return errNoSuchAddr
 	}
+	wp.nextID++
+	id := wp.nextID
+	p := &wPending{target: a.Target, kind: a.Kind}
+	p.timer = m.w.NewTimer(wp.s.node, func() {
+		if wp.pending[id] == p {
+			delete(wp.pending, id)
+			wp.drv.HandleLinkError(m.w.Now(), p.target, p.kind, errors.New("timeout"))
+			m.witnessArm()
+		}
+	})
+	p.timer.Reset(m.w.Now().Add(witnessTimeout))
+	wp.pending[id] = p
+	switch a.Kind {
+	case core.ActHello:
+		if h := a.Hello; h.MasterConfigEpoch > 0 && !m.announced[fmt.Sprintf("%s:%d@%d", h.MasterIP, h.MasterPort, h.MasterConfigEpoch)] {
+			m.violate(InvWitness, "the witness announces %s:%d at config epoch %d, a configuration no sentinel made",
+				h.MasterIP, h.MasterPort, h.MasterConfigEpoch)
+		}
+		m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind, text: a.Hello.String()})
+	case core.ActAsk:
+		m.w.Net.Send(wp.s.name, to, nil, downAsk{master: a.Ask.IP + ":" + strconv.Itoa(a.Ask.Port), wid: id})
+	default:
+		m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind})
+	}
+	return nil
 }
 
-// witnessReceive handles everything addressed to the witness.
+// witnessReceive hands everything addressed to the witness to the driver,
+// as the daemon's readers do, as the RESP value the real link would read.
 func (m *model) witnessReceive(from string, data []byte, md any) {
 	wp := m.wit
-	if wp.core == nil {
+	if wp.drv == nil {
 		return
 	}
 	now := m.w.Now()
-	c := wp.core
+	d := wp.drv
 	switch msg := md.(type) {
 	case wRep:
 		p := wp.pending[msg.id]
@@ -182,17 +204,20 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 		}
 		delete(wp.pending, msg.id)
 		p.timer.Stop()
+		var v resp.Value
 		switch p.kind {
-		case witness.ActPing:
+		case core.ActPing:
 			if msg.text == "PONG" {
 				wp.lastPong[p.target.Addr.String()] = now
 			}
-			c.PingReply(p.target, msg.text, now)
-		case witness.ActInfo:
-			c.InfoReply(p.target, msg.text, now)
-		case witness.ActHello:
-			c.PublishReply(p.target, false, now)
+			v = resp.Value{Kind: resp.SimpleString, Str: msg.text}
+		case core.ActInfo:
+			v = resp.Value{Kind: resp.BulkString, Str: msg.text}
+		case core.ActHello:
+			n, _ := strconv.ParseInt(msg.text, 10, 64)
+			v = resp.Value{Kind: resp.Integer, Int: n}
 		}
+		d.HandleReply(now, p.target, p.kind, v)
 	case downRep:
 		p := wp.pending[msg.wid]
 		if p == nil {
@@ -208,21 +233,23 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 		if msg.leader != "" {
 			leader = runID(msg.leader)
 		}
-		c.AskReply(p.target, true, down, leader, msg.epoch, now)
+		d.HandleReply(now, p.target, p.kind, resp.Value{Kind: resp.Array, Elems: []resp.Value{
+			{Kind: resp.Integer, Int: down}, {Kind: resp.BulkString, Str: leader}, {Kind: resp.Integer, Int: msg.epoch}}})
 	case helloRelay:
-		c.HelloFromPubSub(msg.payload, now)
+		_ = d.HandleHello(now, msg.payload, driver.ViaPubSub)
 	case helloCmd:
-		c.PublishCommand(witness.HelloChannel, msg.payload, now)
+		_ = d.HandleHello(now, msg.payload, driver.ViaPublish)
 	case downAsk:
 		m.witnessAsked(from, msg)
 	case queryReq:
 		m.witnessQuery(from, msg)
 	}
-	m.witnessActions()
+	m.witnessArm()
 }
 
 // witnessAsked answers SENTINEL is-master-down-by-addr from a model
-// sentinel, persisting first, and checks the voter's promises.
+// sentinel through the driver (which stores the vote first), and checks the
+// voter's promises.
 func (m *model) witnessAsked(from string, msg downAsk) {
 	wp := m.wit
 	now := m.w.Now()
@@ -232,8 +259,10 @@ func (m *model) witnessAsked(from string, msg downAsk) {
 	if msg.reqEpoch > 0 {
 		id = runID(msg.leader)
 	}
-	rep := wp.core.IsMasterDownByAddr(host, p, uint64(msg.reqEpoch), id, now)
-	m.persist()
+	rep, err := wp.drv.IsMasterDown(now, host, p, uint64(msg.reqEpoch), id)
+	if err != nil {
+		return // an error reply: the model sentinel ignores it like a missing one
+	}
 	if rep.Down {
 		// The sdown flag is re-evaluated on the next tick after a PONG, as
 		// in sentinel: allow one tick.
@@ -260,30 +289,24 @@ func (m *model) witnessAsked(from string, msg downAsk) {
 	m.w.Net.Send(m.wit.s.name, from, nil, out)
 }
 
-// witnessQuery answers the proxy from the witness's own views.
+// witnessQuery answers the proxy's SENTINEL MASTER and
+// GET-MASTER-ADDR-BY-NAME with the driver's command code (RESP2).
 func (m *model) witnessQuery(to string, req queryReq) {
-	c := m.wit.core
 	now := m.w.Now()
-	e := m.enc
-	fields, _ := c.MasterFields(masterName, now)
-	e.w.Array(2 * len(fields))
-	for _, f := range fields {
-		e.w.Bulk(f.Name)
-		e.w.Bulk(f.Value)
-	}
-	a, _ := c.MasterAddr(masterName)
-	e.w.Array(2)
-	e.w.Bulk(a.IP)
-	e.w.Bulk(strconv.Itoa(a.Port))
-	m.w.Net.Send(m.wit.s.name, to, e.bytes(), replyMeta{id: req.id, at: now})
+	var b bytes.Buffer
+	w := resp.NewWriter(&b)
+	m.wit.drv.Command(now, []string{"SENTINEL", "MASTER", masterName}, w)
+	m.wit.drv.Command(now, []string{"SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName}, w)
+	w.Flush()
+	m.w.Net.Send(m.wit.s.name, to, b.Bytes(), replyMeta{id: req.id, at: now})
 }
 
 // witnessView returns the witness's configuration (for the ground truth).
 func (m *model) witnessView() (string, int64) {
-	c := m.wit.core
-	if c == nil {
+	if m.wit.drv == nil {
 		return m.wit.s.master, m.wit.s.epoch
 	}
+	c := m.wit.drv.Core()
 	a, _ := c.MasterAddr(masterName)
 	for _, ms := range c.State().Masters {
 		if ms.Name == masterName {

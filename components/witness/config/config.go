@@ -17,8 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/redisha/redisha/components/witness"
-	"github.com/redisha/redisha/components/witness/server"
+	"github.com/redisha/redisha/components/witness/core"
+	"github.com/redisha/redisha/components/witness/daemon"
 )
 
 // File is the config file's schema.
@@ -62,7 +62,7 @@ type Master struct {
 	AuthPass        string   `yaml:"auth_pass"`
 }
 
-// Timing mirrors witness.Timing.
+// Timing mirrors core.Timing.
 type Timing struct {
 	PingPeriod    Duration `yaml:"ping_period"`
 	InfoPeriod    Duration `yaml:"info_period"`
@@ -178,8 +178,8 @@ func (f *File) validate() error {
 	}
 	if *f.ProtectedMode && f.RequirePass == "" {
 		for _, b := range f.Bind {
-			if !server.IsLoopback(b) {
-				return fmt.Errorf("bind %s: %w", b, server.ErrProtectedMode)
+			if !daemon.IsLoopback(b) {
+				return fmt.Errorf("bind %s: %w", b, daemon.ErrProtectedMode)
 			}
 		}
 	}
@@ -207,24 +207,24 @@ func (f *File) validate() error {
 	return cfg.Validate()
 }
 
-func (m Master) addr() (witness.Addr, error) {
+func (m Master) addr() (core.Addr, error) {
 	h, p, err := net.SplitHostPort(m.Address)
 	if err != nil {
-		return witness.Addr{}, fmt.Errorf("address %q: want ip:port", m.Address)
+		return core.Addr{}, fmt.Errorf("address %q: want ip:port", m.Address)
 	}
 	if net.ParseIP(h) == nil {
-		return witness.Addr{}, fmt.Errorf("address %q: %q is not an IP address (sentinel monitors by IP)", m.Address, h)
+		return core.Addr{}, fmt.Errorf("address %q: %q is not an IP address (sentinel monitors by IP)", m.Address, h)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < 1 || port > 65535 {
-		return witness.Addr{}, fmt.Errorf("address %q: bad port", m.Address)
+		return core.Addr{}, fmt.Errorf("address %q: bad port", m.Address)
 	}
-	return witness.Addr{IP: h, Port: port}, nil
+	return core.Addr{IP: h, Port: port}, nil
 }
 
-func (f *File) coreConfig(myid string) (witness.Config, error) {
-	c := witness.Config{MyID: myid, AnnounceIP: f.AnnounceIP, AnnouncePort: f.AnnouncePort,
-		Timing: witness.Timing{
+func (f *File) coreConfig(myid string) (core.Config, error) {
+	c := core.Config{MyID: myid, AnnounceIP: f.AnnounceIP, AnnouncePort: f.AnnouncePort,
+		Timing: core.Timing{
 			PingPeriod: time.Duration(f.Timing.PingPeriod), InfoPeriod: time.Duration(f.Timing.InfoPeriod),
 			PublishPeriod: time.Duration(f.Timing.PublishPeriod), AskPeriod: time.Duration(f.Timing.AskPeriod),
 			TiltTrigger: time.Duration(f.Timing.TiltTrigger), TiltPeriod: time.Duration(f.Timing.TiltPeriod)}}
@@ -233,7 +233,7 @@ func (f *File) coreConfig(myid string) (witness.Config, error) {
 		if err != nil {
 			return c, err
 		}
-		c.Masters = append(c.Masters, witness.MasterConfig{Name: m.Name, Addr: a, Quorum: m.Quorum,
+		c.Masters = append(c.Masters, core.MasterConfig{Name: m.Name, Addr: a, Quorum: m.Quorum,
 			DownAfter: time.Duration(m.DownAfter), FailoverTimeout: time.Duration(m.FailoverTimeout), ParallelSyncs: m.ParallelSyncs})
 	}
 	return c, nil
@@ -264,16 +264,16 @@ func (f *File) Logger(w *os.File) *slog.Logger {
 }
 
 // Options converts the file into server options.
-func (f *File) Options() (server.Options, error) {
+func (f *File) Options() (daemon.Options, error) {
 	core, err := f.coreConfig("")
 	if err != nil {
-		return server.Options{}, err
+		return daemon.Options{}, err
 	}
-	auth := map[string]server.Auth{}
+	auth := map[string]daemon.Auth{}
 	for _, m := range f.Masters {
-		auth[m.Name] = server.Auth{User: m.AuthUser, Pass: m.AuthPass}
+		auth[m.Name] = daemon.Auth{User: m.AuthUser, Pass: m.AuthPass}
 	}
-	return server.Options{Core: core, Bind: f.Bind, Port: f.Port, ProtectedMode: *f.ProtectedMode,
-		RequirePass: f.RequirePass, SentinelAuth: server.Auth{User: f.SentinelUser, Pass: f.SentinelPass},
+	return daemon.Options{Core: core, Bind: f.Bind, Port: f.Port, ProtectedMode: *f.ProtectedMode,
+		RequirePass: f.RequirePass, SentinelAuth: daemon.Auth{User: f.SentinelUser, Pass: f.SentinelPass},
 		MasterAuth: auth, StatePath: f.StateFile, MaxClients: f.MaxClients}, nil
 }

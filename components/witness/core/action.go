@@ -1,4 +1,4 @@
-package witness
+package core
 
 // ActionKind says what the driver must do.
 type ActionKind uint8
@@ -18,6 +18,15 @@ const (
 	ActAsk
 	// ActEvent: log Event and publish it to subscribed clients.
 	ActEvent
+	// ActPersist: write State durably (atomically, with fsync) before doing
+	// any action that follows it. It always comes first in an event's
+	// actions, so nothing caused by a change can leave before the change is
+	// on disk.
+	ActPersist
+	// ActDownReply: send Down as the reply to the is-master-down-by-addr
+	// request that caused it, but only if every ActPersist before it
+	// succeeded; otherwise the requester gets an error, never the vote.
+	ActDownReply
 )
 
 // AskRequest is a SENTINEL is-master-down-by-addr request the witness sends.
@@ -46,11 +55,34 @@ type Event struct {
 	Msg   string
 }
 
-// Action is one thing the core asks the driver to do.
+// Action is one thing the core asks the driver to do. An event method
+// returns its actions in the order the driver must carry them out.
 type Action struct {
 	Kind   ActionKind
 	Target Target
 	Hello  Hello
 	Ask    AskRequest
 	Event  Event
+	State  *State            // ActPersist
+	Down   IsMasterDownReply // ActDownReply
+}
+
+// DownReplyOf returns the is-master-down-by-addr reply among acts.
+func DownReplyOf(acts []Action) (IsMasterDownReply, bool) {
+	for _, a := range acts {
+		if a.Kind == ActDownReply {
+			return a.Down, true
+		}
+	}
+	return IsMasterDownReply{}, false
+}
+
+// PersistOf returns the state to persist among acts, nil if none.
+func PersistOf(acts []Action) *State {
+	for _, a := range acts {
+		if a.Kind == ActPersist {
+			return a.State
+		}
+	}
+	return nil
 }

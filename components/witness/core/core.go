@@ -1,18 +1,21 @@
-// Package witness is the pure core of redisha-witness: a sentinel-protocol
+// Package core is the pure core of redisha-witness: a sentinel-protocol
 // voter that monitors Redis masters, takes part in the down agreement and the
 // failover leader vote like redis-sentinel, and never runs a failover itself.
 //
-// The core is a state machine in the etcd-raft "Ready" style: the driver feeds
-// it events stamped with the time they happened (ticks, replies from Redis
-// nodes and peer sentinels, hellos, client requests) and drains the actions it
-// asks for (send PING/INFO/PUBLISH/ask, publish an event). It owns no
-// goroutines, sockets or clocks, so the simulator and the tests drive exactly
-// the code that runs in production. It is not safe for concurrent use: the
-// driver serialises every call.
+// It keeps the core contract of docs/architecture.md: New validates the
+// configuration and takes the restored state; every event is a method with
+// the time it happened first (ticks, replies from Redis nodes and peer
+// sentinels, link failures, hellos, vote requests) that returns the actions
+// it causes in the order the driver must carry them out (an ActPersist
+// carrying the state to write comes first, before any command, event or
+// reply that depends on it); Next says when the core wants its next Tick. It
+// owns no goroutines, sockets or clocks, so the simulator and the tests drive
+// exactly the code that runs in production. It is not safe for concurrent
+// use: the driver serialises every call.
 //
 // The rules follow redis src/sentinel.c (7.x); function comments name the C
 // function they mirror.
-package witness
+package core
 
 import (
 	"errors"
@@ -70,6 +73,10 @@ type Timing struct {
 	AskPeriod     time.Duration // 1s
 	TiltTrigger   time.Duration // 2s
 	TiltPeriod    time.Duration // 30s
+	// TickPeriod bounds Next: the core asks for a Tick at most this long
+	// after the previous one (sentinel's hz 10), which is what makes a late
+	// tick (a frozen process) visible to the TILT rule.
+	TickPeriod time.Duration // 100ms
 }
 
 func (t Timing) withDefaults() Timing {
@@ -84,6 +91,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.AskPeriod, time.Second)
 	def(&t.TiltTrigger, 2*time.Second)
 	def(&t.TiltPeriod, 30*time.Second)
+	def(&t.TickPeriod, 100*time.Millisecond)
 	return t
 }
 
@@ -119,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Masters) == 0 {
 		return errors.New("witness: no master to monitor")
+	}
+	if t := c.Timing.withDefaults(); t.TickPeriod >= t.TiltTrigger {
+		return fmt.Errorf("witness: tick period %v must be shorter than the tilt trigger %v", t.TickPeriod, t.TiltTrigger)
 	}
 	seen := map[string]bool{}
 	for _, m := range c.Masters {
@@ -257,22 +268,25 @@ type Core struct {
 	tilt      bool
 	tiltSince time.Time
 	prevTick  time.Time
+	created   time.Time
 
-	dirty bool
-	gen   uint64 // bumped on every durable change, a superset of target changes
-	out   []Action
+	dirty bool     // durable state changed during the current event
+	gen   uint64   // bumped on every durable change, a superset of target changes
+	out   []Action // the current event's actions, returned by end
 }
 
 // New builds a core from cfg and, when not nil, the durable state of a
-// previous run (see State). now is the creation time.
-func New(cfg Config, st *State, now time.Time) (*Core, error) {
+// previous run (see State); the state's run id wins over cfg.MyID. now is the
+// creation time. The driver persists State() once before it serves anyone,
+// so that a new run id is on disk before a peer can learn it.
+func New(cfg Config, now time.Time, st *State) (*Core, error) {
 	if st != nil && st.MyID != "" {
 		cfg.MyID = st.MyID
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Core{cfg: cfg, timing: cfg.Timing.withDefaults(), masters: map[string]*master{}}
+	c := &Core{cfg: cfg, timing: cfg.Timing.withDefaults(), masters: map[string]*master{}, created: now}
 	for _, mc := range cfg.Masters {
 		if mc.FailoverTimeout <= 0 {
 			mc.FailoverTimeout = 180 * time.Second
@@ -291,7 +305,6 @@ func New(cfg Config, st *State, now time.Time) (*Core, error) {
 			return nil, err
 		}
 	}
-	c.dirty = true // the first persist records the run id and the config
 	return c, nil
 }
 
@@ -304,18 +317,46 @@ func (c *Core) CurrentEpoch() uint64 { return c.currentEpoch }
 // Tilt reports whether the core is in TILT mode.
 func (c *Core) Tilt() bool { return c.tilt }
 
-// Dirty reports whether durable state changed since MarkPersisted. The driver
-// must persist State() before it sends any reply when Dirty is true: that is
-// what makes a vote durable before the voter hears of it.
-func (c *Core) Dirty() bool { return c.dirty }
+// DownAfter returns the configured down-after period of a master (0 when it
+// is not monitored); drivers size their link timeouts from it.
+func (c *Core) DownAfter(master string) time.Duration {
+	if m := c.masters[master]; m != nil {
+		return m.cfg.DownAfter
+	}
+	return 0
+}
 
-// MarkPersisted records that State() as of now is on disk.
-func (c *Core) MarkPersisted() { c.dirty = false }
+// Next is when the core needs its next Tick: one tick period after the
+// previous Tick (or after creation). It is bounded on purpose, like
+// sentinel's timer, so that the gap between ticks, measured on the clock
+// that now carries (the monotonic clock in production), keeps meaning what
+// TILT needs: a tick much later than Next means the process was frozen.
+func (c *Core) Next() time.Time {
+	if c.prevTick.IsZero() {
+		return c.created.Add(c.timing.TickPeriod)
+	}
+	return c.prevTick.Add(c.timing.TickPeriod)
+}
 
-// Drain returns the actions produced since the last Drain.
-func (c *Core) Drain() []Action {
+// PersistFailed tells the core that the driver could not store the state of
+// an ActPersist. The state stays unsaved: the next event's actions lead with
+// an ActPersist again, so nothing that depends on it (a vote repeated to the
+// same candidate) can be sent before it is on disk.
+func (c *Core) PersistFailed(now time.Time) []Action {
+	c.dirty = true
+	return nil
+}
+
+// end closes an event: it returns the actions the event caused, led by an
+// ActPersist of the state when the event changed it.
+func (c *Core) end() []Action {
 	out := c.out
 	c.out = nil
+	if c.dirty {
+		c.dirty = false
+		st := c.State()
+		out = append([]Action{{Kind: ActPersist, State: &st}}, out...)
+	}
 	return out
 }
 

@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"strings"
@@ -18,7 +18,7 @@ func newTestCore(t *testing.T, st *State) *Core {
 	t.Helper()
 	c, err := New(Config{MyID: idW, Masters: []MasterConfig{{
 		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second,
-	}}}, st, t0)
+	}}}, t0, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestVoteLeaderRules(t *testing.T) {
 		{"A asks epoch 6: new vote", 6, idA, idA, 6, 6},
 	}
 	for _, s := range steps {
-		leader, le := c.VoteLeader("mymaster", s.epoch, s.runid, at(0))
+		leader, le, _ := c.VoteLeader(at(0), "mymaster", s.epoch, s.runid)
 		if leader != s.wantLeader || le != s.wantLeaderEpoch || c.CurrentEpoch() != s.wantCurrent {
 			t.Fatalf("%s: got leader %q epoch %d current %d, want %q %d %d", s.name, leader, le, c.CurrentEpoch(),
 				s.wantLeader, s.wantLeaderEpoch, s.wantCurrent)
@@ -88,20 +88,24 @@ func TestVoteLeaderRules(t *testing.T) {
 // of the request (learned from a hello), no vote is cast in the older epoch.
 func TestVoteNeedsCurrentEpochNotAhead(t *testing.T) {
 	c := newTestCore(t, nil)
-	if err := c.ProcessHello("10.0.0.9,26379,"+idB+",7,mymaster,10.0.0.1,6379,0", at(0)); err != nil {
+	acts, err := c.ProcessHello(at(0), "10.0.0.9,26379,"+idB+",7,mymaster,10.0.0.1,6379,0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	c.MarkPersisted()
-	leader, le := c.VoteLeader("mymaster", 6, idA, at(0))
+	if PersistOf(acts) == nil || acts[0].Kind != ActPersist {
+		t.Fatalf("a hello that raised the epoch must persist first: %v", acts)
+	}
+	leader, le, acts := c.VoteLeader(at(0), "mymaster", 6, idA)
 	if leader != "" || le != 0 {
 		t.Fatalf("voted in a stale epoch: %q %d", leader, le)
 	}
-	if c.Dirty() {
+	if PersistOf(acts) != nil {
 		t.Fatal("a refused vote must not change durable state")
 	}
-	leader, le = c.VoteLeader("mymaster", 7, idA, at(0))
-	if leader != idA || le != 7 || !c.Dirty() {
-		t.Fatalf("vote in current epoch: %q %d dirty=%v", leader, le, c.Dirty())
+	leader, le, acts = c.VoteLeader(at(0), "mymaster", 7, idA)
+	if st := PersistOf(acts); leader != idA || le != 7 || st == nil || acts[0].Kind != ActPersist ||
+		st.Masters[0].Leader != idA || st.Masters[0].LeaderEpoch != 7 {
+		t.Fatalf("vote in current epoch: %q %d actions %v", leader, le, acts)
 	}
 }
 
@@ -109,76 +113,70 @@ func TestIsMasterDownByAddr(t *testing.T) {
 	c := newTestCore(t, nil)
 	c.Tick(at(0))
 	// Unknown address: no vote, not down.
-	if r := c.IsMasterDownByAddr("10.0.0.2", 6379, 1, idA, at(10)); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
+	if r := downReply(t, c.IsMasterDownByAddr(at(10), "10.0.0.2", 6379, 1, idA)); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
 		t.Fatalf("unknown master: %+v", r)
 	}
 	if c.CurrentEpoch() != 0 {
 		t.Fatal("a request about an unknown master must not move the epoch")
 	}
 	// Up master, "*": plain down query.
-	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 3, "*", at(10)); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
+	if r := downReply(t, c.IsMasterDownByAddr(at(10), "10.0.0.1", 6379, 3, "*")); r.Down || r.Leader != "*" || r.LeaderEpoch != 0 {
 		t.Fatalf("star query: %+v", r)
 	}
 	// Let it go SDOWN (the initial act ping time is creation time).
 	c.Tick(at(1001))
-	r := c.IsMasterDownByAddr("10.0.0.1", 6379, 3, idA, at(1001))
+	acts := c.IsMasterDownByAddr(at(1001), "10.0.0.1", 6379, 3, idA)
+	r := downReply(t, acts)
 	if !r.Down || r.Leader != idA || r.LeaderEpoch != 3 {
 		t.Fatalf("vote: %+v", r)
 	}
-	if !c.Dirty() {
-		t.Fatal("vote must mark the state dirty")
+	// The vote is persisted, and the persist comes before the reply.
+	if st := PersistOf(acts); st == nil || acts[0].Kind != ActPersist || acts[len(acts)-1].Kind != ActDownReply ||
+		st.Masters[0].Leader != idA || st.Masters[0].LeaderEpoch != 3 || st.CurrentEpoch != 3 {
+		t.Fatalf("vote must be persisted before its reply: %v", acts)
 	}
 }
 
 func TestSDownTimingInjectedClock(t *testing.T) {
 	c := newTestCore(t, nil)
 	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
-	c.Tick(at(0))
-	pings := actionsOf(c.Drain(), ActPing)
+	pings := actionsOf(c.Tick(at(0)), ActPing)
 	if len(pings) != 1 {
 		t.Fatalf("want one reconnect PING, got %d", len(pings))
 	}
-	c.PingReply(tm, "PONG", at(5))
-	c.Tick(at(100))
-	acts := c.Drain()
+	c.PingReply(at(5), tm, "PONG")
+	acts := c.Tick(at(100))
 	if len(actionsOf(acts, ActInfo)) != 1 || len(actionsOf(acts, ActPing)) != 0 {
 		t.Fatalf("after connect want INFO and no PING yet: %v", acts)
 	}
 	// Next ping goes out once the last pong is older than the ping period.
-	c.Tick(at(1005))
-	if len(actionsOf(c.Drain(), ActPing)) != 0 {
+	if len(actionsOf(c.Tick(at(1005)), ActPing)) != 0 {
 		t.Fatal("pinged before the ping period elapsed")
 	}
-	c.Tick(at(1006))
-	if len(actionsOf(c.Drain(), ActPing)) != 1 {
+	if len(actionsOf(c.Tick(at(1006)), ActPing)) != 1 {
 		t.Fatal("no ping after the ping period")
 	}
 	// This ping is never answered: SDOWN strictly after down-after (1000 ms) from it.
-	c.Tick(at(2006))
-	if acts := c.Drain(); hasEvent(acts, "+sdown") {
+	if acts := c.Tick(at(2006)); hasEvent(acts, "+sdown") {
 		t.Fatal("+sdown at exactly down-after")
 	}
-	c.Tick(at(2007))
-	acts = c.Drain()
+	acts = c.Tick(at(2007))
 	if !hasEvent(acts, "+sdown") {
 		t.Fatalf("no +sdown after down-after: %v", eventTypes(acts))
 	}
-	f, _ := c.MasterFields("mymaster", at(2007))
+	f, _ := c.MasterFields(at(2007), "mymaster")
 	if v := fieldValue(f, "flags"); v != "s_down,master" {
 		t.Fatalf("flags %q", v)
 	}
 	// A late PONG brings it back.
-	c.PingReply(tm, "PONG", at(2100))
-	c.Tick(at(2150))
-	if !hasEvent(c.Drain(), "-sdown") {
+	c.PingReply(at(2100), tm, "PONG")
+	if !hasEvent(c.Tick(at(2150)), "-sdown") {
 		t.Fatal("no -sdown after PONG")
 	}
 	// Error replies other than LOADING/MASTERDOWN do not count as available.
 	c.Tick(at(3200))
-	c.Drain()
-	c.PingReply(tm, "ERR unknown", at(3210))
-	c.Tick(at(4300))
-	if !hasEvent(c.Drain(), "+sdown") {
+	c.PingReply(at(3210), tm, "ERR unknown")
+	if !hasEvent(c.Tick(at(4300)), "+sdown") {
 		t.Fatal("an -ERR reply to PING kept the master up")
 	}
 }
@@ -187,21 +185,17 @@ func TestLinkFailureGoesSDown(t *testing.T) {
 	c := newTestCore(t, nil)
 	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
 	c.Tick(at(0))
-	c.Drain()
-	c.PingReply(tm, "PONG", at(1))
+	c.PingReply(at(1), tm, "PONG")
 	c.Tick(at(1100))
-	c.Drain()
-	c.LinkFailed(tm, ActPing, at(1101))
-	f, _ := c.MasterFields("mymaster", at(1102))
+	c.LinkFailed(at(1101), tm, ActPing)
+	f, _ := c.MasterFields(at(1102), "mymaster")
 	if !strings.Contains(fieldValue(f, "flags"), "disconnected") {
 		t.Fatalf("flags %q lack disconnected", fieldValue(f, "flags"))
 	}
-	c.Tick(at(2100))
-	if hasEvent(c.Drain(), "+sdown") {
+	if hasEvent(c.Tick(at(2100)), "+sdown") {
 		t.Fatal("sdown too early")
 	}
-	c.Tick(at(2101))
-	if !hasEvent(c.Drain(), "+sdown") {
+	if !hasEvent(c.Tick(at(2101)), "+sdown") {
 		t.Fatal("no sdown after a dead link")
 	}
 }
@@ -210,18 +204,18 @@ func TestRoleMismatchSDown(t *testing.T) {
 	c := newTestCore(t, nil)
 	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
 	c.Tick(at(0))
-	c.PingReply(tm, "PONG", at(1))
-	c.InfoReply(tm, "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.2\r\nmaster_port:6379\r\n", at(10))
+	c.PingReply(at(1), tm, "PONG")
+	c.InfoReply(at(10), tm, "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.2\r\nmaster_port:6379\r\n")
+	var acts []Action
 	for ms := 100; ms <= 21000; ms += 100 {
-		c.PingReply(tm, "PONG", at(ms))
-		c.Tick(at(ms))
+		acts = append(acts, c.PingReply(at(ms), tm, "PONG")...)
+		acts = append(acts, c.Tick(at(ms))...)
 	}
-	if hasEvent(c.Drain(), "+sdown") {
+	if hasEvent(acts, "+sdown") {
 		t.Fatal("sdown before down-after + 2 info periods")
 	}
-	c.PingReply(tm, "PONG", at(21100))
-	c.Tick(at(21100))
-	if !hasEvent(c.Drain(), "+sdown") {
+	c.PingReply(at(21100), tm, "PONG")
+	if !hasEvent(c.Tick(at(21100)), "+sdown") {
 		t.Fatal("a master reporting role:slave must go SDOWN")
 	}
 }
@@ -230,12 +224,12 @@ func TestInfoDiscoversReplicas(t *testing.T) {
 	c := newTestCore(t, nil)
 	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
 	c.Tick(at(0))
-	c.PingReply(tm, "PONG", at(1))
-	c.MarkPersisted()
-	c.InfoReply(tm, "# Server\r\nrun_id:"+idA+"\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"+
-		"slave0:ip=10.0.0.2,port=6380,state=online,offset=1,lag=0\r\nmaster_repl_offset:1\r\n", at(10))
-	acts := c.Drain()
-	if !hasEvent(acts, "+slave") || !c.Dirty() {
+	if acts := c.PingReply(at(1), tm, "PONG"); PersistOf(acts) != nil {
+		t.Fatalf("a PONG changed durable state: %v", acts)
+	}
+	acts := c.InfoReply(at(10), tm, "# Server\r\nrun_id:"+idA+"\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"+
+		"slave0:ip=10.0.0.2,port=6380,state=online,offset=1,lag=0\r\nmaster_repl_offset:1\r\n")
+	if !hasEvent(acts, "+slave") || PersistOf(acts) == nil || len(PersistOf(acts).Masters[0].Replicas) != 1 {
 		t.Fatalf("replica not discovered: %v", eventTypes(acts))
 	}
 	ts := c.Targets()
@@ -248,51 +242,51 @@ func TestHelloDiscoveryAndEpochs(t *testing.T) {
 	c := newTestCore(t, nil)
 	h := Hello{IP: "10.0.0.5", Port: 26379, RunID: idA, CurrentEpoch: 3, MasterName: "mymaster",
 		MasterIP: "10.0.0.1", MasterPort: 6379, MasterConfigEpoch: 0}
-	if err := c.HelloFromPubSub(h.String(), at(0)); err != nil {
+	acts, err := c.HelloFromPubSub(at(0), h.String())
+	if err != nil {
 		t.Fatal(err)
 	}
-	acts := c.Drain()
 	if !hasEvent(acts, "+sentinel") || !hasEvent(acts, "+new-epoch") || c.CurrentEpoch() != 3 {
 		t.Fatalf("events %v epoch %d", eventTypes(acts), c.CurrentEpoch())
 	}
 	// Our own hello relayed back is ignored.
 	own := h
 	own.RunID, own.IP = idW, "10.0.0.6"
-	if err := c.HelloFromPubSub(own.String(), at(1)); err != nil {
+	if _, err := c.HelloFromPubSub(at(1), own.String()); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := c.SentinelFields("mymaster", at(1)); len(s) != 1 {
+	if s, _ := c.SentinelFields(at(1), "mymaster"); len(s) != 1 {
 		t.Fatalf("listed %d sentinels, want 1", len(s))
 	}
 	// Unknown master: dropped.
 	other := h
 	other.MasterName = "other"
-	if err := c.ProcessHello(other.String(), at(2)); err != ErrUnknownMaster {
+	if _, err := c.ProcessHello(at(2), other.String()); err != ErrUnknownMaster {
 		t.Fatalf("want ErrUnknownMaster, got %v", err)
 	}
 	// Same run id at a new address: address switch, still one sentinel.
 	moved := h
 	moved.IP = "10.0.0.7"
-	if err := c.ProcessHello(moved.String(), at(3)); err != nil {
+	acts, err = c.ProcessHello(at(3), moved.String())
+	if err != nil {
 		t.Fatal(err)
 	}
-	acts = c.Drain()
 	if !hasEvent(acts, "+sentinel-address-switch") {
 		t.Fatalf("events %v", eventTypes(acts))
 	}
-	s, _ := c.SentinelFields("mymaster", at(3))
+	s, _ := c.SentinelFields(at(3), "mymaster")
 	if len(s) != 1 || fieldValue(s[0], "ip") != "10.0.0.7" {
 		t.Fatalf("sentinels %v", s)
 	}
 	// A new run id at that address (restarted sentinel) replaces it.
 	re := moved
 	re.RunID = idB
-	_ = c.ProcessHello(re.String(), at(4))
-	s, _ = c.SentinelFields("mymaster", at(4))
+	acts, _ = c.ProcessHello(at(4), re.String())
+	s, _ = c.SentinelFields(at(4), "mymaster")
 	if len(s) != 1 || fieldValue(s[0], "runid") != idB {
 		t.Fatalf("sentinels %v", s)
 	}
-	if !hasEvent(c.Drain(), "+sentinel-invalid-addr") {
+	if !hasEvent(acts, "+sentinel-invalid-addr") {
 		t.Fatal("no +sentinel-invalid-addr")
 	}
 }
@@ -301,15 +295,14 @@ func TestHelloConfigEpochMovesMaster(t *testing.T) {
 	c := newTestCore(t, nil)
 	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
 	c.Tick(at(0))
-	c.PingReply(tm, "PONG", at(1))
-	c.InfoReply(tm, "# Replication\r\nrole:master\r\nslave0:ip=10.0.0.2,port=6379,state=online\r\n"+
-		"slave1:ip=10.0.0.3,port=6379,state=online\r\n", at(2))
-	c.Drain()
+	c.PingReply(at(1), tm, "PONG")
+	c.InfoReply(at(2), tm, "# Replication\r\nrole:master\r\nslave0:ip=10.0.0.2,port=6379,state=online\r\n"+
+		"slave1:ip=10.0.0.3,port=6379,state=online\r\n")
 	newer := "10.0.0.5,26379," + idA + ",4,mymaster,10.0.0.2,6379,4"
-	if err := c.ProcessHello(newer, at(10)); err != nil {
+	acts, err := c.ProcessHello(at(10), newer)
+	if err != nil {
 		t.Fatal(err)
 	}
-	acts := c.Drain()
 	var sw string
 	for _, a := range acts {
 		if a.Kind == ActEvent && a.Event.Type == "+switch-master" {
@@ -322,7 +315,7 @@ func TestHelloConfigEpochMovesMaster(t *testing.T) {
 	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
 		t.Fatalf("master addr %v", a)
 	}
-	reps, _ := c.ReplicaFields("mymaster", at(10))
+	reps, _ := c.ReplicaFields(at(10), "mymaster")
 	var got []string
 	for _, r := range reps {
 		got = append(got, fieldValue(r, "name"))
@@ -332,13 +325,13 @@ func TestHelloConfigEpochMovesMaster(t *testing.T) {
 	}
 	// An older configuration (lower config epoch) never moves it back.
 	older := "10.0.0.6,26379," + idB + ",4,mymaster,10.0.0.1,6379,3"
-	_ = c.ProcessHello(older, at(11))
+	_, _ = c.ProcessHello(at(11), older)
 	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
 		t.Fatalf("older config epoch moved the master to %v", a)
 	}
 	// Same config epoch, other address: still ignored (only greater wins).
 	same := "10.0.0.6,26379," + idB + ",4,mymaster,10.0.0.3,6379,4"
-	_ = c.ProcessHello(same, at(12))
+	_, _ = c.ProcessHello(at(12), same)
 	if a, _ := c.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
 		t.Fatalf("equal config epoch moved the master to %v", a)
 	}
@@ -346,22 +339,21 @@ func TestHelloConfigEpochMovesMaster(t *testing.T) {
 
 func TestHelloGenerationAndAskStar(t *testing.T) {
 	c, err := New(Config{MyID: idW, AnnounceIP: "10.0.0.9", AnnouncePort: 26390, Masters: []MasterConfig{{
-		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second}}}, nil, t0)
+		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second}}}, t0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",2,mymaster,10.0.0.1,6379,1", at(0))
+	_, _ = c.ProcessHello(at(0), "10.0.0.5,26379,"+idA+",2,mymaster,10.0.0.1,6379,1")
 	var hellos, asks []Action
 	masterAlive := true
 	for ms := 0; ms <= 3100; ms += 100 {
-		c.Tick(at(ms))
-		for _, a := range c.Drain() {
+		for _, a := range c.Tick(at(ms)) {
 			switch {
 			case a.Kind == ActPing && (a.Target.Kind == KindSentinel || masterAlive):
-				c.PingReply(a.Target, "PONG", at(ms+1))
+				c.PingReply(at(ms+1), a.Target, "PONG")
 			case a.Kind == ActHello:
 				hellos = append(hellos, a)
-				c.PublishReply(a.Target, false, at(ms+1))
+				c.PublishReply(at(ms+1), a.Target, false)
 			case a.Kind == ActAsk:
 				asks = append(asks, a)
 			}
@@ -384,21 +376,19 @@ func TestHelloGenerationAndAskStar(t *testing.T) {
 		t.Fatalf("asks %+v", asks)
 	}
 	// The peer agrees: ODOWN with quorum 2.
-	c.AskReply(asks[0].Target, true, 1, "*", 0, at(3110))
-	c.Tick(at(3200))
-	if acts := c.Drain(); !hasEvent(acts, "+odown") {
+	c.AskReply(at(3110), asks[0].Target, true, 1, "*", 0)
+	if acts := c.Tick(at(3200)); !hasEvent(acts, "+odown") {
 		t.Fatal("no +odown with quorum reached")
 	}
-	f, _ := c.MasterFields("mymaster", at(3200))
+	f, _ := c.MasterFields(at(3200), "mymaster")
 	if fieldValue(f, "flags") != "s_down,o_down,master" || fieldValue(f, "num-other-sentinels") != "1" {
 		t.Fatalf("fields %v", f)
 	}
 	// The peer's opinion expires after 5 ask periods without replies.
-	c.LinkFailed(asks[0].Target, ActAsk, at(3300))
+	c.LinkFailed(at(3300), asks[0].Target, ActAsk)
 	var later []Action
 	for ms := 3300; ms <= 8300; ms += 100 {
-		c.Tick(at(ms))
-		later = append(later, c.Drain()...)
+		later = append(later, c.Tick(at(ms))...)
 	}
 	if !hasEvent(later, "-odown") {
 		t.Fatal("stale peer opinion kept ODOWN")
@@ -413,17 +403,18 @@ func TestTiltRepliesNotDown(t *testing.T) {
 	if c.Tilt() {
 		t.Fatal("tilt without a time jump")
 	}
-	c.Tick(at(5000)) // frozen for 3.4s
-	if !c.Tilt() || !hasEvent(c.Drain(), "+tilt") {
+	acts := c.Tick(at(5000)) // frozen for 3.4s
+	if !c.Tilt() || !hasEvent(acts, "+tilt") {
 		t.Fatal("no tilt after a freeze")
 	}
-	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 0, "*", at(5000)); r.Down {
+	if r := downReply(t, c.IsMasterDownByAddr(at(5000), "10.0.0.1", 6379, 0, "*")); r.Down {
 		t.Fatal("down reply in tilt")
 	}
+	acts = nil
 	for ms := 5100; ms <= 35100; ms += 100 {
-		c.Tick(at(ms))
+		acts = append(acts, c.Tick(at(ms))...)
 	}
-	if c.Tilt() || !hasEvent(c.Drain(), "-tilt") {
+	if c.Tilt() || !hasEvent(acts, "-tilt") {
 		t.Fatal("tilt not left after the tilt period")
 	}
 }
@@ -432,7 +423,7 @@ func TestRestartNeverVotesTwice(t *testing.T) {
 	c := newTestCore(t, nil)
 	c.Tick(at(0))
 	c.Tick(at(1001))
-	if r := c.IsMasterDownByAddr("10.0.0.1", 6379, 7, idA, at(1001)); r.Leader != idA || r.LeaderEpoch != 7 {
+	if r := downReply(t, c.IsMasterDownByAddr(at(1001), "10.0.0.1", 6379, 7, idA)); r.Leader != idA || r.LeaderEpoch != 7 {
 		t.Fatalf("first vote %+v", r)
 	}
 	st := c.State()
@@ -440,20 +431,20 @@ func TestRestartNeverVotesTwice(t *testing.T) {
 	if c2.MyID() != idW || c2.CurrentEpoch() != 7 {
 		t.Fatalf("restored id %s epoch %d", c2.MyID(), c2.CurrentEpoch())
 	}
-	if r := c2.IsMasterDownByAddr("10.0.0.1", 6379, 7, idB, at(0)); r.Leader != idA || r.LeaderEpoch != 7 {
+	if r := downReply(t, c2.IsMasterDownByAddr(at(0), "10.0.0.1", 6379, 7, idB)); r.Leader != idA || r.LeaderEpoch != 7 {
 		t.Fatalf("after restart voted again: %+v", r)
 	}
 }
 
 func TestStateRestoreFollowsLearnedAddressUnlessConfigEdited(t *testing.T) {
 	c := newTestCore(t, nil)
-	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",4,mymaster,10.0.0.2,6379,4", at(0))
+	_, _ = c.ProcessHello(at(0), "10.0.0.5,26379,"+idA+",4,mymaster,10.0.0.2,6379,4")
 	st := c.State()
 	c2 := newTestCore(t, &st)
 	if a, _ := c2.MasterAddr("mymaster"); a != (Addr{"10.0.0.2", 6379}) {
 		t.Fatalf("restart forgot the failover: %v", a)
 	}
-	if s, _ := c2.SentinelFields("mymaster", at(0)); len(s) != 1 {
+	if s, _ := c2.SentinelFields(at(0), "mymaster"); len(s) != 1 {
 		t.Fatal("restart forgot the peer")
 	}
 	st.Masters[0].Configured = AddrState{"10.0.0.8", 6379}
@@ -494,7 +485,7 @@ func TestCKQuorumAndInfo(t *testing.T) {
 	if ok || !strings.HasPrefix(msg, "NOQUORUM 1 usable Sentinels.") {
 		t.Fatalf("%v %q", ok, msg)
 	}
-	_ = c.ProcessHello("10.0.0.5,26379,"+idA+",0,mymaster,10.0.0.1,6379,0", at(0))
+	_, _ = c.ProcessHello(at(0), "10.0.0.5,26379,"+idA+",0,mymaster,10.0.0.1,6379,0")
 	ok, msg, _ = c.CKQuorum("mymaster")
 	if !ok || msg != "OK 2 usable Sentinels. Quorum and failover authorization can be reached" {
 		t.Fatalf("%v %q", ok, msg)
@@ -505,6 +496,16 @@ func TestCKQuorumAndInfo(t *testing.T) {
 	}
 }
 
+// downReply returns the reply an is-master-down-by-addr request produced.
+func downReply(t *testing.T, acts []Action) IsMasterDownReply {
+	t.Helper()
+	r, ok := DownReplyOf(acts)
+	if !ok || acts[len(acts)-1].Kind != ActDownReply {
+		t.Fatalf("no reply last among %v", acts)
+	}
+	return r
+}
+
 func fieldValue(fs []Field, name string) string {
 	for _, f := range fs {
 		if f.Name == name {
@@ -512,4 +513,46 @@ func fieldValue(fs []Field, name string) string {
 		}
 	}
 	return "<missing>"
+}
+
+// TestNextIsBoundedTick: the core asks for a tick one tick period after the
+// previous one (or after creation), never later, so that a tick that comes
+// much later than Next is a freeze that TILT must see.
+func TestNextIsBoundedTick(t *testing.T) {
+	c := newTestCore(t, nil)
+	if got := c.Next(); !got.Equal(at(100)) {
+		t.Fatalf("Next after New = %v, want creation + 100ms", got.Sub(t0))
+	}
+	c.Tick(at(130))
+	if got := c.Next(); !got.Equal(at(230)) {
+		t.Fatalf("Next after a tick at 130ms = %v, want 230ms", got.Sub(t0))
+	}
+	// Ticking at every Next never enters TILT, however long it runs.
+	for i := 0; i < 400; i++ {
+		if acts := c.Tick(c.Next()); hasEvent(acts, "+tilt") {
+			t.Fatal("tilt while ticking at Next")
+		}
+	}
+	// A gap longer than the tilt trigger, on the clock now carries, is a freeze.
+	if acts := c.Tick(c.Next().Add(2 * time.Second)); !hasEvent(acts, "+tilt") {
+		t.Fatal("no tilt after a tick 2s later than Next")
+	}
+	// Real times: the gap is measured on their monotonic readings.
+	base := time.Now()
+	m := newTestCoreAt(t, base)
+	m.Tick(base.Add(100 * time.Millisecond))
+	if acts := m.Tick(base.Add(2200 * time.Millisecond)); !hasEvent(acts, "+tilt") {
+		t.Fatal("no tilt on a monotonic gap of 2.1s")
+	}
+}
+
+func newTestCoreAt(t *testing.T, now time.Time) *Core {
+	t.Helper()
+	c, err := New(Config{MyID: idW, Masters: []MasterConfig{{
+		Name: "mymaster", Addr: Addr{"10.0.0.1", 6379}, Quorum: 2, DownAfter: time.Second,
+	}}}, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"strings"
@@ -50,7 +50,7 @@ func FuzzParseHello(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v %v", s, h2, err)
 		}
 		c := newTestCore(t, nil)
-		_ = c.ProcessHello(s, t0)
+		_, _ = c.ProcessHello(t0, s)
 		if a, _ := c.MasterAddr("mymaster"); h.MasterName == "mymaster" && h.MasterConfigEpoch > 0 && a != (Addr{h.MasterIP, h.MasterPort}) {
 			t.Fatalf("config epoch %d did not move the master", h.MasterConfigEpoch)
 		}

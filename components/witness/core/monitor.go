@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 
 // Tick runs the periodic work of sentinelTimer: TILT detection, then for every
 // master, replica and peer sentinel the monitoring half (PING, INFO, hello)
-// and the acting half (SDOWN, ODOWN, asking peers). Drivers tick every ~100ms.
-func (c *Core) Tick(now time.Time) {
+// and the acting half (SDOWN, ODOWN, asking peers). Drivers call it at Next.
+func (c *Core) Tick(now time.Time) []Action {
 	c.checkTilt(now)
 	for _, name := range c.names {
 		m := c.masters[name]
@@ -24,11 +24,14 @@ func (c *Core) Tick(now time.Time) {
 			c.handleInstance(m, m.sentinels[k], now)
 		}
 	}
+	return c.end()
 }
 
 // checkTilt mirrors sentinelCheckTiltCondition: a tick that comes too late
 // or goes back in time means we were frozen or the clock jumped, so every
-// timeout we measured is suspect.
+// timeout we measured is suspect. The gap is now.Sub(prevTick): on the
+// monotonic clock when the driver's times carry one, so a wall-clock step
+// does not count, a freeze does.
 func (c *Core) checkTilt(now time.Time) {
 	if !c.prevTick.IsZero() {
 		delta := now.Sub(c.prevTick)
@@ -191,13 +194,14 @@ func (c *Core) event(level Level, typ, msg string) {
 // LinkFailed reports that a command to t could not be delivered or answered
 // (connection refused, reset, timeout). It marks the link disconnected and
 // frees the in-flight slot of cmd.
-func (c *Core) LinkFailed(t Target, cmd ActionKind, now time.Time) {
+func (c *Core) LinkFailed(now time.Time, t Target, cmd ActionKind) []Action {
 	_, ri := c.lookup(t)
 	if ri == nil {
-		return
+		return c.end()
 	}
 	ri.link.connected = false
 	c.clearInFlight(ri, cmd)
+	return c.end()
 }
 
 func (c *Core) clearInFlight(ri *instance, cmd ActionKind) {
@@ -220,10 +224,10 @@ func (c *Core) linkUp(ri *instance) {
 // PingReply mirrors sentinelPingReplyCallback. reply is the text of a simple
 // string or error reply; only PONG, LOADING and MASTERDOWN prove the
 // instance available.
-func (c *Core) PingReply(t Target, reply string, now time.Time) {
+func (c *Core) PingReply(now time.Time, t Target, reply string) []Action {
 	_, ri := c.lookup(t)
 	if ri == nil {
-		return
+		return c.end()
 	}
 	c.linkUp(ri)
 	ri.link.pingInFlight = false
@@ -232,33 +236,35 @@ func (c *Core) PingReply(t Target, reply string, now time.Time) {
 		ri.link.actPing = time.Time{}
 	}
 	ri.link.lastPong = now
+	return c.end()
 }
 
 // PublishReply mirrors sentinelPublishReplyCallback: only a non-error reply
 // counts as published; otherwise the hello is retried on the next tick.
-func (c *Core) PublishReply(t Target, isErr bool, now time.Time) {
+func (c *Core) PublishReply(now time.Time, t Target, isErr bool) []Action {
 	_, ri := c.lookup(t)
 	if ri == nil {
-		return
+		return c.end()
 	}
 	c.linkUp(ri)
 	ri.link.pubInFlight = false
 	if !isErr {
 		ri.lastPub = now
 	}
+	return c.end()
 }
 
 // AskReply mirrors sentinelReceiveIsMasterDownReply. valid is false when the
 // reply did not have the [integer, bulk, integer] shape; it is then ignored.
-func (c *Core) AskReply(t Target, valid bool, down int64, leader string, leaderEpoch int64, now time.Time) {
+func (c *Core) AskReply(now time.Time, t Target, valid bool, down int64, leader string, leaderEpoch int64) []Action {
 	_, ri := c.lookup(t)
 	if ri == nil {
-		return
+		return c.end()
 	}
 	c.linkUp(ri)
 	ri.link.askInFlight = false
 	if !valid {
-		return
+		return c.end()
 	}
 	ri.lastMasterDownReply = now
 	ri.masterDown = down == 1
@@ -266,15 +272,16 @@ func (c *Core) AskReply(t Target, valid bool, down int64, leader string, leaderE
 		ri.leader = leader
 		ri.leaderEpoch = uint64(leaderEpoch)
 	}
+	return c.end()
 }
 
 // InfoReply mirrors the parsing half of sentinelRefreshInstanceInfo. The
 // acting half (reconfiguring replicas) is a failover leader's job, never the
 // witness's.
-func (c *Core) InfoReply(t Target, text string, now time.Time) {
+func (c *Core) InfoReply(now time.Time, t Target, text string) []Action {
 	m, ri := c.lookup(t)
 	if ri == nil {
-		return
+		return c.end()
 	}
 	c.linkUp(ri)
 	ri.link.infoInFlight = false
@@ -349,6 +356,7 @@ func (c *Core) InfoReply(t Target, text string, now time.Time) {
 		}
 		c.event(LevelVerbose, typ, fmt.Sprintf("%s new reported role is %s", c.describe(m, ri), roleName(role)))
 	}
+	return c.end()
 }
 
 func roleName(k Kind) string {

@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 // HelloFromPubSub handles a message received on the hello channel of a
 // monitored Redis node (sentinelReceiveHelloMessages): our own hellos are
 // skipped the same way sentinel does, by looking for our run id anywhere in it.
-func (c *Core) HelloFromPubSub(payload string, now time.Time) error {
+func (c *Core) HelloFromPubSub(now time.Time, payload string) ([]Action, error) {
 	if strings.Contains(payload, c.cfg.MyID) {
-		return nil
+		return c.end(), nil
 	}
-	return c.ProcessHello(payload, now)
+	return c.ProcessHello(now, payload)
 }
 
 // ErrUnknownMaster is returned for a hello about a master we do not monitor;
@@ -24,8 +24,15 @@ var ErrUnknownMaster = errors.New("hello: unknown master name")
 // ProcessHello mirrors sentinelProcessHelloMessage: learn or update the
 // announcing sentinel, adopt a greater current epoch, and follow a master
 // configuration with a greater config epoch (this is how a failover done by
-// others reaches us: sentinels never send each other +switch-master).
-func (c *Core) ProcessHello(payload string, now time.Time) error {
+// others reaches us: sentinels never send each other +switch-master). It
+// is also what a peer's PUBLISH __sentinel__:hello on our command port does
+// (sentinelPublishCommand); the error is for logging and metrics only.
+func (c *Core) ProcessHello(now time.Time, payload string) ([]Action, error) {
+	err := c.processHello(now, payload)
+	return c.end(), err
+}
+
+func (c *Core) processHello(now time.Time, payload string) error {
 	h, err := ParseHello(payload)
 	if err != nil {
 		return err
@@ -127,17 +134,6 @@ func (c *Core) resetMasterAndChangeAddress(m *master, addr Addr, now time.Time) 
 	c.markDirty()
 }
 
-// PublishCommand answers a peer's PUBLISH on our command link
-// (sentinelPublishCommand): only the hello channel is accepted, the reply is
-// always :1. A malformed or foreign hello is dropped; the returned error is
-// for logging and metrics only.
-func (c *Core) PublishCommand(channel, payload string, now time.Time) (ok bool, err error) {
-	if channel != HelloChannel {
-		return false, nil
-	}
-	return true, c.ProcessHello(payload, now)
-}
-
 // IsMasterDownReply is the 3-element reply to SENTINEL is-master-down-by-addr.
 type IsMasterDownReply struct {
 	Down        bool
@@ -147,9 +143,10 @@ type IsMasterDownReply struct {
 
 // IsMasterDownByAddr answers SENTINEL is-master-down-by-addr. The master is
 // looked up by address, not name. A runID other than "*" asks for our vote,
-// decided by VoteLeader. The driver must persist (Dirty/State) before sending
-// the reply.
-func (c *Core) IsMasterDownByAddr(ip string, port int, reqEpoch uint64, runID string, now time.Time) IsMasterDownReply {
+// decided by VoteLeader. The reply is the ActDownReply action, after the
+// ActPersist of any vote or epoch the request caused: the driver sends it
+// only once that state is on disk.
+func (c *Core) IsMasterDownByAddr(now time.Time, ip string, port int, reqEpoch uint64, runID string) []Action {
 	rep := IsMasterDownReply{Leader: "*"}
 	var m *master
 	for _, name := range c.names {
@@ -158,24 +155,31 @@ func (c *Core) IsMasterDownByAddr(ip string, port int, reqEpoch uint64, runID st
 			break
 		}
 	}
-	if m == nil {
-		return rep
-	}
-	rep.Down = !c.tilt && m.self.sdown
-	if runID != "*" {
-		leader, epoch := c.VoteLeader(m.cfg.Name, reqEpoch, runID, now)
-		if leader != "" {
-			rep.Leader = leader
+	if m != nil {
+		rep.Down = !c.tilt && m.self.sdown
+		if runID != "*" {
+			leader, epoch := c.voteLeader(m.cfg.Name, reqEpoch, runID)
+			if leader != "" {
+				rep.Leader = leader
+			}
+			rep.LeaderEpoch = epoch
 		}
-		rep.LeaderEpoch = epoch
 	}
-	return rep
+	c.out = append(c.out, Action{Kind: ActDownReply, Down: rep})
+	return c.end()
 }
 
 // VoteLeader mirrors sentinelVoteLeader exactly: adopt a greater requested
 // epoch, then vote for reqRunID only if we have not voted in this or a later
-// epoch for this master. It returns the standing vote ("" if none) and its epoch.
-func (c *Core) VoteLeader(masterName string, reqEpoch uint64, reqRunID string, now time.Time) (string, uint64) {
+// epoch for this master. It returns the standing vote ("" if none), its
+// epoch, and the actions (persist first) the driver must carry out before
+// anyone hears of the vote.
+func (c *Core) VoteLeader(now time.Time, masterName string, reqEpoch uint64, reqRunID string) (string, uint64, []Action) {
+	leader, epoch := c.voteLeader(masterName, reqEpoch, reqRunID)
+	return leader, epoch, c.end()
+}
+
+func (c *Core) voteLeader(masterName string, reqEpoch uint64, reqRunID string) (string, uint64) {
 	m := c.masters[masterName]
 	if m == nil {
 		return "", 0

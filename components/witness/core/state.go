@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"crypto/rand"
@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// State is everything the witness must remember across restarts. The driver
-// writes it atomically (with fsync) whenever Dirty is true, and always before
-// replying to a request that changed it, so a restart never votes twice in
+// State is everything the witness must remember across restarts. The core
+// hands it to the driver in an ActPersist action whenever an event changed
+// it, ahead of every action that depends on it; the driver writes it
+// atomically (with fsync) before replying, so a restart never votes twice in
 // one epoch.
 type State struct {
 	Version      int           `json:"version"`

@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"fmt"
@@ -28,7 +28,7 @@ func (c *Core) MasterAddr(name string) (Addr, bool) {
 }
 
 // MasterFields answers SENTINEL MASTER name with sentinel's field names and order.
-func (c *Core) MasterFields(name string, now time.Time) ([]Field, bool) {
+func (c *Core) MasterFields(now time.Time, name string) ([]Field, bool) {
 	m := c.masters[name]
 	if m == nil {
 		return nil, false
@@ -37,7 +37,7 @@ func (c *Core) MasterFields(name string, now time.Time) ([]Field, bool) {
 }
 
 // ReplicaFields answers SENTINEL REPLICAS name.
-func (c *Core) ReplicaFields(name string, now time.Time) ([][]Field, bool) {
+func (c *Core) ReplicaFields(now time.Time, name string) ([][]Field, bool) {
 	m := c.masters[name]
 	if m == nil {
 		return nil, false
@@ -50,7 +50,7 @@ func (c *Core) ReplicaFields(name string, now time.Time) ([][]Field, bool) {
 }
 
 // SentinelFields answers SENTINEL SENTINELS name.
-func (c *Core) SentinelFields(name string, now time.Time) ([][]Field, bool) {
+func (c *Core) SentinelFields(now time.Time, name string) ([][]Field, bool) {
 	m := c.masters[name]
 	if m == nil {
 		return nil, false

@@ -1,4 +1,4 @@
-package witness
+package core
 
 import (
 	"fmt"
@@ -23,10 +23,18 @@ func FuzzVoteSafety(f *testing.F) {
 				c = newTestCore(t, &st)
 			case op&0x80 != 0: // a peer's hello raises the current epoch
 				h := fmt.Sprintf("10.0.0.9,26379,%s,%d,mymaster,10.0.0.1,6379,0", idB, arg%16)
-				_ = c.ProcessHello(h, t0)
+				_, _ = c.ProcessHello(t0, h)
 			default:
 				epoch := uint64(op % 16)
-				r := c.IsMasterDownByAddr("10.0.0.1", 6379, epoch, cands[int(arg)%len(cands)], t0)
+				acts := c.IsMasterDownByAddr(t0, "10.0.0.1", 6379, epoch, cands[int(arg)%len(cands)])
+				r := downReply(t, acts)
+				// The durable state leads the reply whenever it carries a new vote.
+				if st := PersistOf(acts); st != nil {
+					st2 := c.State()
+					if st.Masters[0].Leader != st2.Masters[0].Leader || st.Masters[0].LeaderEpoch != st2.Masters[0].LeaderEpoch || acts[0].Kind != ActPersist {
+						t.Fatalf("persisted state %+v does not carry the vote %+v", st, st2)
+					}
+				}
 				if r.Leader == "*" {
 					continue
 				}

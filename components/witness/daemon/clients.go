@@ -1,7 +1,8 @@
-package server
+package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,7 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/resp"
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/driver"
 )
 
 // RedisVersion is the version we report, the Redis 7 sentinel API we mirror.
@@ -173,8 +174,29 @@ func (c *clientConn) deliver(channel, msg string) {
 	}
 }
 
-func errArity(cmd string) string {
-	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(cmd))
+func errArity(cmd string) string { return driver.ErrArity(cmd) }
+
+// coreCommand runs a command that needs the core on the loop, into a buffer
+// in the connection's protocol, and sends the reply from this goroutine: the
+// loop never writes to a socket.
+func (c *clientConn) coreCommand(args []string) {
+	var buf bytes.Buffer
+	w := resp.NewWriter(&buf)
+	w.SetProto(int(c.proto.Load()))
+	if !c.s.do(func(now time.Time) { c.s.drv.Command(now, args, w) }) {
+		return // closing
+	}
+	w.Flush()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.w.Flush(); err != nil {
+		c.conn.Close()
+		return
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(writeDeadline))
+	if _, err := c.conn.Write(buf.Bytes()); err != nil {
+		c.conn.Close()
+	}
 }
 
 // dispatch runs one command; it returns true when the connection must close.
@@ -222,22 +244,8 @@ func (c *clientConn) dispatch(args []string) bool {
 		c.reply(func(w *resp.Writer) { w.Array(0) })
 	case "info":
 		c.cmdInfo(args)
-	case "role":
-		c.s.mu.Lock()
-		names := c.s.core.MasterNames()
-		c.s.mu.Unlock()
-		c.reply(func(w *resp.Writer) {
-			w.Array(2)
-			w.Bulk("sentinel")
-			w.Array(len(names))
-			for _, n := range names {
-				w.Bulk(n)
-			}
-		})
-	case "sentinel":
-		c.cmdSentinel(args)
-	case "publish":
-		c.cmdPublish(args)
+	case "role", "sentinel", "publish":
+		c.coreCommand(args)
 	case "subscribe", "psubscribe":
 		c.cmdSubscribe(cmd, args)
 	case "unsubscribe", "punsubscribe":
@@ -448,7 +456,7 @@ func (c *clientConn) cmdInfo(args []string) {
 	s := c.s
 	var parts []string
 	if all || want["server"] {
-		up := time.Since(s.started)
+		up := s.opts.Now().Sub(s.started)
 		host, _ := os.Hostname()
 		parts = append(parts, fmt.Sprintf("# Server\r\nredis_version:%s\r\nredis_mode:sentinel\r\nos:%s %s\r\narch_bits:64\r\n"+
 			"process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nuptime_in_seconds:%d\r\nuptime_in_days:%d\r\nexecutable:redisha-witness\r\nhostname:%s\r\n",
@@ -460,29 +468,14 @@ func (c *clientConn) cmdInfo(args []string) {
 		parts = append(parts, fmt.Sprintf("# Clients\r\nconnected_clients:%d\r\n", n))
 	}
 	if all || want["sentinel"] {
-		s.mu.Lock()
-		parts = append(parts, s.core.InfoSentinel(s.opts.Now()))
-		s.mu.Unlock()
+		var text string
+		s.do(func(now time.Time) { text = s.drv.InfoSentinel(now) })
+		parts = append(parts, text)
 	}
 	text := strings.Join(parts, "\r\n")
 	// redis-server sends INFO as a verbatim string in RESP3; a bulk string is
 	// what every client turns it into anyway.
 	c.reply(func(w *resp.Writer) { w.Bulk(text) })
-}
-
-func (c *clientConn) cmdPublish(args []string) {
-	if len(args) != 3 {
-		c.reply(func(w *resp.Writer) { w.Error(errArity("publish")) })
-		return
-	}
-	if args[1] != witness.HelloChannel {
-		c.reply(func(w *resp.Writer) { w.Error("ERR Only HELLO messages are accepted by Sentinel instances.") })
-		return
-	}
-	c.s.onHello(args[2], "publish")
-	// A hello can raise the epoch or move a master: onHello persisted it
-	// before we acknowledge.
-	c.reply(func(w *resp.Writer) { w.Int(1) })
 }
 
 func (c *clientConn) cmdSubscribe(cmd string, args []string) {

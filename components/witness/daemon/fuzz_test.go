@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"io"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/testenv"
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/core"
 )
 
 var (
@@ -30,8 +30,8 @@ func fuzzServer() (*Server, error) {
 			return
 		}
 		fuzzSrv, fuzzErr = Start(Options{
-			Core: witness.Config{Masters: []witness.MasterConfig{{Name: "mymaster",
-				Addr: witness.Addr{IP: "127.0.0.1", Port: 16479}, Quorum: 2, DownAfter: time.Second}}},
+			Core: core.Config{Masters: []core.MasterConfig{{Name: "mymaster",
+				Addr: core.Addr{IP: "127.0.0.1", Port: 16479}, Quorum: 2, DownAfter: time.Second}}},
 			StatePath: filepath.Join(dir, "state.json"),
 		})
 	})

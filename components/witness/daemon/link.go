@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"context"
@@ -12,43 +12,45 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/components/witness/core"
+	"github.com/redisha/redisha/components/witness/driver"
 )
 
 // link is the pair of connections sentinel keeps per instance: a command link
 // (PING, INFO, PUBLISH, SENTINEL is-master-down-by-addr) served by one worker
 // so replies arrive in order like on a hiredis async link, and for Redis nodes
-// a Pub/Sub link subscribed to the hello channel.
+// a Pub/Sub link subscribed to the hello channel. Its goroutines hand what
+// they read (replies as resp values, errors, hello messages) to the driver
+// through the loop; they decide nothing.
 type link struct {
 	s       *Server
-	target  witness.Target
+	target  core.Target
 	cmd     *redis.Client
 	sub     *redis.Client
-	queue   chan witness.Action
+	queue   chan core.Action
 	ctx     context.Context
 	cancel  context.CancelFunc
 	localIP atomic.Value // string: our address on the command link
 	once    sync.Once
 }
 
-func (s *Server) newLink(t witness.Target) *link {
+func (s *Server) newLink(t core.Target) *link {
 	ctx, cancel := context.WithCancel(s.ctx)
-	l := &link{s: s, target: t, queue: make(chan witness.Action, 16), ctx: ctx, cancel: cancel}
+	l := &link{s: s, target: t, queue: make(chan core.Action, 16), ctx: ctx, cancel: cancel}
 	auth := s.opts.SentinelAuth
-	if t.Kind != witness.KindSentinel {
+	if t.Kind != core.KindSentinel {
 		auth = s.opts.MasterAuth[t.Master]
 	}
-	downAfter := time.Second
-	for _, m := range s.opts.Core.Masters {
-		if m.Name == t.Master {
-			downAfter = m.DownAfter
-		}
+	downAfter := s.drv.Core().DownAfter(t.Master)
+	if downAfter <= 0 {
+		downAfter = time.Second
 	}
 	timeout := downAfter / 2
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
 	}
-	id8 := s.core.MyID()[:8]
+	id8 := s.myID[:8]
 	opt := func(kind string) *redis.Options {
 		return &redis.Options{
 			Addr:        t.Addr.String(),
@@ -82,7 +84,7 @@ func (s *Server) newLink(t witness.Target) *link {
 	l.cmd = redis.NewClient(opt("cmd"))
 	s.wg.Add(1)
 	go l.worker()
-	if t.Kind != witness.KindSentinel {
+	if t.Kind != core.KindSentinel {
 		l.sub = redis.NewClient(opt("pubsub"))
 		s.wg.Add(1)
 		go l.subscriber()
@@ -90,13 +92,15 @@ func (s *Server) newLink(t witness.Target) *link {
 	return l
 }
 
-func (l *link) send(a witness.Action) {
+// send queues a command for the worker. A full queue cannot happen with the
+// core's one-in-flight-per-kind rule; the command fails rather than block
+// the loop.
+func (l *link) send(a core.Action) error {
 	select {
 	case l.queue <- a:
+		return nil
 	default:
-		// Cannot happen with the core's one-in-flight-per-kind rule; fail the
-		// command rather than block the event loop.
-		l.s.core.LinkFailed(l.target, a.Kind, l.s.opts.Now())
+		return errors.New("link queue full")
 	}
 }
 
@@ -135,79 +139,86 @@ func isNetErr(err error) bool {
 	return true
 }
 
-func (l *link) run(a witness.Action) {
-	ctx := l.ctx
-	t := l.target
-	fail := func(err error) {
-		if l.ctx.Err() != nil {
-			return
-		}
-		l.s.log.Debug("link command failed", "target", t.Addr.String(), "kind", t.Kind.String(), "err", err)
-		l.s.step(func(c *witness.Core, now time.Time) { c.LinkFailed(t, a.Kind, now) })
+// post hands the outcome of a to the driver, unless the link was closed.
+func (l *link) post(a core.Action, v resp.Value, err error) {
+	if l.ctx.Err() != nil {
+		return
 	}
-	switch a.Kind {
-	case witness.ActPing:
-		res, err := l.cmd.Ping(ctx).Result()
-		if isNetErr(err) {
-			fail(err)
-			return
-		}
-		reply := res
+	t := l.target
+	l.s.do(func(now time.Time) {
 		if err != nil {
-			reply = strings.TrimSpace(err.Error())
+			l.s.drv.HandleLinkError(now, t, a.Kind, err)
+		} else {
+			l.s.drv.HandleReply(now, t, a.Kind, v)
 		}
-		l.s.step(func(c *witness.Core, now time.Time) { c.PingReply(t, reply, now) })
-	case witness.ActInfo:
+	})
+}
+
+// replyValue turns a go-redis outcome into the RESP value it was read from:
+// a Redis error reply is a value, a transport failure an error.
+func replyValue(ok resp.Value, err error) (resp.Value, error) {
+	if err == nil {
+		return ok, nil
+	}
+	if !isNetErr(err) {
+		return resp.Value{Kind: resp.Error, Str: strings.TrimSpace(err.Error())}, nil
+	}
+	return resp.Value{}, err
+}
+
+func (l *link) run(a core.Action) {
+	ctx := l.ctx
+	switch a.Kind {
+	case core.ActPing:
+		res, err := l.cmd.Ping(ctx).Result()
+		v, err := replyValue(resp.Value{Kind: resp.SimpleString, Str: res}, err)
+		l.post(a, v, err)
+	case core.ActInfo:
 		res, err := l.cmd.Info(ctx).Result()
-		if isNetErr(err) {
-			fail(err)
-			return
-		}
-		l.s.step(func(c *witness.Core, now time.Time) { c.InfoReply(t, res, now) })
-	case witness.ActHello:
+		v, err := replyValue(resp.Value{Kind: resp.BulkString, Str: res}, err)
+		l.post(a, v, err)
+	case core.ActHello:
 		h := a.Hello
 		if h.IP == "" {
 			ip, _ := l.localIP.Load().(string)
 			if ip == "" {
 				// Not connected yet; sentinel also skips the hello then.
-				l.s.step(func(c *witness.Core, now time.Time) { c.LinkFailed(t, a.Kind, now) })
+				l.post(a, resp.Value{}, errors.New("hello: no local address yet"))
 				return
 			}
 			h.IP = ip
 		}
-		err := l.cmd.Publish(ctx, witness.HelloChannel, h.String()).Err()
-		if isNetErr(err) {
-			fail(err)
-			return
-		}
-		l.s.metrics.hellosSent.Inc()
-		l.s.step(func(c *witness.Core, now time.Time) { c.PublishReply(t, err != nil, now) })
-	case witness.ActAsk:
+		n, err := l.cmd.Publish(ctx, core.HelloChannel, h.String()).Result()
+		v, err := replyValue(resp.Value{Kind: resp.Integer, Int: n}, err)
+		l.post(a, v, err)
+	case core.ActAsk:
 		q := a.Ask
-		v, err := l.cmd.Do(ctx, "SENTINEL", "is-master-down-by-addr", q.IP, fmt.Sprint(q.Port), fmt.Sprint(q.Epoch), q.RunID).Slice()
-		if isNetErr(err) {
-			fail(err)
-			return
-		}
-		valid, down, leader, epoch := parseAsk(v, err)
-		l.s.step(func(c *witness.Core, now time.Time) { c.AskReply(t, valid, down, leader, epoch, now) })
+		res, err := l.cmd.Do(ctx, "SENTINEL", "is-master-down-by-addr", q.IP, fmt.Sprint(q.Port), fmt.Sprint(q.Epoch), q.RunID).Slice()
+		v, err := replyValue(askValue(res), err)
+		l.post(a, v, err)
 	}
 }
 
-func parseAsk(v []any, err error) (bool, int64, string, int64) {
-	if err != nil || len(v) != 3 {
-		return false, 0, "", 0
+// askValue rebuilds the is-master-down-by-addr reply go-redis decoded.
+func askValue(res []any) resp.Value {
+	v := resp.Value{Kind: resp.Array}
+	for _, e := range res {
+		switch x := e.(type) {
+		case int64:
+			v.Elems = append(v.Elems, resp.Value{Kind: resp.Integer, Int: x})
+		case string:
+			v.Elems = append(v.Elems, resp.Value{Kind: resp.BulkString, Str: x})
+		default:
+			v.Elems = append(v.Elems, resp.Value{Kind: resp.Null, Null: true})
+		}
 	}
-	down, ok1 := v[0].(int64)
-	leader, ok2 := v[1].(string)
-	epoch, ok3 := v[2].(int64)
-	return ok1 && ok2 && ok3, down, leader, epoch
+	return v
 }
 
 func (l *link) subscriber() {
 	defer l.s.wg.Done()
 	for l.ctx.Err() == nil {
-		ps := l.sub.Subscribe(l.ctx, witness.HelloChannel)
+		ps := l.sub.Subscribe(l.ctx, core.HelloChannel)
 		ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	loop:
 		for {
@@ -219,7 +230,7 @@ func (l *link) subscriber() {
 				if !ok {
 					break loop
 				}
-				l.s.onHello(msg.Payload, "pubsub")
+				l.s.onHello(msg.Payload, driver.ViaPubSub)
 			}
 		}
 		ps.Close()
@@ -231,22 +242,6 @@ func (l *link) subscriber() {
 	}
 }
 
-func (s *Server) onHello(payload, via string) {
-	var err error
-	s.step(func(c *witness.Core, now time.Time) {
-		if via == "pubsub" {
-			err = c.HelloFromPubSub(payload, now)
-		} else {
-			_, err = c.PublishCommand(witness.HelloChannel, payload, now)
-		}
-	})
-	result := "ok"
-	switch {
-	case errors.Is(err, witness.ErrUnknownMaster):
-		result = "unknown_master"
-	case err != nil:
-		result = "malformed"
-		s.log.Warn("dropped malformed hello", "via", via, "err", err)
-	}
-	s.metrics.hellosReceived.WithLabelValues(result).Inc()
+func (s *Server) onHello(payload string, via driver.Via) {
+	s.do(func(now time.Time) { _ = s.drv.HandleHello(now, payload, via) })
 }

@@ -1,16 +1,21 @@
-package server
+package daemon
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
 
-// metrics holds the counters the driver bumps as things happen; the state
-// gauges (epochs, SDOWN/ODOWN, peers) are read from the core at scrape time
-// by stateCollector, so an idle witness does no metrics work at all.
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redisha/redisha/components/witness/core"
+	"github.com/redisha/redisha/components/witness/driver"
+)
+
+// metrics holds the counters the daemon bumps as things happen; the state
+// gauges (epochs, SDOWN/ODOWN, peers) and the driver's counters
+// (driver.Stats) are read through the loop at scrape time by stateCollector,
+// so an idle witness does no metrics work at all.
 type metrics struct {
 	events         *prometheus.CounterVec
 	eventsDropped  prometheus.Counter
-	hellosReceived *prometheus.CounterVec
-	hellosSent     prometheus.Counter
-	voteRequests   prometheus.Counter
 	commands       *prometheus.CounterVec
 	protocolErrors prometheus.Counter
 	authFailures   prometheus.Counter
@@ -26,9 +31,6 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total", Help: "Sentinel events by type."}, []string{"type"}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_dropped_total",
 			Help: "Events not delivered to subscribers because the queue was full."}),
-		hellosReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "hellos_received_total", Help: "Hello messages received, by result."}, []string{"result"}),
-		hellosSent:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "hellos_sent_total", Help: "Hello messages published."}),
-		voteRequests:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "vote_requests_total", Help: "is-master-down-by-addr requests asking for a vote."}),
 		commands:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "commands_total", Help: "Client commands by name."}, []string{"command"}),
 		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "protocol_errors_total", Help: "Connections closed for malformed RESP."}),
 		authFailures:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "auth_failures_total", Help: "Failed AUTH/HELLO AUTH attempts."}),
@@ -37,7 +39,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "state_persist_seconds", Help: "State file write+fsync time.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 	}
-	reg.MustRegister(m.events, m.eventsDropped, m.hellosReceived, m.hellosSent, m.voteRequests, m.commands,
+	reg.MustRegister(m.events, m.eventsDropped, m.commands,
 		m.protocolErrors, m.authFailures, m.clients, m.persistErrors, m.persistSeconds, stateCollector{s})
 	return m
 }
@@ -51,21 +53,38 @@ var (
 	descLeaderEpoch = prometheus.NewDesc(ns+"_master_leader_epoch", "Epoch of the last leader vote.", []string{"master"}, nil)
 	descSentinels   = prometheus.NewDesc(ns+"_known_sentinels", "Other sentinels known for the master.", []string{"master"}, nil)
 	descReplicas    = prometheus.NewDesc(ns+"_known_replicas", "Replicas known for the master.", []string{"master"}, nil)
+	descHellosRecv  = prometheus.NewDesc(ns+"_hellos_received_total", "Hello messages received, by result.", []string{"result"}, nil)
+	descHellosSent  = prometheus.NewDesc(ns+"_hellos_sent_total", "Hello messages published.", nil, nil)
+	descVoteReqs    = prometheus.NewDesc(ns+"_vote_requests_total", "is-master-down-by-addr requests asking for a vote.", nil, nil)
 )
 
-// stateCollector reads the core's state under the server lock at scrape time.
+// stateCollector reads the core's state and the driver's counters through
+// the loop at scrape time.
 type stateCollector struct{ s *Server }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEpoch, descTilt, descSDown, descODown, descConfigEpoch, descLeaderEpoch, descSentinels, descReplicas} {
+	for _, d := range []*prometheus.Desc{descEpoch, descTilt, descSDown, descODown, descConfigEpoch, descLeaderEpoch, descSentinels, descReplicas,
+		descHellosRecv, descHellosSent, descVoteReqs} {
 		ch <- d
 	}
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	c.s.mu.Lock()
-	epoch, tilt, status := c.s.core.CurrentEpoch(), c.s.core.Tilt(), c.s.core.Status()
-	c.s.mu.Unlock()
+	var epoch uint64
+	var tilt bool
+	var status []core.MasterStatus
+	var st driver.Stats
+	if !c.s.do(func(time.Time) {
+		cr := c.s.drv.Core()
+		epoch, tilt, status, st = cr.CurrentEpoch(), cr.Tilt(), cr.Status(), c.s.drv.Stats()
+	}) {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosOK), "ok")
+	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosUnknownMaster), "unknown_master")
+	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosMalformed), "malformed")
+	ch <- prometheus.MustNewConstMetric(descHellosSent, prometheus.CounterValue, float64(st.HellosSent))
+	ch <- prometheus.MustNewConstMetric(descVoteReqs, prometheus.CounterValue, float64(st.VoteRequests))
 	ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(epoch))
 	ch <- prometheus.MustNewConstMetric(descTilt, prometheus.GaugeValue, b2f(tilt))
 	for _, st := range status {

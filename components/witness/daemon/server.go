@@ -1,8 +1,9 @@
-// Package server is the I/O driver of redisha-witness: it runs the pure
-// witness core on a clock, keeps links to the monitored Redis nodes and peer
-// sentinels (go-redis), persists the core's durable state before any reply
-// that depends on it, and serves the sentinel client API over RESP2/RESP3.
-package server
+// Package daemon is the process around the witness driver: real sockets and
+// goroutines implementing the driver's interfaces (links to the monitored
+// Redis nodes and peer sentinels, the state file, the event hub), the one
+// loop goroutine that serialises every driver call and sleeps until
+// driver.Next, the RESP2/RESP3 client server, and the metrics.
+package daemon
 
 import (
 	"context"
@@ -18,7 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/core"
+	"github.com/redisha/redisha/components/witness/driver"
 	"github.com/redisha/redisha/components/witness/statefile"
 )
 
@@ -32,7 +34,7 @@ type Auth struct {
 type Options struct {
 	// Core carries the monitored masters, announce address and timing. Its
 	// MyID is ignored: the run id comes from the state file, or is created.
-	Core witness.Config
+	Core core.Config
 	// Bind lists the addresses to listen on; Port the client port (0 picks a
 	// free one, for tests).
 	Bind []string
@@ -54,8 +56,6 @@ type Options struct {
 	Registry *prometheus.Registry
 	// MaxClients caps client connections like redis maxclients (10000 when 0).
 	MaxClients int
-	// TickInterval is the core's timer period (100ms like sentinel's hz).
-	TickInterval time.Duration
 	// Now and Rand are injectable for tests.
 	Now  func() time.Time
 	Rand io.Reader
@@ -66,17 +66,17 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	myID    string
+	started time.Time // on the injected clock, for INFO's uptime
 
-	mu    sync.Mutex // guards core, links
-	core  *witness.Core
-	links map[witness.Target]*link
-	// linksGen is the core generation the links were last reconciled at.
-	linksGen uint64
-	linksSet bool
+	// Owned by the loop goroutine: only touched inside do/loop.
+	drv   *driver.Driver
+	links map[core.Target]*link
+
+	ops chan op // to the loop goroutine
 
 	listeners []net.Listener
 	hub       *hub
-	started   time.Time
 	clientSeq int64
 	nclients  atomic.Int64
 	clients   sync.Map // *clientConn -> struct{}
@@ -84,6 +84,12 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// op is one call into the driver, run on the loop goroutine.
+type op struct {
+	fn   func(now time.Time)
+	done chan struct{}
 }
 
 // ErrProtectedMode is returned when protected mode forbids the bind address.
@@ -98,17 +104,14 @@ func IsLoopback(bind string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Start loads the state, builds the core, opens the listeners and starts the
-// timer, link and client goroutines.
+// Start loads the state, builds the driver, opens the listeners and starts
+// the loop, link and client goroutines.
 func Start(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.TickInterval <= 0 {
-		opts.TickInterval = 100 * time.Millisecond
 	}
 	if opts.MaxClients <= 0 {
 		opts.MaxClients = 10000
@@ -135,11 +138,11 @@ func Start(opts Options) (*Server, error) {
 	}
 	cfg := opts.Core
 	if st == nil || st.MyID == "" {
-		if cfg.MyID, err = witness.NewRunID(opts.Rand); err != nil {
+		if cfg.MyID, err = core.NewRunID(opts.Rand); err != nil {
 			return nil, err
 		}
 	}
-	s := &Server{opts: opts, log: opts.Logger, links: map[witness.Target]*link{}, started: opts.Now()}
+	s := &Server{opts: opts, log: opts.Logger, links: map[core.Target]*link{}, ops: make(chan op)}
 	for _, b := range opts.Bind {
 		ln, err := net.Listen("tcp", net.JoinHostPort(b, strconv.Itoa(opts.Port)))
 		if err != nil {
@@ -155,31 +158,31 @@ func Start(opts Options) (*Server, error) {
 	if cfg.AnnouncePort == 0 {
 		cfg.AnnouncePort = opts.Port
 	}
-	core, err := witness.New(cfg, st, opts.Now())
-	if err != nil {
-		s.closeListeners()
-		return nil, err
-	}
-	s.core = core
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, s)
-	if err := s.persistLocked(); err != nil { // records a new run id before anyone can see it
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	// The driver stores the state (a new run id) before anyone can see it.
+	drv, err := driver.New(opts.Now(), cfg, st, linkSet{s}, store{s}, eventSink{s}, s.log)
+	if err != nil {
+		s.cancel()
 		s.closeListeners()
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.drv = drv
+	s.started = drv.Started()
+	s.myID = drv.Core().MyID()
 	s.hub = newHub(s)
-	s.log.Info("witness started", "myid", core.MyID(), "port", opts.Port, "bind", opts.Bind,
-		"current_epoch", core.CurrentEpoch(), "state", opts.StatePath)
+	s.log.Info("witness started", "myid", s.myID, "port", opts.Port, "bind", opts.Bind,
+		"current_epoch", drv.Core().CurrentEpoch(), "state", opts.StatePath)
+	s.wg.Add(1)
+	go s.loop()
 	for _, ln := range s.listeners {
 		s.wg.Add(1)
 		go s.acceptLoop(ln)
 	}
-	s.wg.Add(1)
-	go s.timerLoop()
 	return s, nil
 }
 
@@ -193,11 +196,7 @@ func (s *Server) closeListeners() {
 func (s *Server) Port() int { return s.opts.Port }
 
 // MyID returns the run id.
-func (s *Server) MyID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.MyID()
-}
+func (s *Server) MyID() string { return s.myID }
 
 // Close stops everything and waits for the goroutines.
 func (s *Server) Close() error {
@@ -207,100 +206,108 @@ func (s *Server) Close() error {
 		k.(*clientConn).conn.Close()
 		return true
 	})
-	s.mu.Lock()
-	for t, l := range s.links {
-		l.close()
-		delete(s.links, t)
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.wg.Wait() // the loop closes the links on its way out
 	return nil
 }
 
-func (s *Server) timerLoop() {
+// loop is the one goroutine that calls the driver: the I/O goroutines hand
+// it their input through do, and it wakes the driver at driver.Next. Every
+// call gets the time it runs at, read from the monotonic clock that
+// time.Now carries, so the core's TILT rule sees real scheduling gaps.
+func (s *Server) loop() {
 	defer s.wg.Done()
-	tk := time.NewTicker(s.opts.TickInterval)
-	defer tk.Stop()
+	defer func() {
+		for _, l := range s.links {
+			l.close()
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
+		timer.Reset(s.drv.Next().Sub(s.opts.Now()))
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-tk.C:
-			s.mu.Lock()
-			if s.ctx.Err() == nil {
-				s.core.Tick(s.opts.Now())
-				s.afterLocked(true)
-			}
-			s.mu.Unlock()
+		case o := <-s.ops:
+			o.fn(s.opts.Now())
+			close(o.done)
+		case <-timer.C:
+			s.drv.Wake(s.opts.Now())
 		}
 	}
 }
 
-// afterLocked runs after every core step: persist, reconcile links,
-// dispatch actions. Persisting comes first so no command or reply produced
-// by this step can leave before the state it depends on is on disk.
-func (s *Server) afterLocked(reconcile bool) {
-	if err := s.persistLocked(); err != nil {
-		s.log.Error("persisting state failed", "err", err)
+// do runs fn on the loop goroutine and waits for it. It returns false, with
+// fn not run, once the server is closing.
+func (s *Server) do(fn func(now time.Time)) bool {
+	o := op{fn: fn, done: make(chan struct{})}
+	select {
+	case s.ops <- o:
+	case <-s.ctx.Done():
+		return false
 	}
-	if reconcile {
-		s.reconcileLocked()
-	}
-	for _, a := range s.core.Drain() {
-		s.dispatchLocked(a)
-	}
+	<-o.done
+	return true
 }
 
-func (s *Server) persistLocked() error {
-	if !s.core.Dirty() {
-		return nil
-	}
+// store is the driver's Store: the state file, timed for the metrics.
+type store struct{ s *Server }
+
+func (st store) Save(state core.State) error {
 	start := time.Now()
-	if err := statefile.Save(s.opts.StatePath, s.core.State()); err != nil {
-		s.metrics.persistErrors.Inc()
+	if err := statefile.Save(st.s.opts.StatePath, state); err != nil {
+		st.s.metrics.persistErrors.Inc()
 		return err
 	}
-	s.metrics.persistSeconds.Observe(time.Since(start).Seconds())
-	s.core.MarkPersisted()
+	st.s.metrics.persistSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 
-func (s *Server) dispatchLocked(a witness.Action) {
-	switch a.Kind {
-	case witness.ActEvent:
-		s.logEvent(a.Event)
-		s.metrics.events.WithLabelValues(a.Event.Type).Inc()
-		s.hub.publish(a.Event.Type, a.Event.Msg)
-	default:
-		l := s.links[a.Target]
-		if l == nil {
-			l = s.newLink(a.Target)
-			s.links[a.Target] = l
-		}
-		l.send(a)
-	}
-}
+// eventSink is the driver's Events: log, count, publish to subscribers.
+type eventSink struct{ s *Server }
 
-func (s *Server) logEvent(e witness.Event) {
+func (e eventSink) Publish(ev core.Event) {
+	s := e.s
 	lvl := slog.LevelInfo
-	switch e.Level {
-	case witness.LevelVerbose:
+	switch ev.Level {
+	case core.LevelVerbose:
 		lvl = slog.LevelDebug
-	case witness.LevelWarning:
+	case core.LevelWarning:
 		lvl = slog.LevelWarn
 	}
-	s.log.Log(context.Background(), lvl, e.Type+" "+e.Msg, "event", e.Type)
+	s.log.Log(context.Background(), lvl, ev.Type+" "+ev.Msg, "event", ev.Type)
+	s.metrics.events.WithLabelValues(ev.Type).Inc()
+	if s.hub != nil {
+		s.hub.publish(ev.Type, ev.Msg)
+	}
 }
 
-// reconcileLocked opens links to new targets and closes links to targets
-// the core no longer knows (e.g. replicas reset by a switch-master).
-func (s *Server) reconcileLocked() {
-	if s.linksSet && s.linksGen == s.core.Generation() {
+// linkSet is the driver's Links: one link (goroutines, connections) per
+// target, created on first use.
+type linkSet struct{ s *Server }
+
+func (ls linkSet) Send(a core.Action) error {
+	s := ls.s
+	if s.ctx.Err() != nil {
+		return errors.New("closing")
+	}
+	l := s.links[a.Target]
+	if l == nil {
+		l = s.newLink(a.Target)
+		s.links[a.Target] = l
+	}
+	return l.send(a)
+}
+
+// Sync opens links to new targets and closes links to targets the core no
+// longer knows (e.g. replicas reset by a switch-master).
+func (ls linkSet) Sync(targets []core.Target) {
+	s := ls.s
+	if s.ctx.Err() != nil {
 		return
 	}
-	s.linksGen, s.linksSet = s.core.Generation(), true
-	want := map[witness.Target]bool{}
-	for _, t := range s.core.Targets() {
+	want := map[core.Target]bool{}
+	for _, t := range targets {
 		want[t] = true
 		if s.links[t] == nil {
 			s.links[t] = s.newLink(t)
@@ -312,16 +319,4 @@ func (s *Server) reconcileLocked() {
 			delete(s.links, t)
 		}
 	}
-}
-
-// step runs fn on the core under the lock and then does the post-step work.
-func (s *Server) step(fn func(c *witness.Core, now time.Time)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return // closing: links are gone, do not open new ones
-	}
-	fn(s.core, s.opts.Now())
-	// Links to new targets open on first use; closing stale ones waits for the next tick.
-	s.afterLocked(false)
 }

@@ -1,4 +1,4 @@
-package server
+package daemon
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redisha/redisha/components/resp"
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/core"
 )
 
 // closedPort returns a loopback port nothing listens on: the monitored
@@ -31,8 +31,8 @@ func closedPort(t testing.TB) int {
 
 func testOptions(t testing.TB, dir string) Options {
 	return Options{
-		Core: witness.Config{Masters: []witness.MasterConfig{{Name: "mymaster",
-			Addr: witness.Addr{IP: "127.0.0.1", Port: closedPort(t)}, Quorum: 2, DownAfter: time.Second}}},
+		Core: core.Config{Masters: []core.MasterConfig{{Name: "mymaster",
+			Addr: core.Addr{IP: "127.0.0.1", Port: closedPort(t)}, Quorum: 2, DownAfter: time.Second}}},
 		StatePath: filepath.Join(dir, "state.json"),
 	}
 }
@@ -265,7 +265,7 @@ func TestPublishAndIsMasterDownArgs(t *testing.T) {
 	if v := c.do("PUBLISH", "news", "x"); !v.IsError() || !strings.Contains(v.Str, "Only HELLO messages") {
 		t.Fatalf("publish: %+v", v)
 	}
-	if v := c.do("PUBLISH", witness.HelloChannel, "garbage"); v.Kind != resp.Integer || v.Int != 1 {
+	if v := c.do("PUBLISH", core.HelloChannel, "garbage"); v.Kind != resp.Integer || v.Int != 1 {
 		t.Fatalf("publish hello: %+v", v)
 	}
 	for _, args := range [][]string{
@@ -292,9 +292,7 @@ func TestVoteNotSentWhenStateCannotBePersisted(t *testing.T) {
 	})
 	os.RemoveAll(filepath.Join(dir, "sub"))
 	c := dial(t, s)
-	s.mu.Lock()
-	port := s.core.Status()[0].Addr.Port
-	s.mu.Unlock()
+	port := s.opts.Core.Masters[0].Addr.Port
 	v := c.do("SENTINEL", "is-master-down-by-addr", "127.0.0.1", itoa(port), "5", strings.Repeat("a", 40))
 	if !v.IsError() || !strings.Contains(v.Str, "persist") {
 		t.Fatalf("got %+v, want an error", v)

@@ -14,12 +14,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/core"
 )
 
 // Load reads the state at path. A missing file is not an error: it returns
 // nil, meaning a first start.
-func Load(path string) (*witness.State, error) {
+func Load(path string) (*core.State, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -27,20 +27,20 @@ func Load(path string) (*witness.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state file: %w", err)
 	}
-	var st witness.State
+	var st core.State
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
 		return nil, fmt.Errorf("state file %s is corrupt (%v); refusing to start, because forgetting a vote could let this witness vote twice in one epoch; restore it or remove it deliberately", path, err)
 	}
-	if st.MyID != "" && !witness.ValidRunID(st.MyID) {
+	if st.MyID != "" && !core.ValidRunID(st.MyID) {
 		return nil, fmt.Errorf("state file %s: run id %q is not 40 hex characters", path, st.MyID)
 	}
 	return &st, nil
 }
 
 // Save writes st to path atomically and durably.
-func Save(path string, st witness.State) error {
+func Save(path string, st core.State) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("state file: %w", err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redisha/redisha/components/witness"
+	"github.com/redisha/redisha/components/witness/core"
 )
 
 const (
@@ -16,9 +16,9 @@ const (
 	idB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-func cfg() witness.Config {
-	return witness.Config{MyID: idW, Masters: []witness.MasterConfig{{
-		Name: "mymaster", Addr: witness.Addr{IP: "10.0.0.1", Port: 6379}, Quorum: 2, DownAfter: time.Second}}}
+func cfg() core.Config {
+	return core.Config{MyID: idW, Masters: []core.MasterConfig{{
+		Name: "mymaster", Addr: core.Addr{IP: "10.0.0.1", Port: 6379}, Quorum: 2, DownAfter: time.Second}}}
 }
 
 func TestMissingIsFirstStart(t *testing.T) {
@@ -43,26 +43,28 @@ func TestCorruptRefused(t *testing.T) {
 func TestRestartNeverVotesTwice(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "state.json")
 	now := time.Unix(1000, 0)
-	c, err := witness.New(cfg(), nil, now)
+	c, err := core.New(cfg(), now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.IsMasterDownByAddr("10.0.0.1", 6379, 9, idA, now)
-	if r.Leader != idA || !c.Dirty() {
-		t.Fatalf("vote %+v dirty %v", r, c.Dirty())
+	acts := c.IsMasterDownByAddr(now, "10.0.0.1", 6379, 9, idA)
+	r, _ := core.DownReplyOf(acts)
+	st0 := core.PersistOf(acts)
+	if r.Leader != idA || st0 == nil {
+		t.Fatalf("vote %+v persist %v", r, st0)
 	}
-	if err := Save(p, c.State()); err != nil {
+	if err := Save(p, *st0); err != nil {
 		t.Fatal(err)
 	}
 	st, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := witness.New(cfg(), st, now)
+	c2, err := core.New(cfg(), now, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c2.IsMasterDownByAddr("10.0.0.1", 6379, 9, idB, now); r.Leader != idA || r.LeaderEpoch != 9 {
+	if r, _ := core.DownReplyOf(c2.IsMasterDownByAddr(now, "10.0.0.1", 6379, 9, idB)); r.Leader != idA || r.LeaderEpoch != 9 {
 		t.Fatalf("after restart: %+v", r)
 	}
 	// Overwrite keeps exactly one file and no temporaries.
@@ -76,7 +78,7 @@ func TestRestartNeverVotesTwice(t *testing.T) {
 }
 
 func TestSaveFailsLoudly(t *testing.T) {
-	err := Save(filepath.Join(t.TempDir(), "missing-dir", "state.json"), witness.State{})
+	err := Save(filepath.Join(t.TempDir(), "missing-dir", "state.json"), core.State{})
 	if err == nil || !strings.Contains(err.Error(), "state file") {
 		t.Fatalf("got %v", err)
 	}

@@ -1,0 +1,269 @@
+// Package driver is the one implementation of "what happens when input
+// arrives" for redisha-witness: it turns raw input (a reply read on a link,
+// a link error, a hello message, a peer's command) into events of the pure
+// core (components/witness/core) and carries out the actions the core
+// returns through injected interfaces: Links (commands to Redis nodes and
+// peer sentinels), Store (durable state) and Events (log and Pub/Sub).
+//
+// It owns no goroutines, sockets or clocks: every entry point takes the time
+// the input arrived, and the caller (the daemon, or the simulator) serialises
+// the calls and sleeps until Next. A vote, or any state change, is stored
+// before any reply or command that depends on it; if the store fails, a vote
+// request gets an error, never the vote.
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/components/witness/core"
+)
+
+// Links sends commands to the monitored Redis nodes and peer sentinels. The
+// outcome of every command sent comes back through HandleReply or
+// HandleLinkError, in the order the commands were sent on that link.
+type Links interface {
+	// Send starts a's command (ActPing, ActInfo, ActHello, ActAsk) on the
+	// command link of a.Target, opening the link if needed. An error means
+	// it could not even be queued; the driver reports the link failed.
+	Send(a core.Action) error
+	// Sync keeps links to exactly these targets: it opens the missing ones
+	// (with their hello subscription for Redis nodes) and closes the others.
+	Sync(targets []core.Target)
+}
+
+// Store writes the durable state; Save returns once it survives a crash.
+type Store interface {
+	Save(st core.State) error
+}
+
+// Events receives the sentinel events (+sdown, +switch-master, ...) to log
+// and publish to subscribed clients. It must not block.
+type Events interface {
+	Publish(e core.Event)
+}
+
+// Via says where a hello message came from.
+type Via uint8
+
+// Hello sources.
+const (
+	// ViaPubSub: a message on a monitored node's __sentinel__:hello channel.
+	ViaPubSub Via = iota + 1
+	// ViaPublish: a peer sentinel's PUBLISH __sentinel__:hello on our port.
+	ViaPublish
+)
+
+// Stats are the driver's counters; the daemon exports them as metrics.
+type Stats struct {
+	HellosOK            uint64 // hellos processed
+	HellosUnknownMaster uint64 // hellos about a master we do not monitor
+	HellosMalformed     uint64 // hellos that did not parse
+	HellosSent          uint64 // hellos published (answered, even with an error)
+	VoteRequests        uint64 // is-master-down-by-addr asking for a vote
+	PersistErrors       uint64 // failed state writes
+}
+
+// Driver runs one witness core. It is not safe for concurrent use.
+type Driver struct {
+	core   *core.Core
+	links  Links
+	store  Store
+	events Events
+	log    *slog.Logger
+	start  time.Time
+
+	linksGen uint64 // core generation the links were last synced at
+	linksSet bool
+	stats    Stats
+	// persistErr is the first store failure of the actions being applied.
+	persistErr error
+}
+
+// ErrNotPersisted wraps a store failure that kept a reply from being sent.
+var ErrNotPersisted = errors.New("witness could not persist its vote")
+
+// New builds the core from cfg and the state restored from disk (nil on a
+// first start) and stores the state once, so that a new run id is durable
+// before anyone can learn it. log may be nil.
+func New(now time.Time, cfg core.Config, st *core.State, links Links, store Store, events Events, log *slog.Logger) (*Driver, error) {
+	c, err := core.New(cfg, now, st)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{core: c, links: links, store: store, events: events, log: log, start: now}
+	if err := store.Save(c.State()); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Core gives read access to the core (views, status). Events must go
+// through the driver, so that their actions are carried out.
+func (d *Driver) Core() *core.Core { return d.core }
+
+// Stats returns the counters.
+func (d *Driver) Stats() Stats { return d.stats }
+
+// Started is the time New was called (INFO's uptime).
+func (d *Driver) Started() time.Time { return d.start }
+
+// Next is when Wake must next be called.
+func (d *Driver) Next() time.Time { return d.core.Next() }
+
+// Wake runs the core's timer when it is due, then keeps the links in step
+// with the core's targets.
+func (d *Driver) Wake(now time.Time) {
+	if now.Before(d.core.Next()) {
+		return
+	}
+	d.apply(now, d.core.Tick(now))
+	if !d.linksSet || d.linksGen != d.core.Generation() {
+		d.linksGen, d.linksSet = d.core.Generation(), true
+		d.links.Sync(d.core.Targets())
+	}
+}
+
+// apply carries out acts in order. An ActPersist that fails is remembered in
+// d.persistErr so that a reply after it is not sent.
+func (d *Driver) apply(now time.Time, acts []core.Action) {
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case core.ActPersist:
+			if err := d.store.Save(*a.State); err != nil {
+				d.stats.PersistErrors++
+				d.log.Error("persisting state failed", "err", err)
+				acts = append(acts, d.core.PersistFailed(now)...)
+				if d.persistErr == nil {
+					d.persistErr = err
+				}
+			}
+		case core.ActEvent:
+			d.events.Publish(a.Event)
+		case core.ActDownReply:
+			// Handled by IsMasterDown, which reads it from the actions.
+		case core.ActPing, core.ActInfo, core.ActHello, core.ActAsk:
+			if err := d.links.Send(a); err != nil {
+				acts = append(acts, d.core.LinkFailed(now, a.Target, a.Kind)...)
+			}
+		}
+	}
+}
+
+// HandleLinkError reports that the command kind sent to t failed at the
+// transport level (refused, reset, timed out, closed).
+func (d *Driver) HandleLinkError(now time.Time, t core.Target, kind core.ActionKind, err error) {
+	d.log.Debug("link command failed", "target", t.Addr.String(), "kind", t.Kind.String(), "err", err)
+	d.apply(now, d.core.LinkFailed(now, t, kind))
+}
+
+// HandleReply turns the reply to the command kind sent to t into the core
+// event it means (sentinel's reply callbacks).
+func (d *Driver) HandleReply(now time.Time, t core.Target, kind core.ActionKind, v resp.Value) {
+	var acts []core.Action
+	switch kind {
+	case core.ActPing:
+		// Simple string or error text: only PONG, LOADING and MASTERDOWN
+		// prove the instance available, the core decides.
+		acts = d.core.PingReply(now, t, strings.TrimSpace(v.Str))
+	case core.ActInfo:
+		text := ""
+		if !v.IsError() {
+			text = v.Text()
+		}
+		acts = d.core.InfoReply(now, t, text)
+	case core.ActHello:
+		d.stats.HellosSent++
+		acts = d.core.PublishReply(now, t, v.IsError())
+	case core.ActAsk:
+		valid, down, leader, epoch := parseAsk(v)
+		acts = d.core.AskReply(now, t, valid, down, leader, epoch)
+	default:
+		return
+	}
+	d.apply(now, acts)
+}
+
+// parseAsk reads the [integer, string, integer] reply of
+// is-master-down-by-addr; anything else is invalid and ignored by the core.
+func parseAsk(v resp.Value) (valid bool, down int64, leader string, epoch int64) {
+	if v.IsError() || v.Kind != resp.Array || len(v.Elems) != 3 {
+		return false, 0, "", 0
+	}
+	e := v.Elems
+	str := func(x resp.Value) bool {
+		return (x.Kind == resp.BulkString || x.Kind == resp.SimpleString || x.Kind == resp.Verbatim) && !x.Null
+	}
+	if e[0].Kind != resp.Integer || !str(e[1]) || e[2].Kind != resp.Integer {
+		return false, 0, "", 0
+	}
+	return true, e[0].Int, e[1].Str, e[2].Int
+}
+
+// HandleHello processes a hello message. The error (malformed, unknown
+// master) is counted and returned for logging only: a hello never gets an
+// error reply.
+func (d *Driver) HandleHello(now time.Time, payload string, via Via) error {
+	var acts []core.Action
+	var err error
+	if via == ViaPubSub {
+		acts, err = d.core.HelloFromPubSub(now, payload)
+	} else {
+		acts, err = d.core.ProcessHello(now, payload)
+	}
+	// A hello can raise the epoch or move a master: it is stored before the
+	// PUBLISH is acknowledged.
+	d.apply(now, acts)
+	d.persistErr = nil
+	switch {
+	case errors.Is(err, core.ErrUnknownMaster):
+		d.stats.HellosUnknownMaster++
+	case err != nil:
+		d.stats.HellosMalformed++
+		src := "pubsub"
+		if via == ViaPublish {
+			src = "publish"
+		}
+		d.log.Warn("dropped malformed hello", "via", src, "err", err)
+	default:
+		d.stats.HellosOK++
+	}
+	return err
+}
+
+// IsMasterDown answers SENTINEL is-master-down-by-addr. A vote, or an epoch
+// raised by the request, is stored before the answer is returned; if it
+// cannot be stored the answer is an error wrapping ErrNotPersisted and must
+// be sent as an error reply (redis-sentinel ignores it like a missing reply).
+func (d *Driver) IsMasterDown(now time.Time, ip string, port int, epoch uint64, runID string) (core.IsMasterDownReply, error) {
+	var acts []core.Action
+	if port > 0 && port <= 65535 {
+		acts = d.core.IsMasterDownByAddr(now, ip, port, epoch, runID)
+	} else {
+		acts = []core.Action{{Kind: core.ActDownReply, Down: core.IsMasterDownReply{Leader: "*"}}}
+	}
+	d.persistErr = nil
+	d.apply(now, acts)
+	perr := d.persistErr
+	d.persistErr = nil
+	rep, _ := core.DownReplyOf(acts)
+	if perr != nil {
+		d.log.Error("vote not persisted; replying with an error", "err", perr)
+		return core.IsMasterDownReply{}, fmt.Errorf("%w: %v", ErrNotPersisted, perr)
+	}
+	if runID != "*" {
+		d.stats.VoteRequests++
+		d.log.Info("is-master-down-by-addr", "master", fmt.Sprintf("%s:%d", ip, port), "req_epoch", epoch, "candidate", runID,
+			"down", rep.Down, "leader", rep.Leader, "leader_epoch", rep.LeaderEpoch)
+	}
+	return rep, nil
+}
