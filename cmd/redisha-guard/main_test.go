@@ -296,3 +296,37 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("unknown key: rc %d: %s", rc, errb.String())
 	}
 }
+
+// TestOldMasterReturns: the sentinels failed over while the master was down;
+// when it comes back, the guard starts it as the new master's replica
+// instead of as a second master.
+func TestOldMasterReturns(t *testing.T) {
+	testenv.RequireBinary(t, "redis-server", "redis-sentinel")
+	dirM := t.TempDir()
+	m := testenv.StartRedis(t, testenv.RedisOptions{Extra: []string{"--dir", dirM, "--dbfilename", "dump.rdb", "--repl-diskless-sync-delay", "0"}})
+	r := testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: m.Addr()})
+	ss := sentinels(t, m.Addr(), 1000)
+	do(t, m.Addr(), "SET", "k", "v")
+	if n := do(t, m.Addr(), "WAIT", "1", "10000").Int; n != 1 {
+		t.Fatalf("WAIT: %d", n)
+	}
+	do(t, m.Addr(), "SAVE")
+	for _, s := range ss {
+		eventually(t, 30*time.Second, "sentinel "+s.Addr()+" knows the replica and its peers", func() (bool, string) {
+			f, _ := do(t, s.Addr(), "SENTINEL", "MASTER", "mymaster").Pairs()
+			return f["num-slaves"] == "1" && f["num-other-sentinels"] == "2", fmt.Sprint(f)
+		})
+	}
+	m.Kill()
+	for _, s := range ss {
+		eventually(t, 60*time.Second, "sentinel "+s.Addr()+" failed over", func() (bool, string) {
+			v := do(t, s.Addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+			return len(v.Elems) == 2 && v.Elems[1].Text() == strconv.Itoa(r.Port), fmt.Sprint(v)
+		})
+	}
+	g := runGuard(t, "--self", m.Addr(), "--sentinel", addrs(ss), "--rdb", filepath.Join(dirM, "dump.rdb"))
+	if want := "--replicaof 127.0.0.1 " + strconv.Itoa(r.Port); g.rc != 0 || strings.TrimSpace(g.stdout) != want ||
+		strings.Contains(g.log, "failover_asked=true") {
+		t.Fatalf("rc %d args %q: want %q without a failover", g.rc, g.stdout, want)
+	}
+}
