@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -72,22 +71,20 @@ func (p *StackParams) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: stack parameters must be a mapping", n.Line)
 	}
 	var out StackParams
-	seen := map[string]string{}
+	seen := map[string]string{} // field -> the key that set it
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		field := k.Value
-		if canon, ok := paramAliases[field]; ok {
-			field = canon
+		key := k.Value
+		if canon, ok := paramAliases[key]; ok {
+			key = canon
 		}
-		if strings.HasPrefix(field, "check-interval") {
-			field = "check-interval" // -ms and the duration set the same field
-		}
-		set, ok := paramKeys[k.Value]
-		if !ok {
-			set, ok = paramKeys[field]
-		}
+		set, ok := paramKeys[key]
 		if !ok {
 			return fmt.Errorf("line %d: unknown field %s", k.Line, k.Value)
+		}
+		field := key
+		if key == "check-interval-ms" {
+			field = "check-interval" // milliseconds or a duration: the same field
 		}
 		if prev, dup := seen[field]; dup {
 			return fmt.Errorf("line %d: %s sets the same parameter as %s", k.Line, k.Value, prev)
