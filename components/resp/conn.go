@@ -407,11 +407,19 @@ func (c *Conn) io(ctx context.Context, timeout bool, op func() error) error {
 		return c.fail(err)
 	}
 	if ctx.Done() != nil {
+		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
 			// Wake a blocked read or write; the op then fails.
 			_ = c.nc.SetDeadline(time.Unix(1, 0))
+			close(fired)
 		})
-		defer stop()
+		defer func() {
+			if !stop() {
+				// Cancelled as the op ended: let the wake-up land now rather
+				// than on the next call's fresh deadline.
+				<-fired
+			}
+		}()
 	}
 	err := op()
 	if err == nil {

@@ -30,8 +30,10 @@ const (
 )
 
 // The Framer's errors. Each is a *ProtocolError whose text is the one
-// redis-server sends before it closes the connection, so a proxy can answer
-// "-ERR " + err.Error() exactly as redis would; compare with errors.Is.
+// redis-server sends before it closes the connection (for ErrExpectedBulk, its
+// start: redis adds the byte it got), so a proxy can answer "-ERR " +
+// err.Error() as redis would; compare with errors.Is. ErrBulkNotTerminated is
+// the Framer's own: redis skips the two bytes after a bulk string unchecked.
 var (
 	ErrInvalidMultibulkLength = &ProtocolError{Msg: "invalid multibulk length"}
 	ErrInvalidBulkLength      = &ProtocolError{Msg: "invalid bulk length"}

@@ -279,9 +279,11 @@ func TestFramerOnRealTraffic(t *testing.T) {
 	}
 	for name, data := range files {
 		t.Run(name, func(t *testing.T) {
-			reqs, err, _ := frameChunks(NewFramer(Limits{}), [][]byte{data})
+			f := NewFramer(Limits{})
+			reqs, err, _ := frameChunks(f, [][]byte{data})
 			require.NoError(t, err)
 			require.NotEmpty(t, reqs)
+			assert.False(t, f.InRequest(), "the capture ends on a request boundary")
 			checkRequestsAgainstReader(t, data, reqs, Limits{})
 			for seed := uint64(0); seed < 50; seed++ {
 				split, err, _ := frameChunks(NewFramer(Limits{}), splitAt(data, randomCuts(len(data), seed)))

@@ -131,9 +131,11 @@ func TestReplyFramerCountAndSkip(t *testing.T) {
 func TestReplyFramerOnRealTraffic(t *testing.T) {
 	for name, data := range corpus(t, "replies-*.bin") {
 		t.Run(name, func(t *testing.T) {
-			replies, err, _ := frameReplies(NewReplyFramer(Limits{}), [][]byte{data})
+			f := NewReplyFramer(Limits{})
+			replies, err, _ := frameReplies(f, [][]byte{data})
 			require.NoError(t, err)
 			require.NotEmpty(t, replies)
+			assert.False(t, f.InReply(), "the capture ends on a reply boundary")
 			checkRepliesAgainstReader(t, data, replies, Limits{})
 			checkReaderAgainstReplies(t, data, replies, Limits{})
 			for seed := uint64(0); seed < 50; seed++ {

@@ -1,6 +1,3 @@
-// Package resp is redisha's one RESP2/RESP3 reader and writer and its one INFO
-// parser. The proxy, the witness and the harness all speak Redis through it, so a
-// parsing bug is fixed once and fuzzed once.
 package resp
 
 import (
