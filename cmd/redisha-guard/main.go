@@ -80,6 +80,15 @@ func guard(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return fmt.Errorf("interrupted before deciding; redis-server must not start: %w", err)
 	}
+	if d.Role == core.Replica && ownAddress(d.Master, cfg.Self) {
+		// The sentinels name this very node under another spelling than
+		// self: following them would make redis replicate itself. A wrong
+		// self also voids the other rules, so start as configured and say so.
+		log.Error("the sentinels name this node's own address as master, under another spelling than self; fix self",
+			"sentinels_say", d.Master, "self", cfg.Self)
+		d = core.Decision{Role: core.KeepConfig, Epoch: -1, Elapsed: d.Elapsed,
+			Reason: fmt.Sprintf("the sentinels' master %s is this node (self is configured as %s): misconfigured self, starting as configured", d.Master, cfg.Self)}
+	}
 	if err := write(cfg, d, stdout); err != nil {
 		return fmt.Errorf("cannot write the decision: %w", err)
 	}
@@ -117,6 +126,36 @@ func persisted(cfg *config.Config) (core.Persisted, error) {
 		return core.Persisted{}, err
 	}
 	return core.Persisted{Source: "rdb", HasPosition: h.HasReplication, ReplID: h.ReplID, Offset: h.ReplOffset}, nil
+}
+
+// ownAddress reports whether addr is this host's own address with self's
+// port: a loopback address or one of the host's interface addresses.
+// Hostnames are not resolved (the sentinels report addresses).
+func ownAddress(addr, self string) bool {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if _, sp, err := net.SplitHostPort(self); err != nil || sp != p {
+		return false
+	}
+	ip := net.ParseIP(h)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // redisArgs are the redis-server command-line options for a decision.

@@ -330,3 +330,15 @@ func TestOldMasterReturns(t *testing.T) {
 		t.Fatalf("rc %d args %q: want %q without a failover", g.rc, g.stdout, want)
 	}
 }
+
+// TestSelfSpelledDifferently: the sentinels name this node as 127.0.0.1:P
+// while self says 127.0.0.2:P; the guard must not make redis its own replica.
+func TestSelfSpelledDifferently(t *testing.T) {
+	testenv.RequireBinary(t, "redis-sentinel")
+	port := strconv.Itoa(testenv.FreePort(t))
+	ss := sentinels(t, "127.0.0.1:"+port, 5000)
+	g := runGuard(t, "--self", "127.0.0.2:"+port, "--sentinel", addrs(ss), "--rdb", filepath.Join(t.TempDir(), "dump.rdb"))
+	if g.rc != 0 || strings.TrimSpace(g.stdout) != "" || !strings.Contains(g.log, "misconfigured self") {
+		t.Fatalf("rc %d args %q: want keep-config with a misconfiguration error", g.rc, g.stdout)
+	}
+}
