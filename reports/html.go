@@ -29,7 +29,13 @@ func LoadRun(dir string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	return WithRecords(dir, r)
+}
+
+// WithRecords pairs a result with the records in its run directory (absent files: none).
+func WithRecords(dir string, r *result.Result) (*Run, error) {
 	run := &Run{Dir: dir, Result: r}
+	var err error
 	if run.Ops, err = history.ReadFile[history.Op](filepath.Join(dir, result.HistoryFile)); err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}

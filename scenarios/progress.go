@@ -12,6 +12,7 @@ import (
 	"github.com/redisha/redisha/scenarios/history"
 )
 
+// setPhase records a phase change in events.jsonl and on the progress line.
 func (r *runner) setPhase(p string) {
 	r.phase.Store(p)
 	if r.events != nil {
@@ -20,6 +21,8 @@ func (r *runner) setPhase(p string) {
 	r.progressLine(false)
 }
 
+// progressLine prints the run's progress: one line rewritten in place on a terminal, else a
+// line per phase change and every 10 s; final prints the outcome.
 func (r *runner) progressLine(final bool) {
 	if r.opt.Progress == nil {
 		return

@@ -95,6 +95,7 @@ func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result
 	return res, dir
 }
 
+// runner holds one run's state across its phases.
 type runner struct {
 	s    *spec.Scenario
 	opt  Options
@@ -504,18 +505,21 @@ func (r *runner) proxies() []observe.Proxy {
 	return out
 }
 
+// writeReport writes result.json, junit.xml and index.html. A run the harness could not judge
+// still gets the analysis of whatever it recorded, so its page shows what happened.
 func (r *runner) writeReport() error {
 	if r.res.Outcome == "" {
 		r.res.Outcome = result.OutcomeError
 	}
+	run, err := reports.WithRecords(r.dir, r.res)
+	if err != nil {
+		return err
+	}
+	AnalyzeRecorded(run)
 	if err := result.Write(r.dir, r.res); err != nil {
 		return err
 	}
 	if err := reports.WriteJUnit(filepath.Join(r.dir, result.JUnitFile), r.res); err != nil {
-		return err
-	}
-	run, err := reports.LoadRun(r.dir)
-	if err != nil {
 		return err
 	}
 	return reports.RenderHTML(run)
