@@ -66,7 +66,7 @@ func RandomSeed() uint64 {
 func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result.Result, string) {
 	seed := opt.Seed + uint64(runNo-1)
 	started := time.Now()
-	dir := filepath.Join(opt.Out, fmt.Sprintf("%s-%d", s.Name, runNo))
+	dir := filepath.Join(opt.Out, result.RunDir(s.Name, runNo))
 	res := &result.Result{Scenario: s.Name, Description: s.Description, Source: s.Source, Seed: seed, Run: runNo,
 		Started: started, Machine: machine(), Workload: s.Workload, Expect: s.Expect}
 	r := &runner{s: s, opt: opt, seed: seed, dir: dir, res: res, log: opt.Logger}

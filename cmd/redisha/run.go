@@ -188,7 +188,7 @@ func writeAggregate(dir string, results []*result.Result) error {
 	}
 	var links []string
 	for _, r := range results {
-		links = append(links, fmt.Sprintf("%s-%d/%s", r.Scenario, r.Run, result.HTMLFile))
+		links = append(links, result.RunDir(r.Scenario, r.Run)+"/"+result.HTMLFile)
 	}
 	return reports.WriteIndex(filepath.Join(dir, result.HTMLFile), results, links)
 }

@@ -65,3 +65,13 @@ func TestReadOldResult(t *testing.T) {
 		t.Fatalf("round trip: %v\n%+v\n%+v", err, again, r)
 	}
 }
+
+func TestCell(t *testing.T) {
+	r := &Result{Stack: "reference", Scenario: "master-crash", Seed: 7, Run: 2}
+	if c := r.Cell(); c != (Cell{"reference", "master-crash", 7}) || c.String() != "reference/master-crash/7" {
+		t.Fatalf("cell %+v", c)
+	}
+	if RunDir(r.Scenario, r.Run) != "master-crash-2" {
+		t.Fatal(RunDir(r.Scenario, r.Run))
+	}
+}
