@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redisha/redisha/components/witness/config"
 	"github.com/redisha/redisha/components/witness/daemon"
@@ -42,9 +40,6 @@ func run() int {
 		return 0
 	}
 	log := f.Logger(os.Stderr)
-	// go-redis reports every failed dial to a dead master; that is expected
-	// here and already visible as +sdown, so keep it at debug level.
-	redis.SetLogger(goRedisLog{log})
 	opts, err := f.Options()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redisha-witness:", err)
@@ -81,10 +76,4 @@ func run() int {
 	}
 	_ = srv.Close()
 	return 0
-}
-
-type goRedisLog struct{ log *slog.Logger }
-
-func (g goRedisLog) Printf(_ context.Context, format string, v ...any) {
-	g.log.Debug(fmt.Sprintf(format, v...), "source", "go-redis")
 }

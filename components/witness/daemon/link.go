@@ -5,29 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/components/witness/driver"
 )
 
+// subIdle is how long the hello subscription may stay silent before it is
+// re-established: the witness itself publishes a hello to every node every
+// 2 s, so a silent subscription is a dead connection (go-redis's pub/sub
+// health check used the same 5 s).
+const subIdle = 5 * time.Second
+
 // link is the pair of connections sentinel keeps per instance: a command link
 // (PING, INFO, PUBLISH, SENTINEL is-master-down-by-addr) served by one worker
 // so replies arrive in order like on a hiredis async link, and for Redis nodes
-// a Pub/Sub link subscribed to the hello channel. Its goroutines hand what
+// a Pub/Sub link subscribed to the hello channel. Both are resp.Conn, so the
+// links parse with the project's one RESP stack. Its goroutines hand what
 // they read (replies as resp values, errors, hello messages) to the driver
 // through the loop; they decide nothing.
 type link struct {
 	s       *Server
 	target  core.Target
-	cmd     *redis.Client
-	sub     *redis.Client
+	opts    resp.DialOptions
+	cmd     *resp.Conn // the worker's; nil until dialled, and after a failure
 	queue   chan core.Action
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -50,46 +55,44 @@ func (s *Server) newLink(t core.Target) *link {
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
 	}
-	id8 := s.myID[:8]
-	opt := func(kind string) *redis.Options {
-		return &redis.Options{
-			Addr:        t.Addr.String(),
-			Username:    auth.User,
-			Password:    auth.Pass,
-			ClientName:  "sentinel-" + id8 + "-" + kind,
-			Protocol:    2,
-			DialTimeout: timeout,
-			// One dial per attempt: the core retries each ping period, like
-			// sentinel's reconnect, and must hear of a failure promptly.
-			DialerRetries: 1,
-			ReadTimeout:   timeout,
-			WriteTimeout:  timeout,
-			PoolSize:      1,
-			MinIdleConns:  0,
-			MaxRetries:    -1,
-			// CLIENT SETINFO is unknown to older servers and to sentinels.
-			DisableIdentity: true,
-			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				d := net.Dialer{Timeout: timeout}
-				c, err := d.DialContext(ctx, network, addr)
-				if err == nil && kind == "cmd" {
-					if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
-						l.localIP.Store(ta.IP.String())
-					}
-				}
-				return c, err
-			},
-		}
+	// One dial per attempt: the core retries each ping period, like
+	// sentinel's reconnect, and must hear of a failure promptly.
+	l.opts = resp.DialOptions{
+		DialTimeout: timeout,
+		Timeout:     timeout,
+		Username:    auth.User,
+		Password:    auth.Pass,
+		Protocol:    2,
+		// Replies are small (INFO is the largest); a peer cannot make the
+		// witness buffer more than this.
+		MaxReply: 1 << 20,
 	}
-	l.cmd = redis.NewClient(opt("cmd"))
 	s.wg.Add(1)
 	go l.worker()
 	if t.Kind != core.KindSentinel {
-		l.sub = redis.NewClient(opt("pubsub"))
 		s.wg.Add(1)
 		go l.subscriber()
 	}
 	return l
+}
+
+// dial opens one of the link's connections, named as sentinel names its own
+// ("sentinel-<id8>-cmd", "-pubsub"); the command link records our local
+// address for hellos without announce_ip.
+func (l *link) dial(kind string) (*resp.Conn, error) {
+	o := l.opts
+	o.ClientName = "sentinel-" + l.s.myID[:8] + "-" + kind
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil && kind == "cmd" {
+			if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+				l.localIP.Store(ta.IP.String())
+			}
+		}
+		return c, err
+	}
+	return resp.Dial(l.ctx, l.target.Addr.String(), o)
 }
 
 // send queues a command for the worker. A full queue cannot happen with the
@@ -104,18 +107,18 @@ func (l *link) send(a core.Action) error {
 	}
 }
 
+// close stops the link's goroutines; they close their connections.
 func (l *link) close() {
-	l.once.Do(func() {
-		l.cancel()
-		l.cmd.Close()
-		if l.sub != nil {
-			l.sub.Close()
-		}
-	})
+	l.once.Do(l.cancel)
 }
 
 func (l *link) worker() {
 	defer l.s.wg.Done()
+	defer func() {
+		if l.cmd != nil {
+			l.cmd.Close()
+		}
+	}()
 	for {
 		select {
 		case <-l.ctx.Done():
@@ -124,19 +127,6 @@ func (l *link) worker() {
 			l.run(a)
 		}
 	}
-}
-
-// isNetErr tells transport failures (the link is down) from Redis error
-// replies (the link works, the instance said no).
-func isNetErr(err error) bool {
-	if err == nil {
-		return false
-	}
-	var re redis.Error
-	if errors.As(err, &re) {
-		return false
-	}
-	return true
 }
 
 // post hands the outcome of a to the driver, unless the link was closed.
@@ -154,28 +144,41 @@ func (l *link) post(a core.Action, v resp.Value, err error) {
 	})
 }
 
-// replyValue turns a go-redis outcome into the RESP value it was read from:
-// a Redis error reply is a value, a transport failure an error.
-func replyValue(ok resp.Value, err error) (resp.Value, error) {
-	if err == nil {
-		return ok, nil
+// do runs one command on the command link, dialling it first when needed.
+// An error reply (also one to the handshake's AUTH) is a value, as on a
+// hiredis link; a transport failure drops the connection, to be dialled
+// again by the next command.
+func (l *link) do(args ...string) (resp.Value, error) {
+	if l.cmd == nil {
+		c, err := l.dial("cmd")
+		if err != nil {
+			var re resp.ReplyError
+			if errors.As(err, &re) {
+				return resp.Value{Kind: resp.Error, Str: string(re)}, nil
+			}
+			return resp.Value{}, err
+		}
+		l.cmd = c
 	}
-	if !isNetErr(err) {
-		return resp.Value{Kind: resp.Error, Str: strings.TrimSpace(err.Error())}, nil
+	v, err := l.cmd.Do(l.ctx, args...)
+	var re resp.ReplyError
+	if err != nil && errors.As(err, &re) {
+		return v, nil
 	}
-	return resp.Value{}, err
+	if err != nil {
+		l.cmd.Close()
+		l.cmd = nil
+	}
+	return v, err
 }
 
 func (l *link) run(a core.Action) {
-	ctx := l.ctx
 	switch a.Kind {
 	case core.ActPing:
-		res, err := l.cmd.Ping(ctx).Result()
-		v, err := replyValue(resp.Value{Kind: resp.SimpleString, Str: res}, err)
+		v, err := l.do("PING")
 		l.post(a, v, err)
 	case core.ActInfo:
-		res, err := l.cmd.Info(ctx).Result()
-		v, err := replyValue(resp.Value{Kind: resp.BulkString, Str: res}, err)
+		v, err := l.do("INFO")
 		l.post(a, v, err)
 	case core.ActHello:
 		h := a.Hello
@@ -188,56 +191,50 @@ func (l *link) run(a core.Action) {
 			}
 			h.IP = ip
 		}
-		n, err := l.cmd.Publish(ctx, core.HelloChannel, h.String()).Result()
-		v, err := replyValue(resp.Value{Kind: resp.Integer, Int: n}, err)
+		v, err := l.do("PUBLISH", core.HelloChannel, h.String())
 		l.post(a, v, err)
 	case core.ActAsk:
 		q := a.Ask
-		res, err := l.cmd.Do(ctx, "SENTINEL", "is-master-down-by-addr", q.IP, fmt.Sprint(q.Port), fmt.Sprint(q.Epoch), q.RunID).Slice()
-		v, err := replyValue(askValue(res), err)
+		v, err := l.do("SENTINEL", "is-master-down-by-addr", q.IP, strconv.Itoa(q.Port), fmt.Sprint(q.Epoch), q.RunID)
 		l.post(a, v, err)
 	}
 }
 
-// askValue rebuilds the is-master-down-by-addr reply go-redis decoded.
-func askValue(res []any) resp.Value {
-	v := resp.Value{Kind: resp.Array}
-	for _, e := range res {
-		switch x := e.(type) {
-		case int64:
-			v.Elems = append(v.Elems, resp.Value{Kind: resp.Integer, Int: x})
-		case string:
-			v.Elems = append(v.Elems, resp.Value{Kind: resp.BulkString, Str: x})
-		default:
-			v.Elems = append(v.Elems, resp.Value{Kind: resp.Null, Null: true})
-		}
-	}
-	return v
-}
-
+// subscriber keeps a connection subscribed to the node's hello channel and
+// hands every message to the driver; after any failure it waits a second
+// and subscribes again.
 func (l *link) subscriber() {
 	defer l.s.wg.Done()
 	for l.ctx.Err() == nil {
-		ps := l.sub.Subscribe(l.ctx, core.HelloChannel)
-		ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
-	loop:
-		for {
-			select {
-			case <-l.ctx.Done():
-				ps.Close()
-				return
-			case msg, ok := <-ch:
-				if !ok {
-					break loop
-				}
-				l.s.onHello(msg.Payload, driver.ViaPubSub)
-			}
+		if err := l.subscribeOnce(); err != nil && l.ctx.Err() == nil {
+			l.s.log.Debug("hello subscription lost", "target", l.target.Addr.String(), "err", err)
 		}
-		ps.Close()
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *link) subscribeOnce() error {
+	c, err := l.dial("pubsub")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Subscribe(l.ctx, core.HelloChannel); err != nil {
+		return err
+	}
+	for {
+		ctx, cancel := context.WithTimeout(l.ctx, subIdle)
+		m, err := c.ReceiveMessage(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if m.Channel == core.HelloChannel {
+			l.s.onHello(m.Payload, driver.ViaPubSub)
 		}
 	}
 }
