@@ -256,6 +256,11 @@ func (f *Framer) Next(p []byte) (n int, req *Request, err error) {
 				f.st = fInline
 				f.req.Inline = true
 				f.il = inlineState{}
+			} else if k := f.countHeader(p[i:]); k > 0 {
+				// Fast path: the whole "*<n>\r\n" is in p.
+				i += k
+				f.req.Size += int64(k)
+				continue
 			} else {
 				f.st = fCount
 				f.req.Size++
@@ -264,6 +269,36 @@ func (f *Framer) Next(p []byte) (n int, req *Request, err error) {
 			}
 		}
 		switch f.st {
+		case fBulkHdr:
+			// Fast path: a whole "$<len>\r\n" in p, parsed in one go. Anything
+			// else (a header split across buffers, an error) takes the
+			// byte-at-a-time path below, which decides the same.
+			if k := f.bulkHeader(p[i:]); k > 0 {
+				i += k
+				f.req.Size += int64(k)
+				continue
+			}
+			c := p[i]
+			i++
+			f.req.Size++
+			if _, err := f.step(c); err != nil {
+				return f.fail(i-1, err)
+			}
+		case fBulkCR:
+			if len(p)-i >= 2 && p[i] == '\r' && p[i+1] == '\n' {
+				i += 2
+				f.req.Size += 2
+				if f.endArg() {
+					return f.finish(i, p)
+				}
+				continue
+			}
+			c := p[i]
+			i++
+			f.req.Size++
+			if _, err := f.step(c); err != nil {
+				return f.fail(i-1, err)
+			}
 		case fInline:
 			used, done, err := f.inline(p[i:])
 			i += used
@@ -458,14 +493,73 @@ func (f *Framer) step(c byte) (done bool, err error) {
 		if c != '\n' {
 			return false, ErrBulkNotTerminated
 		}
-		f.argi++
-		f.left--
-		if f.left == 0 {
-			return true, nil
-		}
-		f.st = fBulkHdr
+		return f.endArg(), nil
 	}
 	return false, nil
+}
+
+// endArg moves past a complete argument and reports whether it was the last.
+func (f *Framer) endArg() bool {
+	f.argi++
+	f.left--
+	if f.left == 0 {
+		return true
+	}
+	f.st = fBulkHdr
+	return false
+}
+
+// countHeader parses a complete, valid, positive "*<n>\r\n" at the start of
+// b and returns its length, or 0 to leave b to the byte-at-a-time path.
+func (f *Framer) countHeader(b []byte) int {
+	n, j := leadingNumber(b)
+	if j == 0 || n == 0 || n > f.limits.MaxElems || (f.preAuth && n > PreAuthMaxElems) {
+		return 0
+	}
+	f.req.Argc, f.left = n, n
+	f.st = fBulkHdr
+	return j
+}
+
+// leadingNumber reads "<type byte><digits>\r\n" as string2ll would (no sign,
+// no leading zero, at most 11 digits here) and returns the number and the
+// header's length, or a length of 0.
+func leadingNumber(b []byte) (int64, int) {
+	var n int64
+	j := 1
+	for ; j < len(b) && j < 12; j++ {
+		c := b[j]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
+	digits := j - 1
+	if digits == 0 || (b[1] == '0' && digits > 1) || j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' {
+		return 0, 0
+	}
+	return n, j + 2
+}
+
+// bulkHeader parses a complete, valid "$<len>\r\n" at the start of b and
+// returns its length, or 0 to leave b to the byte-at-a-time path.
+func (f *Framer) bulkHeader(b []byte) int {
+	if len(b) < 4 || b[0] != '$' {
+		return 0
+	}
+	n, j := leadingNumber(b)
+	if j == 0 || n > f.limits.MaxBulk || (f.preAuth && n > PreAuthMaxBulk) {
+		return 0
+	}
+	f.bulkLeft = n
+	if f.argi < CapturedArgs {
+		f.req.lens[f.argi] = n
+	}
+	f.st = fBulkData
+	if n == 0 {
+		f.st = fBulkCR
+	}
+	return j
 }
 
 // inlineState is redis' sdssplitargs (and SplitArgs) as a byte-at-a-time
