@@ -1,112 +1,95 @@
 // Command redisha-proxy is a sentinel-aware Redis proxy that never routes to
-// two masters. See docs/proxy.md.
+// two masters (docs/proxy.md): `redisha-proxy run --config FILE`,
+// `check-config`, `status`, `version`. The command line is
+// components/daemonkit's, shared by the three daemons; the old Go-flag forms
+// (`-config F`, `-check-config`, `-listen A`, ...) still work, with one
+// deprecation line.
 package main
 
 import (
 	"context"
-	"flag"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
-	"os/signal"
+	"net"
+	"net/http"
+	"runtime/debug"
 	"strings"
-	"syscall"
+	"sync"
+	"time"
 
+	"github.com/redisha/redisha/components/daemonkit"
 	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/components/proxy/daemon"
 )
 
-func main() {
-	fs := flag.NewFlagSet("redisha-proxy", flag.ExitOnError)
-	configPath := fs.String("config", "", "YAML configuration file (flags given explicitly override it)")
-	check := fs.Bool("check-config", false, "validate the configuration and exit")
-	listen := fs.String("listen", "", "read-write listener address")
-	roListen := fs.String("read-only-listen", "", "read-only listener address (routed to healthy replicas)")
-	admin := fs.String("admin", "", "admin HTTP address for /healthz and /metrics")
-	masterName := fs.String("master-name", "", "sentinel master name")
-	backends := fs.String("backends", "", "comma-separated redis backends ip:port")
-	sentinels := fs.String("sentinels", "", "comma-separated sentinels ip:port")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	pprofOn := fs.Bool("admin-pprof", false, "serve /debug/pprof on the admin address")
-	fs.Parse(os.Args[1:])
+func main() { proxyDaemon().Main() }
 
-	load := func() (*config.Config, error) {
-		cfg := config.DefaultConfig()
-		if *configPath != "" {
-			c, err := config.LoadConfig(*configPath)
-			if err != nil {
-				return nil, err
+func proxyDaemon() *daemonkit.Daemon[config.Config] {
+	var (
+		mu      sync.Mutex
+		running *daemon.Proxy
+	)
+	return &daemonkit.Daemon[config.Config]{
+		Name:          "redisha-proxy",
+		Short:         "Sentinel-aware Redis proxy that never routes to two masters",
+		Version:       version(),
+		DefaultConfig: "", // it runs on flags alone
+		BareRuns:      true,
+		CheckOK:       "configuration ok",
+		Load:          config.Load,
+		Validate:      config.Finish,
+		Flags:         flags(),
+		LogSettings:   func(c *config.Config) (string, string) { return c.Log.Level, c.Log.Format },
+		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+			p := daemon.New(cfg, log)
+			if err := p.Start(); err != nil {
+				return err
 			}
-			cfg = *c
-		}
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "listen":
-				cfg.Listen = *listen
-			case "read-only-listen":
-				cfg.ReadOnlyListen = *roListen
-			case "admin":
-				cfg.Admin = *admin
-			case "master-name":
-				cfg.MasterName = *masterName
-			case "backends":
-				cfg.Backends = splitList(*backends)
-			case "sentinels":
-				cfg.Sentinels = splitList(*sentinels)
-			case "log-level":
-				cfg.Log.Level = *logLevel
-			case "admin-pprof":
-				cfg.AdminPprof = *pprofOn
+			mu.Lock()
+			running = p
+			mu.Unlock()
+			<-ctx.Done()
+			log.Info("signal: draining")
+			p.Drain(context.Background())
+			log.Info("stopped")
+			return nil
+		},
+		Reload: func(cfg *config.Config, _ *slog.Logger) error {
+			mu.Lock()
+			p := running
+			mu.Unlock()
+			if p == nil {
+				return errors.New("not running yet")
 			}
-		})
-		cfg.Derive()
-		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		return &cfg, nil
+			return p.Reload(cfg)
+		},
+		Status: status,
 	}
+}
 
-	cfg, err := load()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redisha-proxy:", err)
-		os.Exit(2)
+// flags are the command-line overrides of config keys; given explicitly,
+// they win over the file, on every load (reloads included).
+func flags() []daemonkit.Flag[config.Config] {
+	str := func(name, usage string, set func(c *config.Config, v string)) daemonkit.Flag[config.Config] {
+		return daemonkit.Flag[config.Config]{Name: name, Usage: usage,
+			Apply: func(c *config.Config, v string) error { set(c, v); return nil }}
 	}
-	if *check {
-		fmt.Println("configuration ok")
-		return
-	}
-	level := new(slog.LevelVar)
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	var h slog.Handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	if cfg.Log.Format == "text" {
-		h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(h)
-
-	p := daemon.New(cfg, log)
-	if err := p.Start(); err != nil {
-		log.Error("start", "err", err)
-		os.Exit(1)
-	}
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	for s := range sig {
-		if s == syscall.SIGHUP {
-			ncfg, err := load()
-			if err == nil {
-				err = p.Reload(ncfg)
-			}
-			if err != nil {
-				log.Error("reload rejected; keeping the running configuration", "err", err)
-				continue
-			}
-			level.UnmarshalText([]byte(ncfg.Log.Level))
-			continue
-		}
-		log.Info("signal: draining", "signal", s.String())
-		p.Drain(context.Background())
-		log.Info("stopped")
-		return
+	return []daemonkit.Flag[config.Config]{
+		str("listen", "read-write listener address", func(c *config.Config, v string) { c.Listen = v }),
+		str("read-only-listen", "read-only listener address (routed to healthy replicas)", func(c *config.Config, v string) { c.ReadOnlyListen = v }),
+		str("admin", "admin HTTP address for /healthz and /metrics", func(c *config.Config, v string) { c.Admin = v }),
+		str("master-name", "sentinel master name", func(c *config.Config, v string) { c.MasterName = v }),
+		str("backends", "comma-separated redis backends ip:port", func(c *config.Config, v string) { c.Backends = splitList(v) }),
+		str("sentinels", "comma-separated sentinels ip:port", func(c *config.Config, v string) { c.Sentinels = splitList(v) }),
+		str("log-level", "debug, info, warn or error", func(c *config.Config, v string) { c.Log.Level = v }),
+		{Name: "admin-pprof", Usage: "serve /debug/pprof on the admin address", Bool: true,
+			Apply: func(c *config.Config, v string) error {
+				c.AdminPprof = v == "" || v == "true" || v == "1"
+				return nil
+			}},
 	}
 }
 
@@ -118,4 +101,66 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// status prints the running proxy's /healthz, from --addr or the config's
+// admin address (a wildcard listener is reached on loopback).
+func status(_ context.Context, cfg *config.Config, opts daemonkit.StatusOptions, w io.Writer) error {
+	addr := opts.Addr
+	if addr == "" && cfg != nil {
+		addr = cfg.Admin
+	}
+	if addr == "" {
+		return errors.New("no admin address: give --addr or a config with admin")
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return fmt.Errorf("is redisha-proxy running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		_, err = w.Write(body)
+		return err
+	}
+	var s struct {
+		Status      string   `json:"status"`
+		Master      string   `json:"master"`
+		Reason      string   `json:"reason"`
+		Draining    bool     `json:"draining"`
+		Majority    bool     `json:"sentinel_majority"`
+		Epoch       int64    `json:"config_epoch"`
+		Connections int64    `json:"connections"`
+		Replicas    []string `json:"replicas"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return fmt.Errorf("bad /healthz reply: %w", err)
+	}
+	fmt.Fprintf(w, "redisha-proxy: %s", s.Status)
+	if s.Master != "" {
+		fmt.Fprintf(w, ", routing to %s", s.Master)
+	} else {
+		fmt.Fprintf(w, ", not routing: %s", s.Reason)
+	}
+	fmt.Fprintf(w, "\n  sentinel majority %v at config epoch %d; %d connections; replicas %v; draining %v\n",
+		s.Majority, s.Epoch, s.Connections, s.Replicas, s.Draining)
+	if s.Status != "ok" {
+		return errors.New("unavailable")
+	}
+	return nil
 }

@@ -9,12 +9,39 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redisha/redisha/components/testenv"
 )
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildBinary builds redisha-proxy once for the package's tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "redisha-proxy-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "redisha-proxy")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
 
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
@@ -39,10 +66,7 @@ func command(conn net.Conn, r *bufio.Reader, cmd string) string {
 func TestBinarySignals(t *testing.T) {
 	testenv.RequireBinary(t, "redis-server")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "redisha-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	rport := testenv.FreePort(t)
 	redis := exec.Command("redis-server", "--port", fmt.Sprint(rport), "--bind", "127.0.0.1", "--save", "")
 	redis.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

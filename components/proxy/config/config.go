@@ -3,17 +3,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strconv"
+	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/redisha/redisha/components/confkit"
 	"github.com/redisha/redisha/components/proxy/core"
 )
 
@@ -40,13 +37,16 @@ type Config struct {
 	Routing      Routing   `yaml:"routing"`
 	Limits       Limits    `yaml:"limits"`
 	Log          LogConfig `yaml:"log"`
+
+	meta *confkit.Meta // where the file gave each key, for error lines
 }
 
-// Auth is an AUTH password with an optional ACL user.
-type Auth struct {
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-}
+// Auth is an AUTH password with an optional ACL user (confkit's: "user",
+// "password" or "password_file"; the old key "username" still works).
+type Auth = confkit.Auth
+
+// aliases are the keys renamed since the first release.
+var aliases = confkit.AuthAliases("auth", "sentinel_auth")
 
 // Check tunes health checks and sentinel queries.
 type Check struct {
@@ -129,25 +129,38 @@ func (c *Config) Derive() {
 // Validate reports every problem at once, naming the field.
 func (c *Config) Validate() error {
 	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("%s: %s", p.path, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+type problem struct{ path, msg string }
+
+func (c *Config) problems() []problem {
+	var probs []problem
+	add := func(path, format string, args ...any) {
+		probs = append(probs, problem{path, fmt.Sprintf(format, args...)})
+	}
 	addr := func(field, v string, optional bool) {
 		if v == "" && optional {
 			return
 		}
 		if _, err := ParseHostPort(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q: %v", field, v, err))
+			add(field, "%q: %v", v, err)
 		}
 	}
 	addr("listen", c.Listen, false)
 	addr("read_only_listen", c.ReadOnlyListen, true)
 	addr("admin", c.Admin, true)
 	if len(c.Backends) == 0 && len(c.Sentinels) == 0 {
-		errs = append(errs, errors.New("backends, sentinels: need at least one backend or one sentinel"))
+		add("backends", "need at least one backend or one sentinel (backends, sentinels)")
 	}
 	seen := map[string]bool{}
 	for i, b := range c.Backends {
 		addr(fmt.Sprintf("backends[%d]", i), b, false)
 		if seen[b] {
-			errs = append(errs, fmt.Errorf("backends[%d]: %q listed twice", i, b))
+			add(fmt.Sprintf("backends[%d]", i), "%q listed twice", b)
 		}
 		seen[b] = true
 	}
@@ -155,53 +168,51 @@ func (c *Config) Validate() error {
 	for i, s := range c.Sentinels {
 		addr(fmt.Sprintf("sentinels[%d]", i), s, false)
 		if seen[s] {
-			errs = append(errs, fmt.Errorf("sentinels[%d]: %q listed twice (it would count twice toward the majority)", i, s))
+			add(fmt.Sprintf("sentinels[%d]", i), "%q listed twice (it would count twice toward the majority)", s)
 		}
 		seen[s] = true
 	}
 	if len(c.Sentinels) > 0 && c.MasterName == "" {
-		errs = append(errs, errors.New("master_name: required with sentinels"))
+		add("master_name", "required with sentinels")
 	}
-	pos := func(field string, d time.Duration) {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("%s: %v must not be negative", field, d))
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{{"check.interval", c.Check.Interval}, {"check.timeout", c.Check.Timeout}, {"check.fast_interval", c.Check.FastInterval}} {
+		if d.v <= 0 {
+			add(d.path, "%v must be positive", d.v)
 		}
 	}
-	if c.Check.Interval <= 0 || c.Check.Timeout <= 0 || c.Check.FastInterval <= 0 {
-		errs = append(errs, errors.New("check.interval, check.timeout, check.fast_interval: must be positive"))
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{{"check.fast_window", c.Check.FastWindow}, {"routing.no_majority_grace", c.Routing.NoMajorityGrace},
+		{"routing.health_ttl", c.Routing.HealthTTL}, {"routing.view_ttl", c.Routing.ViewTTL},
+		{"routing.fence_timeout", c.Routing.FenceTimeout}, {"routing.hold_new_connections", c.Routing.HoldNewConnections},
+		{"limits.idle_timeout", c.Limits.IdleTimeout}, {"limits.dial_timeout", c.Limits.DialTimeout},
+		{"limits.drain_timeout", c.Limits.DrainTimeout}} {
+		if d.v < 0 {
+			add(d.path, "%v must not be negative", d.v)
+		}
 	}
-	pos("check.interval", c.Check.Interval)
-	pos("check.timeout", c.Check.Timeout)
-	pos("check.fast_interval", c.Check.FastInterval)
-	pos("check.fast_window", c.Check.FastWindow)
-	pos("routing.no_majority_grace", c.Routing.NoMajorityGrace)
-	pos("routing.health_ttl", c.Routing.HealthTTL)
-	pos("routing.view_ttl", c.Routing.ViewTTL)
-	pos("routing.fence_timeout", c.Routing.FenceTimeout)
-	pos("routing.hold_new_connections", c.Routing.HoldNewConnections)
-	pos("limits.idle_timeout", c.Limits.IdleTimeout)
-	pos("limits.dial_timeout", c.Limits.DialTimeout)
-	pos("limits.drain_timeout", c.Limits.DrainTimeout)
 	if c.Check.Interval > 0 && c.Routing.HealthTTL > 0 && c.Routing.HealthTTL < c.Check.Interval {
-		errs = append(errs, fmt.Errorf("routing.health_ttl: %v is shorter than check.interval %v: every result would expire before the next", c.Routing.HealthTTL, c.Check.Interval))
+		add("routing.health_ttl", "%v is shorter than check.interval %v: every result would expire before the next", c.Routing.HealthTTL, c.Check.Interval)
 	}
 	if c.Routing.MaxReplicaLag < 0 {
-		errs = append(errs, fmt.Errorf("routing.max_replica_lag: %d must not be negative", c.Routing.MaxReplicaLag))
+		add("routing.max_replica_lag", "%d must not be negative", c.Routing.MaxReplicaLag)
 	}
 	if c.Limits.MaxConnections < 0 {
-		errs = append(errs, fmt.Errorf("limits.max_connections: %d must not be negative", c.Limits.MaxConnections))
+		add("limits.max_connections", "%d must not be negative", c.Limits.MaxConnections)
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	if _, err := confkit.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
-	switch c.Log.Format {
+	switch strings.ToLower(c.Log.Format) {
 	case "json", "text":
 	default:
-		errs = append(errs, fmt.Errorf("log.format: %q is not json or text", c.Log.Format))
+		add("log.format", "%q is not json or text", c.Log.Format)
 	}
-	return errors.Join(errs...)
+	return probs
 }
 
 // ParseHostPort validates "host:port" and returns it normalised.
@@ -217,38 +228,80 @@ func ParseHostPort(s string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
-// ParseConfig decodes YAML strictly: unknown fields, duplicate documents and
-// type mismatches are errors with line numbers. It applies defaults and
-// validates.
+// ParseConfig decodes YAML strictly with components/confkit (one document,
+// unknown and repeated keys rejected, "file:line: key: message" errors),
+// applies defaults, derives and validates.
 func ParseConfig(data []byte) (*Config, error) {
 	c := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %w", err)
+	meta, err := confkit.Parse("config", data, &c, aliases...)
+	if err != nil {
+		return nil, err
 	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: more than one YAML document")
-	}
-	c.Derive()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return &c, nil
+	return c.finish(meta)
 }
 
-// LoadConfig reads and parses a YAML file.
+// LoadConfig reads and parses a YAML file (see ParseConfig).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	c, _, err := Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := Finish(c); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// Load is daemonkit's loader: the file at path ("" for none) over the
+// defaults, not yet derived or validated (flags apply first; Finish does
+// both), with the deprecation warnings of renamed keys.
+func Load(path string) (*Config, []string, error) {
+	c := DefaultConfig()
+	if path == "" {
+		return &c, nil, nil
+	}
+	meta, err := confkit.Load(path, &c, aliases...)
+	if err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	for _, d := range meta.Deprecations {
+		warnings = append(warnings, d.String())
+	}
+	c.meta = meta
+	return &c, warnings, nil
+}
+
+// Finish derives the values that depend on others and validates; problems
+// of keys the file gives carry its name and line.
+func Finish(c *Config) error {
+	c.Derive()
+	return c.finishErr("")
+}
+
+func (c *Config) finish(meta *confkit.Meta) (*Config, error) {
+	c.meta = meta
+	c.Derive()
+	if err := c.finishErr(""); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) finishErr(name string) error {
+	probs := c.problems()
+	if len(probs) == 0 {
+		return nil
+	}
+	var list confkit.ErrorList
+	for _, p := range probs {
+		if c.meta != nil {
+			list = append(list, c.meta.Errorf(p.path, "%s", p.msg))
+			continue
+		}
+		list = append(list, &confkit.Error{File: name, Path: p.path, Msg: p.msg})
+	}
+	return list.Err()
 }
 
 // CoreConfig is the routing core's view of this configuration.

@@ -32,17 +32,18 @@ func TestConfigDefaultsAndExplicitZero(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
-		{"unknown key with line", "backends: [127.0.0.1:1]\nlisten_addr: x\n", "line 2: field listen_addr not found"},
-		{"typo in nested key", "backends: [127.0.0.1:1]\ncheck:\n  intervall: 1s\n", "field intervall not found"},
-		{"bad duration", "backends: [127.0.0.1:1]\ncheck:\n  interval: fast\n", "line 3: cannot unmarshal !!str `fast` into time.Duration"},
-		{"wrong type", "backends: 127.0.0.1:1\n", "cannot unmarshal"},
+		{"unknown key with line", "backends: [127.0.0.1:1]\nlisten_addr: x\n", "config:2: listen_addr: unknown key"},
+		{"typo in nested key", "backends: [127.0.0.1:1]\ncheck:\n  intervall: 1s\n", "config:3: check.intervall: unknown key"},
+		{"bad duration", "backends: [127.0.0.1:1]\ncheck:\n  interval: fast\n", `config:3: check.interval: "fast" is not a duration`},
+		{"wrong type", "backends: 127.0.0.1:1\n", "config:1: backends: want a list"},
 		{"nothing to route to", "listen: 127.0.0.1:1\n", "need at least one backend or one sentinel"},
 		{"bad address", "backends: [localhost]\n", `backends[0]: "localhost"`},
 		{"duplicate sentinel", "sentinels: [127.0.0.1:1, 127.0.0.1:1]\n", "listed twice"},
 		{"negative", "backends: [127.0.0.1:1]\nlimits:\n  max_connections: -1\n", "limits.max_connections"},
 		{"ttl below interval", "backends: [127.0.0.1:1]\nrouting:\n  health_ttl: 10ms\n", "routing.health_ttl"},
 		{"zero interval", "backends: [127.0.0.1:1]\ncheck:\n  interval: 0s\n", "must be positive"},
-		{"two documents", "backends: [127.0.0.1:1]\n---\nbackends: [127.0.0.1:2]\n", "more than one YAML document"},
+		{"two documents", "backends: [127.0.0.1:1]\n---\nbackends: [127.0.0.1:2]\n", "a second YAML document"},
+		{"bad value names its line", "backends: [127.0.0.1:1]\nlimits:\n  max_connections: -1\n", "config:3: limits.max_connections"},
 		{"log level", "backends: [127.0.0.1:1]\nlog:\n  level: loud\n", "log.level"},
 		{"not yaml", "backends: [\n", "config:"},
 	}
@@ -64,5 +65,24 @@ func TestLoadConfigNamesTheFile(t *testing.T) {
 	}
 	if _, err := LoadConfig(p + ".missing"); err == nil {
 		t.Fatal("missing file accepted")
+	}
+}
+
+// The first release's "username" key still works, with a deprecation.
+func TestOldAuthKeys(t *testing.T) {
+	p := t.TempDir() + "/p.yaml"
+	os.WriteFile(p, []byte("backends: [127.0.0.1:1]\nauth:\n  username: check\n  password: pw\nsentinel_auth:\n  username: s\n  password: spw\n"), 0o644)
+	c, warnings, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Finish(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.User != "check" || c.Auth.Password != "pw" || c.SentinelAuth.User != "s" || c.SentinelAuth.Password != "spw" {
+		t.Fatalf("auth %+v / %+v", c.Auth, c.SentinelAuth)
+	}
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "username") {
+		t.Fatalf("deprecations %q", warnings)
 	}
 }

@@ -77,7 +77,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 func TestACLUserForHealthChecks(t *testing.T) {
 	a := startRedis(t, "user default off", "user checker on >s3cret +ping +info", "user app on >app ~* &* +@all")
 	cfg := testConfig([]string{a.addr}, nil)
-	cfg.Auth = Auth{Username: "checker", Password: "wrong"}
+	cfg.Auth = Auth{User: "checker", Password: "wrong"}
 	p := startProxy(t, cfg)
 	waitFor(t, 3*time.Second, "failed check", func() bool {
 		s := p.Snapshot()

@@ -166,8 +166,8 @@ func (c *probeConn) dial(ctx context.Context, deadline time.Time) error {
 	if c.auth.Password != "" {
 		conn.SetDeadline(deadline)
 		args := []string{"AUTH", c.auth.Password}
-		if c.auth.Username != "" {
-			args = []string{"AUTH", c.auth.Username, c.auth.Password}
+		if c.auth.User != "" {
+			args = []string{"AUTH", c.auth.User, c.auth.Password}
 		}
 		c.command(args...)
 		if err := c.w.Flush(); err != nil {

@@ -71,7 +71,6 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 	if err != nil {
 		d.stats.ProbeErrors++
 	}
-	d.log.Debug("probe reply", "target", p.Target, "id", p.ID, "sent", p.At, "err", err)
 	switch p.Kind {
 	case core.ProbeSentinel:
 		v := core.View{At: p.At, Sentinel: p.Target}
@@ -81,6 +80,7 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 			v = ViewFromReplies(p.At, p.Target, replies[0], replies[1])
 		}
 		v.Probe = p.ID
+		d.log.Debug("sentinel view", "sentinel", p.Target, "id", p.ID, "sent", p.At, "ok", v.OK, "addr", v.Addr, "epoch", v.Epoch, "err", v.Err)
 		d.apply(d.core.View(now, v))
 	default:
 		h := core.Health{At: p.At, Backend: p.Target}
@@ -90,6 +90,7 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 			h = HealthFromReplies(p.At, p.Target, replies[0], replies[1])
 		}
 		h.Probe = p.ID
+		d.log.Debug("backend health", "backend", p.Target, "id", p.ID, "sent", p.At, "ok", h.OK, "role", h.Role, "err", h.Err)
 		d.apply(d.core.Health(now, h))
 	}
 }
