@@ -200,6 +200,21 @@ func (f *ReplyFramer) Next(p []byte) (n int, r *Reply, err error) {
 			if f.st == rStart && len(f.stack) == 0 {
 				f.reply = Reply{} // a new reply begins
 			}
+			if f.st == rStart {
+				// Fast path: a whole number header or integer in p.
+				if k := f.numberLine(p[i:]); k > 0 {
+					i += k
+					f.reply.Size += int64(k)
+					done, err := f.lineDone()
+					if err != nil {
+						return f.fail(i-1, err) // the LF, as the slow path says
+					}
+					if done {
+						return f.finish(i)
+					}
+					continue
+				}
+			}
 			c := p[i]
 			i++
 			f.reply.Size++
@@ -316,6 +331,47 @@ func (f *ReplyFramer) step(c byte) (done bool, err error) {
 		return f.valueDone(), nil
 	}
 	return false, nil
+}
+
+// numberLine parses a complete, valid "<type>[-]<digits>\r\n" of a numeric
+// kind at the start of b into the line state, and returns its length; 0
+// leaves b to the byte-at-a-time path, which decides everything else.
+func (f *ReplyFramer) numberLine(b []byte) int {
+	if len(b) < 4 || len(f.stack) > f.limits.MaxDepth {
+		return 0
+	}
+	switch Kind(b[0]) {
+	case Integer, BulkString, BlobError, Verbatim, Array, Set, Push, Map, Attribute:
+	default:
+		return 0
+	}
+	j, neg := 1, false
+	if b[1] == '-' {
+		j, neg = 2, true
+	}
+	var n uint64
+	start := j
+	for ; j < len(b) && j-start < 18; j++ {
+		c := b[j]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if j == start || j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' || j+2 > f.limits.MaxInline+2 {
+		return 0
+	}
+	f.kind = Kind(b[0])
+	f.lineLen = j + 2
+	f.neg, f.num, f.digits, f.signed, f.body = neg, n, j-start, neg, 0
+	f.top = f.isTop()
+	if !f.numberFits() {
+		return 0
+	}
+	if f.top && f.kind != Attribute {
+		f.reply.Kind = f.kind
+	}
+	return j + 2
 }
 
 // numberFits checks the digits so far against the kind's limit, as early as
