@@ -451,3 +451,23 @@ const maxFuzzInput = 4 << 10
 func equalFramed(a, b []framed) bool {
 	return reflect.DeepEqual(a, b) || (len(a) == 0 && len(b) == 0)
 }
+
+// TestFramerKeepsNoBuffer: the caller may reuse a buffer once Next returned
+// without a request; the arguments captured from it survive.
+func TestFramerKeepsNoBuffer(t *testing.T) {
+	f := NewFramer(Limits{})
+	buf := []byte("*3\r\n$6\r\nCLIENT\r\n$5\r\nRE")
+	n, req, err := f.Next(buf)
+	require.NoError(t, err)
+	require.Nil(t, req)
+	require.Equal(t, len(buf), n)
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	buf = append(buf[:0], "PLY\r\n$3\r\nOFF\r\n"...)
+	_, req, err = f.Next(buf)
+	require.NoError(t, err)
+	require.NotNil(t, req)
+	assert.True(t, req.Is("client") && req.ArgIs(1, "reply") && req.ArgIs(2, "off"))
+	assert.Equal(t, int64(len("*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n")), req.Size)
+}
