@@ -2,11 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/redisha/redisha/components/proxy/core"
@@ -80,15 +75,13 @@ func (p *Proxy) stopWorkers(which func(workerKey) bool) {
 }
 
 func (p *Proxy) runWorker(ctx context.Context, c *probeConn, probes <-chan core.Probe) {
-	stop := context.AfterFunc(ctx, c.interrupt)
-	defer stop()
 	defer c.close()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case pr := <-probes:
-			vals, err, readAt := c.probe(ctx, pr, p.cfg.Load().MasterName)
+			vals, readAt, err := c.probe(ctx, pr, p.cfg.Load().MasterName)
 			p.post(func(d *driver.Driver) { d.HandleReply(readAt, pr, vals, err) })
 		}
 	}
@@ -102,49 +95,51 @@ func probeCommands(kind core.ProbeKind, masterName string) [][]string {
 	return [][]string{{"PING"}, {"INFO", "replication"}}
 }
 
-// probeConn is one connection to a backend or sentinel speaking raw RESP
-// through components/resp, so every reply the routing depends on passes
-// through the one fuzzed parser. It reconnects lazily after any error.
+// probeConn is one connection (components/resp's client) to a backend or
+// sentinel, so every reply the routing depends on passes through the one
+// fuzzed parser. It reconnects lazily after any error. Only its worker
+// goroutine uses it; cancelling the worker's context interrupts it.
 type probeConn struct {
 	addr string
 	auth Auth
-	// conn is written only by the goroutine using the probeConn, always
-	// under mu, so that interrupt may close it from another goroutine.
-	mu   sync.Mutex
-	conn net.Conn
-	r    *resp.Reader
-	w    *resp.Writer
+	conn *resp.Conn
 }
 
-// probe sends pr's commands with pr.Deadline on the socket and returns the
+// probe sends pr's commands, bounded by pr.Deadline, and returns the
 // replies and the time they were read. The answer is dated by the driver
 // from the probe's start (pr.At), not from the read: the target answered
 // somewhere in between, and the read may come much later (this process
 // frozen, or descheduled, with the replies waiting in the socket buffer).
-func (c *probeConn) probe(ctx context.Context, pr core.Probe, masterName string) ([]resp.Value, error, time.Time) {
-	vals, err := c.exchange(ctx, pr.Deadline, probeCommands(pr.Kind, masterName))
+func (c *probeConn) probe(ctx context.Context, pr core.Probe, masterName string) ([]resp.Value, time.Time, error) {
+	ctx, cancel := context.WithDeadline(ctx, pr.Deadline)
+	defer cancel()
+	vals, err := c.exchange(ctx, probeCommands(pr.Kind, masterName))
 	if err != nil {
 		c.close()
 	}
-	return vals, err, time.Now()
+	return vals, time.Now(), err
 }
 
-func (c *probeConn) exchange(ctx context.Context, deadline time.Time, cmds [][]string) ([]resp.Value, error) {
+func (c *probeConn) exchange(ctx context.Context, cmds [][]string) ([]resp.Value, error) {
 	if c.conn == nil {
-		if err := c.dial(ctx, deadline); err != nil {
+		conn, err := resp.Dial(ctx, c.addr, resp.DialOptions{Username: c.auth.User, Password: c.auth.Password,
+			DialTimeout: time.Until(deadlineOf(ctx))})
+		if err != nil {
+			return nil, err
+		}
+		c.conn = conn
+	}
+	for _, cmd := range cmds {
+		if err := c.conn.Send(cmd...); err != nil {
 			return nil, err
 		}
 	}
-	c.conn.SetDeadline(deadline)
-	for _, cmd := range cmds {
-		c.command(cmd...)
-	}
-	if err := c.w.Flush(); err != nil {
+	if err := c.conn.Flush(ctx); err != nil {
 		return nil, err
 	}
 	vals := make([]resp.Value, 0, len(cmds))
 	for range cmds {
-		v, err := c.r.ReadValue()
+		v, err := c.conn.Receive(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -153,61 +148,18 @@ func (c *probeConn) exchange(ctx context.Context, deadline time.Time, cmds [][]s
 	return vals, nil
 }
 
-func (c *probeConn) dial(ctx context.Context, deadline time.Time) error {
-	d := net.Dialer{Deadline: deadline}
-	conn, err := d.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		return err
+func deadlineOf(ctx context.Context) time.Time {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Now().Add(5 * time.Second)
 	}
-	c.mu.Lock()
-	c.conn = conn
-	c.mu.Unlock()
-	c.r, c.w = resp.NewReader(conn), resp.NewWriter(conn)
-	if c.auth.Password != "" {
-		conn.SetDeadline(deadline)
-		args := []string{"AUTH", c.auth.Password}
-		if c.auth.User != "" {
-			args = []string{"AUTH", c.auth.User, c.auth.Password}
-		}
-		c.command(args...)
-		if err := c.w.Flush(); err != nil {
-			c.close()
-			return err
-		}
-		v, err := c.r.ReadValue()
-		if err == nil && v.IsError() {
-			err = errors.New("AUTH: " + truncate(v.Str, 120))
-		}
-		if err != nil {
-			c.close()
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *probeConn) command(args ...string) {
-	c.w.Array(len(args))
-	for _, a := range args {
-		c.w.Bulk(a)
-	}
+	return d
 }
 
 func (c *probeConn) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.conn != nil {
 		c.conn.Close()
 		c.conn = nil
-	}
-}
-
-// interrupt closes the connection from another goroutine, unblocking a read.
-func (c *probeConn) interrupt() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.Close()
 	}
 }
 
@@ -218,36 +170,25 @@ func (c *probeConn) interrupt() {
 func subscribe(ctx context.Context, addr string, auth Auth, timeout time.Duration, onConnect func(), onMessage func(resp.Value)) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		s := &probeConn{addr: addr, auth: auth}
-		deadline := time.Now().Add(timeout)
-		err := s.dial(ctx, deadline)
+		conn, err := resp.Dial(ctx, addr, resp.DialOptions{Username: auth.User, Password: auth.Password,
+			DialTimeout: timeout, Timeout: timeout})
 		if err == nil {
-			s.conn.SetDeadline(deadline)
-			s.command("PSUBSCRIBE", "*")
-			err = s.w.Flush()
-		}
-		if err == nil {
-			var v resp.Value
-			v, err = s.r.ReadValue()
-			if err == nil && (v.IsError() || len(v.Elems) == 0 || !strings.EqualFold(v.Elems[0].Text(), "psubscribe")) {
-				err = fmt.Errorf("PSUBSCRIBE answered %s", truncate(v.Text(), 80))
+			if err = conn.PSubscribe(ctx, "*"); err != nil {
+				conn.Close()
 			}
 		}
 		if err == nil {
 			backoff = 50 * time.Millisecond
-			s.conn.SetDeadline(time.Time{})
 			onConnect()
-			stop := context.AfterFunc(ctx, s.interrupt)
 			for {
-				v, rerr := s.r.ReadValue()
+				v, rerr := conn.Receive(ctx)
 				if rerr != nil {
 					break
 				}
 				onMessage(v)
 			}
-			stop()
+			conn.Close()
 		}
-		s.close()
 		select {
 		case <-ctx.Done():
 			return
@@ -257,11 +198,4 @@ func subscribe(ctx context.Context, addr string, auth Auth, timeout time.Duratio
 			backoff *= 2
 		}
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

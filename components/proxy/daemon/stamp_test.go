@@ -30,7 +30,7 @@ func TestProbesStampStartTime(t *testing.T) {
 			c := &probeConn{addr: master.addr}
 			defer c.close()
 			pr := core.Probe{Kind: core.ProbeBackend, Target: master.addr, At: time.Now(), Deadline: time.Now().Add(5 * time.Second)}
-			vals, err, readAt := c.probe(context.Background(), pr, "m")
+			vals, readAt, err := c.probe(context.Background(), pr, "m")
 			if err != nil {
 				return pr.At, readAt, false, err.Error()
 			}
@@ -41,7 +41,7 @@ func TestProbesStampStartTime(t *testing.T) {
 			c := &probeConn{addr: sentinel.addr}
 			defer c.close()
 			pr := core.Probe{Kind: core.ProbeSentinel, Target: sentinel.addr, At: time.Now(), Deadline: time.Now().Add(5 * time.Second)}
-			vals, err, readAt := c.probe(context.Background(), pr, "m")
+			vals, readAt, err := c.probe(context.Background(), pr, "m")
 			if err != nil {
 				return pr.At, readAt, false, err.Error()
 			}
