@@ -1,22 +1,16 @@
-// Package config reads the redisha-witness YAML config file and turns it into
-// server options. Every mistake is reported with the field it concerns; unknown
-// fields are errors, so a typo never silently falls back to a default.
+// Package config reads the redisha-witness YAML config file with
+// components/confkit (one strict document, unknown keys rejected, every
+// problem as "file:line: key: message") and turns it into daemon options.
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/redisha/redisha/components/confkit"
 	"github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/components/witness/daemon"
 )
@@ -35,10 +29,10 @@ type File struct {
 	RequirePass   string `yaml:"requirepass"`
 	// MaxClients caps client connections (redis maxclients; 10000).
 	MaxClients int `yaml:"maxclients"`
-	// SentinelUser/SentinelPass authenticate us to peer sentinels
-	// (sentinel sentinel-user/-pass); default: requirepass.
-	SentinelUser string `yaml:"sentinel_user"`
-	SentinelPass string `yaml:"sentinel_pass"`
+	// SentinelAuth authenticates us to peer sentinels (sentinel
+	// sentinel-user/-pass); default: requirepass. The old flat keys
+	// sentinel_user/sentinel_pass still work (deprecated).
+	SentinelAuth confkit.Auth `yaml:"sentinel_auth"`
 	// StateFile is where run id, epochs and votes are kept.
 	StateFile string `yaml:"state_file"`
 	// MetricsListen serves Prometheus /metrics ("" disables).
@@ -58,8 +52,9 @@ type Master struct {
 	DownAfter       Duration `yaml:"down_after"`
 	FailoverTimeout Duration `yaml:"failover_timeout"`
 	ParallelSyncs   int      `yaml:"parallel_syncs"`
-	AuthUser        string   `yaml:"auth_user"`
-	AuthPass        string   `yaml:"auth_pass"`
+	// Auth is sentinel auth-user/auth-pass for the master and its replicas;
+	// the old flat keys auth_user/auth_pass still work (deprecated).
+	Auth confkit.Auth `yaml:"auth"`
 }
 
 // Timing mirrors core.Timing.
@@ -72,56 +67,51 @@ type Timing struct {
 	TiltPeriod    Duration `yaml:"tilt_period"`
 }
 
-// Duration accepts Go durations ("5s", "1500ms") or a bare integer of
-// milliseconds, as sentinel's *-milliseconds options.
-type Duration time.Duration
+// Duration is confkit's: a Go duration ("5s", "1500ms") or a bare integer
+// of milliseconds, as sentinel's *-milliseconds options and as before.
+type Duration = confkit.Duration
 
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration like 5s or milliseconds", n.Line)
-	}
-	if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
-		*d = Duration(time.Duration(ms) * time.Millisecond)
-		return nil
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 5s, 1500ms) nor milliseconds", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
+// Aliases keep the keys of the first config format working: each use is
+// reported as a deprecation with the new key.
+var Aliases = []confkit.Alias{
+	{Old: "sentinel_user", New: "sentinel_auth.user"},
+	{Old: "sentinel_pass", New: "sentinel_auth.password"},
+	{Old: "masters[].auth_user", New: "masters[].auth.user"},
+	{Old: "masters[].auth_pass", New: "masters[].auth.password"},
 }
 
-// Load reads and validates a config file.
-func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+// Load reads and validates a config file. The strings are deprecation
+// warnings (old key names) for the caller to log once each.
+func Load(path string) (*File, []string, error) {
+	var f File
+	meta, err := confkit.Load(path, &f, Aliases...)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, err
 	}
-	f, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return f, nil
+	return f.finish(meta)
 }
 
 // Parse decodes and validates config text.
 func Parse(b []byte) (*File, error) {
 	var f File
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty config: at least one master is needed")
-		}
+	meta, err := confkit.Parse("config", b, &f, Aliases...)
+	if err != nil {
 		return nil, err
 	}
+	out, _, err := f.finish(meta)
+	return out, err
+}
+
+func (f *File) finish(meta *confkit.Meta) (*File, []string, error) {
 	f.defaults()
-	if err := f.validate(); err != nil {
-		return nil, err
+	if err := f.validate(meta); err != nil {
+		return nil, nil, err
 	}
-	return &f, nil
+	var dep []string
+	for _, d := range meta.Deprecations {
+		dep = append(dep, d.String())
+	}
+	return f, dep, nil
 }
 
 func (f *File) defaults() {
@@ -158,53 +148,64 @@ func (f *File) defaults() {
 	}
 }
 
-func (f *File) validate() error {
+// validate reports every problem at the line of the key it concerns.
+func (f *File) validate(meta *confkit.Meta) error {
+	var errs confkit.ErrorList
+	bad := func(path, format string, args ...any) { errs = append(errs, meta.Errorf(path, format, args...)) }
 	if f.Port < 1 || f.Port > 65535 {
-		return fmt.Errorf("port: %d is not a TCP port", f.Port)
+		bad("port", "%d is not a TCP port", f.Port)
 	}
-	for _, b := range f.Bind {
+	for i, b := range f.Bind {
 		if b != "localhost" && net.ParseIP(b) == nil {
-			return fmt.Errorf("bind: %q is not an IP address", b)
+			bad(fmt.Sprintf("bind[%d]", i), "%q is not an IP address", b)
 		}
 	}
 	if f.MaxClients < 0 {
-		return fmt.Errorf("maxclients: %d is negative", f.MaxClients)
+		bad("maxclients", "%d is negative", f.MaxClients)
 	}
 	if f.AnnounceIP != "" && strings.ContainsAny(f.AnnounceIP, ", \t") {
-		return fmt.Errorf("announce_ip: %q cannot go into a hello message", f.AnnounceIP)
+		bad("announce_ip", "%q cannot go into a hello message", f.AnnounceIP)
 	}
 	if f.AnnouncePort < 0 || f.AnnouncePort > 65535 {
-		return fmt.Errorf("announce_port: %d is not a TCP port", f.AnnouncePort)
+		bad("announce_port", "%d is not a TCP port", f.AnnouncePort)
 	}
 	if *f.ProtectedMode && f.RequirePass == "" {
-		for _, b := range f.Bind {
+		for i, b := range f.Bind {
 			if !daemon.IsLoopback(b) {
-				return fmt.Errorf("bind %s: %w", b, daemon.ErrProtectedMode)
+				bad(fmt.Sprintf("bind[%d]", i), "bind %s: %v", b, daemon.ErrProtectedMode)
 			}
 		}
 	}
-	if _, err := f.logLevel(); err != nil {
-		return err
+	if _, err := confkit.ParseLevel(f.LogLevel); err != nil {
+		bad("log_level", "%q is not debug, info, warn or error", f.LogLevel)
 	}
 	if f.LogFormat != "text" && f.LogFormat != "json" {
-		return fmt.Errorf("log_format: %q is not text or json", f.LogFormat)
+		bad("log_format", "%q is not text or json", f.LogFormat)
 	}
 	if len(f.Masters) == 0 {
-		return errors.New("masters: at least one master is needed")
+		bad("masters", "at least one master is needed")
 	}
 	for i, m := range f.Masters {
+		path := fmt.Sprintf("masters[%d]", i)
 		if _, err := m.addr(); err != nil {
-			return fmt.Errorf("masters[%d] (%s): %w", i, m.Name, err)
+			bad(path+".address", "(%s) %v", m.Name, err)
 		}
 		if m.DownAfter < 0 || m.FailoverTimeout < 0 {
-			return fmt.Errorf("masters[%d] (%s): durations must be positive", i, m.Name)
+			bad(path, "(%s) durations must be positive", m.Name)
 		}
 	}
-	cfg, err := f.coreConfig("0000000000000000000000000000000000000000")
-	if err != nil {
-		return err
+	if len(errs) > 0 {
+		return errs
 	}
-	return cfg.Validate()
+	cfg, err := f.coreConfig("0000000000000000000000000000000000000000")
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		bad("masters", "%v", err)
+		return errs
+	}
+	return nil
 }
 
 func (m Master) addr() (core.Addr, error) {
@@ -239,29 +240,8 @@ func (f *File) coreConfig(myid string) (core.Config, error) {
 	return c, nil
 }
 
-func (f *File) logLevel() (slog.Level, error) {
-	switch strings.ToLower(f.LogLevel) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log_level: %q is not debug, info, warn or error", f.LogLevel)
-}
-
-// Logger builds the slog logger the file asks for, writing to w.
-func (f *File) Logger(w *os.File) *slog.Logger {
-	lvl, _ := f.logLevel()
-	o := &slog.HandlerOptions{Level: lvl}
-	if f.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
-}
+// LogSettings are the level and format for the logger daemonkit builds.
+func (f *File) LogSettings() (level, format string) { return f.LogLevel, f.LogFormat }
 
 // Options converts the file into server options.
 func (f *File) Options() (daemon.Options, error) {
@@ -271,9 +251,9 @@ func (f *File) Options() (daemon.Options, error) {
 	}
 	auth := map[string]daemon.Auth{}
 	for _, m := range f.Masters {
-		auth[m.Name] = daemon.Auth{User: m.AuthUser, Pass: m.AuthPass}
+		auth[m.Name] = daemon.Auth{User: m.Auth.User, Pass: m.Auth.Password}
 	}
 	return daemon.Options{Core: core, Bind: f.Bind, Port: f.Port, ProtectedMode: *f.ProtectedMode,
-		RequirePass: f.RequirePass, SentinelAuth: daemon.Auth{User: f.SentinelUser, Pass: f.SentinelPass},
+		RequirePass: f.RequirePass, SentinelAuth: daemon.Auth{User: f.SentinelAuth.User, Pass: f.SentinelAuth.Password},
 		MasterAuth: auth, StatePath: f.StateFile, MaxClients: f.MaxClients}, nil
 }

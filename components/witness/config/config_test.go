@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,8 +35,10 @@ func TestParseGood(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ name, text, want string }{
-		{"empty", "", "at least one master"},
-		{"typo", good + "requirepas: x\n", "field requirepas not found"},
+		{"empty", "", "the file is empty"},
+		{"no masters", "port: 26379\n", "at least one master"},
+		{"typo", good + "requirepas: x\n", "config:11: requirepas: unknown key"},
+		{"second document", good + "---\nport: 1\n", "a second YAML document"},
 		{"bad port", strings.Replace(good, "26390", "70000", 1), "port"},
 		{"protected", strings.Replace(good, "[127.0.0.1]", "[0.0.0.0]", 1), "protected mode"},
 		{"hostname master", strings.Replace(good, "10.0.0.1:6379", "redis1:6379", 1), "not an IP"},
@@ -44,7 +47,7 @@ func TestParseErrors(t *testing.T) {
 		{"duration", strings.Replace(good, "down_after: 1500", "down_after: soon", 1), "not a duration"},
 		{"log", good + "log_level: loud\n", "log_level"},
 		{"announce", good + "announce_ip: 'a,b'\n", "announce_ip"},
-		{"yaml", "masters: [", "yaml"},
+		{"yaml", "masters: [", "config:1: YAML syntax"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.text))
@@ -65,11 +68,42 @@ func TestProtectedModeOffOrPassword(t *testing.T) {
 }
 
 func TestExampleConfigParses(t *testing.T) {
-	f, err := Load("../dist/witness.example.yaml")
+	f, dep, err := Load("../dist/witness.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Masters[0].Name != "mymaster" || f.RequirePass == "" {
-		t.Fatalf("%+v", f)
+	if f.Masters[0].Name != "mymaster" || f.RequirePass == "" || f.Masters[0].Auth.Password != "node-secret" || len(dep) != 0 {
+		t.Fatalf("%+v deprecations %v", f, dep)
+	}
+}
+
+// TestLegacyExampleConfig: the example config as shipped before confkit
+// (flat auth keys) loads to the same options, with one deprecation line per
+// old key.
+func TestLegacyExampleConfig(t *testing.T) {
+	old, dep, err := Load("testdata/witness.legacy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := Load("../dist/witness.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oo, _ := old.Options()
+	co, _ := cur.Options()
+	if fmt.Sprintf("%+v", oo) != fmt.Sprintf("%+v", co) {
+		t.Fatalf("legacy example differs:\n%+v\n%+v", oo, co)
+	}
+	want := []string{"sentinel_user", "sentinel_pass", "masters[0].auth_user", "masters[0].auth_pass"}
+	if len(dep) != len(want) {
+		t.Fatalf("deprecations %q", dep)
+	}
+	for i, w := range want {
+		if !strings.Contains(dep[i], w) || !strings.Contains(dep[i], "witness.legacy.yaml:") {
+			t.Errorf("deprecation %q does not name %s with its line", dep[i], w)
+		}
+	}
+	if oo.MasterAuth["mymaster"].Pass != "node-secret" {
+		t.Fatalf("auth_pass lost: %+v", oo.MasterAuth)
 	}
 }

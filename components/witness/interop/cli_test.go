@@ -15,7 +15,7 @@ func TestCLIConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct{ name, body, want string }{
 		{"missing", "", "no such file"},
-		{"typo", "masters: []\nbnid: [127.0.0.1]\n", "field bnid not found"},
+		{"typo", "masters: []\nbnid: [127.0.0.1]\n", "typo.yaml:2: bnid: unknown key"},
 		{"hostname", "masters:\n  - {name: m, address: 'redis1:6379', quorum: 2}\n", `"redis1" is not an IP address`},
 		{"protected", "bind: [0.0.0.0]\nmasters:\n  - {name: m, address: '10.0.0.1:6379', quorum: 2}\n", "protected mode"},
 	}

@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Run starts the witness, serves /metrics on metricsListen ("" disables),
+// and stops both when ctx ends. A start-up failure (corrupt state file,
+// port in use) is returned; a metrics listener that fails is only logged,
+// as before.
+func Run(ctx context.Context, opts Options, metricsListen string) error {
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		opts.Registry = reg
+	}
+	srv, err := Start(opts)
+	if err != nil {
+		return err
+	}
+	var hs *http.Server
+	if metricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs = &http.Server{Addr: metricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				srv.log.Error("metrics listener failed", "addr", metricsListen, "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	srv.log.Info("shutting down")
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = hs.Shutdown(sctx)
+		cancel()
+	}
+	return srv.Close()
+}
