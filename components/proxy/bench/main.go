@@ -78,8 +78,8 @@ func main() {
 	defer stop(ha)
 
 	rpPort, adminPort := freePort(), freePort()
-	rp := start("redisha-proxy", *proxyCPU, *proxyBin, "-listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
-		"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "-backends", redisAddr, "-log-level", "warn")
+	rp := start("redisha-proxy", *proxyCPU, *proxyBin, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
+		"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--backends", redisAddr, "--log-level", "warn")
 	defer stop(rp)
 
 	cs := []contender{
