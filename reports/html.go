@@ -202,7 +202,7 @@ func (b *builder) nextLane() { b.y += laneH + laneGap }
 // state is one span of a lane: a state that holds from its time until the next one's.
 type state struct {
 	from        time.Time
-	fill, title string
+	fill, title string // title: a format whose one %s is the span's start time
 	text        string  // drawn inside the span when it is wider than minText
 	minText     float64 // 0: never
 }
@@ -229,6 +229,9 @@ func (b *builder) lane(states []state) {
 	}
 }
 
+// lit quotes recorded text for use in a state's title format.
+func lit(s string) string { return strings.ReplaceAll(s, "%", "%%") }
+
 var roleColor = map[string]string{"master": "#2b6cb0", "slave": "#a0aec0", "unreachable": "#1a202c"}
 
 // roleLanes draws each redis node's replication role as the host-side observer saw it.
@@ -247,7 +250,7 @@ func (b *builder) roleLanes() {
 		if col == "" {
 			col = "#e2e8f0"
 		}
-		roles[e.Node] = append(roles[e.Node], state{from: e.Time, fill: col, title: e.Node + " " + role + " from %s"})
+		roles[e.Node] = append(roles[e.Node], state{from: e.Time, fill: col, title: lit(e.Node+" "+role) + " from %s"})
 	}
 	sort.Strings(nodes)
 	if len(nodes) > 0 {
@@ -286,7 +289,7 @@ func (b *builder) vipLane(vip []history.Event) {
 		default:
 			col = "#e53e3e"
 		}
-		states = append(states, state{from: e.Time, fill: col, title: "VIP held by [" + e.Attrs["holders"] + "] from %s",
+		states = append(states, state{from: e.Time, fill: col, title: "VIP held by [" + lit(e.Attrs["holders"]) + "] from %s",
 			text: e.Attrs["holders"], minText: 50})
 	}
 	b.lane(states)
@@ -314,7 +317,7 @@ func (b *builder) routeLanes() {
 			col = "#e53e3e"
 		}
 		routes[rt.Proxy] = append(routes[rt.Proxy], state{from: rt.Time, fill: col, text: text, minText: 60,
-			title: rt.Proxy + " from %s: " + strings.ReplaceAll(rt.Detail, "%", "%%")})
+			title: lit(rt.Proxy) + " from %s: " + lit(rt.Detail)})
 	}
 	sort.Strings(proxies)
 	for _, n := range proxies {
