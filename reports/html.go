@@ -202,7 +202,7 @@ func (b *builder) nextLane() { b.y += laneH + laneGap }
 // state is one span of a lane: a state that holds from its time until the next one's.
 type state struct {
 	from        time.Time
-	fill, title string // title: a format whose one %s is the span's start time
+	fill, title string  // title: a format whose one %s is the span's start time
 	text        string  // drawn inside the span when it is wider than minText
 	minText     float64 // 0: never
 }
