@@ -20,8 +20,12 @@ func FuzzParseNotice(f *testing.F) {
 			if a == "" {
 				continue
 			}
-			if _, _, err := net.SplitHostPort(a); err != nil {
+			h, p, err := net.SplitHostPort(a)
+			if err != nil {
 				t.Fatalf("bad address %q from %q %q", a, channel, payload)
+			}
+			if back, ok := joinAddr(h, p); !ok || back != a || net.JoinHostPort(h, p) != a {
+				t.Fatalf("address %q from %q %q does not read back (%q)", a, channel, payload, back)
 			}
 		}
 	})

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"net"
 	"strconv"
 	"strings"
 )
@@ -115,18 +114,19 @@ func indexOf(f []string, s string) int {
 }
 
 // joinAddr validates a port and joins host and port the way the rest of the
-// proxy spells backend addresses.
+// proxy spells backend addresses (net.JoinHostPort's form, without importing
+// net into the core). Hosts with brackets, slashes or white space are
+// refused, so the result always reads back as the same host and port
+// (FuzzParseNotice checks that with net.SplitHostPort).
 func joinAddr(host, port string) (string, bool) {
 	n, err := strconv.Atoi(port)
 	if err != nil || n <= 0 || n > 65535 || host == "" || strings.ContainsAny(host, "[]/ \t\r\n") {
 		return "", false
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(n))
-	// The address must read back as the same host and port.
-	if h, p, err := net.SplitHostPort(addr); err != nil || h != host || p != strconv.Itoa(n) {
-		return "", false
+	if strings.IndexByte(host, ':') >= 0 {
+		return "[" + host + "]:" + strconv.Itoa(n), true
 	}
-	return addr, true
+	return host + ":" + strconv.Itoa(n), true
 }
 
 // JoinAddr is joinAddr for drivers that build addresses from sentinel replies.
