@@ -68,7 +68,7 @@ func newSimCmd() *cobra.Command {
 		Use:   "sim vip|proxy|witness",
 		Short: "Explore seeded fault schedules against the production cores in virtual time",
 		Long: `Runs the production state machines (redisha-vip's driver, VRRP core and
-codec, components/proxy's routing core and reply parsers, and for "witness"
+codec, redisha-proxy's driver, routing core and reply parsers, and for "witness"
 components/witness's voter as one of the three sentinels) on a simulated
 network under virtual time, with faults drawn from a seed: partitions (one-way
 too), loss, delay, corruption, crashes, restarts, freezes, graceful stops,
