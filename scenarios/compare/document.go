@@ -1,0 +1,69 @@
+package compare
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// File is the name of the JSON document a comparison writes (and a shard leaves for the merge).
+const File = "compare.json"
+
+// Document is compare.json: the comparison with what produced it. A shard's document lists the
+// runs it was to do (Planned), each with its run directory relative to the document, so a merge
+// can tell a missing run from one that was never planned.
+type Document struct {
+	Generated time.Time    `json:"generated"`
+	Machines  []string     `json:"machines,omitempty"` // the machines the runs ran on
+	Shards    []string     `json:"shards,omitempty"`   // "i/n" of every shard merged ("1/1": unsharded)
+	Planned   []PlannedRun `json:"planned,omitempty"`
+	// Missing lists planned runs without a result: a shard that did not finish. A merge with
+	// missing runs is incomplete, and exits as a harness error.
+	Missing []Planned `json:"missing,omitempty"`
+	Comparison
+}
+
+// PlannedRun is a planned run and its directory relative to the document.
+type PlannedRun struct {
+	Planned
+	Dir string `json:"dir"`
+}
+
+// NewDocument aggregates runs into a document: stacks fixes the column order; planned (may be
+// nil) lists what was to be run, and every planned run without a result in runs is Missing.
+func NewDocument(now time.Time, stacks []string, shards []string, planned []PlannedRun, runs []Run) Document {
+	d := Document{Generated: now.UTC(), Shards: shards, Planned: planned, Comparison: Aggregate(stacks, runs)}
+	have := map[Planned]bool{}
+	for _, r := range runs {
+		res := r.Result
+		have[Planned{Cell: res.Cell(), Run: res.Run}] = true
+		if res.Machine != "" && !slices.Contains(d.Machines, res.Machine) {
+			d.Machines = append(d.Machines, res.Machine)
+		}
+	}
+	slices.Sort(d.Machines)
+	for _, p := range planned {
+		if !have[p.Planned] {
+			d.Missing = append(d.Missing, p.Planned)
+		}
+	}
+	SortPlanned(d.Missing)
+	return d
+}
+
+// Duplicates lists runs that appear more than once (the same cell and repetition in two shards):
+// merging overlapping outputs is a mistake, not more evidence.
+func Duplicates(runs []Run) []string {
+	seen := map[Planned]int{}
+	for _, r := range runs {
+		seen[Planned{Cell: r.Result.Cell(), Run: r.Result.Run}]++
+	}
+	var out []string
+	for p, n := range seen {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s run %d (%d times)", p.Cell, p.Run, n))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
