@@ -50,8 +50,12 @@ type Config struct {
 	Checksum string `yaml:"checksum"`
 	// SourceAddress defaults to the first IPv4 address of Interface.
 	SourceAddress string `yaml:"source_address"`
-	// UnicastPeers, when set, replaces multicast to 224.0.0.18.
+	// UnicastPeers, when set, replaces multicast to 224.0.0.18; adverts
+	// from other sources are then dropped (reason peer).
 	UnicastPeers []string `yaml:"unicast_peers"`
+	// Authentication is VRRPv2 simple-password authentication, for a group
+	// shared with keepalived configured with auth_type PASS.
+	Authentication Authentication `yaml:"authentication"`
 	// VirtualAddresses are "a.b.c.d" (a /32) or "a.b.c.d/len".
 	VirtualAddresses []string  `yaml:"virtual_addresses"`
 	GARP             GARP      `yaml:"garp"`
@@ -59,6 +63,28 @@ type Config struct {
 	Track            []Track   `yaml:"track"`
 	Status           Status    `yaml:"status"`
 	Log              LogConfig `yaml:"log"`
+}
+
+// Authentication mirrors keepalived's authentication block. The password
+// travels in clear text in every advert: it keeps a misconfigured router
+// out of the group, it does not secure it (RFC 3768 removed it for that
+// reason; VRRPv3 has none).
+type Authentication struct {
+	// Type is "" or "none" (default) or "pass" (keepalived's auth_type
+	// PASS). AH is not supported.
+	Type string `yaml:"type"`
+	// Password is keepalived's auth_pass: 1 to 8 bytes (keepalived uses
+	// only the first 8 of a longer one, so a longer one is refused here
+	// rather than silently truncated).
+	Password string `yaml:"password"`
+}
+
+// Auth is the wire form of the authentication.
+func (a Authentication) Auth() vrrp.Auth {
+	if a.Type == "pass" {
+		return vrrp.PasswordAuth(a.Password)
+	}
+	return vrrp.Auth{}
 }
 
 // GARP configures gratuitous ARP on becoming master.
@@ -258,6 +284,21 @@ func (c *Config) validate() error {
 		if a, err := netip.ParseAddr(p); err != nil || !a.Is4() || a.IsMulticast() {
 			return fmt.Errorf("unicast_peers: %q is not a unicast IPv4 address", p)
 		}
+	}
+	switch a := c.Authentication; a.Type {
+	case "", "none":
+		if a.Password != "" {
+			return errors.New("authentication.password: set only with type: pass")
+		}
+	case "pass":
+		if c.Version != 2 {
+			return errors.New("authentication.type: pass is VRRPv2 only (RFC 5798 removed authentication; keepalived ignores it with v3)")
+		}
+		if len(a.Password) < 1 || len(a.Password) > 8 {
+			return fmt.Errorf("authentication.password: %d bytes, want 1..8 (keepalived's auth_pass uses at most 8)", len(a.Password))
+		}
+	default:
+		return fmt.Errorf("authentication.type: %q, want none or pass", a.Type)
 	}
 	vips, err := c.VIPs()
 	if err != nil {

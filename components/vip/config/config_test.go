@@ -70,6 +70,11 @@ func TestParseErrors(t *testing.T) {
 		{minimal + "garp: {refresh_repeat: -1}\n", "must not be negative"},
 		{minimal + "garp: {refresh: often}\n", `garp.refresh: "often" is not a duration`},
 		{minimal + "garp: {refresh_every: 10s}\n", "garp.refresh_every: unknown key"},
+		{minimal + "authentication: {type: pass, password: secret}\n", "VRRPv2 only"},
+		{minimal + "version: 2\nauthentication: {type: pass}\n", "0 bytes, want 1..8"},
+		{minimal + "version: 2\nauthentication: {type: pass, password: 123456789}\n", "9 bytes, want 1..8"},
+		{minimal + "version: 2\nauthentication: {type: AH, password: x}\n", `"AH", want none or pass`},
+		{minimal + "version: 2\nauthentication: {password: x}\n", "only with type: pass"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -111,5 +116,19 @@ func TestGARPRefreshConfig(t *testing.T) {
 		if mc.GARPRefresh != tc.refresh || c.GARP.RefreshRepeat != tc.repeat {
 			t.Errorf("%q: refresh %v repeat %d, want %v %d", tc.yaml, mc.GARPRefresh, c.GARP.RefreshRepeat, tc.refresh, tc.repeat)
 		}
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	c, err := Parse([]byte(minimal + "version: 2\nauthentication: {type: pass, password: secret}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Authentication.Auth(); a.Type != 1 || string(a.Data[:]) != "secret\x00\x00" {
+		t.Fatalf("auth %+v", a)
+	}
+	c, _ = Parse([]byte(minimal))
+	if a := c.Authentication.Auth(); a.Type != 0 || a.Data != [8]byte{} {
+		t.Fatalf("default auth %+v", a)
 	}
 }

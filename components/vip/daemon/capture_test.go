@@ -37,6 +37,8 @@ type advertSeen struct {
 	Src      netip.Addr
 	Priority uint8
 	Outgoing bool // sent by this namespace
+	Auth     vrrp.Auth
+	Payload  []byte // the VRRP message
 }
 
 // vrrpCapture records every VRRP advert on eth0 of one namespace (a
@@ -116,7 +118,9 @@ func (c *vrrpCapture) loop() {
 				}
 			}
 		}
-		s := advertSeen{At: at, Src: p.Src, Priority: p.Priority, Outgoing: ll != nil && ll.Pkttype == unix.PACKET_OUTGOING}
+		_, payload, _ := vrrp.ParseIPv4(buf[:n])
+		s := advertSeen{At: at, Src: p.Src, Priority: p.Priority, Outgoing: ll != nil && ll.Pkttype == unix.PACKET_OUTGOING,
+			Auth: p.Auth, Payload: append([]byte(nil), payload...)}
 		c.mu.Lock()
 		c.seen = append(c.seen, s)
 		c.mu.Unlock()

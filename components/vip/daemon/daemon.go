@@ -167,7 +167,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc := driver.Config{Core: mc}
+	dc := driver.Config{Core: mc, Auth: cfg.Authentication.Auth()}
 	dc.Checksum, _ = vrrp.ParseChecksumForm(cfg.Checksum)
 	for _, v := range vips {
 		dc.VIPs = append(dc.VIPs, v.Addr)

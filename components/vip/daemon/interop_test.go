@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/testenv"
+	"github.com/redisha/redisha/components/vip/vrrp"
 )
 
 // kaNode is a Debian keepalived (VRRP only, foreground, logging to its file).
@@ -348,4 +351,100 @@ track:
 			t.Errorf("keepalived complains: %s", line)
 		}
 	}
+}
+
+// TestKeepalivedPasswordInterop: VRRPv2 simple-password authentication with
+// Debian's keepalived (authentication { auth_type PASS auth_pass secret }).
+// keepalived's adverts carry exactly the bytes we would send (type 1, the
+// password zero-padded to 8); we accept them as backup and keepalived
+// accepts ours as backup (both directions, no complaint, no drop); a
+// keepalived with another password is dropped and counted (password) by us
+// and complains "invalid passwd" about us, so neither yields to the other.
+func TestKeepalivedPasswordInterop(t *testing.T) {
+	needNetns(t)
+	testenv.RequireBinary(t, "keepalived")
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
+	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
+	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
+	capB := captureVRRP(t, hb)
+	withAuth := func(conf, pw string) string {
+		return strings.Replace(conf, "  virtual_ipaddress {",
+			"  authentication {\n    auth_type PASS\n    auth_pass "+pw+"\n  }\n  virtual_ipaddress {", 1)
+	}
+	ourAuth := "authentication: {type: pass, password: secret}\n"
+
+	// keepalived (150) master, we (100) its backup: we accept its adverts.
+	ka := startKeepalived(t, ha, va, withAuth(keepalivedConfig(ha, 2, 150, "1"), "secret"))
+	ours := startVIP(t, hb, vb, vipConfig(hb, 2, 100, "1s")+ourAuth)
+	waitFor(t, "keepalived master", 10*time.Second, func() bool { return va.has(vipIP) })
+	waitFor(t, "three keepalived adverts accepted", 10*time.Second, func() bool {
+		s, err := ours.status()
+		return err == nil && s.AdvertsReceived >= 3
+	})
+	if s, _ := ours.status(); s.State != "BACKUP" || vb.has(vipIP) || len(badPackets(s)) > 0 {
+		t.Fatalf("redisha-vip beside an authenticating keepalived master: %+v", s)
+	}
+	var kaAdvert *advertSeen
+	for _, a := range capB.adverts() {
+		if a.Src == ha.IP && a.Priority == 150 {
+			kaAdvert = &a
+			break
+		}
+	}
+	if kaAdvert == nil || kaAdvert.Auth != vrrp.PasswordAuth("secret") {
+		t.Fatalf("keepalived's advert on the wire: %+v, want auth %+v", kaAdvert, vrrp.PasswordAuth("secret"))
+	}
+	want, err := vrrp.Encode(vrrp.Advert{Version: 2, VRID: 51, Priority: 150, Interval: 100, Addresses: []netip.Addr{vipIP},
+		Auth: vrrp.PasswordAuth("secret")}, ha.IP, vrrp.MulticastGroup, vrrp.ChecksumMessageOnly)
+	if err != nil || !bytes.Equal(want, kaAdvert.Payload) {
+		t.Fatalf("keepalived sent % x, we encode % x (%v)", kaAdvert.Payload, want, err)
+	}
+
+	// keepalived leaves; we become master; keepalived (50) returns as our
+	// backup and stays backup: it accepts our password.
+	ka.proc.Stop()
+	waitFor(t, "redisha-vip master", 10*time.Second, func() bool { return vb.has(vipIP) })
+	os.Remove(filepath.Join(ka.dir, "vrrp.pid"))
+	ka2 := startKeepalived(t, ha, va, withAuth(keepalivedConfig(ha, 2, 50, "1"), "secret"))
+	time.Sleep(5 * time.Second) // keepalived's Master_Down_Interval is 3.8 s
+	if va.has(vipIP) || strings.Contains(ka2.log(t), "Entering MASTER STATE") {
+		t.Fatalf("keepalived did not accept our authenticated adverts:\n%s", ka2.log(t))
+	}
+	for _, line := range strings.Split(ka2.log(t), "\n") {
+		if keepalivedComplaints.MatchString(line) {
+			t.Errorf("keepalived complains: %s", line)
+		}
+	}
+
+	// A keepalived with another password (priority 250): each drops the
+	// other's adverts, so it does not preempt us and we do not yield.
+	kaWrong := startKeepalived(t, hc, vc, withAuth(keepalivedConfig(hc, 2, 250, "1"), "secreT"))
+	waitFor(t, "keepalived with the wrong password to complain about us", 10*time.Second, func() bool {
+		return strings.Contains(kaWrong.log(t), "invalid passwd")
+	})
+	// keepalived 2.2.7 restarts a master's advert timer on every packet it
+	// reads, valid or not (vrrp_scheduler.c, vrrp_init_instance_sands after
+	// each read), so while our adverts (same interval) keep arriving it
+	// sends only its first advert as master: one drop to count.
+	waitFor(t, "our drop of its advert (password)", 10*time.Second, func() bool {
+		s, err := ours.status()
+		return err == nil && s.BadPackets["password"] >= 1
+	})
+	if s, _ := ours.status(); s.State != "MASTER" || s.Priority != 100 {
+		t.Fatalf("redisha-vip yielded to adverts with a wrong password: %+v", s)
+	}
+	t.Logf("keepalived about our adverts: %s", lastLine(kaWrong.log(t), "invalid passwd"))
+	if log := readFile(t, ours.proc.LogPath()); !strings.Contains(log, "reason=password") {
+		t.Errorf("the password drop was not logged:\n%s", log)
+	}
+}
+
+func lastLine(s, substr string) string {
+	out := ""
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = l
+		}
+	}
+	return out
 }

@@ -97,12 +97,15 @@ func TestSplitBrainHeal(t *testing.T) {
 
 // TestUnicastAndChecksumForms: unicast peers instead of multicast, one side
 // sending the message-only VRRPv3 checksum and the other the pseudo-header
-// form; both accept each other's adverts and hand over as usual.
+// form; both accept each other's adverts and hand over as usual. A third
+// router that is not among their peers (c, priority 250, sending to both)
+// is dropped and counted (peer): it neither preempts a nor stops b's
+// takeover.
 func TestUnicastAndChecksumForms(t *testing.T) {
 	needNetns(t)
-	topo := testenv.NewTopology(t, prefix, subnet, "a", "b")
-	ha, hb := topo.Host("a"), topo.Host("b")
-	va, vb := newView(t, ha.Netns), newView(t, hb.Netns)
+	topo := testenv.NewTopology(t, prefix, subnet, "a", "b", "c")
+	ha, hb, hc := topo.Host("a"), topo.Host("b"), topo.Host("c")
+	va, vb, vc := newView(t, ha.Netns), newView(t, hb.Netns), newView(t, hc.Netns)
 	a := startVIP(t, ha, va, vipConfig(ha, 3, 200, "100ms")+
 		fmt.Sprintf("unicast_peers: [%s]\nchecksum: message-only\n", hb.IP))
 	b := startVIP(t, hb, vb, vipConfig(hb, 3, 100, "100ms")+fmt.Sprintf("unicast_peers: [%s]\n", ha.IP))
@@ -120,6 +123,26 @@ func TestUnicastAndChecksumForms(t *testing.T) {
 	if s, _ := b.status(); s.State != "BACKUP" || s.AdvertsReceived < 3 || s.Master != ha.IP.String() {
 		t.Fatalf("b: %+v", s)
 	}
+
+	c := startVIP(t, hc, vc, vipConfig(hc, 3, 250, "100ms")+fmt.Sprintf("unicast_peers: [%s, %s]\n", ha.IP, hb.IP))
+	waitFor(t, "c master (it hears nobody it accepts)", 5*time.Second, func() bool { return vc.has(vipIP) })
+	for _, n := range []*vipNode{a, b} {
+		waitFor(t, n.host.Name+" to drop c's adverts (peer)", 5*time.Second, func() bool {
+			s, err := n.status()
+			return err == nil && s.BadPackets["peer"] >= 5
+		})
+		s, _ := n.status()
+		if bad := badPackets(s); len(bad) != 1 {
+			t.Fatalf("%s: drops %v, want only peer", n.host.Name, bad)
+		}
+	}
+	if a.state(t) != "MASTER" || b.state(t) != "BACKUP" {
+		t.Fatalf("a non-peer took part: a=%s b=%s", a.state(t), b.state(t))
+	}
+	if log := readFile(t, a.proc.LogPath()); strings.Count(log, "reason=peer") != 1 {
+		t.Fatalf("a logged %d peer drops, want 1 (once a minute):\n%s", strings.Count(log, "reason=peer"), log)
+	}
+	c.proc.Stop()
 	a.proc.Stop()
 	waitFor(t, "b to take over over unicast", 2*time.Second, func() bool { return vb.has(vipIP) })
 }

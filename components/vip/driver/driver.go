@@ -64,8 +64,12 @@ type Config struct {
 	Core core.Config
 	// VIPs are the addresses listed in our adverts.
 	VIPs []netip.Addr
-	// Peers are the unicast peers; empty means multicast to 224.0.0.18.
+	// Peers are the unicast peers; empty means multicast to 224.0.0.18. In
+	// unicast mode adverts from any other source are dropped (reason peer).
 	Peers []netip.Addr
+	// Auth is the VRRPv2 authentication we send and require (keepalived's
+	// auth_type PASS); zero for none and for version 3.
+	Auth vrrp.Auth
 	// Checksum is the VRRPv3 checksum form we send.
 	Checksum vrrp.ChecksumForm
 }
@@ -127,6 +131,9 @@ func New(cfg Config, now time.Time, network Network, hooks Hooks, log *slog.Logg
 	}
 	if network == nil || hooks == nil || log == nil {
 		return nil, errors.New("driver: network, hooks and logger are required")
+	}
+	if cfg.Auth != (vrrp.Auth{}) && cfg.Core.Version != 2 {
+		return nil, errors.New("driver: authentication is VRRPv2 only (RFC 5798 removed it)")
 	}
 	d := &Driver{cfg: cfg, core: c, net: network, hooks: hooks, log: log, vipSet: map[netip.Addr]bool{},
 		lastBadLog: map[string]time.Time{},
@@ -201,7 +208,9 @@ func (d *Driver) HandlePacket(now time.Time, r Packet) error {
 		if r.TTL < 0 { // no TTL from the kernel: cannot check it
 			p.TTL = vrrp.TTL
 		}
-		err = d.core.Filter(len(d.cfg.Peers) > 0).Check(p)
+		f := d.core.Filter(len(d.cfg.Peers) > 0)
+		f.Peers, f.Auth = d.cfg.Peers, d.cfg.Auth
+		err = f.Check(p)
 	}
 	if err != nil {
 		reason := vrrp.ReasonOf(err)
@@ -285,7 +294,8 @@ func (d *Driver) apply(now time.Time, actions []core.Action) {
 
 func (d *Driver) sendAdvert(prio uint8) {
 	c := d.cfg.Core
-	a := vrrp.Advert{Version: c.Version, VRID: c.VRID, Priority: prio, Interval: c.Interval, Addresses: d.cfg.VIPs}
+	a := vrrp.Advert{Version: c.Version, VRID: c.VRID, Priority: prio, Interval: c.Interval, Addresses: d.cfg.VIPs,
+		Auth: d.cfg.Auth}
 	var errs []error
 	for _, dst := range d.dsts {
 		b, err := vrrp.Encode(a, c.Primary, dst, d.cfg.Checksum)

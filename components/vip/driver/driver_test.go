@@ -171,3 +171,85 @@ func TestUnicastAndChecks(t *testing.T) {
 		t.Fatalf("checks %v", c)
 	}
 }
+
+// Unicast mode accepts adverts only from the configured peers: an advert
+// from another address on the segment is dropped (reason peer), counted,
+// logged once, and never reaches the core, even with a higher priority.
+func TestUnicastDropsNonPeers(t *testing.T) {
+	d, l, _, logs := newDriver(t, 100, addrB)
+	d.Start(t0)
+	d.Wake(d.Next()) // master
+	l.calls = nil
+	stranger := netip.MustParseAddr("10.78.0.9")
+	for range 3 {
+		p := packet(t, stranger, 250)
+		p.Dst = addrA
+		b, _ := vrrp.Encode(vrrp.Advert{Version: 3, VRID: 51, Priority: 250, Interval: 100, Addresses: []netip.Addr{vipX}},
+			stranger, addrA, vrrp.ChecksumPseudoHeader)
+		p.Payload = b
+		if err := d.HandlePacket(t0.Add(5*time.Second), p); vrrp.ReasonOf(err) != vrrp.ReasonPeer {
+			t.Fatalf("advert from a non-peer: %v", err)
+		}
+	}
+	if d.State() != core.Master || len(l.calls) != 0 || d.Stats().Bad[vrrp.ReasonPeer] != 3 {
+		t.Fatalf("after non-peer adverts: %v %v %v", d.State(), l.calls, d.Stats().Bad)
+	}
+	if n := strings.Count(logs.String(), "reason=peer"); n != 1 {
+		t.Fatalf("logged %d peer drops, want 1 (rate-limited):\n%s", n, logs)
+	}
+	p := packet(t, addrB, 250)
+	p.Dst = addrA
+	p.Payload, _ = vrrp.Encode(vrrp.Advert{Version: 3, VRID: 51, Priority: 250, Interval: 100, Addresses: []netip.Addr{vipX}},
+		addrB, addrA, vrrp.ChecksumPseudoHeader)
+	if err := d.HandlePacket(t0.Add(5*time.Second), p); err != nil || d.State() != core.Backup {
+		t.Fatalf("advert from the peer: %v, state %v", err, d.State())
+	}
+}
+
+// VRRPv2 with keepalived's auth_type PASS: our adverts carry type 1 and the
+// padded password; adverts with another password or without authentication
+// are dropped (password, auth) and counted; New refuses auth with v3.
+func TestPasswordAuth(t *testing.T) {
+	var logs bytes.Buffer
+	l, h := &lan{}, &hooks{}
+	cfg := Config{Core: core.Config{Version: 2, VRID: 51, Priority: 255, Interval: 100, Preempt: true, Primary: addrA},
+		VIPs: []netip.Addr{vipX}, Auth: vrrp.PasswordAuth("secret")}
+	v3 := cfg
+	v3.Core.Version = 3
+	if _, err := New(v3, t0, l, h, slog.Default()); err == nil {
+		t.Fatal("authentication accepted with VRRPv3")
+	}
+	d, err := New(cfg, t0, l, h, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start(t0)
+	sent, err := vrrp.Decode(l.sent[0], addrA, vrrp.MulticastGroup)
+	if err != nil || sent.Auth != vrrp.PasswordAuth("secret") {
+		t.Fatalf("our advert: auth %+v (%v)", sent.Auth, err)
+	}
+	send := func(auth vrrp.Auth) error {
+		b, err := vrrp.Encode(vrrp.Advert{Version: 2, VRID: 51, Priority: 100, Interval: 100, Addresses: []netip.Addr{vipX}, Auth: auth},
+			addrB, vrrp.MulticastGroup, vrrp.ChecksumMessageOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.HandlePacket(t0.Add(time.Second), Packet{Payload: b, Src: addrB, Dst: vrrp.MulticastGroup, TTL: 255})
+	}
+	if err := send(vrrp.PasswordAuth("wrong")); vrrp.ReasonOf(err) != vrrp.ReasonPassword {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if err := send(vrrp.Auth{}); vrrp.ReasonOf(err) != vrrp.ReasonAuth {
+		t.Fatalf("no authentication: %v", err)
+	}
+	if err := send(vrrp.PasswordAuth("secret")); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	s := d.Stats()
+	if s.Bad[vrrp.ReasonPassword] != 1 || s.Bad[vrrp.ReasonAuth] != 1 || s.AdvertsReceived != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if !strings.Contains(logs.String(), "reason=password") || !strings.Contains(logs.String(), "reason=auth") {
+		t.Fatalf("drops not logged:\n%s", logs.String())
+	}
+}

@@ -6,10 +6,12 @@
 package vrrp
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Protocol constants shared by both versions.
@@ -79,6 +81,38 @@ type Advert struct {
 	Interval uint16
 	// Addresses are the virtual IPv4 addresses the sender protects.
 	Addresses []netip.Addr
+	// Auth is the VRRPv2 authentication (type and the 8 bytes of data
+	// that trail every v2 message); zero for version 3.
+	Auth Auth
+}
+
+// VRRPv2 authentication types (RFC 2338 section 5.3.6; RFC 3768 keeps only
+// 0, keepalived still speaks 1 and 2).
+const (
+	// AuthNone: no authentication, the data is zero.
+	AuthNone uint8 = 0
+	// AuthPassword: the 8 bytes of data are a clear-text password,
+	// keepalived's auth_type PASS.
+	AuthPassword uint8 = 1
+	// AuthAH: IPsec AH, carried in an AH header, never on a protocol-112
+	// packet; listed to name it in errors.
+	AuthAH uint8 = 2
+)
+
+// Auth is VRRPv2 authentication as it is on the wire.
+type Auth struct {
+	Type uint8
+	Data [8]byte
+}
+
+// PasswordAuth is keepalived's auth_pass: the first 8 bytes of password,
+// zero-padded (keepalived truncates a longer one with a configuration
+// warning). The caller rejects an empty password, which keepalived treats
+// as no authentication.
+func PasswordAuth(password string) Auth {
+	a := Auth{Type: AuthPassword}
+	copy(a.Data[:], password)
+	return a
 }
 
 // Reason labels why a packet was dropped. The values are metric label values.
@@ -96,15 +130,17 @@ const (
 	ReasonChecksum    Reason = "checksum"    // neither checksum form verifies
 	ReasonVRID        Reason = "vrid"        // another virtual router's advert
 	ReasonInterval    Reason = "interval"    // v2 interval differs from ours, or zero
-	ReasonAuth        Reason = "auth"        // v2 authentication type other than none
+	ReasonAuth        Reason = "auth"        // v2 authentication type unknown or not ours
+	ReasonPassword    Reason = "password"    // v2 simple password differs from ours
+	ReasonPeer        Reason = "peer"        // unicast mode: source is not a configured peer
 	ReasonAddress     Reason = "address"     // bad source or a non-unicast VIP
 	ReasonDestination Reason = "destination" // multicast/unicast mismatch with our mode
 )
 
 // AllReasons lists every drop reason, for pre-creating metric series.
 var AllReasons = []Reason{ReasonShort, ReasonIPHeader, ReasonProtocol, ReasonTTL, ReasonVersion,
-	ReasonType, ReasonLength, ReasonChecksum, ReasonVRID, ReasonInterval, ReasonAuth, ReasonAddress,
-	ReasonDestination}
+	ReasonType, ReasonLength, ReasonChecksum, ReasonVRID, ReasonInterval, ReasonAuth, ReasonPassword,
+	ReasonAddress, ReasonDestination, ReasonPeer}
 
 // DropError explains why a packet was rejected.
 type DropError struct {
@@ -151,9 +187,19 @@ func Encode(a Advert, src, dst netip.Addr, form ChecksumForm) ([]byte, error) {
 			return nil, fmt.Errorf("vrrp: v2 interval %d cs is not 1..255 whole seconds", a.Interval)
 		}
 		b[0] = 2<<4 | TypeAdvertisement
-		b[4] = 0 // auth type none
+		switch a.Auth.Type {
+		case AuthNone: // the data stays zero, as keepalived sends it
+		case AuthPassword:
+			copy(b[n-v2AuthLen:], a.Auth.Data[:])
+		default:
+			return nil, fmt.Errorf("vrrp: v2 auth type %d unsupported (0 none, 1 password)", a.Auth.Type)
+		}
+		b[4] = a.Auth.Type
 		b[5] = uint8(a.Interval / 100)
 	case 3:
+		if a.Auth != (Auth{}) {
+			return nil, errors.New("vrrp: v3 has no authentication (RFC 5798)")
+		}
 		if a.Interval == 0 || a.Interval > 0x0fff {
 			return nil, fmt.Errorf("vrrp: v3 interval %d cs is not 1..4095", a.Interval)
 		}
@@ -188,8 +234,9 @@ type Packet struct {
 
 // Decode parses and verifies the VRRP message b (the IP payload) received
 // from src for dst. It checks version, type, length, checksum (for version 3
-// both IPv4 forms are accepted) and the v2 authentication type. It does not
-// check TTL, VRID or interval: that is Filter's job.
+// both IPv4 forms are accepted) and that a v2 authentication type is one we
+// know (none or password). It does not check TTL, VRID, interval, source or
+// the authentication itself: that is Filter's job.
 func Decode(b []byte, src, dst netip.Addr) (Packet, error) {
 	p := Packet{Src: src, Dst: dst}
 	if len(b) < headerLen {
@@ -224,9 +271,11 @@ func Decode(b []byte, src, dst netip.Addr) (Packet, error) {
 	p.Priority = b[2]
 	switch version {
 	case 2:
-		if b[4] != 0 {
-			return p, drop(ReasonAuth, "v2 auth type %d, only 0 (none) is supported", b[4])
+		if b[4] != AuthNone && b[4] != AuthPassword {
+			return p, drop(ReasonAuth, "v2 auth type %d, only 0 (none) and 1 (password) are supported", b[4])
 		}
+		p.Auth.Type = b[4]
+		copy(p.Auth.Data[:], b[len(b)-v2AuthLen:])
 		p.Interval = uint16(b[5]) * 100
 		if finish(addSum(0, b)) != 0 {
 			return p, drop(ReasonChecksum, "v2 checksum 0x%04x does not verify", binary.BigEndian.Uint16(b[6:]))
@@ -267,10 +316,21 @@ type Filter struct {
 	// Unicast is true when the router talks to unicast peers: then the TTL is
 	// not checked and multicast adverts are unexpected.
 	Unicast bool
+	// Peers, when set (unicast mode), are the only sources accepted: an
+	// advert from anyone else on the segment cannot take part in the
+	// election.
+	Peers []netip.Addr
+	// Auth is the version 2 authentication we require, as keepalived does:
+	// the advert's type must equal ours, and with a password its 8 bytes
+	// must match. Version 3 ignores it.
+	Auth Auth
 }
 
 // Check applies f to a decoded packet.
 func (f Filter) Check(p Packet) error {
+	if len(f.Peers) > 0 && !slices.Contains(f.Peers, p.Src) {
+		return drop(ReasonPeer, "source %v is not a configured unicast peer", p.Src)
+	}
 	if !f.Unicast && p.TTL != TTL {
 		return drop(ReasonTTL, "TTL %d from %v, want %d", p.TTL, p.Src, TTL)
 	}
@@ -285,6 +345,16 @@ func (f Filter) Check(p Packet) error {
 	}
 	if f.Version == 2 && p.Interval != f.Interval {
 		return drop(ReasonInterval, "v2 interval %d s from %v, ours %d s", p.Interval/100, p.Src, f.Interval/100)
+	}
+	if f.Version == 2 {
+		if p.Auth.Type != f.Auth.Type {
+			return drop(ReasonAuth, "v2 auth type %d from %v, want %d", p.Auth.Type, p.Src, f.Auth.Type)
+		}
+		// Constant time, as keepalived compares: the password is clear
+		// text on the wire anyway, but the comparison should not tell more.
+		if f.Auth.Type == AuthPassword && subtle.ConstantTimeCompare(p.Auth.Data[:], f.Auth.Data[:]) != 1 {
+			return drop(ReasonPassword, "v2 password from %v does not match ours", p.Src)
+		}
 	}
 	if p.Dst.IsValid() && p.Dst.IsMulticast() == f.Unicast {
 		return drop(ReasonDestination, "destination %v from %v while unicast=%v", p.Dst, p.Src, f.Unicast)

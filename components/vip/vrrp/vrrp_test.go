@@ -126,6 +126,8 @@ func golden(t testing.TB, file string) []byte {
 func TestDropReasons(t *testing.T) {
 	f3 := Filter{Version: 3, VRID: 51, Interval: 50}
 	f2 := Filter{Version: 2, VRID: 51, Interval: 100}
+	f2pass := Filter{Version: 2, VRID: 51, Interval: 100, Auth: PasswordAuth("secret")}
+	f3peers := Filter{Version: 3, VRID: 51, Interval: 50, Unicast: true, Peers: []netip.Addr{netip.MustParseAddr("10.78.0.1")}}
 	resum := func(b []byte) { // recompute a valid pseudo-header checksum
 		b[20+6], b[20+7] = 0, 0
 		total := int(binary.BigEndian.Uint16(b[2:]))
@@ -135,6 +137,16 @@ func TestDropReasons(t *testing.T) {
 	resum2 := func(b []byte) {
 		b[26], b[27] = 0, 0
 		binary.BigEndian.PutUint16(b[26:], finish(addSum(0, b[20:])))
+	}
+	// password sets v2 auth type 1 and the 8 trailing bytes.
+	password := func(pw string) func(b []byte) []byte {
+		return func(b []byte) []byte {
+			b[24] = AuthPassword
+			a := PasswordAuth(pw)
+			copy(b[len(b)-8:], a.Data[:])
+			resum2(b)
+			return b
+		}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -158,6 +170,23 @@ func TestDropReasons(t *testing.T) {
 		{"v2 wrong interval", "v2", f2, func(b []byte) []byte { b[25] = 2; resum2(b); return b }, ReasonInterval},
 		{"v3 zero interval", "v3", f3, func(b []byte) []byte { b[24], b[25] = 0, 0; resum(b); return b }, ReasonInterval},
 		{"v2 auth", "v2", f2, func(b []byte) []byte { b[24] = 1; resum2(b); return b }, ReasonAuth},
+		{"v2 password to a router without", "v2", f2, password("secret"), ReasonAuth},
+		{"v2 no auth to a password router", "v2", f2pass, func(b []byte) []byte { return b }, ReasonAuth},
+		{"v2 wrong password", "v2", f2pass, password("secreT"), ReasonPassword},
+		{"v2 password prefix only", "v2", f2pass, password("secre"), ReasonPassword},
+		{"v2 password", "v2", f2pass, password("secret"), ""},
+		{"v2 password truncated to 8", "v2", Filter{Version: 2, VRID: 51, Interval: 100, Auth: PasswordAuth("12345678")},
+			password("123456789"), ""},
+		{"v2 AH auth type", "v2", f2pass, func(b []byte) []byte { b[24] = AuthAH; resum2(b); return b }, ReasonAuth},
+		{"v2 unknown auth type", "v2", f2, func(b []byte) []byte { b[24] = 7; resum2(b); return b }, ReasonAuth},
+		{"unicast from a non-peer", "v3", f3peers, func(b []byte) []byte { copy(b[16:20], []byte{10, 78, 0, 2}); resum(b); return b }, ReasonPeer},
+		{"unicast from a peer", "v3", f3peers, func(b []byte) []byte {
+			copy(b[12:16], []byte{10, 78, 0, 1})
+			copy(b[16:20], []byte{10, 78, 0, 2})
+			resum(b)
+			return b
+		}, ""},
+		{"v3 ignores v2 auth config", "v3", Filter{Version: 3, VRID: 51, Interval: 50, Auth: PasswordAuth("x")}, func(b []byte) []byte { return b }, ""},
 		{"bad version", "v3", f3, func(b []byte) []byte { b[20] = 0x41; resum(b); return b }, ReasonVersion},
 		{"v2 for v3 router", "v2", f3, func(b []byte) []byte { return b }, ReasonVersion},
 		{"bad type", "v3", f3, func(b []byte) []byte { b[20] = 0x32; resum(b); return b }, ReasonType},
@@ -180,6 +209,41 @@ func TestDropReasons(t *testing.T) {
 	}
 }
 
+// TestPasswordAuth: keepalived's auth_pass is the first 8 bytes of the
+// password, zero-padded; an encoded advert carries auth type 1 and those
+// bytes after the addresses (inside the checksum) and decodes back to them.
+func TestPasswordAuth(t *testing.T) {
+	for pw, want := range map[string][8]byte{
+		"secret":       {'s', 'e', 'c', 'r', 'e', 't', 0, 0},
+		"12345678":     {'1', '2', '3', '4', '5', '6', '7', '8'},
+		"1234567890ab": {'1', '2', '3', '4', '5', '6', '7', '8'},
+	} {
+		if a := PasswordAuth(pw); a.Type != AuthPassword || a.Data != want {
+			t.Errorf("PasswordAuth(%q) = %+v, want type 1 data %q", pw, a, want[:])
+		}
+	}
+	a := Advert{Version: 2, VRID: 51, Priority: 100, Interval: 100, Addresses: []netip.Addr{vip100}, Auth: PasswordAuth("secret")}
+	b, err := Encode(a, src201, MulticastGroup, ChecksumPseudoHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[4] != AuthPassword || string(b[len(b)-8:]) != "secret\x00\x00" {
+		t.Fatalf("encoded % x: want auth type 1 and the padded password last", b)
+	}
+	p, err := Decode(b, src201, MulticastGroup)
+	if err != nil || p.Auth != a.Auth {
+		t.Fatalf("decoded %+v (%v), want auth %+v", p.Auth, err, a.Auth)
+	}
+	p.TTL = TTL
+	if err := (Filter{Version: 2, VRID: 51, Interval: 100, Auth: PasswordAuth("secret")}).Check(p); err != nil {
+		t.Fatalf("own password rejected: %v", err)
+	}
+	b[len(b)-1] ^= 1 // the checksum covers the password
+	if _, err := Decode(b, src201, MulticastGroup); ReasonOf(err) != ReasonChecksum {
+		t.Fatalf("altered password: %v, want a checksum drop", err)
+	}
+}
+
 func TestEncodeRejects(t *testing.T) {
 	for _, a := range []Advert{
 		{Version: 3, VRID: 1, Interval: 100},
@@ -188,6 +252,8 @@ func TestEncodeRejects(t *testing.T) {
 		{Version: 3, VRID: 1, Interval: 5000, Addresses: []netip.Addr{vip100}},
 		{Version: 4, VRID: 1, Interval: 100, Addresses: []netip.Addr{vip100}},
 		{Version: 3, VRID: 1, Interval: 100, Addresses: []netip.Addr{netip.MustParseAddr("::1")}},
+		{Version: 3, VRID: 1, Interval: 100, Addresses: []netip.Addr{vip100}, Auth: PasswordAuth("x")},
+		{Version: 2, VRID: 1, Interval: 100, Addresses: []netip.Addr{vip100}, Auth: Auth{Type: AuthAH}},
 	} {
 		if _, err := Encode(a, src201, MulticastGroup, ChecksumPseudoHeader); err == nil {
 			t.Errorf("Encode(%+v) accepted", a)
@@ -233,7 +299,7 @@ func FuzzDecode(f *testing.F) {
 		payload = append([]byte(nil), payload...)
 		if p.Version == 3 {
 			payload[4] &= 0x0f // reserved bits are ignored on receive and zero on send
-		} else {
+		} else if p.Auth.Type == AuthNone {
 			clear(payload[len(payload)-v2AuthLen:]) // v2 auth data is ignored with auth type 0
 		}
 		if !bytes.Equal(enc[:6], payload[:6]) || !bytes.Equal(enc[8:], payload[8:]) {
