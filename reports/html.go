@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redisha/redisha/scenarios/compare"
 	"github.com/redisha/redisha/scenarios/history"
 	"github.com/redisha/redisha/scenarios/result"
 )
@@ -92,6 +93,7 @@ type chart struct {
 }
 
 type page struct {
+	Class    compare.Class // pass, finding, fail, error: the badge's colour
 	R        *result.Result
 	Verdict  string
 	Chart    chart
@@ -135,7 +137,7 @@ type builder struct {
 
 func buildPage(run *Run) page {
 	r := run.Result
-	p := page{R: r, Verdict: Verdict(r), Workload: kvString(r.Workload), Params: kvString(r.StackParams)}
+	p := page{R: r, Class: compare.ClassOf(r), Verdict: Verdict(r), Workload: kvString(r.Workload), Params: kvString(r.StackParams)}
 	b := newBuilder(run, &p.Chart)
 	vip := vipEvents(run.Events)
 	b.roleLanes()
@@ -588,6 +590,14 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 		}
 		return fmt.Sprint(*p)
 	},
+	// measured renders a compare metric of the run in seconds, or "not measured" (never a 0
+	// nobody observed: a stack without a VIP, proxies the observer could not read).
+	"measured": func(r *result.Result, key string) string {
+		if v := compare.Values(r)[key]; v != nil {
+			return fmt.Sprintf("%.1f s", *v)
+		}
+		return "not measured"
+	},
 	"lower":  strings.ToLower,
 	"hasPfx": strings.HasPrefix,
 }).Parse(pageHTML))
@@ -600,7 +610,7 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;col
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#4a5568;margin-bottom:12px}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
-.pass{background:#2e9d57}.fail{background:#d64545}.error{background:#6b46c1}
+.pass{background:#2e9d57}.finding{background:#c05621}.fail{background:#d64545}.error{background:#6b46c1}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #e2e8f0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f7fafc}.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.mismatch td{background:#fff5f5} tr.known td{background:#fffbeb}
@@ -612,7 +622,7 @@ details{margin:8px 0} summary{cursor:pointer;color:#2b6cb0}
 svg{background:#fff;border:1px solid #e2e8f0}
 ul.ev{margin:4px 0;padding-left:18px}
 </style></head><body>
-<h1>{{.R.Scenario}} <span class="badge {{.R.Outcome}}">{{.Verdict}}</span></h1>
+<h1>{{.R.Scenario}} <span class="badge {{.Class}}">{{.Verdict}}</span></h1>
 <div class="sub">{{.R.Description}}</div>
 <table class="kv">
 <tr><td>stack</td><td>{{.R.Stack}} {{.Params}}</td><td>seed</td><td>{{.R.Seed}} (run {{.R.Run}})</td></tr>
@@ -632,7 +642,7 @@ ul.ev{margin:4px 0;padding-left:18px}
 
 <h2>Summary</h2>
 <table><tr><th>failovers</th><th>worst write unavailability</th><th>acked writes lost</th><th>split-brain writes</th><th>two-master window</th><th>VIP changes</th><th>two VIP holders</th><th>proxy routing to two masters</th><th>linearizable</th></tr>
-<tr><td class="num">{{.R.Summary.Failovers}}</td><td class="num">{{f1 .R.Summary.WorstUnavailabilityS}} s</td><td class="num">{{deref .R.Summary.LostWrites}} / {{.R.Summary.AckedWrites}}</td><td class="num">{{.R.Summary.SplitBrainWrites}}</td><td class="num">{{f1 .R.Summary.TwoMasterS}} s</td><td class="num">{{.R.Summary.VIPChanges}}</td><td class="num">{{f1 .R.Summary.DualVIPS}} s</td><td class="num">{{f1 .R.Summary.DualRouteS}} s</td><td>{{.R.Summary.Linearizable}}</td></tr></table>
+<tr><td class="num">{{.R.Summary.Failovers}}</td><td class="num">{{f1 .R.Summary.WorstUnavailabilityS}} s</td><td class="num">{{deref .R.Summary.LostWrites}} / {{.R.Summary.AckedWrites}}</td><td class="num">{{.R.Summary.SplitBrainWrites}}</td><td class="num">{{f1 .R.Summary.TwoMasterS}} s</td><td class="num">{{.R.Summary.VIPChanges}}</td><td class="num">{{measured .R "dual_vip_s"}}</td><td class="num">{{measured .R "dual_route_s"}}</td><td>{{.R.Summary.Linearizable}}</td></tr></table>
 
 <h2>Timeline</h2>
 <div class="legend">{{range .Legend}}<span><i style="background:{{.Fill}}"></i>{{.Title}}</span>{{end}}<span><i style="background:#2e9d57"></i>ok</span><span><i style="background:#f0a020"></i>indeterminate</span><span><i style="background:#d64545"></i>failed</span></div>

@@ -9,8 +9,9 @@ import (
 	"github.com/redisha/redisha/scenarios/result"
 )
 
-// Verdict renders a run's outcome with the checks behind it, e.g. "pass (known: split-brain)"
-// or "FAIL lost-writes".
+// Verdict renders a run's outcome with the checks behind it, e.g. "FAIL lost-writes", or
+// "known finding: split-brain (12 acked writes lost)": a run that matched a known finding of its
+// stack is not a regression, but it is not a pass either, and it reads with what it costs.
 func Verdict(r *result.Result) string {
 	var bad, known []string
 	for _, v := range r.Verdicts {
@@ -31,7 +32,11 @@ func Verdict(r *result.Result) string {
 		return "FAIL " + strings.Join(bad, ",")
 	}
 	if len(known) > 0 {
-		return "pass (known finding: " + strings.Join(known, ",") + ")"
+		v := "known finding: " + strings.Join(known, ",")
+		if l := r.Summary.LostWrites; l != nil {
+			v += fmt.Sprintf(" (%d acked writes lost)", *l)
+		}
+		return v
 	}
 	return "pass"
 }
