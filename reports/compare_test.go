@@ -67,8 +67,8 @@ func sampleDocument() *compare.Document {
 	one := result.Failover(1)
 	crash := func(stack string, seed uint64, unavail float64, routes bool) *result.Result {
 		r := &result.Result{Scenario: "master-crash", Stack: stack, Seed: seed, Run: int(seed), VIP: "10.0.0.200", Machine: "box 2 cpu",
-			Expect:  result.Expect{Failover: &one},
-			Summary: result.Summary{Failovers: 1, WorstUnavailabilityS: unavail, LostWrites: &lost, VIPChanges: 1},
+			Expect:   result.Expect{Failover: &one},
+			Summary:  result.Summary{Failovers: 1, WorstUnavailabilityS: unavail, LostWrites: &lost, VIPChanges: 1},
 			Verdicts: []result.Judged{{Verdict: result.Verdict{Check: "failover", Status: result.Pass}, Want: result.Pass, Match: true}},
 			Outcome:  result.OutcomePass}
 		if routes {
@@ -83,7 +83,7 @@ func sampleDocument() *compare.Document {
 			compare.Run{Result: crash("redisha", s, 2+float64(s)/2, false), Link: "redisha/master-crash-" + string(rune('0'+s)) + "/index.html"},
 			compare.Run{Result: findingRun("reference", s, 10*int(s)), Link: "reference/master-minority-" + string(rune('0'+s)) + "/index.html"})
 	}
-	d := compare.NewDocument(time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC), []string{"reference", "redisha"}, []string{"1/1"}, nil, runs)
+	d := compare.NewDocument(time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC), []string{"reference", "redisha"}, []string{"1/1"}, nil, nil, runs)
 	return &d
 }
 

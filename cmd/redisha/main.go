@@ -26,7 +26,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCmd(), newListCmd(), newRunCmd(), newReportCmd(), newSimCmd())
+	root.AddCommand(newLabCmd(), newListCmd(), newRunCmd(), newCompareCmd(), newReportCmd(), newSimCmd())
 	if err := root.Execute(); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {

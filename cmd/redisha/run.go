@@ -15,6 +15,7 @@ import (
 
 	"github.com/redisha/redisha/reports"
 	"github.com/redisha/redisha/scenarios"
+	"github.com/redisha/redisha/scenarios/compare"
 	"github.com/redisha/redisha/scenarios/lab"
 	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/spec"
@@ -76,6 +77,7 @@ func newRunCmd() *cobra.Command {
 		demo    bool
 		all     bool
 		verbose bool
+		shard   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run NAME|FILE...",
@@ -87,8 +89,15 @@ history.jsonl, events.jsonl, junit.xml, logs/ and index.html.
 
 Exit status: 0 when every verdict matches its expectation (a stack's known
 findings count as expected), 1 on a regression or an unexpected pass, 2 on a
-harness or infrastructure error (Docker, time-out, not converged).`,
+harness or infrastructure error (Docker, time-out, not converged).
+
+--shard i/n runs only the i-th of n deterministic parts of the (stack,
+scenario, seed) runs (--seed required); 'redisha report --merge' joins them.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sh, err := shardFlag(cmd, shard)
+			if err != nil {
+				return err
+			}
 			var list []*spec.Scenario
 			switch {
 			case all:
@@ -134,22 +143,19 @@ harness or infrastructure error (Docker, time-out, not converged).`,
 			if verbose {
 				logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
-			opt := scenarios.Options{Stack: stack, Seed: seed, Out: out, Progress: cmd.ErrOrStderr(), Logger: logger}
+			plan, byName, argOf, err := runPlan(list, stack, seed, repeat, sh)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "redisha: %d scenario(s) x %d, seed %d, reports in %s\n", len(list), repeat, seed, out)
+			if sh != compare.All {
+				fmt.Fprintf(cmd.ErrOrStderr(), "redisha: shard %s: %d run(s)\n", sh, len(plan))
+			}
 			var results []*result.Result
 			var outcomes []result.Outcome
-			for _, s := range list {
-				for i := 1; i <= repeat; i++ {
-					if ctx.Err() != nil {
-						break
-					}
-					res, _ := scenarios.Run(ctx, s, i, opt)
-					results = append(results, res)
-					outcomes = append(outcomes, res.Outcome)
-					for _, reason := range res.Reasons {
-						fmt.Fprintf(cmd.ErrOrStderr(), "    %s\n", reason)
-					}
-				}
+			for _, r := range runPlanned(ctx, plan, byName, argOf, seed, out, false, cmd.ErrOrStderr(), logger) {
+				results = append(results, r.Result)
+				outcomes = append(outcomes, r.Result.Outcome)
 			}
 			if err := writeAggregate(out, results); err != nil {
 				return err
@@ -178,7 +184,49 @@ harness or infrastructure error (Docker, time-out, not converged).`,
 	f.BoolVar(&demo, "demo", false, "run the short demo subset: "+strings.Join(scenarios.DemoScenarios, ", "))
 	f.BoolVar(&all, "all", false, "run the whole built-in catalog")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log the harness's steps to stderr")
+	f.StringVar(&shard, "shard", "", "run only part i of n of the runs, e.g. 2/4 (merge with 'redisha report --merge')")
 	return cmd
+}
+
+// runPlan plans run's runs: each scenario on --stack or its own stack, repetitions 1..repeat,
+// in the order given (a shard keeps that order for the runs it holds).
+func runPlan(list []*spec.Scenario, stack string, seed uint64, repeat int, sh compare.Shard) ([]compare.Planned, map[string]*spec.Scenario, map[string]string, error) {
+	byName := map[string]*spec.Scenario{}
+	argOf := map[string]string{}
+	var plan []compare.Planned
+	for _, s := range list {
+		arg := stack
+		if arg == "" {
+			arg = s.Stack.Name
+		}
+		name, err := stackLabel(arg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if prev, ok := argOf[name]; ok && prev != arg {
+			return nil, nil, nil, fmt.Errorf("stacks %s and %s are both named %q", prev, arg, name)
+		}
+		argOf[name] = arg
+		byName[s.Name] = s
+		for i := 1; i <= repeat; i++ {
+			plan = append(plan, compare.Planned{Cell: result.Cell{Stack: name, Scenario: s.Name, Seed: seed + uint64(i-1)}, Run: i})
+		}
+	}
+	if sh == compare.All {
+		return plan, byName, argOf, nil
+	}
+	keep := map[compare.Planned]bool{}
+	for _, p := range sh.Of(plan) {
+		keep[p] = true
+	}
+	var out []compare.Planned
+	for _, p := range plan {
+		if keep[p] {
+			out = append(out, p)
+			delete(keep, p) // a scenario named twice runs once per shard plan
+		}
+	}
+	return out, byName, argOf, nil
 }
 
 // writeAggregate writes DIR/index.html (a table linking every run) and DIR/junit.xml.
@@ -194,15 +242,35 @@ func writeAggregate(dir string, results []*result.Result) error {
 }
 
 func newReportCmd() *cobra.Command {
-	var md bool
+	var (
+		md    bool
+		merge bool
+		out   string
+	)
 	cmd := &cobra.Command{
-		Use:   "report DIR...",
+		Use:   "report DIR... | report --merge [--out DIR] DIR...",
 		Short: "Re-render run reports and print one table over them",
 		Long: `Re-renders index.html of every run directory given (or found one level below a
 directory given), prints a table over all of them, and writes an aggregate
-index.html and junit.xml into each parent directory given. Exit status as for run.`,
+index.html and junit.xml into each parent directory given. Exit status as for run.
+
+--merge joins the outputs of 'compare' or 'run' shards (or of any separate
+invocations) into one comparison in --out: compare.md, compare.json,
+compare.html (linking every run's report where it is) and junit.xml. A run
+found twice is an error; a run a shard planned but has no result makes the
+comparison incomplete (exit 2).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if merge {
+				if out == "" {
+					out = filepath.Join("out", "merged-"+time.Now().Format("20060102-150405"))
+				}
+				doc, runs, err := mergeComparison(args, out)
+				if err != nil {
+					return err
+				}
+				return comparisonExit(cmd.Context(), cmd.OutOrStdout(), out, doc, runs)
+			}
 			var results []*result.Result
 			var outcomes []result.Outcome
 			for _, a := range args {
@@ -252,6 +320,8 @@ index.html and junit.xml into each parent directory given. Exit status as for ru
 		},
 	}
 	cmd.Flags().BoolVar(&md, "markdown", false, "print the table in Markdown")
+	cmd.Flags().BoolVar(&merge, "merge", false, "join shards' outputs into one comparison (compare.md, compare.json, compare.html)")
+	cmd.Flags().StringVar(&out, "out", "", "with --merge: where to write the comparison (default out/merged-<date-time>)")
 	return cmd
 }
 

@@ -140,7 +140,7 @@ func TestAggregate(t *testing.T) {
 		t.Fatalf("rows %+v", mc.Rows)
 	}
 	// JSON: every value a number per run, null for not measured, never 0 in its place.
-	b, err := json.Marshal(NewDocument(time.Unix(0, 0), []string{"reference", "redisha"}, []string{"1/1"}, nil, runs))
+	b, err := json.Marshal(NewDocument(time.Unix(0, 0), []string{"reference", "redisha"}, []string{"1/1"}, nil, nil, runs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestNewDocumentMissingAndDuplicates(t *testing.T) {
 		{Planned{result.Cell{Stack: "reference", Scenario: "master-crash", Seed: 1}, 1}, "reference/master-crash-1"},
 		{Planned{result.Cell{Stack: "redisha", Scenario: "master-crash", Seed: 1}, 1}, "redisha/master-crash-1"},
 	}
-	d := NewDocument(time.Unix(0, 0), []string{"reference", "redisha"}, nil, planned, runs)
+	d := NewDocument(time.Unix(0, 0), []string{"reference", "redisha"}, nil, planned, nil, runs)
 	if len(d.Missing) != 1 || d.Missing[0].Stack != "redisha" || !slices.Equal(d.Machines, []string{"m1"}) {
 		t.Fatalf("missing %+v machines %v", d.Missing, d.Machines)
 	}

@@ -17,6 +17,9 @@ type Document struct {
 	Machines  []string     `json:"machines,omitempty"` // the machines the runs ran on
 	Shards    []string     `json:"shards,omitempty"`   // "i/n" of every shard merged ("1/1": unsharded)
 	Planned   []PlannedRun `json:"planned,omitempty"`
+	// Whole is the whole comparison's plan, of which a shard ran a part: a merge that lacks a
+	// shard knows what it lacks.
+	Whole []Planned `json:"whole_plan,omitempty"`
 	// Missing lists planned runs without a result: a shard that did not finish. A merge with
 	// missing runs is incomplete, and exits as a harness error.
 	Missing []Planned `json:"missing,omitempty"`
@@ -30,9 +33,10 @@ type PlannedRun struct {
 }
 
 // NewDocument aggregates runs into a document: stacks fixes the column order; planned (may be
-// nil) lists what was to be run, and every planned run without a result in runs is Missing.
-func NewDocument(now time.Time, stacks []string, shards []string, planned []PlannedRun, runs []Run) Document {
-	d := Document{Generated: now.UTC(), Shards: shards, Planned: planned, Comparison: Aggregate(stacks, runs)}
+// nil) lists what this output was to run and whole (may be nil) the whole comparison's plan;
+// every run of either without a result in runs is Missing.
+func NewDocument(now time.Time, stacks []string, shards []string, planned []PlannedRun, whole []Planned, runs []Run) Document {
+	d := Document{Generated: now.UTC(), Shards: shards, Planned: planned, Whole: whole, Comparison: Aggregate(stacks, runs)}
 	have := map[Planned]bool{}
 	for _, r := range runs {
 		res := r.Result
@@ -42,9 +46,14 @@ func NewDocument(now time.Time, stacks []string, shards []string, planned []Plan
 		}
 	}
 	slices.Sort(d.Machines)
+	want := slices.Clone(whole)
 	for _, p := range planned {
-		if !have[p.Planned] {
-			d.Missing = append(d.Missing, p.Planned)
+		want = append(want, p.Planned)
+	}
+	SortPlanned(want)
+	for _, p := range slices.Compact(want) {
+		if !have[p] {
+			d.Missing = append(d.Missing, p)
 		}
 	}
 	SortPlanned(d.Missing)
