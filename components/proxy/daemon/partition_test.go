@@ -65,8 +65,30 @@ func TestIsolatedMasterStillReachableByProxy(t *testing.T) {
 	defer topo.Cut(ha, hb)()
 	defer topo.Cut(ha, hc)()
 	cut := time.Now()
-	waitRoute(t, p, b.Addr())
-	t.Logf("proxy routes to the promoted replica %v after the cut", time.Since(cut).Round(time.Millisecond))
+	// First the sentinels' decision, on their own schedule: down-after 1 s,
+	// then an election that can fail (both majority-side sentinels ask for
+	// votes at once) and is retried only 2 x failover-timeout (6 s) later,
+	// plus up to 1 s of random desync; on a loaded machine a second retry is
+	// possible. That is redis-sentinel's time, not the proxy's, so it gets a
+	// deadline of its own.
+	waitFor(t, 30*time.Second, "the majority side's sentinels to name "+b.Addr(), func() bool {
+		for _, s := range sentinels[1:] {
+			v, err := testenv.Do(s, time.Second, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m")
+			if err != nil || len(v.Elems) != 2 || net.JoinHostPort(v.Elems[0].Str, v.Elems[1].Str) != b.Addr() {
+				return false
+			}
+		}
+		return true
+	})
+	agreed := time.Now()
+	// Then the proxy's part: it polls the sentinels every 200 ms here and
+	// gets their notices, so it follows within a few polls; 10 s is a bound
+	// for a loaded machine.
+	waitFor(t, 10*time.Second, "route to "+b.Addr()+" after the sentinels agreed", func() bool {
+		return p.Route().Master == b.Addr()
+	})
+	t.Logf("sentinels named the promoted replica %v after the cut; the proxy routed to it %v later",
+		agreed.Sub(cut).Round(time.Millisecond), time.Since(agreed).Round(time.Millisecond))
 	if role := do(a.Addr(), "ROLE").Elems[0].Str; role != "master" {
 		t.Fatalf("isolated node reports %q; the scenario needs two masters", role)
 	}

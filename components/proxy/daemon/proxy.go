@@ -68,6 +68,11 @@ type Proxy struct {
 	admin     *http.Server
 	adminAddr string
 
+	// traceHook, when set before Start, sees every driver input with the
+	// time its actions had been carried out (tests measure the proxy's own
+	// reaction time from it).
+	traceHook func(e driver.TraceEntry, applied time.Time)
+
 	// owned by the loop goroutine
 	workers   map[workerKey]*worker
 	subs      map[string]context.CancelFunc
@@ -283,6 +288,9 @@ func (p *Proxy) loop(d *driver.Driver, cfg *Config) {
 	defer p.stopTargets()
 	p.probeAuth, p.watchAuth = cfg.Auth, cfg.SentinelAuth
 	p.syncSubs(cfg)
+	if h := p.traceHook; h != nil {
+		d.SetTrace(func(e driver.TraceEntry) { h(e, time.Now()) })
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -46,6 +46,44 @@ type Driver struct {
 	log    *slog.Logger
 	stats  Stats
 	known  map[string]bool
+	trace  func(TraceEntry)
+}
+
+// Input kinds in a TraceEntry.
+const (
+	InputReply       = "reply"
+	InputMessage     = "message"
+	InputSubscribed  = "subscribed"
+	InputWake        = "wake"
+	InputReconfigure = "reconfigure"
+)
+
+// TraceEntry is one input the driver handled and what the core decided
+// from it: the decision trace. Now is the input's receive time (the
+// caller's stamp), so "how long after the deciding answer arrived did the
+// route move" is measurable without the driver reading a clock.
+type TraceEntry struct {
+	Now    time.Time
+	Input  string     // InputReply, InputMessage, ...
+	Target string     // the probed target or the sentinel the message came from
+	Probe  core.Probe // the probe a reply answers (Input == InputReply)
+	// Actions are the core's actions for this input, already carried out
+	// (the Router and Prober were called) when the trace function runs.
+	Actions []core.Action
+}
+
+// SetTrace installs f, called after every input, once the actions it
+// caused were carried out (nil: no trace). It runs on the
+// driver's goroutine and must not block.
+func (d *Driver) SetTrace(f func(TraceEntry)) { d.trace = f }
+
+// traced applies acts, then reports them to the trace function.
+func (d *Driver) traced(e TraceEntry, acts []core.Action) {
+	d.apply(acts)
+	if d.trace != nil {
+		e.Actions = acts
+		d.trace(e)
+	}
 }
 
 // New returns a driver around a fresh core. Nothing is sent until the first
@@ -81,7 +119,7 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 		}
 		v.Probe = p.ID
 		d.log.Debug("sentinel view", "sentinel", p.Target, "id", p.ID, "sent", p.At, "ok", v.OK, "addr", v.Addr, "epoch", v.Epoch, "err", v.Err)
-		d.apply(d.core.View(now, v))
+		d.traced(TraceEntry{Now: now, Input: InputReply, Target: p.Target, Probe: p}, d.core.View(now, v))
 	default:
 		h := core.Health{At: p.At, Backend: p.Target}
 		if err != nil {
@@ -91,7 +129,7 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 		}
 		h.Probe = p.ID
 		d.log.Debug("backend health", "backend", p.Target, "id", p.ID, "sent", p.At, "ok", h.OK, "role", h.Role, "err", h.Err)
-		d.apply(d.core.Health(now, h))
+		d.traced(TraceEntry{Now: now, Input: InputReply, Target: p.Target, Probe: p}, d.core.Health(now, h))
 	}
 }
 
@@ -104,17 +142,20 @@ func (d *Driver) HandleMessage(now time.Time, sentinel string, v resp.Value) {
 	}
 	d.stats.Notices++
 	d.log.Debug("sentinel notice", "sentinel", sentinel, "channel", ch, "payload", payload)
-	d.apply(d.core.Notice(now, core.Notice{Sentinel: sentinel, Channel: ch, Payload: payload}))
+	d.traced(TraceEntry{Now: now, Input: InputMessage, Target: sentinel},
+		d.core.Notice(now, core.Notice{Sentinel: sentinel, Channel: ch, Payload: payload}))
 }
 
 // Subscribed reports a (re)subscription to sentinel's events: notices may
 // have been missed while it was down.
 func (d *Driver) Subscribed(now time.Time, sentinel string) {
-	d.apply(d.core.Subscribed(now, sentinel))
+	d.traced(TraceEntry{Now: now, Input: InputSubscribed, Target: sentinel}, d.core.Subscribed(now, sentinel))
 }
 
 // Wake runs the time-based rules; call it at Next().
-func (d *Driver) Wake(now time.Time) { d.apply(d.core.Tick(now)) }
+func (d *Driver) Wake(now time.Time) {
+	d.traced(TraceEntry{Now: now, Input: InputWake}, d.core.Tick(now))
+}
 
 // Reconfigure applies a new configuration, keeping the routing state. With
 // reprobe (the probes' credentials changed) every target is probed afresh.
@@ -123,10 +164,10 @@ func (d *Driver) Reconfigure(now time.Time, cfg core.Config, reprobe bool) error
 	if err != nil {
 		return err
 	}
-	d.apply(acts)
 	if reprobe {
-		d.apply(d.core.Reprobe(now))
+		acts = append(acts, d.core.Reprobe(now)...)
 	}
+	d.traced(TraceEntry{Now: now, Input: InputReconfigure}, acts)
 	return nil
 }
 
