@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
@@ -26,7 +28,6 @@ import (
 // driver when a message or a timer arrives, then sleeps until driver.Next.
 
 const (
-	witnessTick    = 100 * time.Millisecond // the core's tick period, for the checks below
 	witnessTimeout = time.Second
 )
 
@@ -58,7 +59,15 @@ type witnessProc struct {
 	armed    time.Time // when tick is set to fire
 	nextID   int
 	pending  map[int]*wPending
-	lastPong map[string]time.Time // address -> last PONG delivered to the core
+	lastPong map[string]time.Time     // address -> last PONG delivered to the core
+	open     map[core.Target]openLink // links that got a reply, to notice their peer crashing
+}
+
+// openLink is a link whose peer process answered: the incarnation of the
+// node that answered.
+type openLink struct {
+	node        string
+	incarnation int
 }
 
 func runID(name string) string {
@@ -85,6 +94,7 @@ func (m *model) witnessStart() {
 	wp := m.wit
 	wp.pending = map[int]*wPending{}
 	wp.lastPong = map[string]time.Time{}
+	wp.open = map[core.Target]openLink{}
 	wp.armed = time.Time{}
 	d, err := driver.New(m.w.Now(), wp.cfg, wp.saved, witnessLinks{m}, witnessStore{m}, witnessEvents{m}, nil)
 	if err != nil {
@@ -110,8 +120,36 @@ func (m *model) witnessArm() {
 
 func (m *model) witnessWake(wp *witnessProc) {
 	wp.armed = time.Time{}
+	m.witnessLinksClosed()
 	wp.drv.Wake(m.w.Now())
 	m.witnessArm()
+}
+
+// witnessLinksClosed reports the links whose peer process crashed since it
+// last answered: its kernel closed the connections, and the daemon's link
+// goroutines see the EOF (issue 10). The simulator notices at the witness's
+// next wake-up, within one tick of the crash; a frozen or partitioned peer
+// closes nothing.
+func (m *model) witnessLinksClosed() {
+	wp := m.wit
+	var closed []core.Target
+	for t, o := range wp.open {
+		if n := m.w.Node(o.node); n == nil || n.State() == sim.Down || n.Incarnation() != o.incarnation {
+			closed = append(closed, t)
+		}
+	}
+	sort.Slice(closed, func(i, j int) bool { return closed[i].Addr.String() < closed[j].Addr.String() })
+	for _, t := range closed {
+		delete(wp.open, t)
+		wp.drv.HandleLinkDown(m.w.Now(), t, io.EOF)
+	}
+}
+
+// witnessAnswered records that t's peer process answered on the link.
+func (m *model) witnessAnswered(t core.Target, from string) {
+	if n := m.w.Node(from); n != nil {
+		m.wit.open[t] = openLink{node: from, incarnation: n.Incarnation()}
+	}
 }
 
 // witnessStore keeps the state across restarts (unless the WitnessNoPersist
@@ -145,7 +183,10 @@ func (m *model) nodeNameByAddr(a core.Addr) string {
 	return ""
 }
 
-var errNoSuchAddr = errors.New("no node has this address")
+var (
+	errNoSuchAddr = errors.New("no node has this address")
+	errRefused    = errors.New("connection refused")
+)
 
 // witnessLinks carries the driver's commands as simulated messages; a reply
 // that does not come within witnessTimeout is a link error.
@@ -159,6 +200,12 @@ func (l witnessLinks) Send(a core.Action) error {
 	to := m.nodeNameByAddr(a.Target.Addr)
 	if to == "" {
 		return errNoSuchAddr
+	}
+	if n := m.w.Node(to); n != nil && n.State() == sim.Down {
+		// Nothing listens on a crashed process's port: the connection is
+		// refused at once, as the daemon's dial is.
+		delete(wp.open, a.Target)
+		return errRefused
 	}
 	wp.nextID++
 	id := wp.nextID
@@ -204,6 +251,7 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 		}
 		delete(wp.pending, msg.id)
 		p.timer.Stop()
+		m.witnessAnswered(p.target, from)
 		var v resp.Value
 		switch p.kind {
 		case core.ActPing:
@@ -225,6 +273,7 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 		}
 		delete(wp.pending, msg.wid)
 		p.timer.Stop()
+		m.witnessAnswered(p.target, from)
 		down := int64(0)
 		if msg.down {
 			down = 1
@@ -264,9 +313,9 @@ func (m *model) witnessAsked(from string, msg downAsk) {
 		return // an error reply: the model sentinel ignores it like a missing one
 	}
 	if rep.Down {
-		// The sdown flag is re-evaluated on the next tick after a PONG, as
-		// in sentinel: allow one tick.
-		if last, ok := wp.lastPong[msg.master]; ok && now.Sub(last) > witnessTick && now.Sub(last) <= downAfter {
+		// The answer is judged at the request (replies are applied as they
+		// arrive), so no PONG may be younger than down-after.
+		if last, ok := wp.lastPong[msg.master]; ok && now.Sub(last) <= downAfter {
 			m.violate(InvWitness, "the witness says %s is down %v after its last PONG (down-after %v)", msg.master, now.Sub(last), downAfter)
 		}
 	}

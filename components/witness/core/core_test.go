@@ -556,3 +556,70 @@ func newTestCoreAt(t *testing.T, now time.Time) *Core {
 	}
 	return c
 }
+
+// TestLinkBrokenPingsAtOnce: a connection closed under an idle link (the
+// master's process died) reaches the core as LinkBroken, which pings at
+// once like sentinel's reconnect path; SDOWN is timed from that PING, not
+// from the next scheduled one.
+func TestLinkBrokenPingsAtOnce(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0))
+	c.PingReply(at(1), tm, "PONG")
+	for ms := 100; ms <= 1500; ms += 100 {
+		for _, a := range c.Tick(at(ms)) {
+			if a.Kind == ActPing {
+				c.PingReply(at(ms+1), tm, "PONG")
+			}
+		}
+	}
+	// Last PONG at ~1101; the next PING is due after 2101. The master dies at 1550.
+	acts := c.LinkBroken(at(1550), tm)
+	if len(actionsOf(acts, ActPing)) != 1 {
+		t.Fatalf("LinkBroken must ping at once: %v", acts)
+	}
+	f, _ := c.MasterFields(at(1551), "mymaster")
+	if !strings.Contains(fieldValue(f, "flags"), "disconnected") {
+		t.Fatalf("flags %q", fieldValue(f, "flags"))
+	}
+	// The reconnect PING is refused.
+	c.LinkFailed(at(1552), tm, ActPing)
+	var down time.Time
+	for ms := 1600; ms <= 3000; ms += 100 {
+		if hasEvent(c.Tick(at(ms)), "+sdown") && down.IsZero() {
+			down = at(ms)
+		}
+	}
+	if !down.Equal(at(2600)) {
+		t.Fatalf("+sdown at %v, want the first tick after 1550+1000", down.Sub(t0))
+	}
+	// Reconnect PINGs stay one per ping period (the tick at 2600 sent one,
+	// still unanswered): another break does not add a PING.
+	if acts := c.LinkBroken(at(2650), tm); len(actionsOf(acts, ActPing)) != 0 {
+		t.Fatalf("pinged while a PING is in flight: %v", acts)
+	}
+	c.LinkFailed(at(2700), tm, ActPing)
+	if acts := c.LinkBroken(at(2750), tm); len(actionsOf(acts, ActPing)) != 0 {
+		t.Fatalf("pinged twice within a ping period: %v", acts)
+	}
+}
+
+// TestIsMasterDownFromCurrentState: the answer reflects replies and time up
+// to the request, not only up to the last tick.
+func TestIsMasterDownFromCurrentState(t *testing.T) {
+	c := newTestCore(t, nil)
+	tm := Target{Master: "mymaster", Kind: KindMaster, Addr: Addr{"10.0.0.1", 6379}}
+	c.Tick(at(0)) // reconnect PING at 0, never answered
+	c.Tick(at(1000))
+	// Down-after passed at 1000 exclusive; no tick since.
+	r := downReply(t, c.IsMasterDownByAddr(at(1050), "10.0.0.1", 6379, 0, "*"))
+	if !r.Down {
+		t.Fatal("not down 1050 ms after an unanswered PING (down-after 1000 ms)")
+	}
+	// A PONG arrives; the next request says up at once.
+	c.PingReply(at(1060), tm, "PONG")
+	acts := c.IsMasterDownByAddr(at(1061), "10.0.0.1", 6379, 0, "*")
+	if r := downReply(t, acts); r.Down || !hasEvent(acts, "-sdown") {
+		t.Fatalf("still down right after a PONG: %+v %v", r, eventTypes(acts))
+	}
+}

@@ -67,10 +67,7 @@ func (c *Core) sendPeriodic(m *master, ri *instance, now time.Time) {
 	t := Target{Master: m.cfg.Name, Kind: ri.kind, Addr: ri.addr}
 	l := &ri.link
 	if !l.connected {
-		if !l.pingInFlight && now.Sub(l.lastReconn) >= c.timing.PingPeriod {
-			l.lastReconn = now
-			c.sendPing(t, l, now)
-		}
+		c.reconnect(t, l, now)
 		return
 	}
 	if ri.kind != KindSentinel && !l.infoInFlight {
@@ -93,6 +90,16 @@ func (c *Core) sendPeriodic(m *master, ri *instance, now time.Time) {
 	if !l.pubInFlight && now.Sub(ri.lastPub) > c.timing.PublishPeriod {
 		l.pubInFlight = true
 		c.out = append(c.out, Action{Kind: ActHello, Target: t, Hello: c.hello(m)})
+	}
+}
+
+// reconnect mirrors sentinelReconnectInstance: a disconnected link is
+// re-established with a PING, at most once per ping period. The PING's
+// act-ping time (kept from the first unanswered PING) times SDOWN.
+func (c *Core) reconnect(t Target, l *link, now time.Time) {
+	if !l.connected && !l.pingInFlight && now.Sub(l.lastReconn) >= c.timing.PingPeriod {
+		l.lastReconn = now
+		c.sendPing(t, l, now)
 	}
 }
 
@@ -201,6 +208,23 @@ func (c *Core) LinkFailed(now time.Time, t Target, cmd ActionKind) []Action {
 	}
 	ri.link.connected = false
 	c.clearInFlight(ri, cmd)
+	c.reconnect(t, &ri.link, now)
+	return c.end()
+}
+
+// LinkBroken reports that one of t's connections (the command link or the
+// hello subscription) was closed, reset or refused outside any command: a
+// crashed Redis process closes its sockets, and sentinel hears of it at
+// once through hiredis. The link is marked disconnected and, like
+// sentinel's reconnect path, a PING goes out now (unless one went out less
+// than a ping period ago); SDOWN is timed from the first unanswered PING.
+func (c *Core) LinkBroken(now time.Time, t Target) []Action {
+	_, ri := c.lookup(t)
+	if ri == nil {
+		return c.end()
+	}
+	ri.link.connected = false
+	c.reconnect(t, &ri.link, now)
 	return c.end()
 }
 

@@ -156,6 +156,12 @@ func (c *Core) IsMasterDownByAddr(now time.Time, ip string, port int, reqEpoch u
 		}
 	}
 	if m != nil {
+		if !c.tilt {
+			// Answer from the state at the moment of the request: replies and
+			// link failures are applied as they arrive, so SDOWN is judged
+			// now, not at the last tick.
+			c.checkSDown(m, m.self, now)
+		}
 		rep.Down = !c.tilt && m.self.sdown
 		if runID != "*" {
 			leader, epoch := c.voteLeader(m.cfg.Name, reqEpoch, runID)

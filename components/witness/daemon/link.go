@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redisha/redisha/components/resp"
@@ -33,6 +36,7 @@ type link struct {
 	target  core.Target
 	opts    resp.DialOptions
 	cmd     *resp.Conn // the worker's; nil until dialled, and after a failure
+	nc      net.Conn   // cmd's socket, watched while the link is idle
 	queue   chan core.Action
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -86,6 +90,7 @@ func (l *link) dial(kind string) (*resp.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
 		if err == nil && kind == "cmd" {
+			l.nc = c // the worker's goroutine: dial runs inside do
 			if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
 				l.localIP.Store(ta.IP.String())
 			}
@@ -112,21 +117,104 @@ func (l *link) close() {
 	l.once.Do(l.cancel)
 }
 
+// worker runs the commands in order. While the command link is open and
+// idle it watches the socket, so that a peer that closes or resets it (a
+// crashed process) is reported to the driver at once, as hiredis reports it
+// to sentinel, rather than at the next scheduled command.
 func (l *link) worker() {
 	defer l.s.wg.Done()
-	defer func() {
-		if l.cmd != nil {
-			l.cmd.Close()
-		}
-	}()
+	defer l.dropCmd()
 	for {
+		if l.cmd == nil {
+			select {
+			case <-l.ctx.Done():
+				return
+			case a := <-l.queue:
+				l.run(a)
+			}
+			continue
+		}
+		w := watchIdle(l.nc)
 		select {
 		case <-l.ctx.Done():
+			w.stop()
 			return
+		case err := <-w.res:
+			l.dropCmd()
+			l.postDown(err)
 		case a := <-l.queue:
+			if err := w.stop(); err != nil {
+				l.dropCmd()
+				l.postDown(err)
+			}
 			l.run(a)
 		}
 	}
+}
+
+func (l *link) dropCmd() {
+	if l.cmd != nil {
+		l.cmd.Close()
+		l.cmd, l.nc = nil, nil
+	}
+}
+
+// postDown tells the driver that a connection of the link broke outside a
+// command: closed, reset or refused. Timeouts are not breaks (a slow link
+// is not a dead one) and are not reported.
+func (l *link) postDown(err error) {
+	if l.ctx.Err() != nil || !isBroken(err) {
+		return
+	}
+	t := l.target
+	l.s.do(func(now time.Time) { l.s.drv.HandleLinkDown(now, t, err) })
+}
+
+// isBroken reports whether err says the peer closed, reset or refused the
+// connection.
+func isBroken(err error) bool {
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET, syscall.ECONNREFUSED,
+		syscall.ECONNABORTED, syscall.EPIPE, errUnexpectedData} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+var errUnexpectedData = errors.New("unexpected data on an idle command link")
+
+// idleWatch reads the idle command link's socket: nothing may arrive there
+// (RESP2, no subscription), so the read ends only with the connection, or
+// when stop wakes it before the next command.
+type idleWatch struct {
+	nc  net.Conn
+	res chan error
+}
+
+func watchIdle(nc net.Conn) *idleWatch {
+	w := &idleWatch{nc: nc, res: make(chan error, 1)}
+	_ = nc.SetReadDeadline(time.Time{}) // before the read starts, so stop's deadline wins
+	go func() {
+		var b [1]byte
+		n, err := nc.Read(b[:])
+		if n > 0 {
+			err = errUnexpectedData
+		}
+		w.res <- err
+	}()
+	return w
+}
+
+// stop ends the watch; it returns the error that ended the connection
+// meanwhile, nil if it is still good.
+func (w *idleWatch) stop() error {
+	_ = w.nc.SetReadDeadline(time.Unix(1, 0))
+	err := <-w.res
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
 // post hands the outcome of a to the driver, unless the link was closed.
@@ -152,6 +240,7 @@ func (l *link) do(args ...string) (resp.Value, error) {
 	if l.cmd == nil {
 		c, err := l.dial("cmd")
 		if err != nil {
+			l.nc = nil
 			var re resp.ReplyError
 			if errors.As(err, &re) {
 				return resp.Value{Kind: resp.Error, Str: string(re)}, nil
@@ -166,8 +255,7 @@ func (l *link) do(args ...string) (resp.Value, error) {
 		return v, nil
 	}
 	if err != nil {
-		l.cmd.Close()
-		l.cmd = nil
+		l.dropCmd()
 	}
 	return v, err
 }
@@ -208,6 +296,7 @@ func (l *link) subscriber() {
 	for l.ctx.Err() == nil {
 		if err := l.subscribeOnce(); err != nil && l.ctx.Err() == nil {
 			l.s.log.Debug("hello subscription lost", "target", l.target.Addr.String(), "err", err)
+			l.postDown(err)
 		}
 		select {
 		case <-l.ctx.Done():

@@ -166,6 +166,15 @@ func (d *Driver) HandleLinkError(now time.Time, t core.Target, kind core.ActionK
 	d.apply(now, d.core.LinkFailed(now, t, kind))
 }
 
+// HandleLinkDown reports that one of t's connections (command link or
+// hello subscription) was closed, reset or refused while no command was
+// waiting on it: the core hears of it now, as sentinel does through
+// hiredis, instead of at the next scheduled PING.
+func (d *Driver) HandleLinkDown(now time.Time, t core.Target, err error) {
+	d.log.Debug("link down", "target", t.Addr.String(), "kind", t.Kind.String(), "err", err)
+	d.apply(now, d.core.LinkBroken(now, t))
+}
+
 // HandleReply turns the reply to the command kind sent to t into the core
 // event it means (sentinel's reply callbacks).
 func (d *Driver) HandleReply(now time.Time, t core.Target, kind core.ActionKind, v resp.Value) {

@@ -193,3 +193,18 @@ func TestParseAsk(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkDownPingsAtOnce: a connection that breaks outside a command
+// reaches the core now, and its reconnect PING goes to the links now.
+func TestLinkDownPingsAtOnce(t *testing.T) {
+	d, j := newTest(t)
+	d.Wake(d.Next())
+	d.HandleReply(at(101), master, core.ActPing, resp.Value{Kind: resp.SimpleString, Str: "PONG"})
+	d.Wake(at(1050)) // INFO, hello; no PING yet (the last PONG is 949 ms old)
+	j.log, j.sent = nil, nil
+	// A ping period after the reconnect PING at 100, the connection closes.
+	d.HandleLinkDown(at(1100), master, errors.New("EOF"))
+	if len(j.sent) != 1 || j.sent[0].Kind != core.ActPing {
+		t.Fatalf("want one PING at once, sent %v", j.log)
+	}
+}
