@@ -64,6 +64,8 @@ func StatsCell(m compare.Metric, st compare.Stats) string {
 	switch {
 	case st.Measured == 1:
 		s = num(st.Values[0], m.Unit) + u
+	case m.Unit != "" && st.Values[0] == st.Max:
+		s = fmt.Sprintf("%s%s in all %d", num(st.Max, m.Unit), u, st.Measured)
 	case m.Unit == "" && st.Measured <= 5:
 		var vs []string
 		for _, v := range st.Values {
@@ -263,11 +265,15 @@ func buildPlot(d *compare.Document, sc compare.Scenario, m compare.Metric) plot 
 	for _, sr := range sc.Stacks {
 		hi = math.Max(hi, sr.Stats[m.Key].Max)
 	}
-	hi = niceMax(hi)
+	if m.Unit == "" {
+		hi = math.Max(4, math.Ceil(hi/4)*4) // counts: whole-number ticks
+	} else {
+		hi = niceMax(hi)
+	}
 	x := func(v float64) float64 { return plotLabel + v/hi*plotW }
 	for k := 0; k <= 4; k++ {
 		v := hi * float64(k) / 4
-		p.Ticks = append(p.Ticks, svgText{X: x(v), Y: plotTop - 8, Text: num(v, m.Unit), Anchor: "middle", Size: 10, Fill: "#718096"})
+		p.Ticks = append(p.Ticks, svgText{X: x(v), Y: plotTop - 8, Text: strconv.FormatFloat(v, 'f', -1, 64), Anchor: "middle", Size: 10, Fill: "#718096"})
 		p.Grid = append(p.Grid, svgLine{X1: x(v), Y1: plotTop - 4, X2: x(v), Y2: p.Height - 4, Stroke: "#e2e8f0", Width: 1})
 	}
 	for i, sr := range sc.Stacks {
@@ -292,7 +298,7 @@ func buildPlot(d *compare.Document, sc compare.Scenario, m compare.Metric) plot 
 				continue
 			}
 			// Runs with equal values spread vertically so each dot stays visible and clickable.
-			jitter := float64(k%5-2) * 4
+			jitter := float64(k%5-2) * 5
 			k++
 			ff := r.Values[compare.FalseFailovers.Key]
 			dot := plotDot{X: x(*v), Y: mid + jitter, Fill: classColor[r.Class], Link: r.Link,
