@@ -8,7 +8,7 @@ TIMED := $(CURDIR)/.ci/timed
 # Long-running packages get one test binary at a time: two cores, real daemons.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 19m
 
-.PHONY: all build deps images test test-short demo chaos bench fuzz vet fmt clean
+.PHONY: all build deps images test test-short demo compare chaos bench fuzz vet fmt clean
 
 all: build
 
@@ -30,15 +30,33 @@ images: deps build
 # ---- tests ------------------------------------------------------------------
 test: deps images
 	@$(TIMED) vet $(MAKE) --no-print-directory vet
+	@$(TIMED) workflows $(GO) test -count=1 ./.github/lint
 	@$(TIMED) tests .ci/gotest $(TEST_FLAGS) ./...
 
 # Quick local loop: skips everything that needs root, Docker or real daemons.
 test-short:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -short -count=1 ./... ./.github/lint
 
 # ---- scenarios (issue: scenarios) --------------------------------------------
+# The point of the project in one screen: the recipe and the redisha stack side by side on
+# old-master-returns, master-minority and master-crash (shortened timings), ending with the
+# path of compare.html. About 6 minutes on a 2-core machine.
+DEMO_OUT ?= out/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: images
-	@$(TIMED) demo $(BIN)/redisha run --demo
+	@$(TIMED) demo $(BIN)/redisha compare --demo --seed 1 --out $(DEMO_OUT); status=$$?; \
+	echo "open $(DEMO_OUT)/compare.html"; exit $$status
+
+# The whole catalog on both stacks, 3 runs per stack of the headline scenarios and 1 of the
+# rest, recorded in docs/results/compare.md (+ compare.html and compare.json, whose dots link to
+# the runs' reports under COMPARE_OUT). Over an hour. Exits as compare does, after recording.
+COMPARE_RUNS ?= master-crash=3,old-master-returns=3,master-minority=3,proxy-crash=3,proxy-process-killed=3,master-freeze-long=3
+COMPARE_SEED ?= 1
+COMPARE_OUT ?= out/compare-$(shell date +%Y%m%d-%H%M%S)
+compare: images
+	@status=0; $(TIMED) compare $(BIN)/redisha compare --all --stacks reference,redisha --runs $(COMPARE_RUNS) \
+	  --seed $(COMPARE_SEED) --out $(COMPARE_OUT) || status=$$?; \
+	$(BIN)/redisha report --merge --out docs/results $(COMPARE_OUT) >/dev/null; rm -f docs/results/junit.xml; \
+	echo "recorded: docs/results/compare.md, docs/results/compare.html"; exit $$status
 
 chaos: images
 	@$(TIMED) chaos $(BIN)/redisha run --all
