@@ -9,10 +9,92 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/scenarios/history"
+	"github.com/redisha/redisha/scenarios/lab"
 	"github.com/redisha/redisha/scenarios/lab/fault"
 	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/spec"
 )
+
+// topology describes a stack for role resolution; master and holders are the node names that
+// hold those places ("" / nil: not known yet).
+func topology(st *lab.Stack, master string, holders []string) spec.Topology {
+	t := spec.Topology{Master: master, VIPHolders: holders}
+	for i := range st.Nodes {
+		t.Nodes = append(t.Nodes, spec.TopologyNode{Name: st.Nodes[i].Name, Daemons: st.Nodes[i].DaemonRoles()})
+	}
+	return t
+}
+
+// preflight resolves the scenario's roles and node names against the stack's description before
+// the lab starts, with the stack as its files set it up (the first redis node is master, the VIP
+// with its first holder), so a scenario that cannot run on the stack fails at once.
+func (r *runner) preflight(st *lab.Stack) error {
+	master, holders := "", []string(nil)
+	for i := range st.Nodes {
+		if master == "" && st.Nodes[i].DaemonWithRole(spec.DaemonRedis) != "" {
+			master = st.Nodes[i].Name
+		}
+	}
+	if st.VIP != nil && len(st.VIP.Holders) > 0 {
+		holders = st.VIP.Holders[:1]
+	}
+	res, err := r.s.Resolve(spec.ResolveRoles(topology(st, master, holders)))
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{"client": true}
+	var all []string
+	for _, n := range st.Nodes {
+		names[n.Name] = true
+		all = append(all, n.Name)
+	}
+	for i, f := range res.Faults {
+		for _, t := range slices.Concat(f.Targets, f.A, f.B) {
+			if !names[t] {
+				return fmt.Errorf("%s: faults[%d] names %q, not a node of stack %s (nodes: %s, client)", r.s.Source, i, t, st.Name, strings.Join(all, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// resolveRoles resolves the scenario's roles on the running lab: the quorum's master and the VIP
+// holders as the workload is about to start. The run then uses the resolved scenario (its
+// timeline and result name nodes), and events.jsonl records what each role meant.
+func (r *runner) resolveRoles(ctx context.Context) error {
+	master := ""
+	_, redises := r.endpoints()
+	for _, e := range redises {
+		if e.Addr == r.initial {
+			master = e.Node
+		}
+	}
+	var holders []string
+	if r.lab.VIP.IsValid() {
+		hs, err := r.lab.VIPHolders(ctx)
+		if err != nil {
+			return fmt.Errorf("roles: VIP holders: %w", err)
+		}
+		for _, h := range hs {
+			holders = append(holders, h.Name())
+		}
+	}
+	r.roles = spec.ResolveRoles(topology(r.lab.Stack, master, holders))
+	res, err := r.s.Resolve(r.roles)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]string{}
+	for role, nodes := range r.roles.Nodes {
+		attrs[spec.RolePrefix+role] = strings.Join(nodes, ",")
+	}
+	r.events.Write(history.Event{Time: time.Now(), Source: history.SourceRunner, Kind: KindRoles, Attrs: attrs})
+	r.s = res
+	return nil
+}
+
+// KindRoles is the runner event recording what each node role resolved to.
+const KindRoles = "roles"
 
 // checkTargets rejects a fault naming a node the stack does not have, before anything runs.
 func (r *runner) checkTargets() error {
@@ -53,21 +135,27 @@ func (r *runner) targets() []fault.Target {
 	return out
 }
 
-// specs turns one timeline entry into injector specs: node faults act on each target separately.
-func specs(tf spec.TimedFault) []fault.Spec {
+// specs turns one timeline entry into injector specs: node faults act on each target separately,
+// each on the daemon that plays the fault's daemon role on that node.
+func specs(tf spec.TimedFault, roles spec.Roles) ([]fault.Spec, error) {
 	f := tf.Fault
 	base := fault.Spec{Kind: fault.Kind(f.Kind), A: f.A, B: f.B, OneWay: f.OneWay, Daemon: f.Daemon,
 		Delay: f.Latency.D(), Jitter: f.Jitter.D(), Loss: f.Loss, RateKBps: int64(f.RateKBps), Timeout: f.Timeout.D()}
 	if len(f.Targets) == 0 {
-		return []fault.Spec{base}
+		return []fault.Spec{base}, nil
 	}
 	out := make([]fault.Spec, 0, len(f.Targets))
 	for _, t := range f.Targets {
 		s := base
 		s.Node = t
+		d, err := roles.Daemon(t, f.Daemon)
+		if err != nil {
+			return nil, err
+		}
+		s.Daemon = d
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.TimedFault) error {
@@ -75,7 +163,11 @@ func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.Time
 		return nil
 	}
 	var hs []*fault.Handle
-	for _, sp := range specs(tf) {
+	sps, err := specs(tf, r.roles)
+	if err != nil {
+		return err
+	}
+	for _, sp := range sps {
 		h, err := inj.Apply(ctx, sp, r.targets()...)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -61,7 +61,7 @@ func verdicts(e spec.Expect, in check.Input) []check.Verdict {
 		maxLost = *e.MaxLostWrites
 	}
 	lin := e.Linearizable != nil && *e.Linearizable
-	return []check.Verdict{
+	vs := []check.Verdict{
 		check.Convergence(in),
 		check.Failover(in, fe),
 		check.WriteUnavailability(in, e.MaxWriteUnavailability.D()),
@@ -69,14 +69,22 @@ func verdicts(e spec.Expect, in check.Input) []check.Verdict {
 		check.SplitBrain(in, e.SplitBrainWrites == "allowed"),
 		check.Linearizable(in, lin, spec.DefaultLinTimeout),
 	}
+	if check.HasPubSub(in.Ops) {
+		maxMsgs := -1
+		if e.MaxLostMessages != nil {
+			maxMsgs = *e.MaxLostMessages
+		}
+		vs = append(vs, check.PubSub(in, maxMsgs))
+	}
+	return vs
 }
 
 // summarize gathers the headline numbers from the records and the verdicts' metrics.
 func summarize(in check.Input, vs []check.Verdict) result.Summary {
 	var sum result.Summary
 	for _, o := range in.Ops {
-		if o.Kind == "dial" {
-			continue
+		if !o.IsKV() {
+			continue // dials, and the pub/sub workload's records (counted by its checker)
 		}
 		sum.Ops++
 		switch o.Status {
@@ -105,6 +113,11 @@ func summarize(in check.Input, vs []check.Verdict) result.Summary {
 		case check.CheckSplitBrain:
 			sum.SplitBrainWrites = int(v.Metrics["split_brain_writes"])
 			sum.TwoMasterS = v.Metrics["two_master_seconds"]
+		case check.CheckPubSub:
+			sum.Published = int(v.Metrics["published"])
+			lost := int(v.Metrics["lost"])
+			sum.MessagesLost = &lost
+			sum.MessagesDuplicated = int(v.Metrics["duplicated"])
 		case check.CheckLinearizable:
 			sum.Linearizable = string(v.Status)
 			if strings.HasPrefix(v.Observed, "not linearizable") {

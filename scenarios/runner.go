@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,14 +27,6 @@ import (
 	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/spec"
 	"github.com/redisha/redisha/scenarios/workload"
-)
-
-// Ports and names the runner assumes of every stack: redis-server on 6379, redis-sentinel on
-// 26379, sentinels monitoring MasterName.
-const (
-	RedisPort    = 6379
-	SentinelPort = 26379
-	MasterName   = "mymaster"
 )
 
 // Options tune a run.
@@ -109,6 +100,7 @@ type runner struct {
 	ops     *history.Writer
 	redises []observe.Endpoint // every redis-server, for the final read
 	initial string             // the quorum's master when the workload started
+	roles   spec.Roles         // what role names mean on this run's stack
 
 	phase     atomic.Value // string
 	progMu    sync.Mutex
@@ -132,6 +124,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := r.preflight(st.stack); err != nil {
+		return err
+	}
 	if err := r.openRecords(); err != nil {
 		return err
 	}
@@ -143,14 +138,17 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer r.labDown(ctx, &err)
-	if err := r.checkTargets(); err != nil {
-		return err
-	}
 	stopObs, err := r.startObserver(ctx)
 	if err != nil {
 		return err
 	}
 	defer stopObs()
+	if err := r.resolveRoles(ctx); err != nil {
+		return err
+	}
+	if err := r.checkTargets(); err != nil {
+		return err
+	}
 	inj := fault.NewInjector(r.log, fault.WithSeed(r.seed), fault.WithEvents(r.onFault), fault.WithExempt(r.lab.Gateway))
 	defer undoAll(ctx, inj, &err)
 	wcfg, closePath, err := r.workloadConfig(inj)
@@ -295,6 +293,10 @@ func (r *runner) startObserver(ctx context.Context) (stop func(), err error) {
 	sentinels, redises := r.endpoints()
 	r.redises = redises
 	ocfg := observe.Config{Sentinels: sentinels, Redis: redises, Proxies: r.proxies(), Rec: &tap{w: r.events, n: &r.fails}}
+	for _, p := range r.unobservedProxies() {
+		r.events.Write(history.Event{Time: time.Now(), Source: history.SourceRunner, Kind: "proxy-unobserved", Node: p,
+			Detail: "the harness cannot read this proxy daemon's routes"})
+	}
 	if l.VIP.IsValid() {
 		ocfg.VIPHolders = func(ctx context.Context) ([]string, error) {
 			hs, err := l.VIPHolders(ctx)
@@ -308,7 +310,7 @@ func (r *runner) startObserver(ctx context.Context) (stop func(), err error) {
 	obsCtx, obsCancel := context.WithCancel(ctx)
 	obs := observe.Start(obsCtx, ocfg)
 	stop = sync.OnceFunc(func() { obs.Stop(); obsCancel() })
-	r.initial, err = observe.MasterFromSentinels(ctx, sentinels, MasterName)
+	r.initial, err = observe.MasterFromSentinels(ctx, sentinels, r.params().MasterName)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("initial master: %w", err)
@@ -320,21 +322,30 @@ func (r *runner) startObserver(ctx context.Context) (stop func(), err error) {
 // workloadConfig resolves where the clients connect (the VIP or one node, through the client
 // path proxy when a fault needs it). closePath releases that proxy.
 func (r *runner) workloadConfig(inj *fault.Injector) (wcfg workload.Config, closePath func(), err error) {
-	l, wl := r.lab, r.s.Workload
+	l, wl, p := r.lab, r.s.Workload, r.params()
 	closePath = func() {}
 	addr := ""
+	var sentinelAddrs []string
 	switch wl.Path {
 	case spec.PathVIP:
 		if !l.VIP.IsValid() {
 			return wcfg, closePath, errors.New("workload path vip, but the stack has no VIP")
 		}
-		addr = net.JoinHostPort(l.VIP.String(), strconv.Itoa(RedisPort))
+		addr = net.JoinHostPort(l.VIP.String(), strconv.Itoa(p.RedisPort))
 	case spec.PathDirect:
 		n := l.Node(wl.Node)
 		if n == nil {
 			return wcfg, closePath, fmt.Errorf("workload.node %q is not a node of stack %s", wl.Node, l.Stack.Name)
 		}
-		addr = net.JoinHostPort(n.IP().String(), strconv.Itoa(RedisPort))
+		addr = net.JoinHostPort(n.IP().String(), strconv.Itoa(p.RedisPort))
+	case spec.PathSentinel:
+		sentinels, _ := r.endpoints()
+		for _, s := range sentinels {
+			sentinelAddrs = append(sentinelAddrs, s.Addr)
+		}
+		if len(sentinelAddrs) == 0 {
+			return wcfg, closePath, fmt.Errorf("workload path sentinel, but stack %s runs no sentinel", l.Stack.Name)
+		}
 	}
 	if r.needsClientPath() {
 		cp, err := fault.NewClientPath(fault.ClientPathConfig{NetnsPath: l.Client.NetnsPath(), Upstream: addr, Seed: r.seed})
@@ -349,8 +360,9 @@ func (r *runner) workloadConfig(inj *fault.Injector) (wcfg workload.Config, clos
 	for _, n := range l.Nodes {
 		ipToNode[n.IP().String()] = n.Name()
 	}
-	return workload.Config{
-		Addr: addr, Dial: l.ClientDial, Clients: wl.Clients, Rate: wl.Rate, Duration: wl.Duration.D(),
+	wcfg = workload.Config{
+		Addr: addr, Sentinels: sentinelAddrs, MasterName: p.MasterName,
+		Dial: l.ClientDial, Clients: wl.Clients, Rate: wl.Rate, Duration: wl.Duration.D(),
 		SetW: wl.Mix.Set, GetW: wl.Mix.Get, AddW: wl.Mix.Add, Keys: wl.Keys, Timeout: wl.Timeout.D(), Retries: wl.Retries,
 		Reconnect: wl.Reconnect.D(),
 		Seed:      r.seed, Prefix: "rh",
@@ -358,7 +370,11 @@ func (r *runner) workloadConfig(inj *fault.Injector) (wcfg workload.Config, clos
 			h, _, _ := net.SplitHostPort(a)
 			return ipToNode[h]
 		},
-	}, closePath, nil
+	}
+	if ps := wl.PubSub; ps != nil {
+		wcfg.Publishers, wcfg.Subscribers, wcfg.PublishRate = ps.Publishers, ps.Subscribers, ps.Rate
+	}
+	return wcfg, closePath, nil
 }
 
 // runTimeline runs the workload and the fault timeline together; times in the timeline count
@@ -466,41 +482,79 @@ func (r *runner) loadInput(final history.Final, initial string) (check.Input, er
 	return in, nil
 }
 
-func (r *runner) hasDaemon(n *lab.Node, daemon string) bool {
-	spec := r.lab.Stack.Node(n.Name())
-	if spec == nil {
-		return false
-	}
-	return slices.ContainsFunc(spec.Daemons, func(d lab.DaemonSpec) bool { return d.Name == daemon })
+// params are the stack parameters the lab runs with (the recipe's ports and names under them).
+func (r *runner) params() result.StackParams {
+	return spec.StackParams(r.lab.Params).Merge(result.Conventions)
 }
 
+// daemonWithRole returns n's daemon playing role in the stack description ("" when none).
+func (r *runner) daemonWithRole(n *lab.Node, role string) string {
+	ns := r.lab.Stack.Node(n.Name())
+	if ns == nil {
+		return ""
+	}
+	return ns.DaemonWithRole(role)
+}
+
+// endpoints lists every sentinel (redis-sentinel or redisha-witness: whatever daemon plays the
+// sentinel role) and every redis-server, at the ports of the stack parameters.
 func (r *runner) endpoints() (sentinels, redises []observe.Endpoint) {
+	p := r.params()
 	for _, n := range r.lab.Nodes {
-		if r.hasDaemon(n, "redis-sentinel") {
-			sentinels = append(sentinels, observe.Endpoint{Node: n.Name(), Addr: net.JoinHostPort(n.IP().String(), strconv.Itoa(SentinelPort))})
+		if r.daemonWithRole(n, spec.DaemonSentinel) != "" {
+			sentinels = append(sentinels, observe.Endpoint{Node: n.Name(), Addr: net.JoinHostPort(n.IP().String(), strconv.Itoa(p.SentinelPort))})
 		}
-		if r.hasDaemon(n, "redis-server") {
-			redises = append(redises, observe.Endpoint{Node: n.Name(), Addr: net.JoinHostPort(n.IP().String(), strconv.Itoa(RedisPort))})
+		if r.daemonWithRole(n, spec.DaemonRedis) != "" {
+			redises = append(redises, observe.Endpoint{Node: n.Name(), Addr: net.JoinHostPort(n.IP().String(), strconv.Itoa(p.RedisPort))})
 		}
 	}
 	return sentinels, redises
 }
 
-// HAProxySocket is where the runner expects each HAProxy's admin socket inside its node.
-const HAProxySocket = "/run/haproxy/admin.sock"
-
+// proxies lists the proxy daemons the observer can read: HAProxy through its admin socket in the
+// node's root, redisha-proxy through its admin endpoint in the node's network namespace.
 func (r *runner) proxies() []observe.Proxy {
+	p := r.params()
+	ipToNode := map[string]string{}
+	for _, n := range r.lab.Nodes {
+		ipToNode[n.IP().String()] = n.Name()
+	}
+	nodeOf := func(a string) string {
+		h, _, _ := net.SplitHostPort(a)
+		return ipToNode[h]
+	}
 	var out []observe.Proxy
 	for _, n := range r.lab.Nodes {
-		if !r.hasDaemon(n, "haproxy") {
-			continue
+		switch r.daemonWithRole(n, spec.DaemonProxy) {
+		case observe.ProxyHAProxy:
+			out = append(out, observe.Proxy{Node: n.Name(), Kind: observe.ProxyHAProxy, Socket: func() string {
+				if pid := n.Pid(); pid > 0 {
+					return fmt.Sprintf("/proc/%d/root%s", pid, p.HAProxySocket)
+				}
+				return ""
+			}})
+		case observe.ProxyRedisha:
+			out = append(out, observe.Proxy{Node: n.Name(), Kind: observe.ProxyRedisha, Admin: p.ProxyAdmin, NodeOf: nodeOf,
+				Netns: func() string {
+					if n.Pid() > 0 {
+						return n.NetnsPath()
+					}
+					return ""
+				}})
 		}
-		out = append(out, observe.Proxy{Node: n.Name(), Socket: func() string {
-			if pid := n.Pid(); pid > 0 {
-				return fmt.Sprintf("/proc/%d/root%s", pid, HAProxySocket)
-			}
-			return ""
-		}})
+	}
+	return out
+}
+
+// unobservedProxies names nodes whose proxy daemon the observer cannot read.
+func (r *runner) unobservedProxies() []string {
+	var out []string
+	for _, n := range r.lab.Nodes {
+		switch d := r.daemonWithRole(n, spec.DaemonProxy); d {
+		case "", observe.ProxyHAProxy, observe.ProxyRedisha:
+		default:
+			out = append(out, n.Name()+" ("+d+")")
+		}
 	}
 	return out
 }

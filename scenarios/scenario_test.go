@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redisha/redisha/scenarios/lab"
 	"github.com/redisha/redisha/scenarios/spec"
 )
 
@@ -30,7 +31,13 @@ func TestCatalog(t *testing.T) {
 		if s.Expect.Failover == nil {
 			t.Errorf("%s: states no failover expectation", s.Name)
 		}
-		for _, f := range s.Faults {
+		// Every catalog scenario resolves on the reference stack to its nodes (roles included).
+		res, err := s.Resolve(referenceRoles(t))
+		if err != nil {
+			t.Errorf("%s: %v", s.Name, err)
+			continue
+		}
+		for _, f := range res.Faults {
 			for _, n := range append(append(append([]string(nil), f.Targets...), f.A...), f.B...) {
 				if !referenceNodes[n] {
 					t.Errorf("%s: fault names %q, not a node of the reference stack", s.Name, n)
@@ -58,9 +65,90 @@ func TestTimelineWithoutRandomness(t *testing.T) {
 	if !reflect.DeepEqual(s.Timeline(1), s.Timeline(999)) {
 		t.Fatal("a fixed timeline depends on the seed")
 	}
-	tl := s.Timeline(1)
+	res, err := s.Resolve(referenceRoles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := res.Timeline(1)
 	if len(tl) != 5 || tl[4].Fault.Targets[0] != "redis1" || tl[4].At != 36*time.Second {
 		t.Fatalf("timeline: %+v", tl)
+	}
+}
+
+// referenceRoles are the roles of the reference stack as it starts: redis1 master, haproxy1
+// holding the VIP.
+func referenceRoles(t *testing.T) spec.Roles {
+	t.Helper()
+	st, err := lab.LoadStack("reference")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec.ResolveRoles(topology(st, "redis1", []string{"haproxy1"}))
+}
+
+// Roles resolve from each stack's description: the catalog's names mean the same places on the
+// reference and redisha stacks (and the proxy daemon is each one's own program), and follow the
+// state the workload starts in (a promoted replica is "the master").
+func TestRolesOnBuiltinStacks(t *testing.T) {
+	pk, err := Load("proxy-process-killed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stack, want := range map[string]string{"reference": "haproxy", "redisha": "redisha-proxy"} {
+		st, err := lab.LoadStack(stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roles := spec.ResolveRoles(topology(st, "redis2", []string{"haproxy2"}))
+		for role, nodes := range map[string]string{"master": "redis2", "replica": "redis1", "replicas": "redis1", "quorum": "sentinel",
+			"sentinels": "redis1,redis2,sentinel", "proxy-active": "haproxy2", "proxy-standby": "haproxy1", "proxies": "haproxy1,haproxy2"} {
+			if got := strings.Join(roles.Nodes[role], ","); got != nodes {
+				t.Errorf("%s: role:%s = %s, want %s", stack, role, got, nodes)
+			}
+		}
+		res, err := pk.Resolve(roles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := res.Faults[0]
+		if len(f.Targets) != 1 || f.Targets[0] != "haproxy2" || f.Daemon != want {
+			t.Errorf("%s: proxy-process-killed resolves to %+v, want %s on haproxy2", stack, f, want)
+		}
+		specs, err := specs(res.Timeline(1)[0], roles)
+		if err != nil || len(specs) != 1 || specs[0].Daemon != want || specs[0].Node != "haproxy2" {
+			t.Errorf("%s: injector specs %+v %v", stack, specs, err)
+		}
+		for _, d := range []struct{ role, name string }{{"role:vip", map[string]string{"reference": "keepalived", "redisha": "redisha-vip"}[stack]},
+			{"role:sentinel", "redis-sentinel"}, {"role:redis", "redis-server"}} {
+			if got, err := roles.Daemon("redis1", d.role); d.role != "role:vip" && (err != nil || got != d.name) {
+				t.Errorf("%s: redis1 %s = %q %v", stack, d.role, got, err)
+			}
+			if got, err := roles.Daemon("haproxy1", d.role); d.role == "role:vip" && (err != nil || got != d.name) {
+				t.Errorf("%s: haproxy1 %s = %q %v", stack, d.role, got, err)
+			}
+		}
+		if got, err := roles.Daemon("sentinel", "role:sentinel"); err != nil || got != map[string]string{"reference": "redis-sentinel", "redisha": "redisha-witness"}[stack] {
+			t.Errorf("%s: the quorum node's sentinel daemon is %q %v", stack, got, err)
+		}
+	}
+}
+
+// A stack without what a role names fails before anything runs, naming the role.
+func TestRoleErrors(t *testing.T) {
+	s, err := spec.Parse("x.yaml", []byte("name: x\nfaults:\n  - {at: 1s, kind: crash, targets: [role:quorum], daemon: role:proxy}\n  - {at: 2s, kind: partition, a: [role:master], b: [role:replicas]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := spec.ResolveRoles(spec.Topology{Master: "a", Nodes: []spec.TopologyNode{
+		{Name: "a", Daemons: map[string]string{"redis-server": "redis"}},
+		{Name: "q", Daemons: map[string]string{"redis-sentinel": "sentinel"}}}})
+	_, err = s.Resolve(roles)
+	if err == nil || !strings.Contains(err.Error(), "faults[0].daemon: role:proxy") || !strings.Contains(err.Error(), "faults[1].b: role:replicas") {
+		t.Fatalf("err %v", err)
+	}
+	if _, err := spec.Parse("x.yaml", []byte("name: x\nfaults:\n  - {at: 1s, kind: crash, targets: [role:boss], daemon: role:db}\n")); err == nil ||
+		!strings.Contains(err.Error(), "role:boss: no such role") || !strings.Contains(err.Error(), "role:db: no such daemon role") {
+		t.Fatalf("unknown roles: %v", err)
 	}
 }
 

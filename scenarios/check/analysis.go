@@ -24,7 +24,7 @@ func Routes(events []history.Event) []result.Route {
 			continue
 		}
 		out = append(out, result.Route{Proxy: e.Node, Time: e.Time, Unreachable: e.Detail == "unreachable",
-			Up: UpBackends(e.Detail), Detail: e.Detail})
+			Up: RoutedTo(e), Detail: e.Detail})
 	}
 	return out
 }

@@ -405,19 +405,38 @@ func UpBackends(detail string) []string {
 	return up
 }
 
-// DualRouteWindow sums the time up to end during which at least one proxy considered two or
-// more backends UP, i.e. would route clients to two masters.
+// RoutedTo returns the backends a proxy event says the proxy routes new connections to:
+// Attrs["up"] when the observer recorded it, else the UP servers of an HAProxy "backends" Detail
+// (events recorded before "up" existed). An unreachable proxy routes nowhere.
+func RoutedTo(e history.Event) []string {
+	if e.Detail == "unreachable" {
+		return nil
+	}
+	if up, ok := e.Attrs["up"]; ok {
+		if up == "" {
+			return nil
+		}
+		return strings.Split(up, ",")
+	}
+	return UpBackends(e.Detail)
+}
+
+// DualRouteWindow sums the time up to end during which the proxies together routed new
+// connections to two or more backends (two masters): one HAProxy with two servers UP, or two
+// proxies each routing to a different node. Every proxy counts, VIP holder or not: any of them
+// may have clients.
 func DualRouteWindow(events []history.Event, end time.Time) time.Duration {
-	dual := map[string]bool{}
+	routes := map[string][]string{}
 	var total time.Duration
 	var since time.Time
-	any := func() bool {
-		for _, d := range dual {
-			if d {
-				return true
+	dual := func() bool {
+		seen := map[string]bool{}
+		for _, up := range routes {
+			for _, b := range up {
+				seen[b] = true
 			}
 		}
-		return false
+		return len(seen) > 1
 	}
 	for _, e := range events {
 		if e.Source != history.SourceProxy {
@@ -426,16 +445,16 @@ func DualRouteWindow(events []history.Event, end time.Time) time.Duration {
 		if !end.IsZero() && e.Time.After(end) {
 			break
 		}
-		before := any()
-		dual[e.Node] = len(UpBackends(e.Detail)) > 1
-		after := any()
+		before := dual()
+		routes[e.Node] = RoutedTo(e)
+		after := dual()
 		if !before && after {
 			since = e.Time
 		} else if before && !after {
 			total += e.Time.Sub(since)
 		}
 	}
-	if any() && end.After(since) {
+	if dual() && end.After(since) {
 		total += end.Sub(since)
 	}
 	return total

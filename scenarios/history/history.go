@@ -34,6 +34,11 @@ const (
 	KindSet = "set" // SET register value; every value unique
 	KindGet = "get" // GET register
 	KindAdd = "add" // SADD set element; every element unique
+	// The pub/sub workload: Key is the channel, Value the message (unique per publish).
+	KindPublish   = "publish"      // PUBLISH; Receivers is the count the server answered
+	KindSubscribe = "subscribe"    // a subscriber's subscription confirmed on Server (Complete: from then on)
+	KindUnsub     = "unsubscribed" // a subscriber's connection failed (Invoke: no later than then)
+	KindReceive   = "receive"      // a message a subscriber received (Invoke = Complete: when)
 )
 
 // Op is one client operation.
@@ -54,7 +59,12 @@ type Op struct {
 	Node   string `json:"node,omitempty"`   // node name of Server, when known
 	RunID  string `json:"run_id,omitempty"` // INFO server run_id of Server at dial time
 	Dial   int    `json:"dial,omitempty"`   // how many connections the worker had opened so far
+	// Receivers is a PUBLISH's reply: how many subscribers the server delivered the message to.
+	Receivers int `json:"receivers,omitempty"`
 }
+
+// IsKV reports whether the operation is one of the key-value workload's (SET, GET, SADD).
+func (o Op) IsKV() bool { return o.Kind == KindSet || o.Kind == KindGet || o.Kind == KindAdd }
 
 // IsWrite reports whether the operation writes.
 func (o Op) IsWrite() bool { return o.Kind == KindSet || o.Kind == KindAdd }

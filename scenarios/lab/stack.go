@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/redisha/redisha/scenarios/result"
 	"github.com/redisha/redisha/scenarios/spec"
 	"github.com/redisha/redisha/scenarios/stacks"
 )
@@ -61,6 +62,39 @@ type DaemonSpec struct {
 	Name  string `yaml:"name"` // process name (comm), used by DaemonPID
 	Run   string `yaml:"run"`  // shell command line, rendered as a template
 	Phase int    `yaml:"phase"`
+	// Role is what the daemon does (redis, sentinel, proxy, vip: spec.DaemonRoles), for
+	// programs the harness does not know by name (spec.KnownDaemons); "" for those it does.
+	Role string `yaml:"role"`
+}
+
+// DaemonRole returns what the daemon does in the stack: its declared role, else the role of
+// the program it names, else "".
+func (d DaemonSpec) DaemonRole() string {
+	if d.Role != "" {
+		return d.Role
+	}
+	return spec.KnownDaemons[d.Name]
+}
+
+// DaemonRoles maps each daemon of the node to its role (daemons without one are left out).
+func (n *NodeSpec) DaemonRoles() map[string]string {
+	out := map[string]string{}
+	for _, d := range n.Daemons {
+		if r := d.DaemonRole(); r != "" {
+			out[d.Name] = r
+		}
+	}
+	return out
+}
+
+// DaemonWithRole returns the name of the node's daemon with that role ("" when none).
+func (n *NodeSpec) DaemonWithRole(role string) string {
+	for _, d := range n.Daemons {
+		if d.DaemonRole() == role {
+			return d.Name
+		}
+	}
+	return ""
 }
 
 // ReadySpec is a shell check run inside the node until it exits 0.
@@ -77,9 +111,10 @@ type Params spec.StackParams
 // UnmarshalYAML reads either spelling strictly, as spec.StackParams does.
 func (p *Params) UnmarshalYAML(n *yaml.Node) error { return (*spec.StackParams)(p).UnmarshalYAML(n) }
 
-// withDefaults fills zero fields of p from def.
+// withDefaults fills zero fields of p from def, then from the recipe's ports and names
+// (result.Conventions), so templates and the harness always read the same ones.
 func (p Params) withDefaults(def Params) Params {
-	return Params(spec.StackParams(p).Merge(spec.StackParams(def)))
+	return Params(spec.StackParams(p).Merge(spec.StackParams(def)).Merge(result.Conventions))
 }
 
 // Duration is the parameters' interval type, rendered in HAProxy's syntax ("1s", "500ms").
@@ -174,6 +209,9 @@ func (s *Stack) validate() error {
 		for d := range n.Daemons {
 			if n.Daemons[d].Name == "" || n.Daemons[d].Run == "" {
 				return fmt.Errorf("node %q: daemon %d needs name and run", n.Name, d)
+			}
+			if r := n.Daemons[d].Role; r != "" && spec.DaemonRoles[r] == "" {
+				return fmt.Errorf("node %q: daemon %s: role %q: want redis, sentinel, proxy or vip", n.Name, n.Daemons[d].Name, r)
 			}
 			if n.Daemons[d].Phase < 0 || n.Daemons[d].Phase > 1 {
 				return fmt.Errorf("node %q: daemon %s: phase must be 0 or 1", n.Name, n.Daemons[d].Name)
@@ -289,7 +327,7 @@ func (s *Stack) render(spec *NodeSpec, d *renderData) (map[string][]byte, []Daem
 		if err := t.Execute(&buf, d); err != nil {
 			return nil, nil, fmt.Errorf("lab: node %s: daemon %s: %w", spec.Name, dm.Name, err)
 		}
-		daemons[i] = DaemonSpec{Name: dm.Name, Run: buf.String(), Phase: dm.Phase}
+		daemons[i] = DaemonSpec{Name: dm.Name, Run: buf.String(), Phase: dm.Phase, Role: dm.Role}
 	}
 	files[initPath] = initScript(spec, daemons)
 	return files, daemons, nil

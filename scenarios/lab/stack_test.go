@@ -10,7 +10,12 @@ import (
 
 func renderReference(t *testing.T, p Params) map[string]map[string]string {
 	t.Helper()
-	s, err := LoadStack("reference")
+	return renderStack(t, "reference", p)
+}
+
+func renderStack(t *testing.T, name string, p Params) map[string]map[string]string {
+	t.Helper()
+	s, err := LoadStack(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +69,51 @@ func TestReferenceRendering(t *testing.T) {
 	}
 	if strings.Contains(r["redis1"]["/etc/redis/sentinel.conf"], "daemonize yes") {
 		t.Error("sentinel must not daemonize")
+	}
+}
+
+// The redisha stack's daemons are told the ports, master name and admin address the harness
+// reads from the same parameters (the recipe's by default, any others when set).
+func TestRedishaRendering(t *testing.T) {
+	for _, c := range []struct {
+		p    Params
+		want []struct{ node, file, text string }
+	}{
+		{Params{}, []struct{ node, file, text string }{
+			{"haproxy1", "/etc/redisha/proxy.yaml", "listen: 0.0.0.0:6379"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "admin: 127.0.0.1:9121"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "master_name: mymaster"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.12:6379\n"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.13:26379\n"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "http://127.0.0.1:9121/healthz"},
+			{"sentinel", "/etc/redisha/witness.yaml", "port: 26379"},
+			{"sentinel", "/etc/redisha/witness.yaml", "address: 10.77.9.11:6379"},
+			{"redis2", "/etc/redis/redis.conf", "replicaof 10.77.9.11 6379"},
+		}},
+		{Params{RedisPort: 7000, SentinelPort: 27000, MasterName: "cache", ProxyAdmin: "127.0.0.1:9000"}, []struct{ node, file, text string }{
+			{"haproxy1", "/etc/redisha/proxy.yaml", "listen: 0.0.0.0:7000"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "admin: 127.0.0.1:9000"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "master_name: cache"},
+			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.13:27000\n"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "http://127.0.0.1:9000/healthz"},
+			{"sentinel", "/etc/redisha/witness.yaml", "port: 27000"},
+			{"redis1", "/etc/redis/sentinel.conf", "sentinel monitor cache 10.77.9.11 7000 2"},
+			{"redis1", "/opt/redisha/sentinel-ready.sh", "redis-cli -p 27000 sentinel master cache"},
+			{"redis2", "/etc/redis/redis.conf", "replicaof 10.77.9.11 7000"},
+		}},
+	} {
+		r := renderStack(t, "redisha", c.p)
+		for _, want := range c.want {
+			if !strings.Contains(r[want.node][want.file], want.text) {
+				t.Errorf("%+v: %s %s lacks %q:\n%s", c.p, want.node, want.file, want.text, r[want.node][want.file])
+			}
+		}
+	}
+	ref := renderReference(t, Params{RedisPort: 7000, HAProxySocket: "/run/h.sock"})
+	for _, text := range []string{"stats socket /run/h.sock ", "bind 10.77.9.200:7000 name redis", "server redis1 10.77.9.11:7000 check"} {
+		if !strings.Contains(ref["haproxy1"]["/etc/haproxy/haproxy.cfg"], text) {
+			t.Errorf("haproxy.cfg lacks %q", text)
+		}
 	}
 }
 

@@ -6,9 +6,12 @@ package observe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/redisha/redisha/components/netns"
 	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/scenarios/history"
 )
@@ -348,12 +352,26 @@ func ReadFinal(ctx context.Context, master Endpoint, registers, sets []string) (
 	return f, nil
 }
 
-// Proxy is an HAProxy to watch through its admin socket (reached from the host through the
-// container's root, e.g. /proc/PID/root/run/haproxy/admin.sock, so partitions do not matter).
+// Proxy kinds the observer knows how to read.
+const (
+	ProxyHAProxy = "haproxy"       // "show stat" on its admin socket
+	ProxyRedisha = "redisha-proxy" // its admin HTTP endpoint (/healthz, /metrics)
+)
+
+// Proxy is one proxy daemon to watch, read from the host through its node's own root or network
+// namespace, so partitions between nodes do not hide it.
 type Proxy struct {
 	Node string
-	// Socket returns the socket's current path ("" while the node is down).
+	Kind string // ProxyHAProxy (the default) or ProxyRedisha
+	// Socket returns HAProxy's admin socket path as the host sees it (e.g.
+	// /proc/PID/root/run/haproxy/admin.sock; "" while the node is down).
 	Socket func() string
+	// Netns returns the path of the node's network namespace ("" while the node is down), where
+	// redisha-proxy's admin endpoint Admin (host:port, usually on loopback) is dialled.
+	Netns func() string
+	Admin string
+	// NodeOf names the node of a backend address ("" when unknown: the address is shown).
+	NodeOf func(addr string) string
 }
 
 // BackendStates asks an HAProxy for "show stat" and returns server name -> status (UP, DOWN,
@@ -411,25 +429,101 @@ func firstN(s string, n int) string {
 	return s
 }
 
+// observation is one reading of a proxy: Detail as recorded, and the backends it routes
+// new connections to (node names where known).
+type observation struct {
+	detail string
+	up     []string
+	reason string
+}
+
+func readHAProxy(ctx context.Context, p Proxy, timeout time.Duration) (observation, bool) {
+	sock := p.Socket()
+	if sock == "" {
+		return observation{}, false
+	}
+	st, err := BackendStates(ctx, sock, timeout)
+	if err != nil {
+		return observation{}, false
+	}
+	var parts []string
+	for k, v := range st {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	o := observation{detail: strings.Join(parts, " ")}
+	for _, f := range parts {
+		name, v, _ := strings.Cut(f, "=")
+		if strings.HasPrefix(v, "UP") {
+			_, server, _ := strings.Cut(name, "/")
+			o.up = append(o.up, server)
+		}
+	}
+	return o, true
+}
+
+func readRedishaProxy(ctx context.Context, p Proxy, timeout time.Duration) (observation, bool) {
+	path := ""
+	if p.Netns != nil {
+		path = p.Netns()
+	}
+	if path == "" {
+		return observation{}, false
+	}
+	st, err := RedishaProxyStatus(ctx, netns.Dialer(path), p.Admin, timeout)
+	if err != nil {
+		return observation{}, false
+	}
+	name := func(a string) string {
+		if p.NodeOf != nil {
+			if n := p.NodeOf(a); n != "" {
+				return n
+			}
+		}
+		return a
+	}
+	addrs := make([]string, 0, len(st.Backends))
+	for a := range st.Backends {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	o := observation{reason: st.Reason}
+	route := "none"
+	if st.Route != "" {
+		route = name(st.Route)
+		o.up = []string{route}
+	}
+	parts := []string{"route=" + route}
+	for _, a := range addrs {
+		parts = append(parts, name(a)+"="+st.Backends[a])
+	}
+	o.detail = strings.Join(parts, " ")
+	return o, true
+}
+
 func watchProxy(ctx context.Context, p Proxy, poll time.Duration, rec Recorder) {
+	read, kind := readHAProxy, KindBackends
+	if p.Kind == ProxyRedisha {
+		read, kind = readRedishaProxy, KindRoute
+	}
 	last := "?"
 	for {
-		cur := "unreachable"
-		if sock := p.Socket(); sock != "" {
-			if st, err := BackendStates(ctx, sock, poll+300*time.Millisecond); err == nil {
-				var parts []string
-				for k, v := range st {
-					parts = append(parts, k+"="+v)
-				}
-				sort.Strings(parts)
-				cur = strings.Join(parts, " ")
-			}
+		o, ok := read(ctx, p, poll+300*time.Millisecond)
+		if !ok {
+			o = observation{detail: "unreachable"}
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if cur != last {
-			rec.Write(history.Event{Time: time.Now(), Source: history.SourceProxy, Kind: KindBackends, Node: p.Node, Detail: cur})
+		if cur := o.detail + "\x00" + o.reason; cur != last {
+			ev := history.Event{Time: time.Now(), Source: history.SourceProxy, Kind: kind, Node: p.Node, Detail: o.detail}
+			if ok {
+				ev.Attrs = map[string]string{"up": strings.Join(o.up, ",")}
+				if o.reason != "" {
+					ev.Attrs["reason"] = o.reason
+				}
+			}
+			rec.Write(ev)
 			last = cur
 		}
 		if !sleepCtx(ctx, poll) {
@@ -438,6 +532,99 @@ func watchProxy(ctx context.Context, p Proxy, poll time.Duration, rec Recorder) 
 	}
 }
 
-// KindBackends is the event kind of an HAProxy backend state change; Detail lists
-// "backend/server=STATUS" pairs, or "unreachable".
-const KindBackends = "backends"
+// Event kinds of proxy observations. Attrs["up"] lists the backends the proxy routes new
+// connections to, comma-separated (absent when it could not be read: Detail "unreachable").
+const (
+	// KindBackends is an HAProxy's backend states; Detail lists "backend/server=STATUS" pairs.
+	KindBackends = "backends"
+	// KindRoute is a redisha-proxy's route; Detail is "route=NODE" (or route=none) followed by
+	// "NODE=STATE" per backend (master, replica, down), Attrs["reason"] why it holds or refuses.
+	KindRoute = "route"
+)
+
+// ProxyStatus is what a redisha-proxy's admin endpoint says.
+type ProxyStatus struct {
+	Route    string            // backend address new read-write connections go to ("" : none)
+	Reason   string            // why there is no route
+	Backends map[string]string // address -> master, replica, down (or the role it reports)
+}
+
+// RedishaProxyStatus reads a redisha-proxy's route from /healthz (200 or 503, a JSON body either
+// way) and its backends' states from /metrics (redisha_proxy_backend_up and _backend_role),
+// dialling admin with dial.
+func RedishaProxyStatus(ctx context.Context, dial netns.DialFunc, admin string, timeout time.Duration) (ProxyStatus, error) {
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	get := func(path string) ([]byte, int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return b, resp.StatusCode, err
+	}
+	var st ProxyStatus
+	b, code, err := get("/healthz")
+	if err != nil {
+		return st, err
+	}
+	var hz struct {
+		Master string `json:"master"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(b, &hz); err != nil {
+		return st, fmt.Errorf("redisha-proxy /healthz (%d): %w", code, err)
+	}
+	st.Route, st.Reason = hz.Master, hz.Reason
+	b, code, err = get("/metrics")
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK {
+		return st, fmt.Errorf("redisha-proxy /metrics: status %d", code)
+	}
+	st.Backends = parseBackendMetrics(string(b))
+	return st, nil
+}
+
+// parseBackendMetrics reads redisha_proxy_backend_up{backend="A"} and
+// redisha_proxy_backend_role{backend="A",role="R"} from Prometheus text: A -> R while up, down
+// otherwise.
+func parseBackendMetrics(text string) map[string]string {
+	out := map[string]string{}
+	roles := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok || (name != "redisha_proxy_backend_up" && name != "redisha_proxy_backend_role") {
+			continue
+		}
+		labelText, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(labelText, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			labels[k] = strings.Trim(v, `"`)
+		}
+		on := strings.TrimSpace(value) == "1"
+		switch name {
+		case "redisha_proxy_backend_up":
+			out[labels["backend"]] = map[bool]string{true: "up", false: "down"}[on]
+		case "redisha_proxy_backend_role":
+			if on {
+				roles[labels["backend"]] = strings.Replace(labels["role"], "slave", "replica", 1)
+			}
+		}
+	}
+	for a, st := range out {
+		if st == "up" && roles[a] != "" {
+			out[a] = roles[a]
+		}
+	}
+	return out
+}

@@ -26,9 +26,23 @@ type StackParams struct {
 	MinReplicasToWrite int      `json:"minReplicasToWrite,omitempty"`
 	MinReplicasMaxLag  int      `json:"minReplicasMaxLag,omitempty"`
 	VRRPAdvertInt      int      `json:"vrrpAdvertInt,omitempty"` // seconds
+	// Where the harness finds the stack's daemons (Conventions when a stack says nothing):
+	// redis-server's and the sentinels' ports, the name the sentinels monitor, HAProxy's admin
+	// socket and redisha-proxy's admin HTTP address, both as seen inside their node.
+	RedisPort     int    `json:"redisPort,omitempty"`
+	SentinelPort  int    `json:"sentinelPort,omitempty"`
+	MasterName    string `json:"masterName,omitempty"`
+	HAProxySocket string `json:"haproxySocket,omitempty"`
+	ProxyAdmin    string `json:"proxyAdmin,omitempty"`
 	// Extra carries stack-specific values for templates (.Params.Extra.key).
 	Extra map[string]string `json:"extra,omitempty"`
 }
+
+// Conventions are the recipe's ports and names, under every stack's defaults: a stack that
+// uses others says so in its stack.yaml (redisPort, sentinelPort, masterName, haproxySocket,
+// proxyAdmin) and the harness follows.
+var Conventions = StackParams{RedisPort: 6379, SentinelPort: 26379, MasterName: "mymaster",
+	HAProxySocket: "/run/haproxy/admin.sock", ProxyAdmin: "127.0.0.1:9121"}
 
 // paramKeys maps every accepted YAML key to how it sets a field.
 var paramKeys = map[string]func(p *StackParams, n *yaml.Node) error{
@@ -49,12 +63,19 @@ var paramKeys = map[string]func(p *StackParams, n *yaml.Node) error{
 	"check-interval": func(p *StackParams, n *yaml.Node) error { return p.CheckInterval.UnmarshalYAML(n) },
 	"persistence":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.Persistence) },
 	"extra":          func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.Extra) },
+	"redis-port":     intField(func(p *StackParams) *int { return &p.RedisPort }),
+	"sentinel-port":  intField(func(p *StackParams) *int { return &p.SentinelPort }),
+	"master-name":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.MasterName) },
+	"haproxy-socket": func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.HAProxySocket) },
+	"proxy-admin":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.ProxyAdmin) },
 }
 
 // paramAliases are the stack files' camelCase spellings.
 var paramAliases = map[string]string{
 	"downAfterMs": "down-after-ms", "failoverTimeoutMs": "failover-timeout-ms", "checkInterval": "check-interval",
 	"minReplicasToWrite": "min-replicas-to-write", "minReplicasMaxLag": "min-replicas-max-lag", "vrrpAdvertInt": "vrrp-advert-int",
+	"redisPort": "redis-port", "sentinelPort": "sentinel-port", "masterName": "master-name", "haproxySocket": "haproxy-socket",
+	"proxyAdmin": "proxy-admin",
 }
 
 func intField(f func(*StackParams) *int) func(*StackParams, *yaml.Node) error {
@@ -115,9 +136,18 @@ func (p StackParams) Merge(under StackParams) StackParams {
 	out.MinReplicasToWrite = pick(p.MinReplicasToWrite, under.MinReplicasToWrite)
 	out.MinReplicasMaxLag = pick(p.MinReplicasMaxLag, under.MinReplicasMaxLag)
 	out.VRRPAdvertInt = pick(p.VRRPAdvertInt, under.VRRPAdvertInt)
-	if out.Persistence == "" {
-		out.Persistence = under.Persistence
+	out.RedisPort = pick(p.RedisPort, under.RedisPort)
+	out.SentinelPort = pick(p.SentinelPort, under.SentinelPort)
+	str := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
 	}
+	out.Persistence = str(p.Persistence, under.Persistence)
+	out.MasterName = str(p.MasterName, under.MasterName)
+	out.HAProxySocket = str(p.HAProxySocket, under.HAProxySocket)
+	out.ProxyAdmin = str(p.ProxyAdmin, under.ProxyAdmin)
 	out.Extra = map[string]string{}
 	maps.Copy(out.Extra, under.Extra)
 	maps.Copy(out.Extra, p.Extra)

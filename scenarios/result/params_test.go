@@ -14,14 +14,17 @@ import (
 // fields.
 func TestStackParamsSpellings(t *testing.T) {
 	want := StackParams{DownAfterMs: 2000, FailoverTimeoutMs: 9000, Quorum: 2, CheckInterval: Interval(500 * time.Millisecond),
-		Persistence: "aof", MinReplicasToWrite: 1, MinReplicasMaxLag: 5, VRRPAdvertInt: 3, Extra: map[string]string{"k": "v"}}
+		Persistence: "aof", MinReplicasToWrite: 1, MinReplicasMaxLag: 5, VRRPAdvertInt: 3, Extra: map[string]string{"k": "v"},
+		RedisPort: 7000, SentinelPort: 27000, MasterName: "cache", HAProxySocket: "/run/h.sock", ProxyAdmin: "127.0.0.1:9000"}
+	kebabWhere := "redis-port: 7000\nsentinel-port: 27000\nmaster-name: cache\nhaproxy-socket: /run/h.sock\nproxy-admin: 127.0.0.1:9000\n"
+	camelWhere := "redisPort: 7000\nsentinelPort: 27000\nmasterName: cache\nhaproxySocket: /run/h.sock\nproxyAdmin: 127.0.0.1:9000\n"
 	for name, doc := range map[string]string{
 		"kebab": "down-after-ms: 2000\nfailover-timeout-ms: 9000\nquorum: 2\ncheck-interval-ms: 500\npersistence: aof\n" +
-			"min-replicas-to-write: 1\nmin-replicas-max-lag: 5\nvrrp-advert-int: 3\nextra: {k: v}\n",
+			"min-replicas-to-write: 1\nmin-replicas-max-lag: 5\nvrrp-advert-int: 3\nextra: {k: v}\n" + kebabWhere,
 		"camel": "downAfterMs: 2000\nfailoverTimeoutMs: 9000\nquorum: 2\ncheckInterval: 500ms\npersistence: aof\n" +
-			"minReplicasToWrite: 1\nminReplicasMaxLag: 5\nvrrpAdvertInt: 3\nextra: {k: v}\n",
+			"minReplicasToWrite: 1\nminReplicasMaxLag: 5\nvrrpAdvertInt: 3\nextra: {k: v}\n" + camelWhere,
 		"duration": "down-after-ms: 2000\nfailover-timeout-ms: 9000\nquorum: 2\ncheck-interval: 500ms\npersistence: aof\n" +
-			"min-replicas-to-write: 1\nmin-replicas-max-lag: 5\nvrrp-advert-int: 3\nextra: {k: v}\n",
+			"min-replicas-to-write: 1\nmin-replicas-max-lag: 5\nvrrp-advert-int: 3\nextra: {k: v}\n" + camelWhere,
 	} {
 		var got StackParams
 		if err := yaml.Unmarshal([]byte(doc), &got); err != nil {

@@ -96,6 +96,11 @@ type Summary struct {
 	DualRouteS           float64  `json:"dual_route_s"` // a proxy saw two backends UP (two masters)
 	Linearizable         string   `json:"linearizable"` // pass, fail, unknown, or not checked
 	FailoverS            *float64 `json:"failover_s,omitempty"`
+	// Pub/sub workload (absent without one): messages published with an acknowledgement, those
+	// the publisher was told reached a subscriber but none recorded, and repeated deliveries.
+	Published          int  `json:"published,omitempty"`
+	MessagesLost       *int `json:"messages_lost,omitempty"`
+	MessagesDuplicated int  `json:"messages_duplicated,omitempty"`
 }
 
 // Analysis is what the judge derived from the records for the report to draw.

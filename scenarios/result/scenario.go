@@ -59,6 +59,17 @@ type Workload struct {
 	// Reconnect re-dials each worker's connection once it is this old (0: keep it until an
 	// error), like clients that connect per request or recycle pooled connections.
 	Reconnect Duration `yaml:"reconnect" json:"reconnect,omitempty"`
+	// PubSub adds publishers and subscribers on one channel beside the clients above, on the
+	// same path; nil: none.
+	PubSub *PubSub `yaml:"pubsub" json:"pubsub,omitempty"`
+}
+
+// PubSub is a publish/subscribe workload: publishers PUBLISH unique messages on one channel and
+// record the receiver count each got back; subscribers record every message they receive.
+type PubSub struct {
+	Publishers  int `yaml:"publishers" json:"publishers"`
+	Subscribers int `yaml:"subscribers" json:"subscribers"`
+	Rate        int `yaml:"rate" json:"rate"` // publishes/s over all publishers
 }
 
 // Mix weighs the operation kinds.
@@ -99,4 +110,7 @@ type Expect struct {
 	// SplitBrainWrites is forbidden (default) or allowed.
 	SplitBrainWrites string `yaml:"split-brain-writes" json:"split_brain_writes"`
 	Linearizable     *bool  `yaml:"linearizable" json:"linearizable,omitempty"`
+	// MaxLostMessages bounds the pub/sub messages a publisher was told a subscriber received
+	// that no subscriber recorded (pub/sub is at most once: unset, it is measured only).
+	MaxLostMessages *int `yaml:"max-lost-messages" json:"max_lost_messages,omitempty"`
 }

@@ -51,6 +51,8 @@ type (
 	StackParams = result.StackParams
 	// Interval is the parameters' duration type, rendered in HAProxy's syntax.
 	Interval = result.Interval
+	// PubSub is the publish/subscribe workload.
+	PubSub = result.PubSub
 )
 
 // Scenario is one scenario file.
@@ -78,6 +80,9 @@ type Stack struct {
 const (
 	PathVIP    = "vip"    // through the VIP (proxies), as applications connect
 	PathDirect = "direct" // straight to one redis node (Workload.Node)
+	// PathSentinel: each client asks the sentinels for the master and connects to it (go-redis
+	// FailoverClient), as most applications do; no VIP and no proxy in the way.
+	PathSentinel = "sentinel"
 )
 
 // Fault is one entry of the timeline. Kind names and fields follow scenarios/lab/fault.
@@ -276,7 +281,7 @@ func (s *Scenario) validate() []fieldError {
 		bad("workload.keys", "want at least 1")
 	}
 	switch w.Path {
-	case PathVIP:
+	case PathVIP, PathSentinel:
 		if w.Node != "" {
 			bad("workload.node", "only with path: direct")
 		}
@@ -285,7 +290,15 @@ func (s *Scenario) validate() []fieldError {
 			bad("workload.node", "path: direct needs the node to dial")
 		}
 	default:
-		bad("workload.path", "%q: want vip or direct", w.Path)
+		bad("workload.path", "%q: want vip, sentinel or direct", w.Path)
+	}
+	if ps := w.PubSub; ps != nil {
+		if ps.Publishers < 1 || ps.Publishers > 64 || ps.Subscribers < 1 || ps.Subscribers > 64 {
+			bad("workload.pubsub", "want 1..64 publishers and 1..64 subscribers")
+		}
+		if ps.Rate < 0 {
+			bad("workload.pubsub.rate", "must not be negative")
+		}
 	}
 	if w.Timeout.D() <= 0 {
 		bad("workload.timeout", "must be positive")
@@ -334,6 +347,23 @@ func (s *Scenario) validate() []fieldError {
 		case "client":
 			if len(f.Targets)+len(f.A)+len(f.B) > 0 {
 				bad(at+".targets", "%s acts on the client path; it takes no targets", f.Kind)
+			}
+			if w.Path == PathSentinel {
+				bad(at+".kind", "%s acts on one client path (the VIP or a node); path: sentinel dials several", f.Kind)
+			}
+		}
+		for field, names := range map[string][]string{"targets": f.Targets, "a": f.A, "b": f.B} {
+			for _, n := range names {
+				if role, ok := RoleName(n); ok {
+					if _, known := NodeRoles[role]; !known {
+						bad(at+"."+field, "%s: no such role (roles: %s)", n, strings.Join(roleList(NodeRoles), ", "))
+					}
+				}
+			}
+		}
+		if role, ok := RoleName(f.Daemon); ok {
+			if _, known := DaemonRoles[role]; !known {
+				bad(at+".daemon", "%s: no such daemon role (roles: %s)", f.Daemon, strings.Join(roleList(DaemonRoles), ", "))
 			}
 		}
 		if f.Kind == "freeze-process" && f.Daemon == "" {
@@ -387,6 +417,9 @@ func (s *Scenario) validate() []fieldError {
 	}
 	if e.MaxLostWrites != nil && *e.MaxLostWrites < 0 {
 		bad("expect.max-lost-writes", "must not be negative")
+	}
+	if e.MaxLostMessages != nil && (*e.MaxLostMessages < 0 || w.PubSub == nil) {
+		bad("expect.max-lost-messages", "needs a pubsub workload and a count of at least 0")
 	}
 	switch e.SplitBrainWrites {
 	case "forbidden", "allowed":

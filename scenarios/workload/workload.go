@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,19 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Config describes one workload run.
 type Config struct {
-	Addr     string        // host:port to dial (the VIP or a node)
+	Addr string // host:port to dial (the VIP or a node); unused with Sentinels
+	// Sentinels, when set, make every client a go-redis FailoverClient: it asks these sentinels
+	// (host:port) for MasterName's address at each dial and follows +switch-master, as most
+	// applications do.
+	Sentinels  []string
+	MasterName string
+	// Publishers and Subscribers, when both are set, add a pub/sub workload on Channel beside
+	// the key-value clients: publishers PUBLISH unique messages at PublishRate (over all of
+	// them; 0: back to back), subscribers record every message they receive.
+	Publishers, Subscribers int
+	PublishRate             int
+	Channel                 string // default Prefix + ":ps"
+
 	Dial     DialFunc      // nil: net.Dialer
 	Clients  int           // workers, one connection each
 	Rate     int           // ops/s over all workers; 0: back to back
@@ -67,7 +80,8 @@ type Recorder interface{ Write(v any) }
 
 // Run executes the workload until Duration elapses or ctx ends, recording each operation and
 // each dial to rec. It returns when every worker has finished its last operation.
-func Run(ctx context.Context, cfg Config, rec Recorder, cnt *Counters) error {
+func Run(parent context.Context, cfg Config, rec Recorder, cnt *Counters) error {
+	ctx := parent
 	if cfg.Clients < 1 || cfg.Keys < 1 || cfg.SetW+cfg.GetW+cfg.AddW <= 0 || cfg.Timeout <= 0 {
 		return fmt.Errorf("workload: invalid config (clients %d, keys %d, mix %d/%d/%d, timeout %s)",
 			cfg.Clients, cfg.Keys, cfg.SetW, cfg.GetW, cfg.AddW, cfg.Timeout)
@@ -85,19 +99,71 @@ func Run(ctx context.Context, cfg Config, rec Recorder, cnt *Counters) error {
 	quietGoRedis.Do(func() { redis.SetLogger(discardLogger{}) })
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	if cfg.Channel == "" {
+		cfg.Channel = cfg.Prefix + ":ps"
+	}
 	var ids atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		w := &worker{id: i, cfg: cfg, rec: rec, cnt: cnt, ids: &ids,
-			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
-		wg.Add(1)
+	var wg, subs sync.WaitGroup
+	// Subscribers outlive the publishers by drain, so a message published at the very end is
+	// still read: the run's end must not look like a lost message.
+	subCtx, subCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer subCancel()
+	stopSubs := context.AfterFunc(parent, subCancel) // the caller's cancellation stops them at once
+	defer stopSubs()
+	start := func(g *sync.WaitGroup, ctx context.Context, body func(context.Context)) {
+		g.Add(1)
 		go func() {
-			defer wg.Done()
-			w.run(ctx)
+			defer g.Done()
+			body(ctx)
 		}()
 	}
+	newWorker := func(i int) *worker {
+		return &worker{id: i, cfg: cfg, rec: rec, cnt: cnt, ids: &ids, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
+	}
+	pubsub := cfg.Publishers > 0 && cfg.Subscribers > 0
+	if pubsub {
+		// Subscribers first, so the first messages have someone to reach.
+		for i := 0; i < cfg.Subscribers; i++ {
+			w := newWorker(cfg.Clients + cfg.Publishers + i)
+			start(&subs, subCtx, w.subscribe)
+		}
+	}
+	for i := 0; i < cfg.Clients; i++ {
+		w := newWorker(i)
+		w.interval = every(cfg.Rate, cfg.Clients)
+		start(&wg, ctx, w.run)
+	}
+	if pubsub {
+		for i := 0; i < cfg.Publishers; i++ {
+			w := newWorker(cfg.Clients + i)
+			w.publisher, w.interval = true, every(cfg.PublishRate, cfg.Publishers)
+			start(&wg, ctx, w.run)
+		}
+	}
 	wg.Wait()
+	if pubsub {
+		t := time.NewTimer(drain(cfg.Timeout))
+		select {
+		case <-t.C:
+		case <-subCtx.Done():
+		}
+		t.Stop()
+	}
+	subCancel()
+	subs.Wait()
 	return nil
+}
+
+// drain is how long subscribers keep reading after the last publish: a few client time-outs.
+func drain(timeout time.Duration) time.Duration { return max(5*timeout, 500*time.Millisecond) }
+
+// every is each of n workers' period for rate operations per second over all of them (0: none,
+// back to back).
+func every(rate, n int) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) * float64(n) / float64(rate))
 }
 
 type worker struct {
@@ -108,6 +174,10 @@ type worker struct {
 	ids *atomic.Int64
 	rng *rand.Rand
 	seq int
+	// interval is the worker's period between operations (0: back to back).
+	interval time.Duration
+	// publisher workers PUBLISH on the channel instead of the key-value mix.
+	publisher bool
 
 	client   *redis.Client
 	dials    int
@@ -124,10 +194,7 @@ type worker struct {
 
 func (w *worker) run(ctx context.Context) {
 	defer w.drop()
-	var interval time.Duration
-	if w.cfg.Rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(w.cfg.Clients) / float64(w.cfg.Rate))
-	}
+	interval := w.interval
 	// Stagger workers so their ops interleave instead of arriving in bursts.
 	next := time.Now().Add(time.Duration(w.rng.Int64N(int64(interval) + 1)))
 	for {
@@ -155,6 +222,10 @@ func (w *worker) run(ctx context.Context) {
 }
 
 func (w *worker) pick() (kind, key, value string) {
+	if w.publisher {
+		w.seq++
+		return history.KindPublish, w.cfg.Channel, fmt.Sprintf("p%d-%d", w.id, w.seq)
+	}
 	total := w.cfg.SetW + w.cfg.GetW + w.cfg.AddW
 	n := w.rng.IntN(total)
 	k := w.rng.IntN(w.cfg.Keys)
@@ -191,6 +262,10 @@ func (w *worker) one() {
 		err = w.client.Set(ctx, key, value, 0).Err()
 	case history.KindAdd:
 		err = w.client.SAdd(ctx, key, value).Err()
+	case history.KindPublish:
+		var n int64
+		n, err = w.client.Publish(ctx, key, value).Result()
+		op.Receivers = int(n)
 	case history.KindGet:
 		var v string
 		v, err = w.client.Get(ctx, key).Result()
@@ -231,10 +306,15 @@ func (w *worker) one() {
 }
 
 // connect prepares a fresh single-connection client; the dial itself happens inside the next
-// command, and OnConnect identifies the server.
+// command, and OnConnect identifies the server. With sentinels it is a FailoverClient, whose
+// dial first asks a sentinel for the master.
 func (w *worker) connect() {
 	w.server, w.node, w.runID = "", "", ""
 	w.dialedAt = time.Time{}
+	if len(w.cfg.Sentinels) > 0 {
+		w.client = redis.NewFailoverClient(w.failoverOptions())
+		return
+	}
 	opt := &redis.Options{
 		Addr:                     w.cfg.Addr,
 		Protocol:                 2,
@@ -264,6 +344,111 @@ func (w *worker) connect() {
 		opt.MaxRetries = -1
 	}
 	w.client = redis.NewClient(opt)
+}
+
+// failoverOptions are connect's options for the sentinel path: the same pool of one, timeouts
+// and retries. Sentinel connections (queries and the +switch-master subscription) are not the
+// operation's bytes, so only connections to the master are tracked.
+func (w *worker) failoverOptions() *redis.FailoverOptions {
+	sentinels := map[string]bool{}
+	for _, s := range w.cfg.Sentinels {
+		sentinels[s] = true
+	}
+	opt := &redis.FailoverOptions{
+		MasterName:      w.cfg.MasterName,
+		SentinelAddrs:   w.cfg.Sentinels,
+		Protocol:        2,
+		DisableIdentity: true,
+		PoolSize:        1,
+		MaxIdleConns:    1,
+		PoolTimeout:     w.cfg.Timeout,
+		DialTimeout:     w.cfg.Timeout,
+		ReadTimeout:     w.cfg.Timeout,
+		WriteTimeout:    w.cfg.Timeout,
+		DialerRetries:   1,
+		MaxRetries:      w.cfg.Retries,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := w.cfg.Dial(ctx, network, addr)
+			if err != nil || sentinels[addr] {
+				return c, err
+			}
+			w.handshake.Store(true)
+			return &trackedConn{Conn: c, w: w}, nil
+		},
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			// go-redis runs OnConnect on its sentinel connections too; a connection names the
+			// address its client was made for ("Redis<ADDR db:N>"), "FailoverClient" for the
+			// master's.
+			addr, _, _ := strings.Cut(strings.TrimPrefix(cn.String(), "Redis<"), " ")
+			if sentinels[addr] {
+				return nil
+			}
+			return w.identify(ctx, cn)
+		},
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = -1
+	}
+	return opt
+}
+
+// subscribe runs one subscriber until ctx ends: it subscribes to the channel, records the
+// subscription (with the server it is on), every message, and the loss of its connection, then
+// connects again.
+func (w *worker) subscribe(ctx context.Context) {
+	defer w.drop()
+	for ctx.Err() == nil {
+		w.connect()
+		// go-redis bounds its reads by the context's deadline too, which would turn the end of
+		// the run into a read time-out: reads get a context without one, and the end of the run
+		// closes the subscription instead.
+		rctx := context.WithoutCancel(ctx)
+		ps := w.client.Subscribe(rctx, w.cfg.Channel)
+		stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+		subscribed := false
+		for ctx.Err() == nil {
+			msg, err := ps.ReceiveTimeout(rctx, time.Second)
+			if ctx.Err() != nil {
+				break
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && subscribed {
+					if perr := ps.Ping(rctx); perr == nil {
+						continue
+					}
+				}
+				if subscribed {
+					now := time.Now()
+					w.rec.Write(history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: history.KindUnsub, Key: w.cfg.Channel,
+						Invoke: now, Complete: now, Status: history.Fail, Err: err.Error(), Server: w.server, Node: w.node})
+				}
+				break
+			}
+			now := time.Now()
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					subscribed = true
+					w.rec.Write(history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: history.KindSubscribe, Key: m.Channel,
+						Invoke: now, Complete: now, Status: history.OK, Server: w.server, Node: w.node, RunID: w.runID, Dial: w.dials})
+				}
+			case *redis.Message:
+				w.cnt.OK.Add(1)
+				w.rec.Write(history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: history.KindReceive, Key: m.Channel, Value: m.Payload,
+					Invoke: now, Complete: now, Status: history.OK, Server: w.server, Node: w.node})
+			}
+		}
+		stop()
+		_ = ps.Close()
+		w.drop()
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // identify runs once per new connection: which server is this?
