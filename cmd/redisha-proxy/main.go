@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,7 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 		LogSettings:   func(c *config.Config) (string, string) { return c.Log.Level, c.Log.Format },
 		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			p := daemon.New(cfg, log)
+			p.Version = version()
 			if err := p.Start(); err != nil {
 				return err
 			}
@@ -80,7 +82,7 @@ func flags() []daemonkit.Flag[config.Config] {
 	return []daemonkit.Flag[config.Config]{
 		str("listen", "read-write listener address", func(c *config.Config, v string) { c.Listen = v }),
 		str("read-only-listen", "read-only listener address (routed to healthy replicas)", func(c *config.Config, v string) { c.ReadOnlyListen = v }),
-		str("admin", "admin HTTP address for /healthz and /metrics", func(c *config.Config, v string) { c.Admin = v }),
+		str("admin", "admin HTTP address for /healthz, /livez, /status and /metrics", func(c *config.Config, v string) { c.Admin = v }),
 		str("master-name", "sentinel master name", func(c *config.Config, v string) { c.MasterName = v }),
 		str("backends", "comma-separated redis backends ip:port", func(c *config.Config, v string) { c.Backends = splitList(v) }),
 		str("sentinels", "comma-separated sentinels ip:port", func(c *config.Config, v string) { c.Sentinels = splitList(v) }),
@@ -111,8 +113,9 @@ func version() string {
 	return "(devel)"
 }
 
-// status prints the running proxy's /healthz, from --addr or the config's
-// admin address (a wildcard listener is reached on loopback).
+// status prints the running proxy's /status, from --addr or the config's
+// admin address (a wildcard listener is reached on loopback). It fails
+// (exit status 1) when the proxy does not route new connections.
 func status(_ context.Context, cfg *config.Config, opts daemonkit.StatusOptions, w io.Writer) error {
 	addr := opts.Addr
 	if addr == "" && cfg != nil {
@@ -125,7 +128,7 @@ func status(_ context.Context, cfg *config.Config, opts daemonkit.StatusOptions,
 		addr = net.JoinHostPort("127.0.0.1", port)
 	}
 	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://" + addr + "/healthz")
+	resp, err := client.Get("http://" + addr + "/status")
 	if err != nil {
 		return fmt.Errorf("is redisha-proxy running? %w", err)
 	}
@@ -134,33 +137,67 @@ func status(_ context.Context, cfg *config.Config, opts daemonkit.StatusOptions,
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		_, err = w.Write(body)
-		return err
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/status: %s", resp.Status)
 	}
-	var s struct {
-		Status      string   `json:"status"`
-		Master      string   `json:"master"`
-		Reason      string   `json:"reason"`
-		Draining    bool     `json:"draining"`
-		Majority    bool     `json:"sentinel_majority"`
-		Epoch       int64    `json:"config_epoch"`
-		Connections int64    `json:"connections"`
-		Replicas    []string `json:"replicas"`
-	}
+	var s daemon.StatusDoc
 	if err := json.Unmarshal(body, &s); err != nil {
-		return fmt.Errorf("bad /healthz reply: %w", err)
+		return fmt.Errorf("bad /status reply: %w", err)
 	}
-	fmt.Fprintf(w, "redisha-proxy: %s", s.Status)
-	if s.Master != "" {
-		fmt.Fprintf(w, ", routing to %s", s.Master)
+	if opts.JSON {
+		if _, err = w.Write(body); err != nil {
+			return err
+		}
 	} else {
-		fmt.Fprintf(w, ", not routing: %s", s.Reason)
+		printStatus(w, s)
 	}
-	fmt.Fprintf(w, "\n  sentinel majority %v at config epoch %d; %d connections; replicas %v; draining %v\n",
-		s.Majority, s.Epoch, s.Connections, s.Replicas, s.Draining)
-	if s.Status != "ok" {
+	if s.Route.Master == "" || s.Draining {
 		return errors.New("unavailable")
 	}
 	return nil
+}
+
+func printStatus(w io.Writer, s daemon.StatusDoc) {
+	fmt.Fprintf(w, "redisha-proxy %s: %s", s.Version, s.Status)
+	if s.Route.Master != "" {
+		fmt.Fprintf(w, ", routing to %s", s.Route.Master)
+	} else {
+		fmt.Fprintf(w, ", not routing (hold %v): %s", s.Route.Hold, s.Route.Reason)
+	}
+	fmt.Fprintf(w, "\n  live %v; sentinel majority %v at config epoch %d; %d switches; %d connections; %d watchers; draining %v\n",
+		s.Live, s.SentinelMajority, s.AgreedEpoch, s.Switches, s.Connections, s.Watchers, s.Draining)
+	if s.Fenced != "" {
+		fmt.Fprintf(w, "  fenced: %s\n", s.Fenced)
+	}
+	for _, b := range s.Backends {
+		state := "ok"
+		if !b.OK {
+			state = "failing: " + b.Err
+		} else if !b.Fresh {
+			state = "stale"
+		}
+		routed := ""
+		if b.Routed {
+			routed = " (routed)"
+		}
+		fmt.Fprintf(w, "  backend  %-21s %-7s %s, checked %dms ago%s\n", b.Addr, b.Role, state, b.AgeMs, routed)
+	}
+	for _, v := range s.Sentinels {
+		switch {
+		case !v.Heard:
+			fmt.Fprintf(w, "  sentinel %-21s not heard from yet\n", v.Addr)
+		case !v.OK:
+			fmt.Fprintf(w, "  sentinel %-21s failing: %s (%dms ago)\n", v.Addr, v.Err, v.AgeMs)
+		default:
+			fmt.Fprintf(w, "  sentinel %-21s names %s at epoch %d, %dms ago (fresh %v)\n", v.Addr, v.Master, v.Epoch, v.AgeMs, v.Fresh)
+		}
+	}
+	keys := make([]string, 0, len(s.Listeners))
+	for k := range s.Listeners {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  listener %-10s %s\n", k, s.Listeners[k])
+	}
 }

@@ -22,6 +22,13 @@ type Config struct {
 	ReadOnlyListen string `yaml:"read_only_listen"`
 	// Admin serves /healthz and /metrics; "" disables it.
 	Admin string `yaml:"admin"`
+	// WatchListen, when set, is where a VIP manager holds a connection to
+	// learn that this proxy stopped: "host:port" or "unix:/path". The
+	// proxy never writes to it while serving; the connection ending means
+	// the process died, and a clean stop first sends the line "stopping",
+	// before the client listeners close (redisha-vip's `watch` track,
+	// docs/vip.md).
+	WatchListen string `yaml:"watch_listen"`
 	// AdminPprof also serves Go's /debug/pprof on the admin address.
 	AdminPprof bool `yaml:"admin_pprof"`
 	// MasterName is the name the sentinels monitor.
@@ -79,6 +86,10 @@ type Limits struct {
 	IdleTimeout    time.Duration `yaml:"idle_timeout"` // 0 = never
 	DialTimeout    time.Duration `yaml:"dial_timeout"`
 	DrainTimeout   time.Duration `yaml:"drain_timeout"`
+	// StopNotice is how long the client listeners keep accepting on a clean
+	// stop after the watchers (watch_listen) were told "stopping", so the
+	// VIP can move before this node refuses connections (0: close at once).
+	StopNotice time.Duration `yaml:"stop_notice"`
 }
 
 // LogConfig selects slog level and format.
@@ -153,6 +164,13 @@ func (c *Config) problems() []problem {
 	addr("listen", c.Listen, false)
 	addr("read_only_listen", c.ReadOnlyListen, true)
 	addr("admin", c.Admin, true)
+	if path, ok := strings.CutPrefix(c.WatchListen, "unix:"); ok {
+		if path == "" {
+			add("watch_listen", "%q: empty unix socket path", c.WatchListen)
+		}
+	} else {
+		addr("watch_listen", c.WatchListen, true)
+	}
 	if len(c.Backends) == 0 && len(c.Sentinels) == 0 {
 		add("backends", "need at least one backend or one sentinel (backends, sentinels)")
 	}
@@ -190,7 +208,7 @@ func (c *Config) problems() []problem {
 		{"routing.health_ttl", c.Routing.HealthTTL}, {"routing.view_ttl", c.Routing.ViewTTL},
 		{"routing.fence_timeout", c.Routing.FenceTimeout}, {"routing.hold_new_connections", c.Routing.HoldNewConnections},
 		{"limits.idle_timeout", c.Limits.IdleTimeout}, {"limits.dial_timeout", c.Limits.DialTimeout},
-		{"limits.drain_timeout", c.Limits.DrainTimeout}} {
+		{"limits.drain_timeout", c.Limits.DrainTimeout}, {"limits.stop_notice", c.Limits.StopNotice}} {
 		if d.v < 0 {
 			add(d.path, "%v must not be negative", d.v)
 		}

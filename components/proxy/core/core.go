@@ -744,6 +744,7 @@ func (c *Core) Replicas() []string {
 // BackendState is a backend's last known state, for metrics and /healthz.
 type BackendState struct {
 	Addr   string
+	At     time.Time // when the last result's probe was sent (what freshness counts from)
 	Fresh  bool
 	OK     bool
 	Role   Role
@@ -762,7 +763,21 @@ type Snapshot struct {
 	Fenced         string
 	Switches       int
 	Backends       []BackendState
+	Sentinels      []SentinelState // every configured sentinel, heard from or not
 	SentinelsFresh int
+}
+
+// SentinelState is a configured sentinel's last view, for the status
+// endpoint.
+type SentinelState struct {
+	Addr   string
+	Heard  bool      // a view (or an error) was received
+	At     time.Time // when the last view's probe was sent
+	Fresh  bool      // the view still counts (ViewTTL)
+	OK     bool
+	Master string // the master it names
+	Epoch  int64  // its config epoch
+	Err    string
 }
 
 // Snapshot summarises the state for metrics and health endpoints.
@@ -773,13 +788,20 @@ func (c *Core) Snapshot() Snapshot {
 		s.Fenced = c.fence.addr
 	}
 	for a, h := range c.health {
-		s.Backends = append(s.Backends, BackendState{Addr: a, Fresh: c.fresh(h), OK: h.OK, Role: h.Role, LinkUp: h.LinkUp, Offset: h.Offset, Err: h.Err})
+		s.Backends = append(s.Backends, BackendState{Addr: a, At: h.At, Fresh: c.fresh(h), OK: h.OK, Role: h.Role, LinkUp: h.LinkUp, Offset: h.Offset, Err: h.Err})
 	}
 	sort.Slice(s.Backends, func(i, j int) bool { return s.Backends[i].Addr < s.Backends[j].Addr })
 	for _, v := range c.views {
 		if c.viewFresh(v) {
 			s.SentinelsFresh++
 		}
+	}
+	for _, a := range c.cfg.Sentinels {
+		st := SentinelState{Addr: a}
+		if v, ok := c.views[a]; ok {
+			st.Heard, st.At, st.Fresh, st.OK, st.Master, st.Epoch, st.Err = true, v.At, c.viewFresh(v), v.OK, v.Addr, v.Epoch, v.Err
+		}
+		s.Sentinels = append(s.Sentinels, st)
 	}
 	return s
 }

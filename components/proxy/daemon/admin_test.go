@@ -50,6 +50,12 @@ func TestHealthzAndMetrics(t *testing.T) {
 		}
 		return false
 	})
+	var st0 StatusDoc
+	if code, body := get("/status"); code != 200 || json.Unmarshal([]byte(body), &st0) != nil || st0.Status != "routing" ||
+		st0.Route.Master != c.a.addr || !st0.SentinelMajority || len(st0.Sentinels) != 3 || !st0.Sentinels[0].Fresh ||
+		st0.Sentinels[0].Master != c.a.addr || st0.Sentinels[0].LastView.IsZero() || st0.Listeners["read_write"] != p.Addr() {
+		t.Errorf("/status while routing: %d %s", code, body)
+	}
 	_, m := get("/metrics")
 	for _, want := range []string{
 		`redisha_proxy_backend_routed{backend="` + c.a.addr + `"} 1`,
@@ -67,6 +73,15 @@ func TestHealthzAndMetrics(t *testing.T) {
 		s.kill()
 	}
 	waitFor(t, 5*time.Second, "healthz 503", func() bool { code, _ := get("/healthz"); return code == 503 })
+	// Liveness is not routing: the process still serves its listener.
+	if code, body := get("/livez"); code != 200 {
+		t.Errorf("/livez %d %s with no route, want 200", code, body)
+	}
+	var st StatusDoc
+	if code, body := get("/status"); code != 200 || json.Unmarshal([]byte(body), &st) != nil ||
+		st.Route.Master != "" || st.Route.Reason == "" || st.Status == "routing" || !st.Live || len(st.Sentinels) != 3 || len(st.Backends) != 2 {
+		t.Errorf("/status with no route: %d %s", code, body)
+	}
 	rawCommand(t, p.Addr(), "PING")
 	_, m = get("/metrics")
 	if !strings.Contains(m, `redisha_proxy_connections_refused_total{listener="read_write",reason="no_master"} 1`) {

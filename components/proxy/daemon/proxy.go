@@ -8,20 +8,15 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/redisha/redisha/components/proxy/config"
 	"github.com/redisha/redisha/components/proxy/core"
@@ -60,6 +55,7 @@ type Proxy struct {
 	reg      registry
 	active   atomic.Int64
 	draining atomic.Bool
+	stopping atomic.Bool // a stop began (watchers told); /livez is 503 from then on
 	handlers sync.WaitGroup
 
 	lnMu      sync.Mutex
@@ -67,6 +63,15 @@ type Proxy struct {
 	ro        *net.TCPListener
 	admin     *http.Server
 	adminAddr string
+	watch     *watchServer   // the current watch listener (nil: none)
+	oldWatch  []*watchServer // watch listeners replaced by a reload: their watchers stay until the stop
+
+	// acceptErr is the last accept error of the read-write listener, ""
+	// once an accept succeeds again (/livez).
+	acceptErr atomic.Pointer[string]
+
+	// Version is reported by /status; set it before Start.
+	Version string
 
 	// traceHook, when set before Start, sees every driver input with the
 	// time its actions had been carried out (tests measure the proxy's own
@@ -115,11 +120,23 @@ func (p *Proxy) Start() error {
 			return err
 		}
 	}
+	if cfg.WatchListen != "" {
+		if p.watch, err = startWatch(cfg.WatchListen, p.log); err != nil {
+			rw.Close()
+			if p.ro != nil {
+				p.ro.Close()
+			}
+			return err
+		}
+	}
 	if cfg.Admin != "" {
 		if err := p.startAdmin(cfg.Admin); err != nil {
 			rw.Close()
 			if p.ro != nil {
 				p.ro.Close()
+			}
+			if p.watch != nil {
+				p.watch.stop(false)
 			}
 			return err
 		}
@@ -132,7 +149,7 @@ func (p *Proxy) Start() error {
 	}
 	go p.reapIdle()
 	p.log.Info("proxy started", "listen", p.rw.Addr().String(), "read_only_listen", cfg.ReadOnlyListen,
-		"admin", cfg.Admin, "master_name", cfg.MasterName, "backends", cfg.Backends, "sentinels", cfg.Sentinels)
+		"admin", cfg.Admin, "watch_listen", cfg.WatchListen, "master_name", cfg.MasterName, "backends", cfg.Backends, "sentinels", cfg.Sentinels)
 	return nil
 }
 
@@ -206,6 +223,23 @@ func (p *Proxy) Reload(cfg *Config) error {
 		}
 		p.ro = ln
 	}
+	if cfg.WatchListen != old.WatchListen {
+		var w *watchServer
+		if cfg.WatchListen != "" {
+			var err error
+			if w, err = startWatch(cfg.WatchListen, p.log); err != nil {
+				p.lnMu.Unlock()
+				return fmt.Errorf("reload: watch_listen %s: %w", cfg.WatchListen, err)
+			}
+		}
+		if p.watch != nil {
+			// Its watchers keep their connections (the VIP manager may still
+			// watch the old address) until the proxy stops.
+			p.watch.closeListener()
+			p.oldWatch = append(p.oldWatch, p.watch)
+		}
+		p.watch = w
+	}
 	p.lnMu.Unlock()
 	if cfg.Admin != old.Admin {
 		p.stopAdmin()
@@ -226,7 +260,21 @@ func (p *Proxy) Reload(cfg *Config) error {
 
 // Drain stops accepting, reports unhealthy, waits for clients to leave (up
 // to the drain timeout or ctx), then closes what is left and stops.
+//
+// Watchers (watch_listen) are told "stopping" first, before the listeners
+// close, and the listeners keep accepting for limits.stop_notice: a VIP
+// manager moves the address while this proxy still serves.
 func (p *Proxy) Drain(ctx context.Context) {
+	p.stopping.Store(true)
+	p.stopWatchers()
+	if d := p.cfg.Load().Limits.StopNotice; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	p.draining.Store(true)
 	p.lnMu.Lock()
 	p.rw.Close()
@@ -257,7 +305,9 @@ wait:
 
 // Close stops everything at once.
 func (p *Proxy) Close() {
+	p.stopping.Store(true)
 	p.draining.Store(true)
+	p.stopWatchers()
 	p.lnMu.Lock()
 	p.rw.Close()
 	if p.ro != nil {
@@ -481,6 +531,10 @@ func (p *Proxy) serve(ln *net.TCPListener, readOnly bool) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			if !readOnly {
+				msg := err.Error()
+				p.acceptErr.Store(&msg)
+			}
 			// EMFILE and friends: back off instead of spinning.
 			p.log.Warn("accept", "err", err)
 			time.Sleep(delay)
@@ -490,6 +544,9 @@ func (p *Proxy) serve(ln *net.TCPListener, readOnly bool) {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		if !readOnly && p.acceptErr.Load() != nil {
+			p.acceptErr.Store(nil)
+		}
 		p.handlers.Add(1)
 		go p.handle(c, readOnly)
 	}
@@ -621,63 +678,4 @@ func (p *Proxy) waitRoute(hold time.Duration) core.Route {
 		}
 		t.Stop()
 	}
-}
-
-// ---- admin -------------------------------------------------------------------
-
-func (p *Proxy) startAdmin(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", p.healthz)
-	mux.Handle("/metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
-	if p.cfg.Load().AdminPprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	p.lnMu.Lock()
-	p.admin, p.adminAddr = srv, ln.Addr().String()
-	p.lnMu.Unlock()
-	go srv.Serve(ln)
-	return nil
-}
-
-func (p *Proxy) stopAdmin() {
-	p.lnMu.Lock()
-	srv := p.admin
-	p.admin, p.adminAddr = nil, ""
-	p.lnMu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-}
-
-// healthz is 200 while this proxy routes new read-write connections and is
-// not draining, 503 otherwise, so a VIP manager moves the address away from a
-// proxy that cannot serve.
-func (p *Proxy) healthz(w http.ResponseWriter, _ *http.Request) {
-	s := p.Snapshot()
-	body := struct {
-		Status      string   `json:"status"`
-		Master      string   `json:"master,omitempty"`
-		Reason      string   `json:"reason,omitempty"`
-		Draining    bool     `json:"draining"`
-		SentinelMaj bool     `json:"sentinel_majority"`
-		Epoch       int64    `json:"config_epoch"`
-		Connections int64    `json:"connections"`
-		Replicas    []string `json:"replicas"`
-	}{Master: s.Route.Master, Reason: s.Route.Reason, Draining: p.draining.Load(), SentinelMaj: s.HaveMajority,
-		Epoch: s.AgreedEpoch, Connections: p.active.Load(), Replicas: *p.replicas.Load()}
-	code := http.StatusOK
-	body.Status = "ok"
-	if body.Draining || s.Route.Master == "" {
-		code, body.Status = http.StatusServiceUnavailable, "unavailable"
-	}
-	sort.Strings(body.Replicas)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(body)
 }
