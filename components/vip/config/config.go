@@ -4,6 +4,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -118,19 +119,49 @@ type Notify struct {
 	Timeout Duration `yaml:"timeout"`
 }
 
-// Track is one tracked check; exactly one of HTTP, Process, Command is set.
+// Track is one tracked check; exactly one of HTTP, Process, Command, Watch
+// is set.
 type Track struct {
-	Name     string   `yaml:"name"`
-	HTTP     string   `yaml:"http"`
-	Process  string   `yaml:"process"`
-	Command  []string `yaml:"command"`
+	Name    string   `yaml:"name"`
+	HTTP    string   `yaml:"http"`
+	Process string   `yaml:"process"`
+	Command []string `yaml:"command"`
+	// Watch is an address the tracked server keeps a connection open on:
+	// "host:port" (TCP) or "unix:/path". The connection being established
+	// is a pass; its end (close, reset, refusal) or a "stopping" line from
+	// the server is a failure at once, reported without waiting for an
+	// interval. docs/vip.md describes the protocol.
+	Watch string `yaml:"watch"`
+	// Interval is the check period; for watch, the pause before
+	// reconnecting after a failure (default 100ms).
 	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
+	// Timeout bounds one check; for watch, one connection attempt (default 1s).
+	Timeout Duration `yaml:"timeout"`
 	Rise     int      `yaml:"rise"`
 	Fall     int      `yaml:"fall"`
 	Weight   int      `yaml:"weight"`
 	// Fault: a failing check puts the router into FAULT instead of weighting.
 	Fault bool `yaml:"fault"`
+}
+
+// DefaultWatchRetry is a watch track's interval when unset: how long it
+// waits before reconnecting after the connection ended or was refused.
+const DefaultWatchRetry = 100 * time.Millisecond
+
+// WatchAddr splits Watch into a network for net.Dial ("tcp" or "unix") and
+// an address.
+func (t Track) WatchAddr() (network, addr string, err error) {
+	if path, ok := strings.CutPrefix(t.Watch, "unix:"); ok {
+		if path == "" {
+			return "", "", fmt.Errorf("watch %q: empty unix socket path", t.Watch)
+		}
+		return "unix", path, nil
+	}
+	host, port, err := net.SplitHostPort(t.Watch)
+	if err != nil || host == "" || port == "" {
+		return "", "", fmt.Errorf("watch %q: want host:port or unix:/path", t.Watch)
+	}
+	return "tcp", t.Watch, nil
 }
 
 // Status configures the local HTTP endpoint (/status, /metrics).
@@ -234,6 +265,14 @@ func (c *Config) defaults() {
 	}
 	for i := range c.Track {
 		t := &c.Track[i]
+		if t.Watch != "" {
+			if t.Interval == 0 {
+				t.Interval = Duration(DefaultWatchRetry)
+			}
+			if t.Timeout == 0 {
+				t.Timeout = Duration(time.Second)
+			}
+		}
 		if t.Interval == 0 {
 			t.Interval = Duration(time.Second)
 		}
@@ -330,8 +369,14 @@ func (c *Config) validate() error {
 		if len(t.Command) > 0 {
 			n++
 		}
+		if t.Watch != "" {
+			n++
+			if _, _, err := t.WatchAddr(); err != nil {
+				return fmt.Errorf("%s: %v", where, err)
+			}
+		}
 		if n != 1 {
-			return fmt.Errorf("%s: set exactly one of http, process, command", where)
+			return fmt.Errorf("%s: set exactly one of http, process, command, watch", where)
 		}
 		if t.Interval < 0 || t.Timeout < 0 || t.Rise < 1 || t.Fall < 1 {
 			return fmt.Errorf("%s: interval/timeout must be positive, rise/fall at least 1", where)

@@ -62,6 +62,9 @@ func TestParseErrors(t *testing.T) {
 		{strings.Replace(minimal, "10.78.0.101", "fe80::1", 1), "not a unicast IPv4"},
 		{strings.Replace(minimal, "interface: eth0", "", 1), "interface: required"},
 		{minimal + "track: [{name: a, http: 'http://x', process: p, weight: 1}]\n", "exactly one"},
+		{minimal + "track: [{name: a, watch: '127.0.0.1:7000', process: p, fault: true}]\n", "exactly one of http, process, command, watch"},
+		{minimal + "track: [{name: a, watch: '127.0.0.1', fault: true}]\n", "want host:port or unix:/path"},
+		{minimal + "track: [{name: a, watch: 'unix:', fault: true}]\n", "empty unix socket path"},
 		{minimal + "track: [{name: a, process: p}]\n", "non-zero weight or fault"},
 		{minimal + "track: [{name: a, process: p, weight: 5, fault: true}]\n", "exclusive"},
 		{minimal + "track: [{name: a, http: 'ftp://x', weight: 5}]\n", "http://"},
@@ -80,6 +83,23 @@ func TestParseErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestWatchTrack(t *testing.T) {
+	c, err := Parse([]byte(minimal + "track:\n  - {name: p, watch: '127.0.0.1:7000', fault: true}\n  - {name: u, watch: 'unix:/run/p.sock', fault: true, interval: 50ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, u := c.Track[0], c.Track[1]
+	if p.Interval.D() != DefaultWatchRetry || p.Timeout.D() != time.Second || p.Rise != 1 || p.Fall != 1 {
+		t.Fatalf("watch defaults: %+v", p)
+	}
+	if n, a, _ := p.WatchAddr(); n != "tcp" || a != "127.0.0.1:7000" {
+		t.Fatalf("tcp watch: %s %s", n, a)
+	}
+	if n, a, _ := u.WatchAddr(); n != "unix" || a != "/run/p.sock" || u.Interval.D() != 50*time.Millisecond {
+		t.Fatalf("unix watch: %s %s %v", n, a, u.Interval)
 	}
 }
 

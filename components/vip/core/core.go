@@ -529,6 +529,11 @@ func (m *Core) reevaluate(now time.Time, name string) []Action {
 	}
 	switch faulty := m.faulty(); {
 	case faulty && (m.state == Master || m.state == Backup):
+		// A master leaves as on Shutdown (RFC 5798 section 6.4.3: "Send an
+		// ADVERTISEMENT with Priority = 0"), as keepalived does on entering
+		// FAULT: the backup then takes over after Skew_Time (section 6.4.2)
+		// instead of Master_Down_Interval, which is what makes a watch
+		// track on the local proxy fast.
 		if m.state == Master {
 			out = append(out, Action{Kind: SendAdvert, Priority: 0}, m.removeVIPs())
 		}

@@ -532,3 +532,77 @@ func TestGARPRepeat(t *testing.T) {
 		t.Fatal("negative repeat accepted")
 	}
 }
+
+// TestFaultHandsOverAfterSkewTime: a master whose fault check fails leaves
+// as a shutting-down master does (RFC 5798 section 6.4.3, Shutdown: "Send an
+// ADVERTISEMENT with Priority = 0"; keepalived sends priority 0 when a
+// master enters FAULT, vrrp_state_leave_master), so its backup takes over
+// after Skew_Time (section 6.4.2: "If the Priority in the ADVERTISEMENT is
+// zero, then: Set the Master_Down_Timer to Skew_Time") instead of
+// Master_Down_Interval. Recovered, it comes back as backup; with preemption
+// and the higher priority it takes the addresses back when its
+// Master_Down_Timer fires, the other yielding on its advert; without
+// preemption it stays backup.
+func TestFaultHandsOverAfterSkewTime(t *testing.T) {
+	for _, tc := range []struct {
+		interval uint16
+		preempt  bool
+		skew     time.Duration // backup at priority 100
+	}{
+		{20, true, ms(120)},  // 156*20/256 = 12 cs
+		{30, false, ms(180)}, // 156*30/256 = 18 cs
+		{100, true, ms(600)}, // 156*100/256 = 60 cs
+	} {
+		t.Run(fmt.Sprintf("%dcs preempt=%v", tc.interval, tc.preempt), func(t *testing.T) {
+			a := newM(t, func(c *Config) {
+				c.Priority, c.Interval, c.Preempt = 200, tc.interval, tc.preempt
+				c.Tracks = []Track{{Name: "proxy", Rise: 1, Fall: 1, Fault: true}}
+			})
+			b := newM(t, func(c *Config) { c.Primary, c.Interval, c.Preempt = addrB, tc.interval, tc.preempt })
+			a.CheckResult(t0, "proxy", true)
+			a.Start(t0)
+			b.Start(t0)
+			now := a.Next()
+			a.Tick(now) // a master (priority 200 wins the first Master_Down_Interval)
+			b.Receive(now, advert(addrA, 200, tc.interval))
+			if a.State() != Master || b.State() != Backup {
+				t.Fatalf("a %v b %v", a.State(), b.State())
+			}
+			now = now.Add(ms(50))
+			as := a.CheckResult(now, "proxy", false)
+			if got := kinds(as); got != "SendAdvert(0) RemoveVIPs StateChanged(MASTER->FAULT: tracked check proxy failed)" {
+				t.Fatalf("fault: %s", got)
+			}
+			b.Receive(now, advert(addrA, 0, tc.interval))
+			if b.Next() != now.Add(tc.skew) || b.SkewTime() != tc.skew {
+				t.Fatalf("backup wakes after %v, want Skew_Time %v", b.Next().Sub(now), tc.skew)
+			}
+			b.Tick(now.Add(tc.skew - time.Millisecond))
+			if b.State() != Backup {
+				t.Fatal("took over before Skew_Time")
+			}
+			if as := b.Tick(now.Add(tc.skew)); b.State() != Master || !has(as, AddVIPs) {
+				t.Fatalf("backup after Skew_Time: %v %s", b.State(), kinds(as))
+			}
+			// a recovers: backup, the Master_Down_Timer running.
+			now = now.Add(time.Second)
+			if as := a.CheckResult(now, "proxy", true); a.State() != Backup || has(as, AddVIPs) {
+				t.Fatalf("recovered: %v %s", a.State(), kinds(as))
+			}
+			as = a.Receive(now.Add(ms(1)), advert(addrB, 100, tc.interval))
+			if tc.preempt != (a.Next() == now.Add(a.MasterDownInterval())) {
+				t.Fatalf("preempt=%v: a wakes at +%v (MDI %v): %s", tc.preempt, a.Next().Sub(now), a.MasterDownInterval(), kinds(as))
+			}
+			if !tc.preempt {
+				return
+			}
+			as = a.Tick(a.Next())
+			if a.State() != Master || !has(as, AddVIPs) {
+				t.Fatalf("preempting: %v %s", a.State(), kinds(as))
+			}
+			if as := b.Receive(a.Next(), advert(addrA, 200, tc.interval)); b.State() != Backup || !has(as, RemoveVIPs) {
+				t.Fatalf("b yields: %v %s", b.State(), kinds(as))
+			}
+		})
+	}
+}

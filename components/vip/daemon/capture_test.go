@@ -57,14 +57,25 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func captureVRRP(t testing.TB, h *testenv.Host) *vrrpCapture {
 	t.Helper()
 	c := &vrrpCapture{stop: make(chan struct{}), done: make(chan struct{})}
+	c.fd = openPacketSocket(t, h, "eth0")
+	go c.loop()
+	t.Cleanup(func() { close(c.stop); <-c.done; unix.Close(c.fd) })
+	return c
+}
+
+// openPacketSocket opens a packet socket on ifname inside h's namespace
+// that stamps every frame, in and out, with the kernel's time.
+func openPacketSocket(t testing.TB, h *testenv.Host, ifname string) int {
+	t.Helper()
+	var fd int
 	err := netns.Do(h.NsPath(), func() error {
-		ifi, err := net.InterfaceByName("eth0")
+		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
 		}
 		// ETH_P_ALL: the kernel hands outgoing packets only to taps of
 		// every protocol; non-IP frames fail to decode and are skipped.
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return fmt.Errorf("AF_PACKET socket: %w", err)
 		}
@@ -78,15 +89,34 @@ func captureVRRP(t testing.TB, h *testenv.Host) *vrrpCapture {
 			unix.Close(fd)
 			return err
 		}
-		c.fd = fd
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("capture on %s: %v", h.Name, err)
+		t.Fatalf("capture on %s %s: %v", h.Name, ifname, err)
 	}
-	go c.loop()
-	t.Cleanup(func() { close(c.stop); <-c.done; unix.Close(c.fd) })
-	return c
+	return fd
+}
+
+// recvStamped reads one frame (link-layer header stripped) with its kernel
+// timestamp and whether this namespace sent it; an error is the receive
+// timeout or worse.
+func recvStamped(fd int, buf, oob []byte) (n int, at time.Time, outgoing bool, err error) {
+	n, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, 0)
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	at = time.Now()
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+				at = time.Unix(sec, nsec)
+			}
+		}
+	}
+	ll, _ := from.(*unix.SockaddrLinklayer)
+	return n, at, ll != nil && ll.Pkttype == unix.PACKET_OUTGOING, nil
 }
 
 func (c *vrrpCapture) loop() {
@@ -99,27 +129,16 @@ func (c *vrrpCapture) loop() {
 			return
 		default:
 		}
-		n, oobn, _, from, err := unix.Recvmsg(c.fd, buf, oob, 0)
+		n, at, outgoing, err := recvStamped(c.fd, buf, oob)
 		if err != nil {
 			continue // the receive timeout: look at stop again
 		}
-		ll, _ := from.(*unix.SockaddrLinklayer)
 		p, err := vrrp.DecodeIPv4(buf[:n])
 		if err != nil {
 			continue // not VRRP
 		}
-		at := time.Now()
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-					sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-					nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-					at = time.Unix(sec, nsec)
-				}
-			}
-		}
 		_, payload, _ := vrrp.ParseIPv4(buf[:n])
-		s := advertSeen{At: at, Src: p.Src, Priority: p.Priority, Outgoing: ll != nil && ll.Pkttype == unix.PACKET_OUTGOING,
+		s := advertSeen{At: at, Src: p.Src, Priority: p.Priority, Outgoing: outgoing,
 			Auth: p.Auth, Payload: append([]byte(nil), payload...)}
 		c.mu.Lock()
 		c.seen = append(c.seen, s)

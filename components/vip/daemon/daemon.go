@@ -299,7 +299,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	for _, t := range d.cfg.Track {
-		go trackLoop(bg, t, checks)
+		if t.Watch != "" {
+			go watchLoop(bg, t, checks)
+		} else {
+			go trackLoop(bg, t, checks)
+		}
 	}
 	go func() {
 		for {

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -93,5 +96,65 @@ func trackLoop(ctx context.Context, t config.Track, out chan<- checkResult) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// WatchStopping is the line a watched server writes to every watch
+// connection when it begins a clean stop (docs/vip.md, "watch").
+const WatchStopping = "stopping"
+
+// watchLoop holds a connection to t.Watch. Connected is a passing result;
+// the connection ending (the server's process died or closed it: FIN or
+// RST), a "stopping" line, or a refused or timed-out connection attempt is
+// a failing one, reported at once. After a failure it waits t.Interval
+// before dialling again, so a dead server costs one connection attempt per
+// interval.
+func watchLoop(ctx context.Context, t config.Track, out chan<- checkResult) {
+	network, addr, _ := t.WatchAddr() // validated with the config
+	report := func(err error) bool {
+		select {
+		case out <- checkResult{name: t.Name, ok: err == nil, err: err}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	d := net.Dialer{Timeout: t.Timeout.D()}
+	for {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			if !report(nil) {
+				conn.Close()
+				return
+			}
+			err = watchConn(ctx, conn)
+		}
+		if ctx.Err() != nil || !report(err) {
+			return
+		}
+		select {
+		case <-time.After(t.Interval.D()):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watchConn reads conn until it ends or the server says it is stopping,
+// and returns why the watch failed.
+func watchConn(ctx context.Context, conn net.Conn) error {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	r := bufio.NewReaderSize(conn, 256)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			if strings.TrimSpace(string(line)) == WatchStopping {
+				return errors.New("the watched server is stopping")
+			}
+			continue // other lines are reserved: ignored
+		}
+		return fmt.Errorf("watch connection ended: %w", err)
 	}
 }
