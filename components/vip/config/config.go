@@ -137,9 +137,9 @@ type Track struct {
 	Interval Duration `yaml:"interval"`
 	// Timeout bounds one check; for watch, one connection attempt (default 1s).
 	Timeout Duration `yaml:"timeout"`
-	Rise     int      `yaml:"rise"`
-	Fall     int      `yaml:"fall"`
-	Weight   int      `yaml:"weight"`
+	Rise    int      `yaml:"rise"`
+	Fall    int      `yaml:"fall"`
+	Weight  int      `yaml:"weight"`
 	// Fault: a failing check puts the router into FAULT instead of weighting.
 	Fault bool `yaml:"fault"`
 }
