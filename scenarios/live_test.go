@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,17 +57,42 @@ func shortened(t *testing.T, name string, faultAt, faultFor time.Duration) *spec
 
 func runLive(t *testing.T, s *spec.Scenario) *result.Result {
 	t.Helper()
+	return runLiveOn(t, s, "")
+}
+
+// runDirs remembers each live run's directory.
+var runDirs = map[*result.Result]string{}
+
+func runDir(t *testing.T, res *result.Result) string {
+	t.Helper()
+	d, ok := runDirs[res]
+	if !ok {
+		t.Fatal("no directory recorded for the run")
+	}
+	return d
+}
+
+// runLiveOn runs s on stack (a built-in name or a directory; "" for the scenario's own).
+func runLiveOn(t *testing.T, s *spec.Scenario, stack string) *result.Result {
+	t.Helper()
 	out := t.TempDir()
 	if keep := os.Getenv("REDISHA_KEEP_REPORTS"); keep != "" {
 		out = keep
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, dir := Run(ctx, s, 1, Options{Seed: 1, Out: out, Progress: testWriter{t}})
+	res, dir := Run(ctx, s, 1, Options{Stack: stack, Seed: 1, Out: out, Progress: testWriter{t}})
+	runDirs[res] = dir
 	if res.Error != "" {
 		t.Fatalf("harness error: %s", res.Error)
 	}
-	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, result.JUnitFile, result.HTMLFile, result.FinalFile, "logs/redis1.log"} {
+	firstNode := "redis1"
+	for n := range res.Nodes {
+		if strings.HasPrefix(n, "db-") {
+			firstNode = "db-a"
+		}
+	}
+	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, result.JUnitFile, result.HTMLFile, result.FinalFile, "logs/" + firstNode + ".log"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("report file %s missing or empty: %v", f, err)
 		}
