@@ -67,7 +67,7 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 	case "crash-node":
 		desc("crash %s (restarts with the role it had)", node.name)
 		var n *redisNode
-		at(start, func() { n = resolve(); w.Logf("crash %s", n.name); w.Crash(n.node) })
+		at(start, func() { n = resolve(); w.Logf("crash %s", n.name); w.Crash(n.node); m.witnessSawCrash() })
 		at(end, func() { m.restart(n.name) })
 	case "freeze-node":
 		desc("freeze %s", node.name)
@@ -110,7 +110,7 @@ func (m *model) fault(r *rand.Rand, start, end time.Duration) {
 		m.cut(at, start, end, nil, func(*redisNode) ([]string, []string) { return []string{sent.name}, others })
 	case "crash-sentinel":
 		desc("crash %s (keeps its config file)", sent.name)
-		at(start, func() { w.Crash(sent.node) })
+		at(start, func() { w.Crash(sent.node); m.witnessSawCrash() })
 		at(end, func() { m.restart(sent.name) })
 	case "crash-witness":
 		desc("crash the witness s3 (restarts from its state file)")

@@ -27,9 +27,9 @@ import (
 // witness's restarts) and Events (published to the proxy), and calls the
 // driver when a message or a timer arrives, then sleeps until driver.Next.
 
-const (
-	witnessTimeout = time.Second
-)
+// witnessTimeout is the daemon's link timeout (driver.CommandTimeout): it
+// only frees a dead link's resources, SDOWN is timed by the core.
+var witnessTimeout = driver.CommandTimeout(downAfter)
 
 // Messages of the witness adapter.
 type wReq struct {
@@ -145,6 +145,19 @@ func (m *model) witnessLinksClosed() {
 	}
 }
 
+// witnessSawCrash is the fault injector's hook, called right after it
+// crashes a node: the crashed process's kernel closes its sockets, and the
+// daemon's link goroutines see the EOF at once, so the adapter reports the
+// closed links now rather than at the witness's next wake-up.
+func (m *model) witnessSawCrash() {
+	wp := m.wit
+	if wp == nil || wp.drv == nil || wp.s.node.State() == sim.Down {
+		return
+	}
+	m.witnessLinksClosed()
+	m.witnessArm()
+}
+
 // witnessAnswered records that t's peer process answered on the link.
 func (m *model) witnessAnswered(t core.Target, from string) {
 	if n := m.w.Node(from); n != nil {
@@ -207,6 +220,17 @@ func (l witnessLinks) Send(a core.Action) error {
 		delete(wp.open, a.Target)
 		return errRefused
 	}
+	if a.Kind == core.ActAdopt {
+		// The probe's connection replaces the command link: what the old
+		// one still owed is never delivered.
+		for id, p := range wp.pending {
+			if p.target == a.Target && p.kind != core.ActProbe {
+				p.timer.Stop()
+				delete(wp.pending, id)
+			}
+		}
+		return nil
+	}
 	wp.nextID++
 	id := wp.nextID
 	p := &wPending{target: a.Target, kind: a.Kind}
@@ -228,6 +252,9 @@ func (l witnessLinks) Send(a core.Action) error {
 		m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind, text: a.Hello.String()})
 	case core.ActAsk:
 		m.w.Net.Send(wp.s.name, to, nil, downAsk{master: a.Ask.IP + ":" + strconv.Itoa(a.Ask.Port), wid: id})
+	case core.ActProbe:
+		// A PING on a fresh connection: the node answers it like any PING.
+		m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: core.ActPing})
 	default:
 		m.w.Net.Send(wp.s.name, to, nil, wReq{id: id, kind: a.Kind})
 	}
@@ -254,7 +281,7 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 		m.witnessAnswered(p.target, from)
 		var v resp.Value
 		switch p.kind {
-		case core.ActPing:
+		case core.ActPing, core.ActProbe:
 			if msg.text == "PONG" {
 				wp.lastPong[p.target.Addr.String()] = now
 			}

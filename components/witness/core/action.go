@@ -27,6 +27,16 @@ const (
 	// request that caused it, but only if every ActPersist before it
 	// succeeded; otherwise the requester gets an error, never the vote.
 	ActDownReply
+	// ActProbe: open a fresh command connection to Target and send PING on
+	// it, keeping the current connection and its pending commands (a slow
+	// link is not a dead one); answer with HandleReply or LinkFailed of
+	// ActProbe. The probe's connection is closed after its reply unless an
+	// ActAdopt for the same target follows while that reply is handled.
+	ActProbe
+	// ActAdopt: the probe's connection becomes Target's command link; the
+	// old connection is closed and the replies it still owed are dropped
+	// (the core has already forgotten those commands).
+	ActAdopt
 )
 
 // AskRequest is a SENTINEL is-master-down-by-addr request the witness sends.

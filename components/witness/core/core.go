@@ -184,9 +184,13 @@ type link struct {
 	lastAvail    time.Time
 	lastReconn   time.Time
 	pingInFlight bool
-	infoInFlight bool
-	pubInFlight  bool
-	askInFlight  bool
+	// probeInFlight: a PING on a fresh connection (ActProbe) is out while
+	// the current connection's PING is late; probeAt is when it was sent.
+	probeInFlight bool
+	probeAt       time.Time
+	infoInFlight  bool
+	pubInFlight   bool
+	askInFlight   bool
 }
 
 func (l *link) pending() int {

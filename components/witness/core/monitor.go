@@ -87,6 +87,7 @@ func (c *Core) sendPeriodic(m *master, ri *instance, now time.Time) {
 	if !l.pingInFlight && now.Sub(l.lastPong) > pingPeriod && now.Sub(l.lastPing) > pingPeriod/2 {
 		c.sendPing(t, l, now)
 	}
+	c.probeIfLate(m, t, l, now)
 	if !l.pubInFlight && now.Sub(ri.lastPub) > c.timing.PublishPeriod {
 		l.pubInFlight = true
 		c.out = append(c.out, Action{Kind: ActHello, Target: t, Hello: c.hello(m)})
@@ -110,6 +111,60 @@ func (c *Core) sendPing(t Target, l *link, now time.Time) {
 		l.actPing = now
 	}
 	c.out = append(c.out, Action{Kind: ActPing, Target: t})
+}
+
+// probeIfLate replaces sentinel's low-activity reconnection. Sentinel
+// (sentinelCheckSubjectivelyDown) closes a command link whose PING has been
+// pending for more than down-after/2 with no reply of any kind for as long,
+// and reconnects; the pending PING is lost with the link, and the new link
+// pays a connect and a handshake before its first PING can be answered, so
+// a link that is merely slow (a round trip below down-after) never gets a
+// reply in time and the master is called down. The witness keeps the slow
+// connection and its pending PING, and probes with a PING on a fresh
+// connection instead (once per late PING): a reply on either proves the
+// instance alive. act-ping (the first unanswered PING) is untouched by the
+// probe, so a dead instance is declared down exactly when it was before.
+func (c *Core) probeIfLate(m *master, t Target, l *link, now time.Time) {
+	half := m.cfg.DownAfter / 2
+	if !l.pingInFlight || l.probeInFlight || l.actPing.IsZero() ||
+		now.Sub(l.actPing) <= half || now.Sub(l.lastPong) <= half || !l.probeAt.Before(l.actPing) {
+		return
+	}
+	l.probeInFlight = true
+	l.probeAt = now
+	c.out = append(c.out, Action{Kind: ActProbe, Target: t})
+}
+
+// ProbeReply handles the reply to an ActProbe's PING. Like any PING reply it
+// proves the link works, and PONG, LOADING or MASTERDOWN that the instance
+// is available. If the current connection's PING is still pending, that
+// connection is the stuck one: the probe's connection is adopted
+// (ActAdopt) and the commands pending on the old one are forgotten, so
+// their slots are free again.
+func (c *Core) ProbeReply(now time.Time, t Target, reply string) []Action {
+	_, ri := c.lookup(t)
+	if ri == nil {
+		return c.end()
+	}
+	l := &ri.link
+	l.probeInFlight = false
+	c.linkUp(ri)
+	if available(reply) {
+		l.lastAvail = now
+		l.actPing = time.Time{}
+	}
+	l.lastPong = now
+	if l.pingInFlight {
+		l.pingInFlight, l.infoInFlight, l.pubInFlight, l.askInFlight = false, false, false, false
+		c.out = append(c.out, Action{Kind: ActAdopt, Target: t})
+	}
+	return c.end()
+}
+
+// available reports whether a PING reply proves the instance available
+// (sentinelPingReplyCallback): PONG, LOADING or MASTERDOWN.
+func available(reply string) bool {
+	return strings.HasPrefix(reply, "PONG") || strings.HasPrefix(reply, "LOADING") || strings.HasPrefix(reply, "MASTERDOWN")
 }
 
 // hello is what sentinelSendHello announces for m.
@@ -206,6 +261,12 @@ func (c *Core) LinkFailed(now time.Time, t Target, cmd ActionKind) []Action {
 	if ri == nil {
 		return c.end()
 	}
+	if cmd == ActProbe {
+		// Only the probe's fresh connection failed; the current one and its
+		// pending PING are kept (a connection that broke reports itself).
+		ri.link.probeInFlight = false
+		return c.end()
+	}
 	ri.link.connected = false
 	c.clearInFlight(ri, cmd)
 	c.reconnect(t, &ri.link, now)
@@ -255,7 +316,7 @@ func (c *Core) PingReply(now time.Time, t Target, reply string) []Action {
 	}
 	c.linkUp(ri)
 	ri.link.pingInFlight = false
-	if strings.HasPrefix(reply, "PONG") || strings.HasPrefix(reply, "LOADING") || strings.HasPrefix(reply, "MASTERDOWN") {
+	if available(reply) {
 		ri.link.lastAvail = now
 		ri.link.actPing = time.Time{}
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,21 +27,32 @@ const subIdle = 5 * time.Second
 // (PING, INFO, PUBLISH, SENTINEL is-master-down-by-addr) served by one worker
 // so replies arrive in order like on a hiredis async link, and for Redis nodes
 // a Pub/Sub link subscribed to the hello channel. Both are resp.Conn, so the
-// links parse with the project's one RESP stack. Its goroutines hand what
-// they read (replies as resp values, errors, hello messages) to the driver
-// through the loop; they decide nothing.
+// links parse with the project's one RESP stack. A probe (core.ActProbe) is a
+// PING on a third, fresh connection while the command link is late; if the
+// core adopts it, it becomes the command link. Its goroutines hand what they
+// read (replies as resp values, errors, hello messages) to the driver through
+// the loop; they decide nothing.
 type link struct {
-	s       *Server
-	target  core.Target
-	opts    resp.DialOptions
-	cmd     *resp.Conn // the worker's; nil until dialled, and after a failure
+	s      *Server
+	target core.Target
+	opts   resp.DialOptions
+	queue  chan core.Action
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+
+	mu      sync.Mutex
+	cmd     *resp.Conn // the command connection; nil until dialled, and after a failure
 	nc      net.Conn   // cmd's socket, watched while the link is idle
-	queue   chan core.Action
-	ctx     context.Context
-	cancel  context.CancelFunc
-	localIP atomic.Value // string: our address on the command link
-	once    sync.Once
+	localIP string     // our address on the command link, for hellos
+	probe   *resp.Conn // a probe's connection while its reply is handled
+	probeNC net.Conn
+	probing bool // a probe goroutine runs
 }
+
+// errSuperseded: the connection a command ran on was replaced by an adopted
+// probe; the core has already forgotten the command, so nothing is posted.
+var errSuperseded = errors.New("command connection replaced by a probe")
 
 func (s *Server) newLink(t core.Target) *link {
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -51,16 +61,11 @@ func (s *Server) newLink(t core.Target) *link {
 	if t.Kind != core.KindSentinel {
 		auth = s.opts.MasterAuth[t.Master]
 	}
-	downAfter := s.drv.Core().DownAfter(t.Master)
-	if downAfter <= 0 {
-		downAfter = time.Second
-	}
-	timeout := downAfter / 2
-	if timeout < 500*time.Millisecond {
-		timeout = 500 * time.Millisecond
-	}
-	// One dial per attempt: the core retries each ping period, like
-	// sentinel's reconnect, and must hear of a failure promptly.
+	// A slow link is not a dead one: the core times SDOWN from the first
+	// unanswered PING and probes a late link on a fresh connection, so the
+	// connection itself waits well past down-after (a reply that takes 3 s
+	// on a link with down-after 5 s is a proof of life, not a failure).
+	timeout := driver.CommandTimeout(s.drv.Core().DownAfter(t.Master))
 	l.opts = resp.DialOptions{
 		DialTimeout: timeout,
 		Timeout:     timeout,
@@ -81,29 +86,50 @@ func (s *Server) newLink(t core.Target) *link {
 }
 
 // dial opens one of the link's connections, named as sentinel names its own
-// ("sentinel-<id8>-cmd", "-pubsub"); the command link records our local
-// address for hellos without announce_ip.
-func (l *link) dial(kind string) (*resp.Conn, error) {
+// ("sentinel-<id8>-cmd", "-pubsub"), and returns its socket too.
+func (l *link) dial(kind string) (*resp.Conn, net.Conn, error) {
 	o := l.opts
 	o.ClientName = "sentinel-" + l.s.myID[:8] + "-" + kind
+	var nc net.Conn
 	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
-		if err == nil && kind == "cmd" {
-			l.nc = c // the worker's goroutine: dial runs inside do
-			if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
-				l.localIP.Store(ta.IP.String())
-			}
-		}
+		nc = c
 		return c, err
 	}
-	return resp.Dial(l.ctx, l.target.Addr.String(), o)
+	c, err := resp.Dial(l.ctx, l.target.Addr.String(), o)
+	return c, nc, err
 }
 
-// send queues a command for the worker. A full queue cannot happen with the
-// core's one-in-flight-per-kind rule; the command fails rather than block
-// the loop.
+func localIPOf(nc net.Conn) string {
+	if nc != nil {
+		if ta, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+			return ta.IP.String()
+		}
+	}
+	return ""
+}
+
+// send queues a command for the worker (or starts a probe, or adopts the
+// probe's connection). A full queue cannot happen with the core's
+// one-in-flight-per-kind rule; the command fails rather than block the loop.
+// It runs on the loop goroutine.
 func (l *link) send(a core.Action) error {
+	switch a.Kind {
+	case core.ActProbe:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.probing {
+			return errors.New("probe already running")
+		}
+		l.probing = true
+		l.s.wg.Add(1)
+		go l.runProbe(a)
+		return nil
+	case core.ActAdopt:
+		l.adopt()
+		return nil
+	}
 	select {
 	case l.queue <- a:
 		return nil
@@ -112,9 +138,90 @@ func (l *link) send(a core.Action) error {
 	}
 }
 
+// adopt makes the probe's connection the command link and closes the old
+// one: a command blocked on it fails with errSuperseded and is not reported.
+func (l *link) adopt() {
+	l.mu.Lock()
+	old := l.cmd
+	if l.probe == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.cmd, l.nc, l.localIP = l.probe, l.probeNC, localIPOf(l.probeNC)
+	l.probe, l.probeNC = nil, nil
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+// runProbe dials a fresh connection and PINGs on it; the connection is
+// offered for adoption while the driver handles the reply, then closed if
+// the core did not adopt it.
+func (l *link) runProbe(a core.Action) {
+	defer l.s.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		l.probing = false
+		l.mu.Unlock()
+	}()
+	c, nc, err := l.dial("cmd")
+	var v resp.Value
+	if err == nil {
+		v, err = c.Do(l.ctx, "PING")
+		var re resp.ReplyError
+		if err != nil && errors.As(err, &re) {
+			err = nil
+		}
+	}
+	var re resp.ReplyError
+	if err != nil && errors.As(err, &re) {
+		v, err = resp.Value{Kind: resp.Error, Str: string(re)}, nil // refused handshake: still a reply
+	}
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		l.post(a, v, err)
+		return
+	}
+	if c != nil {
+		l.mu.Lock()
+		l.probe, l.probeNC = c, nc
+		l.mu.Unlock()
+	}
+	l.post(a, v, nil)
+	l.mu.Lock()
+	left := l.probe
+	l.probe, l.probeNC = nil, nil
+	l.mu.Unlock()
+	if left != nil {
+		left.Close() // not adopted
+	}
+}
+
 // close stops the link's goroutines; they close their connections.
 func (l *link) close() {
 	l.once.Do(l.cancel)
+}
+
+func (l *link) current() (*resp.Conn, net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cmd, l.nc
+}
+
+// drop closes c and forgets it if it is still the command connection; it
+// reports whether it was (false: an adopted probe replaced it).
+func (l *link) drop(c *resp.Conn) bool {
+	l.mu.Lock()
+	cur := l.cmd == c
+	if cur {
+		l.cmd, l.nc = nil, nil
+	}
+	l.mu.Unlock()
+	c.Close()
+	return cur
 }
 
 // worker runs the commands in order. While the command link is open and
@@ -123,9 +230,14 @@ func (l *link) close() {
 // to sentinel, rather than at the next scheduled command.
 func (l *link) worker() {
 	defer l.s.wg.Done()
-	defer l.dropCmd()
+	defer func() {
+		if c, _ := l.current(); c != nil {
+			l.drop(c)
+		}
+	}()
 	for {
-		if l.cmd == nil {
+		c, nc := l.current()
+		if c == nil {
 			select {
 			case <-l.ctx.Done():
 				return
@@ -134,28 +246,23 @@ func (l *link) worker() {
 			}
 			continue
 		}
-		w := watchIdle(l.nc)
+		w := watchIdle(nc)
 		select {
 		case <-l.ctx.Done():
 			w.stop()
 			return
 		case err := <-w.res:
-			l.dropCmd()
-			l.postDown(err)
+			if l.drop(c) {
+				l.postDown(err)
+			}
 		case a := <-l.queue:
 			if err := w.stop(); err != nil {
-				l.dropCmd()
-				l.postDown(err)
+				if l.drop(c) {
+					l.postDown(err)
+				}
 			}
 			l.run(a)
 		}
-	}
-}
-
-func (l *link) dropCmd() {
-	if l.cmd != nil {
-		l.cmd.Close()
-		l.cmd, l.nc = nil, nil
 	}
 }
 
@@ -217,9 +324,10 @@ func (w *idleWatch) stop() error {
 	return err
 }
 
-// post hands the outcome of a to the driver, unless the link was closed.
+// post hands the outcome of a to the driver, unless the link was closed or
+// the command's connection was replaced by an adopted probe.
 func (l *link) post(a core.Action, v resp.Value, err error) {
-	if l.ctx.Err() != nil {
+	if l.ctx.Err() != nil || errors.Is(err, errSuperseded) {
 		return
 	}
 	t := l.target
@@ -237,25 +345,33 @@ func (l *link) post(a core.Action, v resp.Value, err error) {
 // hiredis link; a transport failure drops the connection, to be dialled
 // again by the next command.
 func (l *link) do(args ...string) (resp.Value, error) {
-	if l.cmd == nil {
-		c, err := l.dial("cmd")
+	c, _ := l.current()
+	if c == nil {
+		nc, ncc, err := l.dial("cmd")
 		if err != nil {
-			l.nc = nil
 			var re resp.ReplyError
 			if errors.As(err, &re) {
 				return resp.Value{Kind: resp.Error, Str: string(re)}, nil
 			}
 			return resp.Value{}, err
 		}
-		l.cmd = c
+		l.mu.Lock()
+		if l.cmd != nil { // a probe was adopted meanwhile
+			l.mu.Unlock()
+			nc.Close()
+			return resp.Value{}, errSuperseded
+		}
+		l.cmd, l.nc, l.localIP = nc, ncc, localIPOf(ncc)
+		l.mu.Unlock()
+		c = nc
 	}
-	v, err := l.cmd.Do(l.ctx, args...)
+	v, err := c.Do(l.ctx, args...)
 	var re resp.ReplyError
 	if err != nil && errors.As(err, &re) {
 		return v, nil
 	}
-	if err != nil {
-		l.dropCmd()
+	if err != nil && !l.drop(c) {
+		return v, errSuperseded
 	}
 	return v, err
 }
@@ -271,7 +387,9 @@ func (l *link) run(a core.Action) {
 	case core.ActHello:
 		h := a.Hello
 		if h.IP == "" {
-			ip, _ := l.localIP.Load().(string)
+			l.mu.Lock()
+			ip := l.localIP
+			l.mu.Unlock()
 			if ip == "" {
 				// Not connected yet; sentinel also skips the hello then.
 				l.post(a, resp.Value{}, errors.New("hello: no local address yet"))
@@ -307,7 +425,7 @@ func (l *link) subscriber() {
 }
 
 func (l *link) subscribeOnce() error {
-	c, err := l.dial("pubsub")
+	c, _, err := l.dial("pubsub")
 	if err != nil {
 		return err
 	}

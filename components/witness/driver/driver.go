@@ -30,6 +30,11 @@ type Links interface {
 	// Send starts a's command (ActPing, ActInfo, ActHello, ActAsk) on the
 	// command link of a.Target, opening the link if needed. An error means
 	// it could not even be queued; the driver reports the link failed.
+	// ActProbe is a PING on a fresh connection, leaving the command link
+	// and its pending commands alone; its outcome comes back as kind
+	// ActProbe. ActAdopt comes only while the probe's reply is being
+	// handled: the probe's connection replaces the command link, whose
+	// pending commands are dropped without a reply or an error.
 	Send(a core.Action) error
 	// Sync keeps links to exactly these targets: it opens the missing ones
 	// (with their hello subscription for Redis nodes) and closes the others.
@@ -151,12 +156,29 @@ func (d *Driver) apply(now time.Time, acts []core.Action) {
 			d.events.Publish(a.Event)
 		case core.ActDownReply:
 			// Handled by IsMasterDown, which reads it from the actions.
-		case core.ActPing, core.ActInfo, core.ActHello, core.ActAsk:
+		case core.ActPing, core.ActInfo, core.ActHello, core.ActAsk, core.ActProbe:
 			if err := d.links.Send(a); err != nil {
 				acts = append(acts, d.core.LinkFailed(now, a.Target, a.Kind)...)
 			}
+		case core.ActAdopt:
+			// The probe's connection is handed over while its reply is being
+			// handled (the caller keeps it until HandleReply returns).
+			_ = d.links.Send(a)
 		}
 	}
+}
+
+// CommandTimeout is how long a link waits for one reply (or a dial) before
+// it gives the connection up. It is not what declares an instance down
+// (the core times SDOWN from the first unanswered PING, and probes a late
+// link on a fresh connection): it only bounds how long a dead connection
+// holds its resources, so it is longer than down-after. The daemon and the
+// simulator use the same value.
+func CommandTimeout(downAfter time.Duration) time.Duration {
+	if downAfter <= 0 {
+		downAfter = time.Second
+	}
+	return 2*downAfter + time.Second
 }
 
 // HandleLinkError reports that the command kind sent to t failed at the
@@ -184,6 +206,8 @@ func (d *Driver) HandleReply(now time.Time, t core.Target, kind core.ActionKind,
 		// Simple string or error text: only PONG, LOADING and MASTERDOWN
 		// prove the instance available, the core decides.
 		acts = d.core.PingReply(now, t, strings.TrimSpace(v.Str))
+	case core.ActProbe:
+		acts = d.core.ProbeReply(now, t, strings.TrimSpace(v.Str))
 	case core.ActInfo:
 		text := ""
 		if !v.IsError() {
