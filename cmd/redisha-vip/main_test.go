@@ -63,14 +63,24 @@ func TestCheckConfig(t *testing.T) {
 // configuration, in a namespace of its own (eth0 needs only an IPv4 address; the
 // VIP is never added in FAULT), and
 // asks it with `status -c FILE`. The example's haproxy process check has
-// fault semantics and no haproxy runs there, so the instance is in FAULT.
+// fault semantics; the process check scans the whole machine's /proc (not
+// the namespace), where other tests may run an haproxy, so the test's copy
+// names a process that cannot exist, and the instance is in FAULT.
 func TestExampleConfigAndFlags(t *testing.T) {
 	if testing.Short() {
 		t.Skip("namespace test skipped under -short")
 	}
 	testenv.RequireRoot(t)
-	example, err := filepath.Abs("../../components/vip/dist/redisha-vip.example.yaml")
+	shipped, err := os.ReadFile("../../components/vip/dist/redisha-vip.example.yaml")
 	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(shipped), "process: haproxy\n", "process: rhv-no-such-haproxy\n", 1)
+	if conf == string(shipped) {
+		t.Fatal("the example config no longer tracks the haproxy process: update this test")
+	}
+	example := filepath.Join(t.TempDir(), "redisha-vip.example.yaml")
+	if err := os.WriteFile(example, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "redisha-vip")
