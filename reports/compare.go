@@ -265,10 +265,10 @@ func buildPlot(d *compare.Document, sc compare.Scenario, m compare.Metric) plot 
 	for _, sr := range sc.Stacks {
 		hi = math.Max(hi, sr.Stats[m.Key].Max)
 	}
+	// Four round steps (1, 2 or 5 times a power of ten): counts get whole-number ticks.
+	hi = niceMax(hi/4) * 4
 	if m.Unit == "" {
-		hi = math.Max(4, math.Ceil(hi/4)*4) // counts: whole-number ticks
-	} else {
-		hi = niceMax(hi)
+		hi = math.Max(4, hi)
 	}
 	x := func(v float64) float64 { return plotLabel + v/hi*plotW }
 	for k := 0; k <= 4; k++ {
@@ -298,7 +298,7 @@ func buildPlot(d *compare.Document, sc compare.Scenario, m compare.Metric) plot 
 				continue
 			}
 			// Runs with equal values spread vertically so each dot stays visible and clickable.
-			jitter := float64(k%5-2) * 5
+			jitter := []float64{0, 6, -6, 12, -12}[k%5]
 			k++
 			ff := r.Values[compare.FalseFailovers.Key]
 			dot := plotDot{X: x(*v), Y: mid + jitter, Fill: classColor[r.Class], Link: r.Link,
