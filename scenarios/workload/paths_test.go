@@ -2,6 +2,8 @@ package workload
 
 import (
 	"context"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,4 +104,34 @@ func TestSentinelPathFollowsFailover(t *testing.T) {
 		t.Fatalf("pub/sub across the failover: %+v", st)
 	}
 	t.Logf("pub/sub across the failover: %+v", st)
+}
+
+// A dial that never completes (a crashed node's address: no RST, only lost SYNs) is bounded by
+// the client time-out for subscribers too, so they keep trying instead of waiting for minutes.
+func TestSubscriberDialsAreBounded(t *testing.T) {
+	cfg := baseConfig("192.0.2.1:6379") // never dialled: the dial below only waits
+	cfg.Clients, cfg.Rate, cfg.Duration = 1, 10, time.Second
+	cfg.Publishers, cfg.Subscribers, cfg.PublishRate = 1, 1, 10
+	var mu sync.Mutex
+	attempts := 0
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		attempts++
+		mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	start := time.Now()
+	if err := Run(context.Background(), cfg, &memRecorder{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the run took %s: a dial was not bounded", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Three workers for 1 s plus the drain, 200 ms per attempt: far more than one each.
+	if attempts < 9 {
+		t.Fatalf("%d dial attempts: a worker waited on a dial past its time-out", attempts)
+	}
 }

@@ -330,7 +330,7 @@ func (w *worker) connect() {
 		MaxRetries:               w.cfg.Retries,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := w.cfg.Dial(ctx, network, addr)
+			c, err := w.dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -368,7 +368,7 @@ func (w *worker) failoverOptions() *redis.FailoverOptions {
 		DialerRetries:   1,
 		MaxRetries:      w.cfg.Retries,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := w.cfg.Dial(ctx, network, addr)
+			c, err := w.dial(ctx, network, addr)
 			if err != nil || sentinels[addr] {
 				return c, err
 			}
@@ -434,7 +434,6 @@ func (w *worker) subscribe(ctx context.Context) {
 						Invoke: now, Complete: now, Status: history.OK, Server: w.server, Node: w.node, RunID: w.runID, Dial: w.dials})
 				}
 			case *redis.Message:
-				w.cnt.OK.Add(1)
 				w.rec.Write(history.Op{ID: w.ids.Add(1), Worker: w.id, Kind: history.KindReceive, Key: m.Channel, Value: m.Payload,
 					Invoke: now, Complete: now, Status: history.OK, Server: w.server, Node: w.node})
 			}
@@ -449,6 +448,15 @@ func (w *worker) subscribe(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// dial opens a connection within the client time-out. go-redis bounds the dials of its command
+// pool, but its pub/sub connections dial with the caller's context alone: a subscriber dialling
+// a crashed node's address would wait for the kernel's SYN retries (minutes).
+func (w *worker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	return w.cfg.Dial(ctx, network, addr)
 }
 
 // identify runs once per new connection: which server is this?
