@@ -1,14 +1,15 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,58 +25,58 @@ import (
 const subIdle = 5 * time.Second
 
 // link is the pair of connections sentinel keeps per instance: a command link
-// (PING, INFO, PUBLISH, SENTINEL is-master-down-by-addr) served by one worker
-// so replies arrive in order like on a hiredis async link, and for Redis nodes
-// a Pub/Sub link subscribed to the hello channel. Both are resp.Conn, so the
-// links parse with the project's one RESP stack. A probe (core.ActProbe) is a
-// PING on a third, fresh connection while the command link is late; if the
-// core adopts it, it becomes the command link. Its goroutines hand what they
-// read (replies as resp values, errors, hello messages) to the driver through
+// (PING, INFO, PUBLISH, SENTINEL is-master-down-by-addr) and, for Redis
+// nodes, a Pub/Sub link subscribed to the hello channel. The command link is
+// pipelined like sentinel's hiredis async link: commands are written as the
+// core issues them and a reader matches the replies in order, so a slow
+// reply to INFO never holds a PING back. A probe (core.ActProbe) is a PING
+// on a fresh connection while the command link is late; if the core adopts
+// it, it becomes the command link. The goroutines hand what they read
+// (replies as resp values, errors, hello messages) to the driver through
 // the loop; they decide nothing.
 type link struct {
-	s      *Server
-	target core.Target
-	opts   resp.DialOptions
-	queue  chan core.Action
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
+	s       *Server
+	target  core.Target
+	timeout time.Duration
+	auth    Auth
+	queue   chan core.Action
+	ctx     context.Context
+	cancel  context.CancelFunc
+	once    sync.Once
 
-	mu      sync.Mutex
-	cmd     *resp.Conn // the command connection; nil until dialled, and after a failure
-	nc      net.Conn   // cmd's socket, watched while the link is idle
+	mu      sync.Mutex // guards cur, localIP, probe, probing and every write on a pconn
+	cur     *pconn     // the command connection; nil until dialled, and after a failure
 	localIP string     // our address on the command link, for hellos
-	probe   *resp.Conn // a probe's connection while its reply is handled
-	probeNC net.Conn
-	probing bool // a probe goroutine runs
+	probe   *pconn     // the probe's connection while it runs
+	probing bool
+	enc     bytes.Buffer
+	w       *resp.Writer // encodes into enc
 }
 
-// errSuperseded: the connection a command ran on was replaced by an adopted
-// probe; the core has already forgotten the command, so nothing is posted.
-var errSuperseded = errors.New("command connection replaced by a probe")
+// pconn is one pipelined command connection: writes happen under link.mu,
+// one reader goroutine reads the replies and pairs them with the commands
+// in q, in order.
+type pconn struct {
+	l          *link
+	nc         net.Conn
+	qmu        sync.Mutex
+	q          []core.Action // commands written, reply not read yet (Kind 0: handshake)
+	superseded atomic.Bool   // replaced by an adopted probe: nothing it owed is reported
+}
 
 func (s *Server) newLink(t core.Target) *link {
 	ctx, cancel := context.WithCancel(s.ctx)
 	l := &link{s: s, target: t, queue: make(chan core.Action, 16), ctx: ctx, cancel: cancel}
-	auth := s.opts.SentinelAuth
+	l.auth = s.opts.SentinelAuth
 	if t.Kind != core.KindSentinel {
-		auth = s.opts.MasterAuth[t.Master]
+		l.auth = s.opts.MasterAuth[t.Master]
 	}
 	// A slow link is not a dead one: the core times SDOWN from the first
-	// unanswered PING and probes a late link on a fresh connection, so the
-	// connection itself waits well past down-after (a reply that takes 3 s
-	// on a link with down-after 5 s is a proof of life, not a failure).
-	timeout := driver.CommandTimeout(s.drv.Core().DownAfter(t.Master))
-	l.opts = resp.DialOptions{
-		DialTimeout: timeout,
-		Timeout:     timeout,
-		Username:    auth.User,
-		Password:    auth.Pass,
-		Protocol:    2,
-		// Replies are small (INFO is the largest); a peer cannot make the
-		// witness buffer more than this.
-		MaxReply: 1 << 20,
-	}
+	// unanswered PING and probes a late link on a fresh connection, so a
+	// connection waits well past down-after (a reply that takes 3 s on a
+	// link with down-after 5 s is a proof of life, not a failure).
+	l.timeout = driver.CommandTimeout(s.drv.Core().DownAfter(t.Master))
+	l.w = resp.NewWriter(&l.enc)
 	s.wg.Add(1)
 	go l.worker()
 	if t.Kind != core.KindSentinel {
@@ -85,29 +86,158 @@ func (s *Server) newLink(t core.Target) *link {
 	return l
 }
 
-// dial opens one of the link's connections, named as sentinel names its own
-// ("sentinel-<id8>-cmd", "-pubsub"), and returns its socket too.
-func (l *link) dial(kind string) (*resp.Conn, net.Conn, error) {
-	o := l.opts
-	o.ClientName = "sentinel-" + l.s.myID[:8] + "-" + kind
-	var nc net.Conn
-	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		nc = c
-		return c, err
-	}
-	c, err := resp.Dial(l.ctx, l.target.Addr.String(), o)
-	return c, nc, err
+// dialOptions are the Pub/Sub connection's (a resp.Conn).
+func (l *link) dialOptions(kind string) resp.DialOptions {
+	return resp.DialOptions{DialTimeout: l.timeout, Timeout: l.timeout, Username: l.auth.User, Password: l.auth.Pass,
+		Protocol: 2, MaxReply: maxLinkReply, ClientName: "sentinel-" + l.s.myID[:8] + "-" + kind}
 }
 
-func localIPOf(nc net.Conn) string {
-	if nc != nil {
-		if ta, ok := nc.LocalAddr().(*net.TCPAddr); ok {
-			return ta.IP.String()
+// maxLinkReply bounds one reply on a link (INFO is the largest); a peer
+// cannot make the witness buffer more.
+const maxLinkReply = 1 << 20
+
+// writeTimeout bounds one write of a few small commands: a socket whose
+// send buffer stays full that long is stuck.
+const writeTimeout = time.Second
+
+// connect dials a command connection and pipelines sentinel's handshake
+// (AUTH, CLIENT SETNAME) ahead of anything else; its replies are skipped.
+// It does not start the reader.
+func (l *link) connect() (*pconn, error) {
+	d := net.Dialer{Timeout: l.timeout}
+	nc, err := d.DialContext(l.ctx, "tcp", l.target.Addr.String())
+	if err != nil {
+		return nil, err
+	}
+	p := &pconn{l: l, nc: nc}
+	var hs [][]string
+	if l.auth.Pass != "" {
+		if l.auth.User != "" {
+			hs = append(hs, []string{"AUTH", l.auth.User, l.auth.Pass})
+		} else {
+			hs = append(hs, []string{"AUTH", l.auth.Pass})
 		}
 	}
-	return ""
+	hs = append(hs, []string{"CLIENT", "SETNAME", "sentinel-" + l.s.myID[:8] + "-cmd"})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, args := range hs {
+		if err := p.write(core.Action{}, args...); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// write sends one command and queues a for its reply; l.mu is held. The
+// reply deadline is set when the queue was empty (the reader moves it on).
+func (p *pconn) write(a core.Action, args ...string) error {
+	l := p.l
+	p.qmu.Lock()
+	p.q = append(p.q, a)
+	if len(p.q) == 1 {
+		_ = p.nc.SetReadDeadline(time.Now().Add(l.timeout))
+	}
+	p.qmu.Unlock()
+	l.w.Array(len(args))
+	for _, x := range args {
+		l.w.Bulk(x)
+	}
+	_ = l.w.Flush()
+	_ = p.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := p.nc.Write(l.enc.Bytes())
+	l.enc.Reset()
+	if err != nil {
+		p.nc.Close() // the reader reports every command still owed
+	}
+	return err
+}
+
+// pop takes the command the next reply answers and moves the reply
+// deadline: none while nothing is owed, so an idle link waits for ever and
+// its reader sees a crashed peer's EOF at once, as hiredis does.
+func (p *pconn) pop() (core.Action, bool) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if len(p.q) == 0 {
+		return core.Action{}, false
+	}
+	a := p.q[0]
+	p.q = p.q[1:]
+	if len(p.q) == 0 {
+		p.q = nil
+		_ = p.nc.SetReadDeadline(time.Time{})
+	} else {
+		_ = p.nc.SetReadDeadline(time.Now().Add(p.l.timeout))
+	}
+	return a, true
+}
+
+// read runs the connection's reader until the connection ends: every reply
+// goes to the driver as the outcome of its command; at the end, every
+// command still owed fails with the error, and an idle connection that
+// broke is reported as a broken link.
+func (p *pconn) read() {
+	l := p.l
+	defer l.s.wg.Done()
+	r := resp.NewReaderLimits(bufio.NewReaderSize(p.nc, 4<<10),
+		resp.Limits{MaxBulk: maxLinkReply, MaxElems: 64, MaxDepth: 2, MaxInline: 4 << 10})
+	var err error
+	for {
+		var v resp.Value
+		v, err = r.ReadValue()
+		if err != nil {
+			break
+		}
+		a, ok := p.pop()
+		if !ok {
+			err = errUnexpectedData
+			break
+		}
+		if a.Kind == 0 || p.superseded.Load() {
+			continue // a handshake reply; an error one shows in the next reply
+		}
+		l.post(a, v, nil)
+		if a.Kind == core.ActProbe {
+			l.mu.Lock()
+			adopted := l.cur == p
+			if !adopted && l.probe == p {
+				l.probe = nil
+			}
+			l.mu.Unlock()
+			if !adopted {
+				p.nc.Close()
+				return
+			}
+		}
+	}
+	p.nc.Close()
+	l.mu.Lock()
+	if l.cur == p {
+		l.cur = nil
+	}
+	if l.probe == p {
+		l.probe = nil
+	}
+	l.mu.Unlock()
+	if p.superseded.Load() {
+		return
+	}
+	p.qmu.Lock()
+	owed := p.q
+	p.q = nil
+	p.qmu.Unlock()
+	n := 0
+	for _, a := range owed {
+		if a.Kind != 0 {
+			l.post(a, resp.Value{}, err)
+			n++
+		}
+	}
+	if n == 0 {
+		l.postDown(err)
+	}
 }
 
 // send queues a command for the worker (or starts a probe, or adopts the
@@ -139,65 +269,44 @@ func (l *link) send(a core.Action) error {
 }
 
 // adopt makes the probe's connection the command link and closes the old
-// one: a command blocked on it fails with errSuperseded and is not reported.
+// one, whose owed replies are dropped (the core forgot those commands).
 func (l *link) adopt() {
 	l.mu.Lock()
-	old := l.cmd
-	if l.probe == nil {
+	old, p := l.cur, l.probe
+	if p == nil {
 		l.mu.Unlock()
 		return
 	}
-	l.cmd, l.nc, l.localIP = l.probe, l.probeNC, localIPOf(l.probeNC)
-	l.probe, l.probeNC = nil, nil
+	l.cur, l.probe, l.localIP = p, nil, localIPOf(p.nc)
 	l.mu.Unlock()
 	if old != nil {
-		old.Close()
+		old.superseded.Store(true)
+		old.nc.Close()
 	}
 }
 
-// runProbe dials a fresh connection and PINGs on it; the connection is
-// offered for adoption while the driver handles the reply, then closed if
-// the core did not adopt it.
+// runProbe dials a fresh connection and PINGs on it; the reply goes to the
+// driver as ActProbe's, and the connection is closed unless adopted then.
 func (l *link) runProbe(a core.Action) {
 	defer l.s.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		l.probing = false
-		l.mu.Unlock()
-	}()
-	c, nc, err := l.dial("cmd")
-	var v resp.Value
+	p, err := l.connect()
 	if err == nil {
-		v, err = c.Do(l.ctx, "PING")
-		var re resp.ReplyError
-		if err != nil && errors.As(err, &re) {
-			err = nil
+		l.mu.Lock()
+		err = p.write(a, "PING")
+		if err == nil {
+			l.probe = p
 		}
+		l.mu.Unlock()
 	}
-	var re resp.ReplyError
-	if err != nil && errors.As(err, &re) {
-		v, err = resp.Value{Kind: resp.Error, Str: string(re)}, nil // refused handshake: still a reply
-	}
+	l.mu.Lock()
+	l.probing = false
+	l.mu.Unlock()
 	if err != nil {
-		if c != nil {
-			c.Close()
-		}
-		l.post(a, v, err)
+		l.post(a, resp.Value{}, err)
 		return
 	}
-	if c != nil {
-		l.mu.Lock()
-		l.probe, l.probeNC = c, nc
-		l.mu.Unlock()
-	}
-	l.post(a, v, nil)
-	l.mu.Lock()
-	left := l.probe
-	l.probe, l.probeNC = nil, nil
-	l.mu.Unlock()
-	if left != nil {
-		left.Close() // not adopted
-	}
+	l.s.wg.Add(1)
+	go p.read()
 }
 
 // close stops the link's goroutines; they close their connections.
@@ -205,65 +314,87 @@ func (l *link) close() {
 	l.once.Do(l.cancel)
 }
 
-func (l *link) current() (*resp.Conn, net.Conn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cmd, l.nc
-}
-
-// drop closes c and forgets it if it is still the command connection; it
-// reports whether it was (false: an adopted probe replaced it).
-func (l *link) drop(c *resp.Conn) bool {
-	l.mu.Lock()
-	cur := l.cmd == c
-	if cur {
-		l.cmd, l.nc = nil, nil
+func localIPOf(nc net.Conn) string {
+	if ta, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		return ta.IP.String()
 	}
-	l.mu.Unlock()
-	c.Close()
-	return cur
+	return ""
 }
 
-// worker runs the commands in order. While the command link is open and
-// idle it watches the socket, so that a peer that closes or resets it (a
-// crashed process) is reported to the driver at once, as hiredis reports it
-// to sentinel, rather than at the next scheduled command.
+// worker writes the commands in order on the command connection, dialling
+// it when there is none.
 func (l *link) worker() {
 	defer l.s.wg.Done()
 	defer func() {
-		if c, _ := l.current(); c != nil {
-			l.drop(c)
+		l.mu.Lock()
+		cur, pr := l.cur, l.probe
+		l.mu.Unlock()
+		for _, p := range []*pconn{cur, pr} {
+			if p != nil {
+				p.nc.Close()
+			}
 		}
 	}()
 	for {
-		c, nc := l.current()
-		if c == nil {
-			select {
-			case <-l.ctx.Done():
-				return
-			case a := <-l.queue:
-				l.run(a)
-			}
-			continue
-		}
-		w := watchIdle(nc)
 		select {
 		case <-l.ctx.Done():
-			w.stop()
 			return
-		case err := <-w.res:
-			if l.drop(c) {
-				l.postDown(err)
-			}
 		case a := <-l.queue:
-			if err := w.stop(); err != nil {
-				if l.drop(c) {
-					l.postDown(err)
-				}
-			}
 			l.run(a)
 		}
 	}
+}
+
+// run writes a's command, dialling first when needed; a failure goes to the
+// driver as the command's outcome.
+func (l *link) run(a core.Action) {
+	l.mu.Lock()
+	p := l.cur
+	l.mu.Unlock()
+	if p == nil {
+		var err error
+		if p, err = l.connect(); err != nil {
+			l.post(a, resp.Value{}, err)
+			return
+		}
+		l.mu.Lock()
+		if l.cur != nil { // a probe was adopted meanwhile
+			p.nc.Close()
+			p = l.cur
+		} else {
+			l.cur, l.localIP = p, localIPOf(p.nc)
+			l.s.wg.Add(1)
+			go p.read()
+		}
+		l.mu.Unlock()
+	}
+	var args []string
+	switch a.Kind {
+	case core.ActPing:
+		args = []string{"PING"}
+	case core.ActInfo:
+		args = []string{"INFO"}
+	case core.ActHello:
+		h := a.Hello
+		if h.IP == "" {
+			l.mu.Lock()
+			h.IP = l.localIP
+			l.mu.Unlock()
+		}
+		args = []string{"PUBLISH", core.HelloChannel, h.String()}
+	case core.ActAsk:
+		q := a.Ask
+		args = []string{"SENTINEL", "is-master-down-by-addr", q.IP, strconv.Itoa(q.Port), strconv.FormatUint(q.Epoch, 10), q.RunID}
+	default:
+		return
+	}
+	l.mu.Lock()
+	if l.cur != nil {
+		p = l.cur
+	}
+	err := p.write(a, args...)
+	l.mu.Unlock()
+	_ = err // a failed write closes the connection; its reader reports every command owed
 }
 
 // postDown tells the driver that a connection of the link broke outside a
@@ -291,43 +422,9 @@ func isBroken(err error) bool {
 
 var errUnexpectedData = errors.New("unexpected data on an idle command link")
 
-// idleWatch reads the idle command link's socket: nothing may arrive there
-// (RESP2, no subscription), so the read ends only with the connection, or
-// when stop wakes it before the next command.
-type idleWatch struct {
-	nc  net.Conn
-	res chan error
-}
-
-func watchIdle(nc net.Conn) *idleWatch {
-	w := &idleWatch{nc: nc, res: make(chan error, 1)}
-	_ = nc.SetReadDeadline(time.Time{}) // before the read starts, so stop's deadline wins
-	go func() {
-		var b [1]byte
-		n, err := nc.Read(b[:])
-		if n > 0 {
-			err = errUnexpectedData
-		}
-		w.res <- err
-	}()
-	return w
-}
-
-// stop ends the watch; it returns the error that ended the connection
-// meanwhile, nil if it is still good.
-func (w *idleWatch) stop() error {
-	_ = w.nc.SetReadDeadline(time.Unix(1, 0))
-	err := <-w.res
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil
-	}
-	return err
-}
-
-// post hands the outcome of a to the driver, unless the link was closed or
-// the command's connection was replaced by an adopted probe.
+// post hands the outcome of a to the driver, unless the link was closed.
 func (l *link) post(a core.Action, v resp.Value, err error) {
-	if l.ctx.Err() != nil || errors.Is(err, errSuperseded) {
+	if l.ctx.Err() != nil {
 		return
 	}
 	t := l.target
@@ -338,72 +435,6 @@ func (l *link) post(a core.Action, v resp.Value, err error) {
 			l.s.drv.HandleReply(now, t, a.Kind, v)
 		}
 	})
-}
-
-// do runs one command on the command link, dialling it first when needed.
-// An error reply (also one to the handshake's AUTH) is a value, as on a
-// hiredis link; a transport failure drops the connection, to be dialled
-// again by the next command.
-func (l *link) do(args ...string) (resp.Value, error) {
-	c, _ := l.current()
-	if c == nil {
-		nc, ncc, err := l.dial("cmd")
-		if err != nil {
-			var re resp.ReplyError
-			if errors.As(err, &re) {
-				return resp.Value{Kind: resp.Error, Str: string(re)}, nil
-			}
-			return resp.Value{}, err
-		}
-		l.mu.Lock()
-		if l.cmd != nil { // a probe was adopted meanwhile
-			l.mu.Unlock()
-			nc.Close()
-			return resp.Value{}, errSuperseded
-		}
-		l.cmd, l.nc, l.localIP = nc, ncc, localIPOf(ncc)
-		l.mu.Unlock()
-		c = nc
-	}
-	v, err := c.Do(l.ctx, args...)
-	var re resp.ReplyError
-	if err != nil && errors.As(err, &re) {
-		return v, nil
-	}
-	if err != nil && !l.drop(c) {
-		return v, errSuperseded
-	}
-	return v, err
-}
-
-func (l *link) run(a core.Action) {
-	switch a.Kind {
-	case core.ActPing:
-		v, err := l.do("PING")
-		l.post(a, v, err)
-	case core.ActInfo:
-		v, err := l.do("INFO")
-		l.post(a, v, err)
-	case core.ActHello:
-		h := a.Hello
-		if h.IP == "" {
-			l.mu.Lock()
-			ip := l.localIP
-			l.mu.Unlock()
-			if ip == "" {
-				// Not connected yet; sentinel also skips the hello then.
-				l.post(a, resp.Value{}, errors.New("hello: no local address yet"))
-				return
-			}
-			h.IP = ip
-		}
-		v, err := l.do("PUBLISH", core.HelloChannel, h.String())
-		l.post(a, v, err)
-	case core.ActAsk:
-		q := a.Ask
-		v, err := l.do("SENTINEL", "is-master-down-by-addr", q.IP, strconv.Itoa(q.Port), fmt.Sprint(q.Epoch), q.RunID)
-		l.post(a, v, err)
-	}
 }
 
 // subscriber keeps a connection subscribed to the node's hello channel and
@@ -425,7 +456,7 @@ func (l *link) subscriber() {
 }
 
 func (l *link) subscribeOnce() error {
-	c, _, err := l.dial("pubsub")
+	c, err := resp.Dial(l.ctx, l.target.Addr.String(), l.dialOptions("pubsub"))
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ type witnessOpts struct {
 	AnnounceIP  string
 	Requirepass string
 	AuthPass    string // master auth_pass
+	DownAfterMs int    // downAfterMs when 0
 }
 
 // startWitness runs the real redisha-witness binary with a generated config.
@@ -84,6 +85,9 @@ func startWitnessTB(t testing.TB, o witnessOpts) *testenv.Process {
 	if o.LogLevel == "" {
 		o.LogLevel = "debug"
 	}
+	if o.DownAfterMs == 0 {
+		o.DownAfterMs = downAfterMs
+	}
 	binds := o.Binds
 	if len(binds) == 0 {
 		binds = []string{o.Host}
@@ -103,7 +107,7 @@ masters:
     failover_timeout: %d
     auth_pass: "%s"
 %s`, strings.Join(binds, ", "), o.Port, filepath.Join(o.StateDir, "state.json"), o.LogLevel, o.AnnounceIP, o.Requirepass,
-		o.MasterAddr, downAfterMs, failoverTimeout, o.AuthPass, o.Extra)
+		o.MasterAddr, o.DownAfterMs, failoverTimeout, o.AuthPass, o.Extra)
 	path := filepath.Join(o.StateDir, "witness.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
