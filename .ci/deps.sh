@@ -27,6 +27,7 @@ declare -A NEED=(
 	[tcpdump]=tcpdump
 	[tshark]=tshark
 	[strace]=strace
+	[chromium]=chromium
 	[python3-redis]=:python3-redis
 	[ca-certificates]=:ca-certificates
 	[git]=git
