@@ -32,6 +32,13 @@ const DefaultGARPRepeat = 5 * time.Second
 // about 10 s plus one advert interval.
 const DefaultGARPRefresh = 10 * time.Second
 
+// DefaultStallHold is stall_hold when unset: after yielding as a stalled
+// master, no preemption for a minute. Long enough that a node that froze
+// once does not take the VIP back within the same incident (the scenarios
+// observe 15-20 s of trouble); short enough that the preferred node is
+// preferred again soon after.
+const DefaultStallHold = time.Minute
+
 // Config is the whole file.
 type Config struct {
 	// Name identifies the instance in logs, notify hooks and metrics.
@@ -46,6 +53,12 @@ type Config struct {
 	AdvertInterval Duration `yaml:"advert_interval"`
 	// Preempt defaults to true; set false for keepalived's nopreempt.
 	Preempt *bool `yaml:"preempt"`
+	// StallHold (default 60s, 0s off) turns on the stalled-master rule: a
+	// master that could not advertise for three intervals (frozen,
+	// starved) and hears that another took over yields instead of
+	// reclaiming by priority, and does not preempt for this long, so a
+	// slow master moves the VIP once, not twice (docs/vip.md).
+	StallHold *Duration `yaml:"stall_hold"`
 	// Checksum is the VRRPv3 send form: pseudo-header (default) or message-only.
 	// Both forms are always accepted.
 	Checksum string `yaml:"checksum"`
@@ -240,6 +253,10 @@ func (c *Config) defaults() {
 		t := true
 		c.Preempt = &t
 	}
+	if c.StallHold == nil {
+		d := Duration(DefaultStallHold)
+		c.StallHold = &d
+	}
 	if c.GARP.Count == 0 {
 		c.GARP.Count = 5
 	}
@@ -346,6 +363,9 @@ func (c *Config) validate() error {
 	if len(vips) == 0 {
 		return errors.New("virtual_addresses: at least one is required")
 	}
+	if *c.StallHold < 0 {
+		return errors.New("stall_hold: must not be negative")
+	}
 	if c.GARP.Count < 0 || c.GARP.Delay < 0 || *c.GARP.Repeat < 0 || *c.GARP.Refresh < 0 || c.GARP.RefreshRepeat < 0 {
 		return errors.New("garp: count, delay, repeat, refresh and refresh_repeat must not be negative")
 	}
@@ -438,7 +458,7 @@ func (c *Config) Core(primary netip.Addr) (core.Config, error) {
 	mc := core.Config{
 		Version: c.Version, VRID: uint8(c.VRID), Priority: uint8(c.Priority),
 		Interval: c.Interval(), Preempt: *c.Preempt, Primary: primary,
-		GARPRefresh: c.GARP.Refresh.D(), GARPRepeat: c.GARP.Repeat.D(),
+		GARPRefresh: c.GARP.Refresh.D(), GARPRepeat: c.GARP.Repeat.D(), StallHold: c.StallHold.D(),
 	}
 	for _, t := range c.Track {
 		mc.Tracks = append(mc.Tracks, core.Track{Name: t.Name, Rise: t.Rise, Fall: t.Fall, Weight: t.Weight, Fault: t.Fault})

@@ -20,7 +20,8 @@ func TestParseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Version != 3 || c.Interval() != 100 || !*c.Preempt || c.GARP.Count != 5 || c.Status.Listen != "127.0.0.1:9732" {
+	if c.Version != 3 || c.Interval() != 100 || !*c.Preempt || c.GARP.Count != 5 || c.Status.Listen != "127.0.0.1:9732" ||
+		c.StallHold.D() != time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 	v, _ := c.VIPs()
@@ -74,6 +75,7 @@ func TestParseErrors(t *testing.T) {
 		{minimal + "garp: {refresh: often}\n", `garp.refresh: "often" is not a duration`},
 		{minimal + "garp: {refresh_every: 10s}\n", "garp.refresh_every: unknown key"},
 		{minimal + "authentication: {type: pass, password: secret}\n", "VRRPv2 only"},
+		{minimal + "stall_hold: -1s\n", "stall_hold: must not be negative"},
 		{minimal + "version: 2\nauthentication: {type: pass}\n", "0 bytes, want 1..8"},
 		{minimal + "version: 2\nauthentication: {type: pass, password: 123456789}\n", "9 bytes, want 1..8"},
 		{minimal + "version: 2\nauthentication: {type: AH, password: x}\n", `"AH", want none or pass`},

@@ -83,7 +83,21 @@ type Config struct {
 	// once after this long (a SendGARP action with Repeat set), unless the
 	// addresses were removed meanwhile (garp.repeat). Zero is off.
 	GARPRepeat time.Duration
+	// StallHold, when positive, turns on the stalled-master rule (see
+	// Core.stalled): a master that was silent for 3 advert intervals (frozen,
+	// starved) and then hears another master, which took over meanwhile,
+	// yields to it instead of reclaiming the addresses by priority, and then
+	// does not preempt for StallHold, so a slow master costs one move, not
+	// two. Zero is RFC 5798 as written: the higher priority wins at once.
+	StallHold time.Duration
 }
+
+// StallListen is how long a master whose advert timer fired more than two
+// intervals late waits before sending that advert: long enough for the
+// adverts queued in its socket while it could not run to reach the core
+// first (they are already in the kernel when it wakes), short against the
+// Master_Down_Interval margin it eats into.
+const StallListen = 10 * time.Millisecond
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
@@ -106,6 +120,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("GARP refresh %v must not be negative", c.GARPRefresh)
 	case c.GARPRepeat < 0:
 		return fmt.Errorf("GARP repeat %v must not be negative", c.GARPRepeat)
+	case c.StallHold < 0:
+		return fmt.Errorf("stall hold %v must not be negative", c.StallHold)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tracks {
@@ -203,7 +219,14 @@ type Core struct {
 	nextGARPRefresh time.Time
 	// garpRepeatAt is when a new master's announcement is repeated (zero: never).
 	garpRepeatAt time.Time
-	tracks       []*trackState
+	// stallListen is when a stalled master deferred its overdue advert by
+	// StallListen (zero: not listening).
+	stallListen  time.Time
+	stallSilence time.Duration // how long we had been silent then
+	// preemptHoldUntil: after yielding as a stalled master, preemption is
+	// off until then.
+	preemptHoldUntil time.Time
+	tracks           []*trackState
 }
 
 // New validates cfg and returns a core in the Initialize state; nothing
@@ -347,6 +370,7 @@ func (m *Core) becomeMaster(now time.Time, reason string) []Action {
 // interval before the Master_Down_Timer is computed.
 func (m *Core) becomeBackup(now time.Time, reason string, masterInterval uint16) []Action {
 	var out []Action
+	m.stallListen = time.Time{}
 	if m.state == Master {
 		out = append(out, m.removeVIPs())
 	}
@@ -370,6 +394,15 @@ func (m *Core) Start(now time.Time) []Action {
 		return m.becomeMaster(now, "address owner (priority 255)")
 	}
 	return m.becomeBackup(now, "startup", m.cfg.Interval)
+}
+
+// stalled reports whether the stalled-master rule is on and our advert is
+// more than two intervals overdue at now: we have been silent for three
+// intervals, the shortest Master_Down_Interval a backup can have adopted
+// from our adverts less its Skew_Time, so a backup may have declared us down.
+func (m *Core) stalled(now time.Time) bool {
+	return m.cfg.StallHold > 0 && m.state == Master && !m.deadline.IsZero() &&
+		now.Sub(m.deadline) > 2*m.interval()
 }
 
 // stop ends every timer: in Initialize and Fault the core waits for events.
@@ -411,6 +444,15 @@ func (m *Core) timer(now time.Time) []Action {
 	}
 	switch m.state {
 	case Master:
+		if m.stallListen.IsZero() && m.stalled(now) {
+			// Silent for three intervals: a backup may have taken over.
+			// Let the adverts queued meanwhile arrive before ours, which
+			// would make such a backup yield back (Receive decides).
+			m.stallListen, m.stallSilence = now, now.Sub(m.deadline.Add(-m.interval()))
+			m.arm(now.Add(StallListen))
+			return nil
+		}
+		m.stallListen = time.Time{}
 		// Schedule from the deadline, not from now, so that late wake-ups do
 		// not stretch the interval over time.
 		next := m.deadline.Add(m.interval())
@@ -441,7 +483,7 @@ func (m *Core) Receive(now time.Time, p vrrp.Packet) []Action {
 			m.arm(now.Add(m.SkewTime()))
 			return nil
 		}
-		if !m.cfg.Preempt || p.Priority >= m.priority {
+		if !m.cfg.Preempt || p.Priority >= m.priority || now.Before(m.preemptHoldUntil) {
 			if m.cfg.Version == 3 {
 				m.masterAdverInterval = p.Interval
 			}
@@ -474,6 +516,26 @@ func (m *Core) Receive(now time.Time, p vrrp.Packet) []Action {
 			// keepalived do), so clients that followed our GARPs come back
 			// even when the winner had not heard us before we yielded.
 			return append(out, Action{Kind: SendAdvert, Priority: m.priority})
+		}
+		if m.stalled(now) || !m.stallListen.IsZero() {
+			// We could not advertise for three intervals and another
+			// master advertised meanwhile: it took over from a master that
+			// looked dead, as the protocol says. Reclaiming by priority
+			// would move the addresses a second time (a ping-pong), so
+			// yield without the last advert (which would make it yield
+			// back) and hold preemption off for a while.
+			late := now.Sub(m.deadline.Add(-m.interval())) // since our last advert
+			if !m.stallListen.IsZero() {
+				late = m.stallSilence
+			}
+			m.preemptHoldUntil = now.Add(m.cfg.StallHold)
+			interval := m.cfg.Interval
+			if m.cfg.Version == 3 {
+				interval = p.Interval
+			}
+			m.masterAddr, m.masterPriority = p.Src, p.Priority
+			return m.becomeBackup(now, fmt.Sprintf("%v (priority %d) took over while we could not advertise for %v: yielding, no preemption for %v",
+				p.Src, p.Priority, late.Round(time.Millisecond), m.cfg.StallHold), interval)
 		}
 		// Two masters (a healed partition): we win, so advertise now and
 		// re-announce the addresses, which the loser's GARPs may have stolen.

@@ -606,3 +606,85 @@ func TestFaultHandsOverAfterSkewTime(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledMaster: a master whose advert timer fires more than two
+// intervals late (silent for three: a backup may have declared it down)
+// first listens for StallListen; a master heard then, or already queued
+// before its timer ran, took over legitimately: it yields without a last
+// advert and holds preemption off for StallHold, so the addresses move
+// once. Late by less, or with the rule off (StallHold 0, RFC 5798 as
+// written), it reclaims by priority as before.
+func TestStalledMaster(t *testing.T) {
+	const hold = time.Minute
+	master := func(stallHold time.Duration) (*Core, time.Time) {
+		m := newM(t, func(c *Config) { c.Priority, c.StallHold = 200, stallHold })
+		m.Start(t0)
+		m.Tick(m.Next())
+		if m.State() != Master {
+			t.Fatal("not master")
+		}
+		return m, m.Deadline() // the next advert is due then
+	}
+	yielded := "RemoveVIPs StateChanged(MASTER->BACKUP: 10.78.0.2 (priority 100) took over while we could not advertise for"
+
+	// Woken 2 intervals + 1 ms late: listen, then hear the new master.
+	m, due := master(hold)
+	late := due.Add(2*time.Second + ms(1))
+	if as := m.Tick(late); len(as) != 0 || m.Next() != late.Add(StallListen) {
+		t.Fatalf("stalled tick: %s next %v", kinds(as), m.Next().Sub(late))
+	}
+	as := m.Receive(late.Add(ms(2)), advert(addrB, 100, 100))
+	if got := kinds(as); !strings.HasPrefix(got, yielded) || has(as, SendAdvert) || !strings.Contains(got, "for 3.001s") {
+		t.Fatalf("heard the new master while listening: %s", got)
+	}
+	// As backup it follows the lower-priority master (no preemption)
+	// until the hold ends, then preempts as configured.
+	now := late.Add(ms(2))
+	for i := 1; i <= 55; i++ {
+		now = now.Add(time.Second)
+		m.Receive(now, advert(addrB, 100, 100))
+	}
+	if m.State() != Backup || m.Next() != now.Add(m.MasterDownInterval()) {
+		t.Fatalf("held preemption: %v next %v", m.State(), m.Next().Sub(now))
+	}
+	now = late.Add(hold + ms(3))
+	m.Receive(now, advert(addrB, 100, 100)) // ignored: preempting again
+	if as := m.Tick(m.Next()); m.State() != Master || !has(as, AddVIPs) || m.Next().Sub(now) > m.MasterDownInterval()+m.interval() {
+		t.Fatalf("after the hold: %v %s", m.State(), kinds(as))
+	}
+
+	// The new master's adverts already queued: handled before the timer.
+	m, due = master(hold)
+	if as := m.Receive(due.Add(2*time.Second+ms(5)), advert(addrB, 100, 100)); !strings.HasPrefix(kinds(as), yielded) {
+		t.Fatalf("queued advert after a stall: %s", kinds(as))
+	}
+
+	// Listened and heard nobody: the overdue advert goes out.
+	m, due = master(hold)
+	late = due.Add(3 * time.Second)
+	m.Tick(late)
+	if as := m.Tick(late.Add(StallListen)); kinds(as) != "SendAdvert(200)" || m.Next() != late.Add(StallListen).Add(time.Second) {
+		t.Fatalf("after listening: %s next %v", kinds(as), m.Next())
+	}
+	if as := m.Receive(late.Add(StallListen+ms(1)), advert(addrB, 100, 100)); !has(as, SendAdvert) || m.State() != Master {
+		t.Fatalf("no longer stalled, a lower master is beaten: %s", kinds(as))
+	}
+
+	// Late by at most 2 intervals: no stall; a lower master is beaten.
+	m, due = master(hold)
+	if as := m.Tick(due.Add(2 * time.Second)); kinds(as) != "SendAdvert(200)" {
+		t.Fatalf("2 intervals late: %s", kinds(as))
+	}
+	// The rule off: RFC 5798, the higher priority reclaims at once.
+	m, due = master(0)
+	if as := m.Tick(due.Add(5 * time.Second)); kinds(as) != "SendAdvert(200)" {
+		t.Fatalf("rule off, stalled tick: %s", kinds(as))
+	}
+	m, due = master(0)
+	if as := m.Receive(due.Add(5*time.Second), advert(addrB, 100, 100)); !has(as, SendAdvert) || m.State() != Master {
+		t.Fatalf("rule off: %s", kinds(as))
+	}
+	if _, err := New(Config{Version: 3, VRID: 1, Priority: 1, Interval: 100, Primary: addrA, StallHold: -1}, t0); err == nil {
+		t.Fatal("negative stall hold accepted")
+	}
+}

@@ -134,20 +134,32 @@ func TestSlowMasterKeepsVIP(t *testing.T) {
 	check("CPU quota 5% for 5 s", mark, before)
 
 	// Beyond the budget: a 1 s freeze. The backup takes over (correctly:
-	// no advert for longer than its Master_Down_Interval); what happens
-	// when the master wakes is logged: RFC 5798 makes the higher priority
-	// win between two masters, so it takes the VIP back.
+	// no advert for longer than its Master_Down_Interval). When the master
+	// wakes, RFC 5798 alone would make the higher priority win between two
+	// masters and take the VIP back (measured before the stalled-master
+	// rule: 2 moves, 285 ms on both). With the rule (stall_hold, on by
+	// default) it hears the new master's queued adverts during its 10 ms
+	// listen and yields: one move.
 	time.Sleep(time.Until(lastAdvert()))
-	mark, before = capB.mark(), transitions()
+	before = transitions()
 	mon := monitorOverlap(va, vb)
 	a.proc.Signal(syscall.SIGSTOP)
 	time.Sleep(time.Second)
 	a.proc.Signal(syscall.SIGCONT)
 	time.Sleep(2 * time.Second)
 	s, _ := b.status()
-	t.Logf("SIGSTOP 1 s: gap %v; b's state changes %d (now %s, VIP on a %v, on b %v); longest double ownership %v",
-		capB.maxGap(mark, ha.IP), s.Transitions-before, s.State, va.has(vipIP), vb.has(vipIP), mon.Max())
-	if va.has(vipIP) == vb.has(vipIP) {
-		t.Errorf("after the 1 s freeze settled: VIP on a %v, on b %v, want exactly one holder", va.has(vipIP), vb.has(vipIP))
+	overlap := mon.Max()
+	t.Logf("SIGSTOP 1 s: b's state changes %d (now %s, VIP on a %v, on b %v); longest double ownership %v",
+		s.Transitions-before, s.State, va.has(vipIP), vb.has(vipIP), overlap)
+	if s.Transitions-before != 1 || s.State != "MASTER" || va.has(vipIP) || !vb.has(vipIP) {
+		t.Errorf("after a 1 s freeze of the master: b changed state %d times and is %s (VIP on a %v, on b %v); want one move to b",
+			s.Transitions-before, s.State, va.has(vipIP), vb.has(vipIP))
 	}
+	if sa, _ := a.status(); sa.State != "BACKUP" {
+		t.Errorf("the frozen master is %s after waking, want BACKUP (yielded, preemption held)", sa.State)
+	}
+	// Both hold the VIP from b's takeover until a, woken, yields: a frozen
+	// holder cannot drop an address, so that time (about 1 s - 720 ms plus
+	// a's 10 ms listen) is inherent and only logged; the test's own sleep
+	// may stretch the freeze on a loaded machine.
 }
