@@ -64,8 +64,11 @@ type Input struct {
 // Epoch is a span during which the quorum's master was one address.
 type Epoch = result.Epoch
 
-// MasterTimeline derives the quorum's master over time from +switch-master events. Every sentinel
-// announces the same switch, so repeats of the current master are folded into one epoch.
+// MasterTimeline derives the quorum's master over time from +promoted-slave and +switch-master
+// events. The leader announces +promoted-slave once the replica it promoted reports role:master;
+// from then on the sentinels answer the new address to get-master-addr-by-name (clients on the
+// sentinel path go there) although +switch-master comes a little later. Every sentinel announces
+// the same switch, so repeats of the current master are folded into one epoch.
 func MasterTimeline(in Input) []Epoch {
 	initial := in.InitialMaster
 	if initial == "" {
@@ -78,23 +81,31 @@ func MasterTimeline(in Input) []Epoch {
 	}
 	var switches []history.Event
 	for _, e := range in.Events {
-		if e.Source == history.SourceSentinel && e.Kind == history.KindSwitchMaster {
+		if e.Source == history.SourceSentinel && (e.Kind == history.KindSwitchMaster || e.Kind == history.KindPromoted) {
 			switches = append(switches, e)
 		}
 	}
 	sort.SliceStable(switches, func(i, j int) bool { return switches[i].Time.Before(switches[j].Time) })
 	if initial == "" && len(switches) > 0 {
-		initial, _, _ = history.SwitchMasterAddrs(switches[0].Detail)
+		initial, _, _ = switchAddrs(switches[0])
 	}
 	tl := []Epoch{{Master: initial}}
 	for _, e := range switches {
-		_, to, ok := history.SwitchMasterAddrs(e.Detail)
+		_, to, ok := switchAddrs(e)
 		if !ok || to == tl[len(tl)-1].Master {
 			continue
 		}
 		tl = append(tl, Epoch{From: e.Time, Master: to})
 	}
 	return tl
+}
+
+// switchAddrs reads the old and new master of a +switch-master or +promoted-slave event.
+func switchAddrs(e history.Event) (from, to string, ok bool) {
+	if e.Kind == history.KindPromoted {
+		return history.PromotedAddrs(e.Detail)
+	}
+	return history.SwitchMasterAddrs(e.Detail)
 }
 
 // mastersDuring returns every address that was the quorum's master at some instant of [from, to].

@@ -109,3 +109,25 @@ func TestDualRouteAcrossProxies(t *testing.T) {
 		t.Fatalf("routes %+v", routes)
 	}
 }
+
+// The leader's +promoted-slave starts the new master's epoch: clients that ask the sentinels
+// reach the promoted replica before +switch-master, and their writes there are no split brain.
+// The switch announced afterwards folds into the same epoch.
+func TestPromotedSlaveStartsTheEpoch(t *testing.T) {
+	const A, B = "10.0.0.11:6379", "10.0.0.12:6379"
+	promoted := history.Event{Time: at(1000), Source: history.SourceSentinel, Kind: history.KindPromoted, Node: "redis2",
+		Detail: "slave 10.0.0.12:6379 10.0.0.12 6379 @ mymaster 10.0.0.11 6379"}
+	in := Input{InitialMaster: A, End: at(5000),
+		Events: []history.Event{promoted, switchTo(1070, A, B), switchTo(1090, A, B)},
+		Ops: []history.Op{op(1, 0, history.KindSet, "k", "v1", 1010, 1020, history.OK, B), op(2, 0, history.KindSet, "k", "v0", 900, 990, history.OK, A)}}
+	tl := MasterTimeline(in)
+	if len(tl) != 2 || tl[1].Master != B || tl[1].From != at(1000) {
+		t.Fatalf("timeline %+v", tl)
+	}
+	if sb := SplitBrainOps(in); len(sb) != 0 {
+		t.Fatalf("writes to the promoted replica counted as split brain: %+v", sb)
+	}
+	if _, _, ok := history.PromotedAddrs("slave garbage"); ok {
+		t.Fatal("malformed payload accepted")
+	}
+}

@@ -85,6 +85,7 @@ const (
 // Well-known event kinds.
 const (
 	KindSwitchMaster  = "+switch-master"
+	KindPromoted      = "+promoted-slave" // the failover leader's promoted replica reports role:master
 	KindFaultStart    = "fault-start"
 	KindFaultEnd      = "fault-end"
 	KindRole          = "role"           // Attrs: role (master|slave), addr
@@ -110,6 +111,16 @@ func SwitchMasterAddrs(detail string) (oldAddr, newAddr string, ok bool) {
 		return "", "", false
 	}
 	return f[1] + ":" + f[2], f[3] + ":" + f[4], true
+}
+
+// PromotedAddrs parses a +promoted-slave payload
+// "slave <ip>:<port> <ip> <port> @ <name> <masterip> <masterport>".
+func PromotedAddrs(detail string) (oldAddr, newAddr string, ok bool) {
+	f := strings.Fields(detail)
+	if len(f) != 8 || f[0] != "slave" || f[4] != "@" {
+		return "", "", false
+	}
+	return f[6] + ":" + f[7], f[2] + ":" + f[3], true
 }
 
 // Final is the state read from the converged master after the run.
