@@ -89,6 +89,10 @@ type Options struct {
 	// redisha-vip's shipped default, a negative value turns it off (as
 	// keepalived's default does).
 	GARPRefresh time.Duration
+	// StallHold overrides the stalled-master rule's preemption hold; 0
+	// keeps redisha-vip's shipped default, a negative value turns the rule
+	// off (RFC 5798 as written).
+	StallHold time.Duration
 }
 
 var vipAddr = netip.MustParseAddr("10.0.0.100")
@@ -253,6 +257,13 @@ func (m *model) setup(r *rand.Rand) {
 	default:
 		m.garpRefresh = vipconfig.DefaultGARPRefresh
 	}
+	stallHold := vipconfig.DefaultStallHold
+	switch {
+	case m.opt.StallHold < 0:
+		stallHold = 0
+	case m.opt.StallHold > 0:
+		stallHold = m.opt.StallHold
+	}
 	m.tracked = r.IntN(2) == 0
 	prios := []uint8{101, 100, 99}[:n]
 	switch k := r.IntN(10); {
@@ -269,7 +280,7 @@ func (m *model) setup(r *rand.Rand) {
 		name := fmt.Sprintf("r%d", i+1)
 		cfg := vip.Config{Version: version, VRID: 51, Priority: prios[i], Interval: interval,
 			Preempt: m.preempt, Primary: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
-			GARPRefresh: m.garpRefresh}
+			GARPRefresh: m.garpRefresh, StallHold: stallHold}
 		if m.tracked {
 			cfg.Tracks = []vip.Track{{Name: trackName, Rise: 1 + r.IntN(2), Fall: 1 + r.IntN(2), Weight: 2}}
 		}
@@ -704,6 +715,13 @@ func (m *model) final() {
 		if r.m.Priority() == top.m.Priority() {
 			ties++
 		}
+	}
+	// A router that yielded as a stalled master holds preemption off for a
+	// while (vip.Config.StallHold): not preempting then is the rule, and
+	// after it preemption takes up to a Master_Down_Interval (the timer
+	// armed by the last advert it accepted).
+	if held := top.m.PreemptHeldUntil(); !held.IsZero() && m.w.Now().Before(held.Add(top.m.MasterDownInterval())) {
+		return
 	}
 	if ties == 1 && hs[0] != top {
 		m.violate(InvFinalPreempt, "%s holds the VIP but %s has the highest priority %d: %s",

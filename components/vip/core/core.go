@@ -267,6 +267,10 @@ func (m *Core) Next() time.Time {
 	return m.deadline
 }
 
+// PreemptHeldUntil is when preemption, held off after yielding as a
+// stalled master (Config.StallHold), resumes; zero when it never was held.
+func (m *Core) PreemptHeldUntil() time.Time { return m.preemptHoldUntil }
+
 // Master returns the address and priority of the last accepted master advert.
 func (m *Core) Master() (netip.Addr, uint8) { return m.masterAddr, m.masterPriority }
 
