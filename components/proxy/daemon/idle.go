@@ -26,8 +26,8 @@ func (p *Proxy) reapIdle() {
 			continue
 		}
 		p.reg.each(func(pr *pair) bool {
-			d, ok := forward.IdleFor(pr.client)
-			if ok && d >= idle {
+			info, ok := pr.tcpInfo()
+			if ok && forward.Idle(info) >= idle {
 				p.metrics.idleClosed.Inc()
 				return true
 			}
@@ -40,7 +40,7 @@ func (p *Proxy) reapIdle() {
 // the client and the bytes the client acknowledged.
 func (p *Proxy) liveBytes(add func(listener string, up, down float64)) {
 	p.reg.each(func(pr *pair) bool {
-		if info, ok := forward.TCPInfo(pr.client); ok {
+		if info, ok := pr.tcpInfo(); ok {
 			add(pr.listener, float64(info.Bytes_received), float64(info.Bytes_acked))
 		}
 		return false

@@ -23,6 +23,7 @@ import (
 	"github.com/redisha/redisha/components/proxy/driver"
 	"github.com/redisha/redisha/components/proxy/forward"
 	"github.com/redisha/redisha/components/resp"
+	"golang.org/x/sys/unix"
 )
 
 // Config is the proxy's configuration (components/proxy/config).
@@ -454,11 +455,33 @@ func (p *Proxy) stopTargets() {
 type pair struct {
 	client, backend *net.TCPConn
 	listener        string
+
+	mu     sync.Mutex
+	flow   *forward.Flow // set once the event loop owns the sockets
+	closed bool
 }
 
 func (pr *pair) close() {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.closed = true
+	if pr.flow != nil {
+		pr.flow.Close()
+		return
+	}
 	pr.client.Close()
 	pr.backend.Close()
+}
+
+// tcpInfo is the client socket's TCP_INFO.
+func (pr *pair) tcpInfo() (*unix.TCPInfo, bool) {
+	pr.mu.Lock()
+	f := pr.flow
+	pr.mu.Unlock()
+	if f == nil {
+		return forward.TCPInfo(pr.client)
+	}
+	return f.TCPInfo()
 }
 
 // registry tracks live forwarded connections by backend, so a deposed
@@ -638,22 +661,36 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 	}
 	p.metrics.accepted.WithLabelValues(lst).Inc()
 	p.metrics.active.WithLabelValues(lst).Inc()
-	// Forwarding runs in two fresh goroutines and this one ends: their stacks
-	// stay small (this one grew while dialling), which is most of the memory
-	// an idle connection costs.
+	// The event loops (components/proxy/forward) take the sockets over and
+	// this goroutine ends: an idle connection costs no goroutine at all.
 	handedOff = true
 	p.handlers.Add(1)
-	go p.forward(pr, key, lst)
+	pr.mu.Lock()
+	if pr.closed { // a deposed master's sweep got here first
+		pr.mu.Unlock()
+		p.finished(pr, key, lst, 0, 0)
+		return
+	}
+	f, err := forward.Start(client, backend, forward.Options{Done: func(up, down int64) { p.finished(pr, key, lst, up, down) }})
+	if err != nil {
+		pr.mu.Unlock()
+		p.log.Warn("forward", "err", err)
+		client.Close()
+		backend.Close()
+		p.finished(pr, key, lst, 0, 0)
+		return
+	}
+	pr.flow = f
+	pr.mu.Unlock()
 }
 
-// forward runs the data path (components/proxy/forward), then cleans up.
-func (p *Proxy) forward(pr *pair, key, lst string) {
-	defer p.handlers.Done()
-	up, down := forward.Forward(pr.client, pr.backend)
+// finished cleans up after a pair ended.
+func (p *Proxy) finished(pr *pair, key, lst string, up, down int64) {
 	p.reg.remove(key, pr)
 	p.active.Add(-1)
 	p.metrics.active.WithLabelValues(lst).Dec()
 	p.metrics.bytes.add(lst, up, down)
+	p.handlers.Done()
 }
 
 // waitRoute returns the route, waiting up to hold while the core says a

@@ -30,6 +30,11 @@ func IdleFor(c *net.TCPConn) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	last := min(info.Last_data_recv, info.Last_data_sent)
-	return time.Duration(last) * time.Millisecond, true
+	return Idle(info), true
+}
+
+// Idle is how long a connection has neither received nor sent data, from
+// its TCP_INFO.
+func Idle(info *unix.TCPInfo) time.Duration {
+	return time.Duration(min(info.Last_data_recv, info.Last_data_sent)) * time.Millisecond
 }

@@ -1,6 +1,6 @@
-// Package forward is redisha-proxy's data path: it copies bytes both ways
-// between a client and a backend connection with splice(2), so payload never
-// enters user space, and reads the kernel's per-connection counters
+// Package forward is redisha-proxy's data path: event loops that copy bytes
+// both ways between client and backend connections (read/write for small
+// messages, splice(2) for large ones, see loop.go), and reads the kernel's per-connection counters
 // (TCP_INFO) for idle detection and byte metrics without wrapping the
 // connections (a wrapped conn would lose the splice path).
 package forward
@@ -135,11 +135,22 @@ func spliceCopy(dst, src *net.TCPConn) (int64, error) {
 }
 
 // Forward copies both ways between a client and a backend connection until
-// both directions end, then closes both. When the client finishes sending,
-// the backend sees EOF (half-close) and finishes its replies (redis closes
-// on EOF). It returns the bytes moved client to backend (up) and backend to
-// client (down).
+// both directions end, then closes both (Start, then wait). When the client
+// finishes sending, the backend sees EOF (half-close) and finishes its
+// replies (redis closes on EOF). It returns the bytes moved client to
+// backend (up) and backend to client (down).
 func Forward(client, backend *net.TCPConn) (up, down int64) {
+	f, err := Start(client, backend, Options{Done: func(u, d int64) { up, down = u, d }})
+	if err != nil {
+		return forwardBlocking(client, backend)
+	}
+	f.Wait()
+	return up, down
+}
+
+// forwardBlocking is the fallback when the event loop cannot take the pair
+// (no descriptor left to duplicate): two goroutines splicing.
+func forwardBlocking(client, backend *net.TCPConn) (up, down int64) {
 	done := make(chan int64, 1)
 	go func() {
 		n, _ := spliceCopy(backend, client)
