@@ -180,11 +180,13 @@ func Start(client, backend *net.TCPConn, opts Options) (*Flow, error) {
 	f.c.fd, f.b.fd = cfd, bfd
 	f.up = dir{src: &f.c, dst: &f.b, insp: opts.Up}
 	f.down = dir{src: &f.b, dst: &f.c}
+	f.c.interest, f.b.interest = unix.EPOLLIN, unix.EPOLLIN
+	// Everything the loop reads is set before the map insert: the loop
+	// takes the same lock before it looks the pair up.
 	l.mu.Lock()
 	l.fds[int32(cfd)] = f
 	l.fds[int32(bfd)] = f
 	l.mu.Unlock()
-	f.c.interest, f.b.interest = unix.EPOLLIN, unix.EPOLLIN
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, cfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(cfd)}); err != nil {
 		f.abandon()
 		return nil, err
