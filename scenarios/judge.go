@@ -130,6 +130,13 @@ func summarize(in check.Input, vs []check.Verdict) result.Summary {
 	changes, dual := check.VIPStats(in.Events, in.End)
 	sum.VIPChanges, sum.DualVIPS = changes, dual.Seconds()
 	sum.DualRouteS = check.DualRouteWindow(in.Events, in.End).Seconds()
+	read := map[string]bool{}
+	for _, e := range in.Events {
+		if e.Source == history.SourceProxy && e.Detail != "unreachable" {
+			read[e.Node] = true
+		}
+	}
+	sum.ProxiesObserved = len(read)
 	return sum
 }
 

@@ -41,7 +41,7 @@ func TestJudgeStoresAnalysis(t *testing.T) {
 	if len(a.SplitBrainOpIDs) != 1 || a.SplitBrainOpIDs[0] != 3 || j.Summary.SplitBrainWrites != 1 {
 		t.Fatalf("split-brain: ids %v, summary %d", a.SplitBrainOpIDs, j.Summary.SplitBrainWrites)
 	}
-	if len(a.Routes) != 2 || len(a.Routes[0].Up) != 2 || !a.Routes[1].Unreachable || j.Summary.DualRouteS != 3 {
+	if len(a.Routes) != 2 || len(a.Routes[0].Up) != 2 || !a.Routes[1].Unreachable || j.Summary.DualRouteS != 3 || j.Summary.ProxiesObserved != 1 {
 		t.Fatalf("routes: %+v, dual %.1fs", a.Routes, j.Summary.DualRouteS)
 	}
 	var r result.Result

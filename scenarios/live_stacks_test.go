@@ -108,6 +108,9 @@ func TestLiveRedishaStack(t *testing.T) {
 		if r := proxiesRouted(res); !r["haproxy1"] || !r["haproxy2"] {
 			t.Fatalf("redisha-proxy routes not observed: %v", r)
 		}
+		if res.Summary.ProxiesObserved != 2 {
+			t.Fatalf("%d proxies observed, want 2: proxies route to two masters is not measured", res.Summary.ProxiesObserved)
+		}
 		if res.Summary.DualRouteS != 0 {
 			t.Fatalf("the redisha proxies routed to two masters for %.1fs", res.Summary.DualRouteS)
 		}

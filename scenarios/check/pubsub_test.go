@@ -119,7 +119,7 @@ func TestPromotedSlaveStartsTheEpoch(t *testing.T) {
 		Detail: "slave 10.0.0.12:6379 10.0.0.12 6379 @ mymaster 10.0.0.11 6379"}
 	in := Input{InitialMaster: A, End: at(5000),
 		Events: []history.Event{promoted, switchTo(1070, A, B), switchTo(1090, A, B)},
-		Ops: []history.Op{op(1, 0, history.KindSet, "k", "v1", 1010, 1020, history.OK, B), op(2, 0, history.KindSet, "k", "v0", 900, 990, history.OK, A)}}
+		Ops:    []history.Op{op(1, 0, history.KindSet, "k", "v1", 1010, 1020, history.OK, B), op(2, 0, history.KindSet, "k", "v0", 900, 990, history.OK, A)}}
 	tl := MasterTimeline(in)
 	if len(tl) != 2 || tl[1].Master != B || tl[1].From != at(1000) {
 		t.Fatalf("timeline %+v", tl)

@@ -81,21 +81,24 @@ type FaultWindow struct {
 
 // Summary holds the headline numbers of a run.
 type Summary struct {
-	Ops                  int      `json:"ops"`
-	OK                   int      `json:"ok"`
-	Failed               int      `json:"failed"`
-	Indeterminate        int      `json:"indeterminate"`
-	Failovers            int      `json:"failovers"`
-	WorstUnavailabilityS float64  `json:"worst_unavailability_s"`
-	AckedWrites          int      `json:"acked_writes"`
-	LostWrites           *int     `json:"lost_writes"` // nil when not converged
-	SplitBrainWrites     int      `json:"split_brain_writes"`
-	TwoMasterS           float64  `json:"two_master_s"`
-	VIPChanges           int      `json:"vip_changes"`
-	DualVIPS             float64  `json:"dual_vip_s"`
-	DualRouteS           float64  `json:"dual_route_s"` // a proxy saw two backends UP (two masters)
-	Linearizable         string   `json:"linearizable"` // pass, fail, unknown, or not checked
-	FailoverS            *float64 `json:"failover_s,omitempty"`
+	Ops                  int     `json:"ops"`
+	OK                   int     `json:"ok"`
+	Failed               int     `json:"failed"`
+	Indeterminate        int     `json:"indeterminate"`
+	Failovers            int     `json:"failovers"`
+	WorstUnavailabilityS float64 `json:"worst_unavailability_s"`
+	AckedWrites          int     `json:"acked_writes"`
+	LostWrites           *int    `json:"lost_writes"` // nil when not converged
+	SplitBrainWrites     int     `json:"split_brain_writes"`
+	TwoMasterS           float64 `json:"two_master_s"`
+	VIPChanges           int     `json:"vip_changes"`
+	DualVIPS             float64 `json:"dual_vip_s"`
+	DualRouteS           float64 `json:"dual_route_s"` // the proxies routed new connections to two masters
+	// ProxiesObserved counts the proxies whose routes the run read at least once: 0 means
+	// DualRouteS was not measured (no proxy, or one the harness cannot read).
+	ProxiesObserved int      `json:"proxies_observed,omitempty"`
+	Linearizable    string   `json:"linearizable"` // pass, fail, unknown, or not checked
+	FailoverS       *float64 `json:"failover_s,omitempty"`
 	// Pub/sub workload (absent without one): messages published with an acknowledgement, those
 	// the publisher was told reached a subscriber but none recorded, and repeated deliveries.
 	Published          int  `json:"published,omitempty"`
