@@ -4,10 +4,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redisha/redisha/components/confkit"
@@ -28,7 +28,17 @@ type File struct {
 	ProtectedMode *bool  `yaml:"protected_mode"`
 	RequirePass   string `yaml:"requirepass"`
 	// MaxClients caps client connections (redis maxclients; 10000).
+	// Unauthenticated connections never lock peers out: at the cap, a new
+	// connection takes the place of the oldest unauthenticated one.
 	MaxClients int `yaml:"maxclients"`
+	// AuthTimeout closes a connection that has not authenticated (or, with
+	// no requirepass, sent a command) this long after connecting (10s).
+	AuthTimeout Duration `yaml:"auth_timeout"`
+	// MaxPeers bounds the peer sentinels kept per master (32).
+	MaxPeers int `yaml:"max_peers"`
+	// ForgetPeersAfter drops a peer sentinel not heard from this long (10m);
+	// it is learned again from its next hello.
+	ForgetPeersAfter Duration `yaml:"forget_peers_after"`
 	// SentinelAuth authenticates us to peer sentinels (sentinel
 	// sentinel-user/-pass); default: requirepass. The old flat keys
 	// sentinel_user/sentinel_pass still work (deprecated).
@@ -65,6 +75,8 @@ type Timing struct {
 	AskPeriod     Duration `yaml:"ask_period"`
 	TiltTrigger   Duration `yaml:"tilt_trigger"`
 	TiltPeriod    Duration `yaml:"tilt_period"`
+	// PersistDelay coalesces state writes that are not votes (1s).
+	PersistDelay Duration `yaml:"persist_delay"`
 }
 
 // Duration is confkit's: a Go duration ("5s", "1500ms") or a bare integer
@@ -163,8 +175,22 @@ func (f *File) validate(meta *confkit.Meta) error {
 	if f.MaxClients < 0 {
 		bad("maxclients", "%d is negative", f.MaxClients)
 	}
-	if f.AnnounceIP != "" && strings.ContainsAny(f.AnnounceIP, ", \t") {
-		bad("announce_ip", "%q cannot go into a hello message", f.AnnounceIP)
+	if f.MaxPeers < 0 {
+		bad("max_peers", "%d is negative", f.MaxPeers)
+	}
+	if f.AuthTimeout < 0 {
+		bad("auth_timeout", "must be positive")
+	}
+	if f.ForgetPeersAfter < 0 {
+		bad("forget_peers_after", "must be positive")
+	}
+	if f.AnnounceIP != "" && net.ParseIP(f.AnnounceIP) == nil {
+		bad("announce_ip", "%q is not an IP address (hellos announce IPs; hostnames are not supported)", f.AnnounceIP)
+	}
+	if f.MetricsListen != "" {
+		if err := checkListen(f.MetricsListen); err != nil {
+			bad("metrics_listen", "%q: %v", f.MetricsListen, err)
+		}
 	}
 	if f.AnnouncePort < 0 || f.AnnouncePort > 65535 {
 		bad("announce_port", "%d is not a TCP port", f.AnnouncePort)
@@ -208,6 +234,22 @@ func (f *File) validate(meta *confkit.Meta) error {
 	return nil
 }
 
+// checkListen accepts what the metrics listener can bind: "ip:port",
+// ":port" (every address) or "localhost:port".
+func checkListen(s string) error {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want ip:port")
+	}
+	if h != "" && h != "localhost" && net.ParseIP(h) == nil {
+		return fmt.Errorf("%q is not an IP address", h)
+	}
+	if port, err := strconv.Atoi(p); err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("%q is not a TCP port", p)
+	}
+	return nil
+}
+
 func (m Master) addr() (core.Addr, error) {
 	h, p, err := net.SplitHostPort(m.Address)
 	if err != nil {
@@ -228,7 +270,9 @@ func (f *File) coreConfig(myid string) (core.Config, error) {
 		Timing: core.Timing{
 			PingPeriod: time.Duration(f.Timing.PingPeriod), InfoPeriod: time.Duration(f.Timing.InfoPeriod),
 			PublishPeriod: time.Duration(f.Timing.PublishPeriod), AskPeriod: time.Duration(f.Timing.AskPeriod),
-			TiltTrigger: time.Duration(f.Timing.TiltTrigger), TiltPeriod: time.Duration(f.Timing.TiltPeriod)}}
+			TiltTrigger: time.Duration(f.Timing.TiltTrigger), TiltPeriod: time.Duration(f.Timing.TiltPeriod),
+			PersistDelay: time.Duration(f.Timing.PersistDelay), ForgetPeersAfter: time.Duration(f.ForgetPeersAfter)},
+		MaxPeers: f.MaxPeers}
 	for _, m := range f.Masters {
 		a, err := m.addr()
 		if err != nil {
@@ -255,5 +299,5 @@ func (f *File) Options() (daemon.Options, error) {
 	}
 	return daemon.Options{Core: core, Bind: f.Bind, Port: f.Port, ProtectedMode: *f.ProtectedMode,
 		RequirePass: f.RequirePass, SentinelAuth: daemon.Auth{User: f.SentinelAuth.User, Pass: f.SentinelAuth.Password},
-		MasterAuth: auth, StatePath: f.StateFile, MaxClients: f.MaxClients}, nil
+		MasterAuth: auth, StatePath: f.StateFile, MaxClients: f.MaxClients, AuthTimeout: time.Duration(f.AuthTimeout)}, nil
 }

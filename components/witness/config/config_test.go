@@ -48,6 +48,11 @@ func TestParseErrors(t *testing.T) {
 		{"log", good + "log_level: loud\n", "log_level"},
 		{"announce", good + "announce_ip: 'a,b'\n", "announce_ip"},
 		{"yaml", "masters: [", "config:1: YAML syntax"},
+		{"metrics garbage", good + "metrics_listen: garbage\n", "metrics_listen: \"garbage\": want ip:port"},
+		{"metrics host", good + "metrics_listen: 'metrics.example:9479'\n", "not an IP address"},
+		{"metrics port", good + "metrics_listen: '127.0.0.1:99999'\n", "not a TCP port"},
+		{"announce hostname", good + "announce_ip: witness.example\n", "announce_ip"},
+		{"max peers", good + "max_peers: -1\n", "max_peers"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.text))

@@ -77,6 +77,19 @@ type Timing struct {
 	// after the previous one (sentinel's hz 10), which is what makes a late
 	// tick (a frozen process) visible to the TILT rule.
 	TickPeriod time.Duration // 100ms
+	// PersistDelay coalesces the state writes of changes that are not
+	// votes (peers, replicas, epochs and configurations learned from
+	// hellos): they are written at most this long after the first of them.
+	// A vote is always written before its reply.
+	PersistDelay time.Duration // 1s
+	// ForgetPeersAfter removes a peer sentinel not heard from (no hello)
+	// for this long; it is learned again from its next hello.
+	ForgetPeersAfter time.Duration // 10m
+	// ReplacePeerAfter: when a master's peer table is full, a new peer
+	// takes the place of the longest-silent one if that one has been
+	// silent this long (sentinels say hello every 2 s); otherwise the new
+	// one is refused.
+	ReplacePeerAfter time.Duration // 30s
 }
 
 func (t Timing) withDefaults() Timing {
@@ -92,6 +105,9 @@ func (t Timing) withDefaults() Timing {
 	def(&t.TiltTrigger, 2*time.Second)
 	def(&t.TiltPeriod, 30*time.Second)
 	def(&t.TickPeriod, 100*time.Millisecond)
+	def(&t.PersistDelay, time.Second)
+	def(&t.ForgetPeersAfter, 10*time.Minute)
+	def(&t.ReplacePeerAfter, 30*time.Second)
 	return t
 }
 
@@ -115,7 +131,14 @@ type Config struct {
 	AnnouncePort int
 	Masters      []MasterConfig
 	Timing       Timing
+	// MaxPeers bounds the peer sentinels kept per master (DefaultMaxPeers
+	// when 0): anyone who can PUBLISH on a monitored Redis can announce
+	// sentinels, and each costs a link.
+	MaxPeers int
 }
+
+// DefaultMaxPeers is Config.MaxPeers's default.
+const DefaultMaxPeers = 32
 
 // Validate reports the first problem in c.
 func (c Config) Validate() error {
@@ -127,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Masters) == 0 {
 		return errors.New("witness: no master to monitor")
+	}
+	if c.MaxPeers < 0 {
+		return fmt.Errorf("witness: max peers %d is negative", c.MaxPeers)
 	}
 	if t := c.Timing.withDefaults(); t.TickPeriod >= t.TiltTrigger {
 		return fmt.Errorf("witness: tick period %v must be shorter than the tilt trigger %v", t.TickPeriod, t.TiltTrigger)
@@ -274,9 +300,10 @@ type Core struct {
 	prevTick  time.Time
 	created   time.Time
 
-	dirty bool     // durable state changed during the current event
-	gen   uint64   // bumped on every durable change, a superset of target changes
-	out   []Action // the current event's actions, returned by end
+	dirty     bool      // a vote changed during the current event: persist before anything else
+	lazySince time.Time // first unsaved change that is not a vote; zero when none
+	gen       uint64    // bumped on every durable change, a superset of target changes
+	out       []Action  // the current event's actions, returned by end
 }
 
 // New builds a core from cfg and, when not nil, the durable state of a
@@ -289,6 +316,9 @@ func New(cfg Config, now time.Time, st *State) (*Core, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.MaxPeers == 0 {
+		cfg.MaxPeers = DefaultMaxPeers
 	}
 	c := &Core{cfg: cfg, timing: cfg.Timing.withDefaults(), masters: map[string]*master{}, created: now}
 	for _, mc := range cfg.Masters {
@@ -339,7 +369,18 @@ func (c *Core) Next() time.Time {
 	if c.prevTick.IsZero() {
 		return c.created.Add(c.timing.TickPeriod)
 	}
+	// The coalesced write is due within a tick period too, so the bound
+	// stays the only deadline.
 	return c.prevTick.Add(c.timing.TickPeriod)
+}
+
+// Flush returns an ActPersist of the state when a coalesced change is not
+// on disk yet (drivers call it before they stop).
+func (c *Core) Flush(now time.Time) []Action {
+	if !c.lazySince.IsZero() {
+		c.dirty = true
+	}
+	return c.end()
 }
 
 // PersistFailed tells the core that the driver could not store the state of
@@ -358,6 +399,7 @@ func (c *Core) end() []Action {
 	c.out = nil
 	if c.dirty {
 		c.dirty = false
+		c.lazySince = time.Time{}
 		st := c.State()
 		out = append([]Action{{Kind: ActPersist, State: &st}}, out...)
 	}
@@ -413,9 +455,28 @@ func (c *Core) lookup(t Target) (*master, *instance) {
 	return m, nil
 }
 
-func (c *Core) markDirty() {
+// markDirtyAt records a durable change that is not a vote: it is written
+// within PersistDelay (with the next vote, if one comes first), so that a
+// flood of hellos costs one write, not one per hello.
+func (c *Core) markDirtyAt(now time.Time) {
+	c.gen++
+	if c.lazySince.IsZero() {
+		c.lazySince = now
+	}
+}
+
+// markVote records a vote (or the epoch a vote request raised): the state is
+// written before anything else the event causes, before its reply above all.
+func (c *Core) markVote() {
 	c.dirty = true
 	c.gen++
+}
+
+// persistDue turns coalesced changes into a write once PersistDelay passed.
+func (c *Core) persistDue(now time.Time) {
+	if !c.lazySince.IsZero() && now.Sub(c.lazySince) >= c.timing.PersistDelay {
+		c.dirty = true
+	}
 }
 
 // Generation changes whenever the durable state (and so possibly Targets)

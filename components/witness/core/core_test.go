@@ -92,10 +92,18 @@ func TestVoteNeedsCurrentEpochNotAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if PersistOf(acts) == nil || acts[0].Kind != ActPersist {
-		t.Fatalf("a hello that raised the epoch must persist first: %v", acts)
+	// Not a vote: the write is coalesced (issue 10 part 3), within
+	// PersistDelay (1 s), and it carries the epoch.
+	if PersistOf(acts) != nil {
+		t.Fatalf("a hello's change must be coalesced, not written at once: %v", acts)
 	}
-	leader, le, acts := c.VoteLeader(at(0), "mymaster", 6, idA)
+	if st := PersistOf(c.Tick(at(900))); st != nil {
+		t.Fatalf("written before PersistDelay: %+v", st)
+	}
+	if st := PersistOf(c.Tick(at(1000))); st == nil || st.CurrentEpoch != 7 {
+		t.Fatalf("the epoch a hello raised is not written within PersistDelay: %+v", st)
+	}
+	leader, le, acts := c.VoteLeader(at(1000), "mymaster", 6, idA)
 	if leader != "" || le != 0 {
 		t.Fatalf("voted in a stale epoch: %q %d", leader, le)
 	}
@@ -229,8 +237,16 @@ func TestInfoDiscoversReplicas(t *testing.T) {
 	}
 	acts := c.InfoReply(at(10), tm, "# Server\r\nrun_id:"+idA+"\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"+
 		"slave0:ip=10.0.0.2,port=6380,state=online,offset=1,lag=0\r\nmaster_repl_offset:1\r\n")
-	if !hasEvent(acts, "+slave") || PersistOf(acts) == nil || len(PersistOf(acts).Masters[0].Replicas) != 1 {
+	if !hasEvent(acts, "+slave") {
 		t.Fatalf("replica not discovered: %v", eventTypes(acts))
+	}
+	// Stored within PersistDelay (coalesced: not a vote).
+	var st *State
+	for ms := 100; ms <= 1100 && st == nil; ms += 100 {
+		st = PersistOf(c.Tick(at(ms)))
+	}
+	if st == nil || len(st.Masters[0].Replicas) != 1 {
+		t.Fatalf("replica not stored within PersistDelay: %+v", st)
 	}
 	ts := c.Targets()
 	if len(ts) != 2 || ts[1].Kind != KindReplica || ts[1].Addr != (Addr{"10.0.0.2", 6380}) {

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -62,17 +63,27 @@ func ParseHello(s string) (Hello, error) {
 	if h.MasterConfigEpoch, err = strconv.ParseUint(f[7], 10, 64); err != nil {
 		return Hello{}, fmt.Errorf("hello: master config epoch %q is not an unsigned integer", f[7])
 	}
+	// Sentinel without resolve-hostnames announces IP addresses and 40-hex
+	// run ids; anything else is forged or broken, and the witness would
+	// otherwise keep it and dial it.
 	switch {
-	case h.IP == "" || strings.ContainsAny(h.IP, " \r\n"):
-		return Hello{}, fmt.Errorf("hello: bad sentinel ip %q", h.IP)
-	case h.RunID == "" || strings.ContainsAny(h.RunID, " \r\n"):
-		return Hello{}, fmt.Errorf("hello: bad run id %q", h.RunID)
+	case !validIP(h.IP):
+		return Hello{}, fmt.Errorf("hello: sentinel ip %q is not an IP address", h.IP)
+	case !ValidRunID(h.RunID):
+		return Hello{}, fmt.Errorf("hello: run id %q is not 40 hex characters", h.RunID)
 	case h.MasterName == "":
 		return Hello{}, errors.New("hello: empty master name")
-	case h.MasterIP == "" || strings.ContainsAny(h.MasterIP, " \r\n"):
-		return Hello{}, fmt.Errorf("hello: bad master ip %q", h.MasterIP)
+	case !validIP(h.MasterIP):
+		return Hello{}, fmt.Errorf("hello: master ip %q is not an IP address", h.MasterIP)
 	}
 	return h, nil
+}
+
+// validIP reports whether s is an IPv4 or IPv6 address as sentinel writes
+// them (no zone, no brackets).
+func validIP(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
 }
 
 func parsePort(s string) (int, error) {

@@ -14,6 +14,7 @@ import (
 // and the acting half (SDOWN, ODOWN, asking peers). Drivers call it at Next.
 func (c *Core) Tick(now time.Time) []Action {
 	c.checkTilt(now)
+	c.forgetSilentPeers(now)
 	for _, name := range c.names {
 		m := c.masters[name]
 		c.handleInstance(m, m.self, now)
@@ -24,6 +25,7 @@ func (c *Core) Tick(now time.Time) []Action {
 			c.handleInstance(m, m.sentinels[k], now)
 		}
 	}
+	c.persistDue(now)
 	return c.end()
 }
 
@@ -402,7 +404,7 @@ func (c *Core) InfoReply(now time.Time, t Target, text string) []Action {
 				r := newInstance(KindReplica, a, now)
 				m.replicas[a.String()] = r
 				c.event(LevelNotice, "+slave", c.describe(m, r))
-				c.markDirty()
+				c.markDirtyAt(now)
 			}
 		}
 	}

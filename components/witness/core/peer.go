@@ -17,6 +17,55 @@ func (c *Core) HelloFromPubSub(now time.Time, payload string) ([]Action, error) 
 	return c.ProcessHello(now, payload)
 }
 
+// ErrPeerTableFull is returned for a hello from a new peer while the
+// master's peer table is full of peers heard from recently.
+var ErrPeerTableFull = errors.New("hello: peer table full")
+
+// forgetPeer drops a peer sentinel with a "-sentinel" event (the witness's
+// own: sentinel never forgets a peer short of SENTINEL RESET).
+func (c *Core) forgetPeer(m *master, s *instance, now time.Time) {
+	delete(m.sentinels, s.runID)
+	c.event(LevelNotice, "-sentinel", c.describe(m, s))
+	c.markDirtyAt(now)
+}
+
+// forgetSilentPeers drops the peers not heard from for ForgetPeersAfter; a
+// live one is learned again from its next hello.
+func (c *Core) forgetSilentPeers(now time.Time) {
+	for _, name := range c.names {
+		m := c.masters[name]
+		for _, k := range sortedKeys(m.sentinels) {
+			if s := m.sentinels[k]; now.Sub(s.lastHello) > c.timing.ForgetPeersAfter {
+				c.forgetPeer(m, s, now)
+			}
+		}
+	}
+}
+
+// Reset mirrors SENTINEL RESET <pattern> (sentinelResetMasterByPattern):
+// every master whose name matches the glob pattern forgets its replicas and
+// peer sentinels (rediscovered from INFO and hellos), its links start over
+// and "+reset-master" is published. Unlike sentinel, the witness keeps its
+// vote (leader and leader epoch): a vote is never forgotten. It returns the
+// number of masters reset.
+func (c *Core) Reset(now time.Time, pattern string) (int, []Action) {
+	n := 0
+	for _, name := range c.names {
+		if !GlobMatch(pattern, name) {
+			continue
+		}
+		m := c.masters[name]
+		m.replicas = map[string]*instance{}
+		m.sentinels = map[string]*instance{}
+		m.self = newInstance(KindMaster, m.self.addr, now)
+		m.odown = false
+		c.event(LevelWarning, "+reset-master", c.describe(m, m.self))
+		c.markDirtyAt(now)
+		n++
+	}
+	return n, c.end()
+}
+
 // ErrUnknownMaster is returned for a hello about a master we do not monitor;
 // sentinel silently drops those too.
 var ErrUnknownMaster = errors.New("hello: unknown master name")
@@ -50,8 +99,22 @@ func (c *Core) processHello(now time.Time, payload string) error {
 	if si != nil && si.addr != addr {
 		si = nil
 	}
+	if si == nil && m.sentinels[h.RunID] == nil && m.sentinelByAddr(addr) == nil && len(m.sentinels) >= c.cfg.MaxPeers {
+		// A new peer and a full table: it may take the place of one that
+		// has been silent for a while, never of one that is talking.
+		var oldest *instance
+		for _, k := range sortedKeys(m.sentinels) {
+			if s := m.sentinels[k]; oldest == nil || s.lastHello.Before(oldest.lastHello) {
+				oldest = s
+			}
+		}
+		if now.Sub(oldest.lastHello) <= c.timing.ReplacePeerAfter {
+			return ErrPeerTableFull
+		}
+		c.forgetPeer(m, oldest, now)
+	}
 	if si == nil {
-		removed := c.removeSentinelByRunID(m, h.RunID)
+		removed := c.removeSentinelByRunID(m, h.RunID, now)
 		if removed > 0 {
 			c.event(LevelNotice, "+sentinel-address-switch",
 				fmt.Sprintf("%s ip %s port %d for %s", c.describe(m, m.self), h.IP, h.Port, h.RunID))
@@ -60,7 +123,7 @@ func (c *Core) processHello(now time.Time, payload string) error {
 			// with a fresh id), drop it everywhere.
 			c.event(LevelNotice, "+sentinel-invalid-addr", c.describe(m, other))
 			for _, name := range c.names {
-				c.removeSentinelByRunID(c.masters[name], other.runID)
+				c.removeSentinelByRunID(c.masters[name], other.runID, now)
 			}
 		}
 		si = newInstance(KindSentinel, addr, now)
@@ -69,16 +132,16 @@ func (c *Core) processHello(now time.Time, payload string) error {
 		if removed == 0 {
 			c.event(LevelNotice, "+sentinel", c.describe(m, si))
 		}
-		c.markDirty()
+		c.markDirtyAt(now)
 	}
 	if h.CurrentEpoch > c.currentEpoch {
 		c.currentEpoch = h.CurrentEpoch
-		c.markDirty()
+		c.markDirtyAt(now)
 		c.event(LevelWarning, "+new-epoch", fmt.Sprint(c.currentEpoch))
 	}
 	if m.configEpoch < h.MasterConfigEpoch {
 		m.configEpoch = h.MasterConfigEpoch
-		c.markDirty()
+		c.markDirtyAt(now)
 		newAddr := Addr{IP: h.MasterIP, Port: h.MasterPort}
 		if newAddr != m.self.addr {
 			old := m.self.addr
@@ -92,7 +155,7 @@ func (c *Core) processHello(now time.Time, payload string) error {
 	return nil
 }
 
-func (c *Core) removeSentinelByRunID(m *master, runID string) int {
+func (c *Core) removeSentinelByRunID(m *master, runID string, now time.Time) int {
 	n := 0
 	for k, s := range m.sentinels {
 		if s.runID == runID {
@@ -101,7 +164,7 @@ func (c *Core) removeSentinelByRunID(m *master, runID string) int {
 		}
 	}
 	if n > 0 {
-		c.markDirty()
+		c.markDirtyAt(now)
 	}
 	return n
 }
@@ -131,7 +194,7 @@ func (c *Core) resetMasterAndChangeAddress(m *master, addr Addr, now time.Time) 
 		m.replicas[a.String()] = r
 		c.event(LevelNotice, "+slave", c.describe(m, r))
 	}
-	c.markDirty()
+	c.markDirtyAt(now)
 }
 
 // IsMasterDownReply is the 3-element reply to SENTINEL is-master-down-by-addr.
@@ -192,13 +255,13 @@ func (c *Core) voteLeader(masterName string, reqEpoch uint64, reqRunID string) (
 	}
 	if reqEpoch > c.currentEpoch {
 		c.currentEpoch = reqEpoch
-		c.markDirty()
+		c.markVote()
 		c.event(LevelWarning, "+new-epoch", fmt.Sprint(c.currentEpoch))
 	}
 	if m.leaderEpoch < reqEpoch && c.currentEpoch <= reqEpoch {
 		m.leader = reqRunID
 		m.leaderEpoch = c.currentEpoch
-		c.markDirty()
+		c.markVote()
 		c.event(LevelWarning, "+vote-for-leader", fmt.Sprintf("%s %d", m.leader, m.leaderEpoch))
 	}
 	return m.leader, m.leaderEpoch

@@ -107,11 +107,15 @@ func (c *Core) restore(st *State, now time.Time) error {
 		}
 		for _, s := range ms.Sentinels {
 			a := Addr{s.IP, s.Port}
-			if s.RunID == "" || s.RunID == c.cfg.MyID || a.IP == "" || a.Port <= 0 {
+			// The same checks as a hello's, and the same bound: a state file
+			// written before they existed may hold forged peers.
+			if !ValidRunID(s.RunID) || s.RunID == c.cfg.MyID || !validIP(a.IP) || a.Port <= 0 || a.Port > 65535 ||
+				len(m.sentinels) >= c.cfg.MaxPeers {
 				continue
 			}
 			si := newInstance(KindSentinel, a, now)
 			si.runID = s.RunID
+			si.lastHello = now // silent since the restart at most
 			m.sentinels[s.RunID] = si
 		}
 	}

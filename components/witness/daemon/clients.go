@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redisha/redisha/components/resp"
+	"github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/components/witness/driver"
 )
 
@@ -34,8 +35,13 @@ type clientConn struct {
 	w      *resp.Writer
 	proto  atomic.Int32
 	authed bool
-	name   string
-	lib    [2]string
+	// handshaken: authenticated (with requirepass) or sent a first command
+	// (without). Until then the connection is closed at its auth deadline
+	// and may be evicted for a newcomer when maxclients is reached.
+	handshaken atomic.Bool
+	evicted    atomic.Bool
+	name       string
+	lib        [2]string
 
 	smu      sync.Mutex
 	channels map[string]bool
@@ -61,24 +67,60 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if s.nclients.Load() >= int64(s.opts.MaxClients) {
+		if s.nclients.Load() >= int64(s.opts.MaxClients) && !s.evictUnauthenticated() {
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			conn.Write([]byte("-ERR max number of clients reached\r\n"))
 			conn.Close()
 			continue
 		}
+		// Registered before its goroutine runs, so that the next accept can
+		// already evict it.
+		c := &clientConn{s: s, id: atomic.AddInt64(&s.clientSeq, 1), conn: conn,
+			authed: s.opts.RequirePass == "", channels: map[string]bool{}, patterns: map[string]bool{}}
+		s.clients.Store(c, struct{}{})
+		s.nclients.Add(1)
 		s.wg.Add(1)
-		go s.serveClient(conn)
+		go s.serveClient(c)
 	}
 }
 
-func (s *Server) serveClient(conn net.Conn) {
+// evictUnauthenticated closes the oldest connection that has not
+// authenticated yet, so that unauthenticated idlers can never fill
+// maxclients and lock the peer sentinels out; it reports whether there was
+// one. The evicted connection's count drops when its goroutine ends, so the
+// newcomer may briefly make maxclients+1.
+func (s *Server) evictUnauthenticated() bool {
+	var oldest *clientConn
+	s.clients.Range(func(k, _ any) bool {
+		c := k.(*clientConn)
+		if !c.handshaken.Load() && !c.evicted.Load() && (oldest == nil || c.id < oldest.id) {
+			oldest = c
+		}
+		return true
+	})
+	if oldest == nil {
+		return false
+	}
+	oldest.evicted.Store(true)
+	oldest.conn.Close()
+	return true
+}
+
+// Client protocol limits (resp.Limits): before authentication Redis's own
+// (networking.c: 10 arguments, 16 KiB each, since CVE-2021-32675), so that
+// an unauthenticated peer cannot make the witness allocate; after it, what
+// the sentinel API needs with room to spare (the largest argument is a
+// hello of a few hundred bytes).
+var (
+	preAuthLimits = resp.Limits{MaxBulk: resp.PreAuthMaxBulk, MaxElems: resp.PreAuthMaxElems, MaxDepth: 1, MaxInline: 16 << 10}
+	clientLimits  = resp.Limits{MaxBulk: 64 << 10, MaxElems: 256, MaxDepth: 1, MaxInline: 64 << 10}
+)
+
+func (s *Server) serveClient(c *clientConn) {
 	defer s.wg.Done()
-	c := &clientConn{s: s, id: atomic.AddInt64(&s.clientSeq, 1), conn: conn, w: resp.NewWriter(conn),
-		authed: s.opts.RequirePass == "", channels: map[string]bool{}, patterns: map[string]bool{}}
+	conn := c.conn
+	c.w = resp.NewWriter(conn)
 	c.proto.Store(2)
-	s.clients.Store(c, struct{}{})
-	s.nclients.Add(1)
 	s.metrics.clients.Inc()
 	defer func() {
 		s.nclients.Add(-1)
@@ -87,8 +129,16 @@ func (s *Server) serveClient(conn net.Conn) {
 		s.metrics.clients.Dec()
 		conn.Close()
 	}()
-	r := resp.NewReader(bufio.NewReader(conn))
+	// Both readers share the one buffer; which one reads a command depends
+	// on the state when it starts, as in Redis.
+	br := bufio.NewReaderSize(conn, 4<<10)
+	pre, post := resp.NewReaderLimits(br, preAuthLimits), resp.NewReaderLimits(br, clientLimits)
+	_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
 	for {
+		r := post
+		if !c.authed {
+			r = pre
+		}
 		args, err := r.ReadCommand()
 		if err != nil {
 			var pe *resp.ProtocolError
@@ -102,6 +152,14 @@ func (s *Server) serveClient(conn net.Conn) {
 		s.metrics.commands.WithLabelValues(commandLabel(args)).Inc()
 		if quit := c.dispatch(args); quit {
 			return
+		}
+		if c.authed != c.handshaken.Load() {
+			c.handshaken.Store(c.authed)
+			if c.authed {
+				_ = conn.SetReadDeadline(time.Time{}) // an authenticated client may idle, as with redis' timeout 0
+			} else {
+				_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout)) // RESET
+			}
 		}
 	}
 }
@@ -149,7 +207,7 @@ func (c *clientConn) deliver(channel, msg string) {
 	exact := c.channels[channel]
 	var pats []string
 	for p := range c.patterns {
-		if globMatch(p, channel) {
+		if core.GlobMatch(p, channel) {
 			pats = append(pats, p)
 		}
 	}

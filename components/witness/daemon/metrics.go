@@ -83,6 +83,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosOK), "ok")
 	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosUnknownMaster), "unknown_master")
 	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosMalformed), "malformed")
+	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosRefused), "refused_table_full")
 	ch <- prometheus.MustNewConstMetric(descHellosSent, prometheus.CounterValue, float64(st.HellosSent))
 	ch <- prometheus.MustNewConstMetric(descVoteReqs, prometheus.CounterValue, float64(st.VoteRequests))
 	ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(epoch))

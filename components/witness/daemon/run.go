@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -13,9 +15,17 @@ import (
 
 // Run starts the witness, serves /metrics on metricsListen ("" disables),
 // and stops both when ctx ends. A start-up failure (corrupt state file,
-// port in use) is returned; a metrics listener that fails is only logged,
-// as before.
+// port in use, a metrics address that cannot be bound) is returned: an
+// operator who configured metrics wants to know at start, not from a log
+// line.
 func Run(ctx context.Context, opts Options, metricsListen string) error {
+	var mln net.Listener
+	if metricsListen != "" {
+		var err error
+		if mln, err = net.Listen("tcp", metricsListen); err != nil {
+			return fmt.Errorf("witness: metrics_listen: %w", err)
+		}
+	}
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -24,6 +34,9 @@ func Run(ctx context.Context, opts Options, metricsListen string) error {
 	}
 	srv, err := Start(opts)
 	if err != nil {
+		if mln != nil {
+			mln.Close()
+		}
 		return err
 	}
 	var hs *http.Server
@@ -32,7 +45,7 @@ func Run(ctx context.Context, opts Options, metricsListen string) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		hs = &http.Server{Addr: metricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				srv.log.Error("metrics listener failed", "addr", metricsListen, "err", err)
 			}
 		}()

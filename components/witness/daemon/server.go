@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,13 @@ type Options struct {
 	// Registry receives the metrics; nil creates a private one.
 	Registry *prometheus.Registry
 	// MaxClients caps client connections like redis maxclients (10000 when 0).
+	// Connections that have not authenticated yet never lock out a peer: at
+	// the cap, a new connection takes the place of the oldest of them.
 	MaxClients int
+	// AuthTimeout closes a connection that has not authenticated (with
+	// requirepass; without it, sent a first command) this long after it
+	// was accepted (DefaultAuthTimeout when 0).
+	AuthTimeout time.Duration
 	// Now and Rand are injectable for tests.
 	Now  func() time.Time
 	Rand io.Reader
@@ -92,6 +99,10 @@ type op struct {
 	done chan struct{}
 }
 
+// DefaultAuthTimeout is Options.AuthTimeout's default: a peer sentinel
+// authenticates in its first round trip.
+const DefaultAuthTimeout = 10 * time.Second
+
 // ErrProtectedMode is returned when protected mode forbids the bind address.
 var ErrProtectedMode = errors.New("protected mode: refusing to listen on a non-loopback address without requirepass (set requirepass, bind to loopback, or disable protected_mode)")
 
@@ -116,6 +127,10 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxClients <= 0 {
 		opts.MaxClients = 10000
 	}
+	if opts.AuthTimeout <= 0 {
+		opts.AuthTimeout = DefaultAuthTimeout
+	}
+	opts.MaxClients = fitMaxClients(opts.MaxClients, opts.Logger)
 	if len(opts.Bind) == 0 {
 		opts.Bind = []string{"127.0.0.1"}
 	}
@@ -186,6 +201,40 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// reservedFDs are the descriptors kept beside the clients: links to the
+// monitored nodes and peers (bounded by Core.MaxPeers), listeners, the
+// state file, the metrics listener.
+const reservedFDs = 128
+
+// fitMaxClients mirrors redis' adjustOpenFilesLimit: maxclients plus the
+// reserved descriptors must fit in RLIMIT_NOFILE; the soft limit is raised
+// up to the hard one if needed, and maxclients is lowered (with a warning)
+// if even that is not enough, so that a full client table can never starve
+// the links of descriptors.
+func fitMaxClients(maxClients int, log *slog.Logger) int {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return maxClients
+	}
+	need := uint64(maxClients) + reservedFDs
+	if l.Cur < need {
+		want := l
+		want.Cur = min(need, l.Max)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			l = want
+		}
+	}
+	if l.Cur >= need {
+		return maxClients
+	}
+	n := int(l.Cur) - reservedFDs
+	if n < 1 {
+		n = 1
+	}
+	log.Warn("maxclients lowered to fit the open files limit (raise LimitNOFILE)", "maxclients", maxClients, "now", n, "nofile", l.Cur)
+	return n
+}
+
 func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		ln.Close()
@@ -198,8 +247,10 @@ func (s *Server) Port() int { return s.opts.Port }
 // MyID returns the run id.
 func (s *Server) MyID() string { return s.myID }
 
-// Close stops everything and waits for the goroutines.
+// Close stores any coalesced state change, then stops everything and waits
+// for the goroutines.
 func (s *Server) Close() error {
+	s.do(func(now time.Time) { s.drv.Flush(now) })
 	s.cancel()
 	s.closeListeners()
 	s.clients.Range(func(k, _ any) bool {

@@ -155,7 +155,17 @@ func (d *Driver) sentinel(now time.Time, args []string, w *resp.Writer) {
 		d.isMasterDownCmd(now, args, w)
 	case "failover":
 		w.Error("ERR redisha-witness never runs a failover; ask one of the redis-sentinel peers")
-	case "monitor", "remove", "set", "reset", "flushconfig", "config", "simulate-failure", "debug", "info-cache", "pending-scripts":
+	case "reset":
+		// SENTINEL RESET <pattern>: the number of masters reset, as sentinel.
+		if len(args) != 3 {
+			w.Error(ErrArity("sentinel|reset"))
+			return
+		}
+		n, acts := d.core.Reset(now, args[2])
+		d.apply(now, acts)
+		d.persistErr = nil
+		w.Int(int64(n))
+	case "monitor", "remove", "set", "flushconfig", "config", "simulate-failure", "debug", "info-cache", "pending-scripts":
 		w.Error(fmt.Sprintf("ERR SENTINEL %s is not supported by redisha-witness; its masters come from its config file", strings.ToUpper(sub)))
 	default:
 		w.Error(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try SENTINEL HELP.", args[1]))

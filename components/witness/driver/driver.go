@@ -67,7 +67,8 @@ const (
 type Stats struct {
 	HellosOK            uint64 // hellos processed
 	HellosUnknownMaster uint64 // hellos about a master we do not monitor
-	HellosMalformed     uint64 // hellos that did not parse
+	HellosMalformed     uint64 // hellos that did not parse or carried a bad run id or address
+	HellosRefused       uint64 // hellos from new peers refused because the peer table is full
 	HellosSent          uint64 // hellos published (answered, even with an error)
 	VoteRequests        uint64 // is-master-down-by-addr asking for a vote
 	PersistErrors       uint64 // failed state writes
@@ -181,6 +182,13 @@ func CommandTimeout(downAfter time.Duration) time.Duration {
 	return 2*downAfter + time.Second
 }
 
+// Flush stores a coalesced state change that is not on disk yet; the
+// daemon calls it before it stops.
+func (d *Driver) Flush(now time.Time) {
+	d.apply(now, d.core.Flush(now))
+	d.persistErr = nil
+}
+
 // HandleLinkError reports that the command kind sent to t failed at the
 // transport level (refused, reset, timed out, closed).
 func (d *Driver) HandleLinkError(now time.Time, t core.Target, kind core.ActionKind, err error) {
@@ -253,13 +261,16 @@ func (d *Driver) HandleHello(now time.Time, payload string, via Via) error {
 	} else {
 		acts, err = d.core.ProcessHello(now, payload)
 	}
-	// A hello can raise the epoch or move a master: it is stored before the
-	// PUBLISH is acknowledged.
+	// What a hello changes is not a vote: it is stored with the next
+	// coalesced write (core.Timing.PersistDelay), so a flood of hellos
+	// costs one write.
 	d.apply(now, acts)
 	d.persistErr = nil
 	switch {
 	case errors.Is(err, core.ErrUnknownMaster):
 		d.stats.HellosUnknownMaster++
+	case errors.Is(err, core.ErrPeerTableFull):
+		d.stats.HellosRefused++
 	case err != nil:
 		d.stats.HellosMalformed++
 		src := "pubsub"
