@@ -42,8 +42,9 @@ func (c *vrrpCapture) maxGap(mark int, src netip.Addr) time.Duration {
 // while the gap between the master's adverts on its wire stayed below its
 // Master_Down_Interval (the gap is measured, so a loaded machine that
 // stretches the test's own 0.5 s sleep cannot fail the test, only a false
-// takeover can). A freeze right after an advert (gap ~0.5 s) must be such a
-// round. The numbers are logged for docs/vip.md.
+// takeover can); at least one round must have been a tolerated freeze of
+// 0.45 s or more. A 1 s freeze must move the VIP once (the stalled-master
+// rule). The numbers are logged for docs/vip.md.
 func TestSlowMasterKeepsVIP(t *testing.T) {
 	needNetns(t)
 	const mdiB = 720 * time.Millisecond
@@ -82,6 +83,7 @@ func TestSlowMasterKeepsVIP(t *testing.T) {
 		}
 	}
 
+	tolerated := 0
 	for _, phase := range []float64{0, 0.25, 0.5, 0.75, 0.9} {
 		at := lastAdvert().Add(time.Duration(phase * float64(watchInterval)))
 		time.Sleep(time.Until(at))
@@ -90,13 +92,16 @@ func TestSlowMasterKeepsVIP(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		a.proc.Signal(syscall.SIGCONT)
 		what := fmt.Sprintf("SIGSTOP 0.5 s at %.0f%% of the advert cycle", phase*100)
-		if phase == 0 {
-			time.Sleep(mdiB + watchInterval)
-			if gap := capB.maxGap(mark, ha.IP); gap >= mdiB-100*time.Millisecond {
-				t.Fatalf("%s: the freeze lasted %v on the wire; the machine is too loaded to freeze for 0.5 s", what, gap)
-			}
-		}
 		check(what, mark, before)
+		if gap := capB.maxGap(mark, ha.IP); gap >= 450*time.Millisecond && gap < mdiB-20*time.Millisecond {
+			tolerated++
+		}
+	}
+	// The test's own 0.5 s sleep may stretch on a loaded machine (then a
+	// takeover can be right); at least one round must have been a real
+	// freeze of about 0.5 s that the backup tolerated.
+	if tolerated == 0 {
+		t.Errorf("no round froze the master for 0.45 s to %v on the wire: nothing shown", mdiB-20*time.Millisecond)
 	}
 
 	// CPU starvation: a's daemon in a cgroup (v1 cpu controller, the
