@@ -134,6 +134,7 @@ func (s *Server) serveClient(c *clientConn) {
 	br := bufio.NewReaderSize(conn, 4<<10)
 	pre, post := resp.NewReaderLimits(br, preAuthLimits), resp.NewReaderLimits(br, clientLimits)
 	_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	wasHandshaken := false
 	for {
 		r := post
 		if !c.authed {
@@ -153,13 +154,15 @@ func (s *Server) serveClient(c *clientConn) {
 		if quit := c.dispatch(args); quit {
 			return
 		}
-		if c.authed != c.handshaken.Load() {
-			c.handshaken.Store(c.authed)
-			if c.authed {
-				_ = conn.SetReadDeadline(time.Time{}) // an authenticated client may idle, as with redis' timeout 0
-			} else {
-				_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout)) // RESET
-			}
+		switch {
+		case c.authed && !wasHandshaken:
+			c.handshaken.Store(true)              // without requirepass: the first command
+			_ = conn.SetReadDeadline(time.Time{}) // an authenticated client may idle, as with redis' timeout 0
+			wasHandshaken = true
+		case !c.authed && wasHandshaken: // RESET
+			c.handshaken.Store(false)
+			_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+			wasHandshaken = false
 		}
 	}
 }
@@ -355,6 +358,13 @@ func (c *clientConn) checkPass(user, pass string) bool {
 	return (user == "" || user == "default") && c.s.opts.RequirePass != "" && pass == c.s.opts.RequirePass
 }
 
+// setAuthed marks the connection authenticated before its reply leaves, so
+// that once a client reads +OK it can no longer be evicted as an idler.
+func (c *clientConn) setAuthed() {
+	c.authed = true
+	c.handshaken.Store(true)
+}
+
 func (c *clientConn) cmdAuth(args []string) {
 	var user, pass string
 	switch len(args) {
@@ -377,7 +387,7 @@ func (c *clientConn) cmdAuth(args []string) {
 		c.reply(func(w *resp.Writer) { w.Error("WRONGPASS invalid username-password pair or user is disabled.") })
 		return
 	}
-	c.authed = true
+	c.setAuthed()
 	c.reply(func(w *resp.Writer) { w.Simple("OK") })
 }
 
@@ -405,7 +415,7 @@ func (c *clientConn) cmdHello(args []string) {
 				c.reply(func(w *resp.Writer) { w.Error("WRONGPASS invalid username-password pair or user is disabled.") })
 				return
 			}
-			c.authed = true
+			c.setAuthed()
 			i += 2
 		case strings.EqualFold(args[i], "setname") && i+1 < len(args):
 			name, setName = args[i+1], true
