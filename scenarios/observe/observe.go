@@ -549,82 +549,58 @@ type ProxyStatus struct {
 	Backends map[string]string // address -> master, replica, down (or the role it reports)
 }
 
-// RedishaProxyStatus reads a redisha-proxy's route from /healthz (200 or 503, a JSON body either
-// way) and its backends' states from /metrics (redisha_proxy_backend_up and _backend_role),
-// dialling admin with dial.
+// RedishaProxyStatus reads a redisha-proxy's route and its backends' states from its admin
+// endpoint's /status, dialling admin with dial.
 func RedishaProxyStatus(ctx context.Context, dial netns.DialFunc, admin string, timeout time.Duration) (ProxyStatus, error) {
 	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-	get := func(path string) ([]byte, int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, 0, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return b, resp.StatusCode, err
-	}
-	var st ProxyStatus
-	b, code, err := get("/healthz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/status", nil)
 	if err != nil {
-		return st, err
+		return ProxyStatus{}, err
 	}
-	var hz struct {
-		Master string `json:"master"`
-		Reason string `json:"reason"`
-	}
-	if err := json.Unmarshal(b, &hz); err != nil {
-		return st, fmt.Errorf("redisha-proxy /healthz (%d): %w", code, err)
-	}
-	st.Route, st.Reason = hz.Master, hz.Reason
-	b, code, err = get("/metrics")
+	resp, err := hc.Do(req)
 	if err != nil {
-		return st, err
+		return ProxyStatus{}, err
 	}
-	if code != http.StatusOK {
-		return st, fmt.Errorf("redisha-proxy /metrics: status %d", code)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return ProxyStatus{}, err
 	}
-	st.Backends = parseBackendMetrics(string(b))
-	return st, nil
+	if resp.StatusCode != http.StatusOK {
+		return ProxyStatus{}, fmt.Errorf("redisha-proxy /status: status %d", resp.StatusCode)
+	}
+	return parseProxyStatus(b)
 }
 
-// parseBackendMetrics reads redisha_proxy_backend_up{backend="A"} and
-// redisha_proxy_backend_role{backend="A",role="R"} from Prometheus text: A -> R while up, down
-// otherwise.
-func parseBackendMetrics(text string) map[string]string {
-	out := map[string]string{}
-	roles := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok || (name != "redisha_proxy_backend_up" && name != "redisha_proxy_backend_role") {
-			continue
-		}
-		labelText, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		labels := map[string]string{}
-		for _, kv := range strings.Split(labelText, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			labels[k] = strings.Trim(v, `"`)
-		}
-		on := strings.TrimSpace(value) == "1"
-		switch name {
-		case "redisha_proxy_backend_up":
-			out[labels["backend"]] = map[bool]string{true: "up", false: "down"}[on]
-		case "redisha_proxy_backend_role":
-			if on {
-				roles[labels["backend"]] = strings.Replace(labels["role"], "slave", "replica", 1)
-			}
+// parseProxyStatus reads redisha-proxy's /status JSON: the route for new read-write
+// connections, and each backend as the role it reports while its last health result is good
+// and fresh (the proxy's own rule for a usable backend), "down" otherwise.
+func parseProxyStatus(b []byte) (ProxyStatus, error) {
+	var js struct {
+		Route struct {
+			Master string `json:"master"`
+			Reason string `json:"reason"`
+		} `json:"route"`
+		Backends []struct {
+			Addr  string `json:"addr"`
+			Role  string `json:"role"`
+			OK    bool   `json:"ok"`
+			Fresh bool   `json:"fresh"`
+		} `json:"backends"`
+	}
+	if err := json.Unmarshal(b, &js); err != nil {
+		return ProxyStatus{}, fmt.Errorf("redisha-proxy /status: %w", err)
+	}
+	st := ProxyStatus{Route: js.Route.Master, Reason: js.Route.Reason, Backends: map[string]string{}}
+	for _, be := range js.Backends {
+		switch {
+		case !be.OK || !be.Fresh:
+			st.Backends[be.Addr] = "down"
+		case be.Role == "slave":
+			st.Backends[be.Addr] = "replica"
+		default:
+			st.Backends[be.Addr] = be.Role
 		}
 	}
-	for a, st := range out {
-		if st == "up" && roles[a] != "" {
-			out[a] = roles[a]
-		}
-	}
-	return out
+	return st, nil
 }

@@ -98,23 +98,25 @@ func TestObserverSeesRedishaProxiesRouteToTwoMasters(t *testing.T) {
 	defer heal()
 	held := rec.waitFor(t, 10*time.Second, "p1 without a route", routes("p1", ""))
 	if !strings.Contains(held.Detail, "route=none") || !strings.Contains(held.Detail, "r1=down") || held.Attrs["reason"] == "" {
-		t.Fatalf("held route: %+v", held)
+		t.Fatalf("held route: %+v; all events: %+v", held, rec.events())
 	}
 }
 
-func TestParseBackendMetrics(t *testing.T) {
-	text := `# HELP redisha_proxy_backend_up 1 when ...
-# TYPE redisha_proxy_backend_up gauge
-redisha_proxy_backend_up{backend="10.0.0.11:6379"} 1
-redisha_proxy_backend_up{backend="10.0.0.12:6379"} 1
-redisha_proxy_backend_up{backend="10.0.0.13:6379"} 0
-redisha_proxy_backend_role{backend="10.0.0.11:6379",role="master"} 1
-redisha_proxy_backend_role{backend="10.0.0.12:6379",role="slave"} 1
-redisha_proxy_backend_routed{backend="10.0.0.11:6379"} 1
-`
-	got := parseBackendMetrics(text)
-	want := map[string]string{"10.0.0.11:6379": "master", "10.0.0.12:6379": "replica", "10.0.0.13:6379": "down"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got %v, want %v", got, want)
+func TestParseProxyStatus(t *testing.T) {
+	text := `{"status":"ok","route":{"master":"10.0.0.11:6379","hold":false},"backends":[
+{"addr":"10.0.0.11:6379","role":"master","ok":true,"fresh":true},
+{"addr":"10.0.0.12:6379","role":"slave","ok":true,"fresh":true},
+{"addr":"10.0.0.13:6379","role":"slave","ok":true,"fresh":false},
+{"addr":"10.0.0.14:6379","ok":false,"fresh":true,"err":"refused"}]}`
+	got, err := parseProxyStatus([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"10.0.0.11:6379": "master", "10.0.0.12:6379": "replica", "10.0.0.13:6379": "down", "10.0.0.14:6379": "down"}
+	if got.Route != "10.0.0.11:6379" || fmt.Sprint(got.Backends) != fmt.Sprint(want) {
+		t.Fatalf("got %+v, want route 10.0.0.11:6379 and %v", got, want)
+	}
+	if _, err := parseProxyStatus([]byte("not json")); err == nil {
+		t.Fatal("garbage /status accepted")
 	}
 }
