@@ -85,7 +85,11 @@ func TestRedishaRendering(t *testing.T) {
 			{"haproxy1", "/etc/redisha/proxy.yaml", "master_name: mymaster"},
 			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.12:6379\n"},
 			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.13:26379\n"},
-			{"haproxy2", "/etc/redisha/vip.yaml", "http://127.0.0.1:9121/healthz"},
+			// The VIP watches the local proxy's watch listener (fault semantics), at 200 ms adverts.
+			{"haproxy1", "/etc/redisha/proxy.yaml", "watch_listen: 127.0.0.1:9122"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "watch: 127.0.0.1:9122"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "fault: true"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "advert_interval: 200ms"},
 			{"sentinel", "/etc/redisha/witness.yaml", "port: 26379"},
 			{"sentinel", "/etc/redisha/witness.yaml", "address: 10.77.9.11:6379"},
 			{"redis2", "/etc/redis/redis.conf", "replicaof 10.77.9.11 6379"},
@@ -95,7 +99,11 @@ func TestRedishaRendering(t *testing.T) {
 			{"haproxy1", "/etc/redisha/proxy.yaml", "admin: 127.0.0.1:9000"},
 			{"haproxy1", "/etc/redisha/proxy.yaml", "master_name: cache"},
 			{"haproxy1", "/etc/redisha/proxy.yaml", "  - 10.77.9.13:27000\n"},
-			{"haproxy2", "/etc/redisha/vip.yaml", "http://127.0.0.1:9000/healthz"},
+			// The VIP watches the local proxy's watch listener (fault semantics), at 200 ms adverts.
+			{"haproxy1", "/etc/redisha/proxy.yaml", "watch_listen: 127.0.0.1:9122"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "watch: 127.0.0.1:9122"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "fault: true"},
+			{"haproxy2", "/etc/redisha/vip.yaml", "advert_interval: 200ms"},
 			{"sentinel", "/etc/redisha/witness.yaml", "port: 27000"},
 			{"redis1", "/etc/redis/sentinel.conf", "sentinel monitor cache 10.77.9.11 7000 2"},
 			{"redis1", "/opt/redisha/sentinel-ready.sh", "redis-cli -p 27000 sentinel master cache"},
@@ -107,6 +115,10 @@ func TestRedishaRendering(t *testing.T) {
 			if !strings.Contains(r[want.node][want.file], want.text) {
 				t.Errorf("%+v: %s %s lacks %q:\n%s", c.p, want.node, want.file, want.text, r[want.node][want.file])
 			}
+		}
+		// No track on /healthz: it answers 503 during every Redis failover.
+		if v := r["haproxy2"]["/etc/redisha/vip.yaml"]; strings.Contains(v, "http:") {
+			t.Errorf("%+v: vip.yaml tracks over HTTP:\n%s", c.p, v)
 		}
 	}
 	ref := renderReference(t, Params{RedisPort: 7000, HAProxySocket: "/run/h.sock"})
