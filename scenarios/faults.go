@@ -140,7 +140,7 @@ func (r *runner) targets() []fault.Target {
 func specs(tf spec.TimedFault, roles spec.Roles) ([]fault.Spec, error) {
 	f := tf.Fault
 	base := fault.Spec{Kind: fault.Kind(f.Kind), A: f.A, B: f.B, OneWay: f.OneWay, Daemon: f.Daemon,
-		Delay: f.Latency.D(), Jitter: f.Jitter.D(), Loss: f.Loss, RateKBps: int64(f.RateKBps), Timeout: f.Timeout.D()}
+		Delay: f.Latency.D(), Jitter: f.Jitter.D(), Loss: f.Loss, CPU: f.CPU, RateKBps: int64(f.RateKBps), Timeout: f.Timeout.D()}
 	if len(f.Targets) == 0 {
 		return []fault.Spec{base}, nil
 	}

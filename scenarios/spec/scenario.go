@@ -98,6 +98,7 @@ type Fault struct {
 	Latency  Duration `yaml:"latency" json:"latency,omitempty"`
 	Jitter   Duration `yaml:"jitter" json:"jitter,omitempty"`
 	Loss     float64  `yaml:"loss" json:"loss,omitempty"`               // fraction 0..1
+	CPU      float64  `yaml:"cpu" json:"cpu,omitempty"`                 // cpu-throttle: share of one CPU, (0, 1]
 	RateKBps int      `yaml:"rate-kbytes" json:"rate_kbytes,omitempty"` // client-bandwidth, kilobytes per second
 	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
 
@@ -117,6 +118,7 @@ var faultKinds = map[string]string{
 	"restart":          "targets",
 	"freeze-node":      "targets",
 	"freeze-process":   "targets",
+	"cpu-throttle":     "targets",
 	"latency":          "sets",
 	"jitter":           "sets",
 	"loss":             "sets",
@@ -385,6 +387,10 @@ func (s *Scenario) validate() []fieldError {
 			if f.Loss <= 0 || f.Loss > 1 {
 				bad(at+".loss", "want a fraction in (0, 1]")
 			}
+		case "cpu-throttle":
+			if f.CPU <= 0 || f.CPU > 1 {
+				bad(at+".cpu", "cpu-throttle needs cpu, the share of one CPU the node keeps, in (0, 1] (0.05: 5 %%)")
+			}
 		case "client-bandwidth":
 			if f.RateKBps <= 0 {
 				bad(at+".rate-kbytes", "client-bandwidth needs rate-kbytes > 0")
@@ -393,6 +399,9 @@ func (s *Scenario) validate() []fieldError {
 			if f.Timeout <= 0 {
 				bad(at+".timeout", "client-timeout needs timeout > 0")
 			}
+		}
+		if f.CPU != 0 && f.Kind != "cpu-throttle" {
+			bad(at+".cpu", "only cpu-throttle takes cpu")
 		}
 		if f.Pick < 0 || f.Pick > len(f.Targets) {
 			bad(at+".pick", "%d: want 0..%d (the number of targets)", f.Pick, len(f.Targets))

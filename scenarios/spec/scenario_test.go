@@ -21,6 +21,17 @@ func TestDefaultsAreRecorded(t *testing.T) {
 	}
 }
 
+// A cpu-throttle fault parses with its share and reaches the scenario as written.
+func TestCPUThrottleParses(t *testing.T) {
+	s, err := Parse("f.yaml", []byte("name: x\nfaults:\n  - {at: 1s, duration: 15s, kind: cpu-throttle, cpu: 0.05, targets: [role:proxy-active]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Faults[0]; f.Kind != "cpu-throttle" || f.CPU != 0.05 || f.Targets[0] != "role:proxy-active" {
+		t.Errorf("parsed %+v", f)
+	}
+}
+
 func TestValidationErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
@@ -38,6 +49,12 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"f.yaml:4: faults[0].at"}},
 		{"freeze-process without daemon", "name: x\nfaults:\n  - {at: 1s, kind: freeze-process, targets: [redis1]}\n",
 			[]string{"faults[0].daemon"}},
+		{"cpu-throttle without cpu", "name: x\nfaults:\n  - {at: 1s, kind: cpu-throttle, targets: [role:proxy-active]}\n",
+			[]string{"faults[0].cpu", "(0, 1]"}},
+		{"cpu-throttle above one cpu", "name: x\nfaults:\n  - {at: 1s, kind: cpu-throttle, cpu: 1.5, targets: [redis1]}\n",
+			[]string{"faults[0].cpu"}},
+		{"cpu on another kind", "name: x\nfaults:\n  - {at: 1s, kind: freeze-node, cpu: 0.05, targets: [redis1]}\n",
+			[]string{"faults[0].cpu: only cpu-throttle takes cpu"}},
 		{"overlapping repeats", "name: x\nfaults:\n  - {at: 1s, duration: 3s, every: 2s, repeat: 3, kind: crash, targets: [redis1]}\n",
 			[]string{"faults[0].every", "overlap"}},
 		{"bad failover", "name: x\nexpect: {failover: maybe}\n", []string{"f.yaml:2: ", "failover must be none, one or a count"}},

@@ -71,6 +71,7 @@ const (
 	Restart         Kind = "restart"
 	FreezeNode      Kind = "freeze-node"
 	FreezeProcess   Kind = "freeze-process"
+	CPUThrottle     Kind = "cpu-throttle"
 	Latency         Kind = "latency"
 	Jitter          Kind = "jitter"
 	Loss            Kind = "loss"
@@ -82,7 +83,7 @@ const (
 )
 
 // Kinds lists every kind the Injector accepts.
-var Kinds = []Kind{Partition, Crash, Restart, FreezeNode, FreezeProcess, Latency, Jitter, Loss,
+var Kinds = []Kind{Partition, Crash, Restart, FreezeNode, FreezeProcess, CPUThrottle, Latency, Jitter, Loss,
 	ClientLatency, ClientJitter, ClientBandwidth, ClientTimeout, ClientReset}
 
 // Spec describes one fault. Names refer to the targets passed to Apply.
@@ -94,7 +95,8 @@ type Spec struct {
 	B []string `json:"b,omitempty" yaml:"b,omitempty"`
 	// OneWay limits a partition or latency fault to packets going from A to B.
 	OneWay bool `json:"one_way,omitempty" yaml:"one_way,omitempty"`
-	// Node is the target of crash, restart, freeze-node and freeze-process;
+	// Node is the target of crash, restart, freeze-node, freeze-process and
+	// cpu-throttle;
 	// it may be left empty when Apply gets exactly one target.
 	Node string `json:"node,omitempty" yaml:"node,omitempty"`
 	// Daemon selects one process inside Node (crash, restart,
@@ -106,6 +108,9 @@ type Spec struct {
 	Jitter time.Duration `json:"jitter,omitempty" yaml:"jitter,omitempty"`
 	// Loss is a drop probability in [0,1] (loss).
 	Loss float64 `json:"loss,omitempty" yaml:"loss,omitempty"`
+	// CPU is the share of one CPU a cpu-throttle node may use, in (0,1]
+	// (0.05: 5 ms of CPU time per 100 ms period, over all its processes).
+	CPU float64 `json:"cpu,omitempty" yaml:"cpu,omitempty"`
 	// RateKBps caps the client path's throughput (client-bandwidth).
 	RateKBps int64 `json:"rate_kbps,omitempty" yaml:"rate_kbps,omitempty"`
 	// Timeout is how long client-timeout stalls before closing (0 = stall
@@ -142,6 +147,9 @@ func (s Spec) String() string {
 	if s.Loss > 0 {
 		fmt.Fprintf(&b, " loss=%g", s.Loss)
 	}
+	if s.CPU > 0 {
+		fmt.Fprintf(&b, " cpu=%g", s.CPU)
+	}
 	if s.RateKBps > 0 {
 		fmt.Fprintf(&b, " rate=%dKB/s", s.RateKBps)
 	}
@@ -167,6 +175,15 @@ func (s Spec) Validate() error {
 	}
 	if s.Loss < 0 || s.Loss > 1 {
 		return fmt.Errorf("%s: loss %v must be in [0,1]", s.Kind, s.Loss)
+	}
+	if s.CPU < 0 || s.CPU > 1 {
+		return fmt.Errorf("%s: cpu %v must be in (0,1]", s.Kind, s.CPU)
+	}
+	if s.Kind == CPUThrottle && s.CPU <= 0 {
+		return fmt.Errorf("%s needs a cpu share in (0,1]", s.Kind)
+	}
+	if s.CPU > 0 && s.Kind != CPUThrottle {
+		return fmt.Errorf("%s: only cpu-throttle takes cpu", s.Kind)
 	}
 	if s.Jitter > s.Delay {
 		return fmt.Errorf("%s: jitter %v is larger than delay %v", s.Kind, s.Jitter, s.Delay)
@@ -381,6 +398,7 @@ var appliers = map[Kind]applier{
 	Restart:         applyRestart,
 	FreezeNode:      applyFreezeNode,
 	FreezeProcess:   applyFreezeProcess,
+	CPUThrottle:     applyCPUThrottle,
 	Latency:         applyNetDelay,
 	Jitter:          applyNetDelay,
 	Loss:            applyNetDelay,
