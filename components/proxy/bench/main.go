@@ -1,7 +1,9 @@
 // Command bench compares redisha-proxy with HAProxy (the recipe's tcp-check
-// configuration) and with redis directly, using redis-benchmark under the same
-// CPU pinning for every contender, in alternating rounds; then measures the
-// memory each proxy needs for 10,000 idle client connections.
+// configuration) and with redis directly, using redis-benchmark, in three
+// placements (pinned: each proxy on its own core with one thread; shared:
+// nothing pinned, default threads; two: the proxy on both cores with two
+// threads), in alternating rounds; then measures the memory each proxy
+// needs per idle client connection.
 //
 //	go run ./components/proxy/bench -proxy bin/redisha-proxy -rounds 5
 package main
@@ -28,9 +30,10 @@ var (
 	requests  = flag.Int("n", 200000, "requests per redis-benchmark run without pipelining")
 	requestsP = flag.Int("np", 1000000, "requests per redis-benchmark run with -P 16")
 	clients   = flag.Int("c", 50, "redis-benchmark clients")
-	idleConns = flag.Int("idle", 10000, "idle client connections for the memory measurement")
-	serverCPU = flag.String("server-cpu", "0", "taskset CPU list for redis-server and redis-benchmark")
-	proxyCPU  = flag.String("proxy-cpu", "1", "taskset CPU list for the proxy under test (both proxies)")
+	idleConns = flag.Int("idle", 9500, "idle client connections for the memory measurement")
+	serverCPU = flag.String("server-cpu", "0", "pinned placement: taskset CPU list for redis-server and redis-benchmark")
+	proxyCPU  = flag.String("proxy-cpu", "1", "pinned placement: taskset CPU list for the proxy under test (both proxies)")
+	places    = flag.String("placements", "pinned,shared,two", "placements to measure, comma-separated")
 	markdown  = flag.String("markdown", "", "also write the result tables to this markdown file")
 	only      = flag.String("cells", "set/1,get/1,set/16,get/16", "cells to run: test/pipeline, comma-separated")
 )
@@ -46,6 +49,38 @@ type contender struct {
 // than throughput.
 type result struct{ rps, p50, p99, cpu float64 }
 
+// placement is where the processes run and how many threads the proxies use.
+type placement struct {
+	name, desc string
+	serverCPU  string // taskset list for redis-server and redis-benchmark ("" = not pinned)
+	proxyCPU   string // taskset list for both proxies ("" = not pinned)
+	haThreads  int    // HAProxy nbthread (0 = its default, one per CPU)
+	goMaxProcs int    // GOMAXPROCS for redisha-proxy (0 = Go's default)
+}
+
+func placements() []placement {
+	all := map[string]placement{
+		"pinned": {"pinned", fmt.Sprintf("redis-server and redis-benchmark on CPU %s, each proxy on CPU %s, HAProxy nbthread 1, GOMAXPROCS=1", *serverCPU, *proxyCPU),
+			*serverCPU, *proxyCPU, 1, 1},
+		"shared": {"shared", "nothing pinned, default threads (HAProxy one per CPU, Go's GOMAXPROCS), all processes on the same cores", "", "", 0, 0},
+		"two":    {"two", "the proxy on both cores (HAProxy nbthread 2, GOMAXPROCS=2), redis-server and redis-benchmark not pinned", "", "0-1", 2, 2},
+	}
+	var out []placement
+	for _, n := range strings.Split(*places, ",") {
+		pl, ok := all[strings.TrimSpace(n)]
+		if !ok {
+			die("unknown placement %q (pinned, shared, two)", n)
+		}
+		out = append(out, pl)
+	}
+	return out
+}
+
+type cellSpec struct {
+	test     string
+	pipeline int
+}
+
 func main() {
 	flag.Parse()
 	for _, bin := range []string{"redis-server", "redis-benchmark", "haproxy", "taskset", *proxyBin} {
@@ -60,11 +95,37 @@ func main() {
 		fmt.Printf("open-files limit is %d (cannot raise it here): measuring %d idle connections instead of %d\n", limit, n, *idleConns)
 		*idleConns = n
 	}
+	var cells []cellSpec
+	for _, c := range strings.Split(*only, ",") {
+		test, pl, ok := strings.Cut(strings.TrimSpace(c), "/")
+		n, err := strconv.Atoi(pl)
+		if !ok || err != nil || n < 1 {
+			die("bad -cells entry %q (want test/pipeline, e.g. set/16)", c)
+		}
+		cells = append(cells, cellSpec{test, n})
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "redis-benchmark -c %d -n %d (-P 1) / -n %d (-P 16), %d alternating rounds per placement; medians, ratios per round as median [min..max]\n",
+		*clients, *requests, *requestsP, *rounds)
+	for i, pl := range placements() {
+		out := runPlacement(pl, cells, limit, i == 0 && *idleConns > 0)
+		fmt.Print("\n" + out)
+		md.WriteString("\n" + out)
+	}
+	if *markdown != "" {
+		os.WriteFile(*markdown, []byte(md.String()), 0o644)
+	}
+}
+
+// runPlacement starts redis, HAProxy and redisha-proxy as the placement
+// says, runs the rounds and returns the markdown tables (and, with memory,
+// the idle-connection table).
+func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) string {
 	dir, _ := os.MkdirTemp("", "redisha-bench-")
 	defer os.RemoveAll(dir)
 
 	redisPort := freePort()
-	redis := start("redis", *serverCPU, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+	redis := start("redis", pl.serverCPU, nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--maxclients", "30000", "--tcp-backlog", "4096", "--dir", dir)
 	defer stop(redis)
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
@@ -72,13 +133,21 @@ func main() {
 
 	haPort := freePort()
 	haCfg := filepath.Join(dir, "haproxy.cfg")
+	threads := ""
+	if pl.haThreads > 0 {
+		threads = fmt.Sprintf("    nbthread %d\n", pl.haThreads)
+	}
 	// HAProxy refuses to start when maxconn needs more descriptors than allowed.
-	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), haPort, redisAddr)), 0o644)
-	ha := start("haproxy", *proxyCPU, "haproxy", "-db", "-f", haCfg)
+	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, haPort, redisAddr)), 0o644)
+	ha := start("haproxy", pl.proxyCPU, nil, "haproxy", "-db", "-f", haCfg)
 	defer stop(ha)
 
+	var env []string
+	if pl.goMaxProcs > 0 {
+		env = []string{fmt.Sprintf("GOMAXPROCS=%d", pl.goMaxProcs)}
+	}
 	rpPort, adminPort := freePort(), freePort()
-	rp := start("redisha-proxy", *proxyCPU, *proxyBin, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
+	rp := start("redisha-proxy", pl.proxyCPU, env, *proxyBin, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
 		"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--backends", redisAddr, "--log-level", "warn")
 	defer stop(rp)
 
@@ -90,33 +159,18 @@ func main() {
 	for _, c := range cs {
 		waitPing(c.addr)
 	}
-
-	type cellSpec struct {
-		test     string
-		pipeline int
-	}
-	var cells []cellSpec
-	for _, c := range strings.Split(*only, ",") {
-		test, pl, ok := strings.Cut(strings.TrimSpace(c), "/")
-		n, err := strconv.Atoi(pl)
-		if !ok || err != nil || n < 1 {
-			die("bad -cells entry %q (want test/pipeline, e.g. set/16)", c)
-		}
-		cells = append(cells, cellSpec{test, n})
-	}
 	// results[cell][contender] = one result per round
 	results := make([]map[string][]result, len(cells))
 	for i := range results {
 		results[i] = map[string][]result{}
 	}
-	fmt.Printf("redis-benchmark -c %d, %d rounds; redis-server and redis-benchmark on CPU %s, each proxy on CPU %s\n",
-		*clients, *rounds, *serverCPU, *proxyCPU)
+	fmt.Printf("placement %s: %s; %d rounds\n", pl.name, pl.desc, *rounds)
 	for r := 0; r < *rounds; r++ {
 		order := rotate(cs, r)
 		for ci, cell := range cells {
 			for _, c := range order {
 				before := cpuTime(c.pid)
-				res := benchmark(c.addr, cell.test, cell.pipeline)
+				res := benchmark(c.addr, pl.serverCPU, cell.test, cell.pipeline)
 				n := *requests
 				if cell.pipeline > 1 {
 					n = *requestsP
@@ -125,36 +179,33 @@ func main() {
 				results[ci][c.name] = append(results[ci][c.name], res)
 			}
 		}
-		fmt.Printf("round %d/%d done\n", r+1, *rounds)
+		fmt.Printf("  round %d/%d done\n", r+1, *rounds)
 	}
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "| test | pipeline | contender | req/s (median) | p50 ms | p99 ms | CPU µs/req | redisha/HAProxy req/s median [min..max] | redisha/direct req/s median [min..max] | redisha/HAProxy CPU per req |\n")
+	fmt.Fprintf(&out, "### Placement: %s\n\n%s.\n\n", pl.name, pl.desc)
+	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, cell := range cells {
-		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"])
-		rd := ratios(results[ci]["redisha"], results[ci]["direct"])
+		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"], 0)
+		rp99 := ratios(results[ci]["redisha"], results[ci]["haproxy"], 2)
+		rcpu := ratios(results[ci]["redisha"], results[ci]["haproxy"], 3)
 		for _, c := range cs {
 			rs := results[ci][c.name]
 			extra1, extra2, extra3 := "", "", ""
 			if c.name == "redisha" {
-				extra1 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rh), minOf(rh), maxOf(rh))
-				extra2 = fmt.Sprintf("%.3f [%.3f..%.3f]", median(rd), minOf(rd), maxOf(rd))
-				extra3 = fmt.Sprintf("%.3f", median(field(rs, 3))/median(field(results[ci]["haproxy"], 3)))
+				extra1 = spread(rh, "%.3f")
+				extra2 = spread(rp99, "%.3f")
+				extra3 = spread(rcpu, "%.3f")
 			}
-			fmt.Fprintf(&out, "| %s | %d | %s | %.0f | %.3f | %.3f | %.2f | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				median(field(rs, 0)), median(field(rs, 1)), median(field(rs, 2)), median(field(rs, 3)), extra1, extra2, extra3)
+			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
+				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), extra1, extra2, extra3)
 		}
 	}
-	fmt.Print("\n" + out.String())
-	if *markdown != "" {
-		os.WriteFile(*markdown, []byte(out.String()), 0o644)
+	if !memory {
+		return out.String()
 	}
-	if *idleConns == 0 {
-		return
-	}
-	out.Reset()
-	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING):\n\n", *idleConns)
+	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING), placement %s:\n\n", *idleConns, pl.name)
 	fmt.Fprintf(&out, "| contender | RSS before MiB | RSS with idle conns MiB | per connection KiB |\n|---|---|---|---|\n")
 	for _, c := range cs[1:] {
 		before, after, err := idleMemory(c)
@@ -164,17 +215,19 @@ func main() {
 		}
 		fmt.Fprintf(&out, "| %s | %.1f | %.1f | %.2f |\n", c.name, before/1024, after/1024, (after-before)/float64(*idleConns))
 	}
-	fmt.Print("\n" + out.String())
-	if *markdown != "" {
-		f, _ := os.OpenFile(*markdown, os.O_APPEND|os.O_WRONLY, 0o644)
-		f.WriteString(out.String())
-		f.Close()
+	return out.String()
+}
+
+func spread(v []float64, f string) string {
+	if len(v) == 0 {
+		return ""
 	}
+	return fmt.Sprintf(f+" ["+f+".."+f+"]", median(v), minOf(v), maxOf(v))
 }
 
 const haproxyCfg = `global
     maxconn %d
-defaults
+%sdefaults
     mode tcp
     timeout connect 3s
     timeout client 1h
@@ -201,15 +254,18 @@ func rotate(cs []contender, r int) []contender {
 	return out
 }
 
-func benchmark(addr, test string, pipeline int) result {
+func benchmark(addr, cpus, test string, pipeline int) result {
 	host, port, _ := net.SplitHostPort(addr)
 	n := *requests
 	if pipeline > 1 {
 		n = *requestsP
 	}
-	args := []string{"-c", *serverCPU, "redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(*clients),
+	args := []string{"redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(*clients),
 		"-n", strconv.Itoa(n), "-t", test, "-P", strconv.Itoa(pipeline), "--csv"}
-	out, err := exec.Command("taskset", args...).Output()
+	if cpus != "" {
+		args = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	out, err := exec.Command(args[0], args[1:]...).Output()
 	if err != nil {
 		die("redis-benchmark %v: %v\n%s", args, err, out)
 	}
@@ -297,11 +353,13 @@ func field(rs []result, i int) []float64 {
 	return out
 }
 
-func ratios(a, b []result) []float64 {
+// ratios are a/b per round of field i (0 req/s, 2 p99, 3 CPU per request).
+func ratios(a, b []result, i int) []float64 {
+	fa, fb := field(a, i), field(b, i)
 	var out []float64
-	for i := range a {
-		if i < len(b) && b[i].rps > 0 {
-			out = append(out, a[i].rps/b[i].rps)
+	for k := range fa {
+		if k < len(fb) && fb[k] > 0 {
+			out = append(out, fa[k]/fb[k])
 		}
 	}
 	return out
@@ -335,8 +393,12 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
-func start(name, cpus string, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
+func start(name, cpus string, env []string, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
+	}
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		die("start %s: %v", name, err)

@@ -1,10 +1,14 @@
 package forward
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,6 +69,7 @@ type loop struct {
 	mu      sync.Mutex
 	fds     map[int32]*Flow
 	scratch []byte
+	file    *os.File // keeps the epoll descriptor registered with the runtime poller
 }
 
 var (
@@ -78,13 +83,23 @@ func getLoop() (*loop, error) {
 	loopsOnce.Do(func() {
 		for i := 0; i < max(1, runtime.GOMAXPROCS(0)); i++ {
 			fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+			if err == nil {
+				err = unix.SetNonblock(fd, true)
+			}
 			if err != nil {
 				loopsErr = err
 				return
 			}
-			l := &loop{epfd: fd, fds: map[int32]*Flow{}, scratch: make([]byte, scratchSize)}
+			// Non-blocking, so os.NewFile registers it with the runtime poller.
+			file := os.NewFile(uintptr(fd), "forward-epoll")
+			rc, err := file.SyscallConn()
+			if err != nil {
+				loopsErr = err
+				return
+			}
+			l := &loop{epfd: fd, fds: map[int32]*Flow{}, scratch: make([]byte, scratchSize), file: file}
 			loops = append(loops, l)
-			go l.run()
+			go l.run(rc)
 		}
 	})
 	if loopsErr != nil {
@@ -93,29 +108,45 @@ func getLoop() (*loop, error) {
 	return loops[nextLoop.Add(1)%uint64(len(loops))], nil
 }
 
-func (l *loop) run() {
+// run waits for the loop's epoll descriptor through the Go runtime's own
+// poller (an epoll descriptor is readable when it has events): the loop
+// goroutine parks like any network goroutine instead of blocking a thread
+// in epoll_wait, so the scheduler neither hands its P off nor has sysmon
+// chase it. When woken it collects events without blocking until none is
+// left (what a handler leaves unread is reported again: level-triggered).
+func (l *loop) run(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 128)
 	flows := make([]*Flow, 128)
-	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
+	err := rc.Read(func(uintptr) bool {
+		for {
+			n, err := epollWaitNow(l.epfd, events)
+			if err != nil || n <= 0 {
+				return false // park until the epoll descriptor is readable
 			}
-			panic("forward: epoll_wait: " + err.Error())
-		}
-		l.mu.Lock()
-		for i := 0; i < n; i++ {
-			flows[i] = l.fds[events[i].Fd]
-		}
-		l.mu.Unlock()
-		for i := 0; i < n; i++ {
-			if f := flows[i]; f != nil && !f.ended {
-				f.handle(int(events[i].Fd), events[i].Events)
+			l.mu.Lock()
+			for i := 0; i < n; i++ {
+				flows[i] = l.fds[events[i].Fd]
 			}
-			flows[i] = nil
+			l.mu.Unlock()
+			for i := 0; i < n; i++ {
+				if f := flows[i]; f != nil && !f.ended {
+					f.handle(int(events[i].Fd), events[i].Events)
+				}
+				flows[i] = nil
+			}
 		}
+	})
+	panic("forward: event loop stopped: " + fmt.Sprint(err))
+}
+
+// epollWaitNow is epoll_wait with a zero timeout: it never blocks, so it
+// is made without telling the scheduler (no entersyscall/exitsyscall).
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
 	}
+	return int(n), nil
 }
 
 // side is one socket of a pair.
