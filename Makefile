@@ -104,14 +104,21 @@ test-fault:
 # ---- proxy ----
 # redisha-proxy vs HAProxy (recipe tcp-check config) vs redis direct:
 # redis-benchmark set/get, 50 clients, with and without -P 16, alternating
-# rounds, same taskset pinning; then RSS for idle client connections.
+# rounds, in three placements (pinned, shared, two cores); then RSS for idle
+# client connections; then the end-to-end switch latency benchmark.
 PROXY_BENCH_ROUNDS ?= 5
+PROXY_BENCH_N ?= 200000
+PROXY_BENCH_NP ?= 1000000
+PROXY_BENCH_PLACEMENTS ?= pinned,shared,two
 .PHONY: bench-proxy
 bench-proxy:
 	@mkdir -p $(BIN) out
 	$(GO) build -o $(BIN)/redisha-proxy ./cmd/redisha-proxy
 	@$(TIMED) bench-proxy $(GO) run ./components/proxy/bench -proxy $(BIN)/redisha-proxy \
-	  -rounds $(PROXY_BENCH_ROUNDS) -markdown out/proxy-bench.md
+	  -rounds $(PROXY_BENCH_ROUNDS) -n $(PROXY_BENCH_N) -np $(PROXY_BENCH_NP) \
+	  -placements $(PROXY_BENCH_PLACEMENTS) -markdown out/proxy-bench.md
+	@echo "switch latency (end to end, through real sentinels):"
+	$(GO) test -count=1 -run '^$$' -bench SwitchLatency -benchtime 10x ./components/proxy/daemon
 
 # ---- witness ----
 # redisha-witness alone (root for the netns partition test; real redis-server

@@ -118,3 +118,46 @@ func TestHealthFromReplies(t *testing.T) {
 		}
 	}
 }
+
+// The decision trace reports every input with its receive time, after its
+// actions were carried out: the reply that decides the route is the entry
+// whose actions hold the SetRoute, and the Router already has it.
+func TestDecisionTrace(t *testing.T) {
+	const a = "10.0.0.1:6379"
+	r := &recorder{}
+	cfg := core.Config{MasterName: "m", Backends: []string{a}, Sentinels: []string{"s1"},
+		CheckInterval: time.Second, CheckTimeout: 500 * time.Millisecond, FastInterval: 10 * time.Millisecond, FastWindow: 5 * time.Second}
+	d, err := New(cfg, t0, r, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trace []TraceEntry
+	d.SetTrace(func(e TraceEntry) {
+		if len(r.routes) > 0 && e.Input == InputReply && e.Probe.Target == "s1" && len(e.Actions) > 0 {
+			if _, ok := e.Actions[0].(core.SetRoute); ok && r.routes[len(r.routes)-1].Master != a {
+				t.Errorf("trace ran before the route was applied")
+			}
+		}
+		trace = append(trace, e)
+	})
+	d.Wake(t0)
+	p1, p2 := r.take(core.ProbeBackend, a), r.take(core.ProbeSentinel, "s1")
+	d.HandleReply(t0.Add(3*time.Millisecond), p1, healthReplies("master"), nil)
+	d.HandleReply(t0.Add(7*time.Millisecond), p2, sentinelReplies("10.0.0.1", "6379", "1"), nil)
+	if len(trace) != 3 || trace[0].Input != InputWake || len(trace[0].Actions) == 0 {
+		t.Fatalf("trace %+v", trace)
+	}
+	last := trace[2]
+	if last.Input != InputReply || last.Target != "s1" || !last.Now.Equal(t0.Add(7*time.Millisecond)) || last.Probe.ID != p2.ID {
+		t.Fatalf("deciding entry %+v", last)
+	}
+	found := false
+	for _, a0 := range last.Actions {
+		if sr, ok := a0.(core.SetRoute); ok && sr.Route.Master == a {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the deciding reply's actions lack the route: %+v", last.Actions)
+	}
+}
