@@ -125,12 +125,14 @@ bench-proxy:
 # and redis-sentinel), and its footprint next to redis-sentinel in the same
 # role (RSS and idle CPU side by side; recorded in docs/results/witness.md).
 FOOTPRINT_SECONDS ?= 60
+FOOTPRINT_RUNS ?= 3
 .PHONY: test-witness footprint-witness
 test-witness:
 	$(GO) test -count=1 -timeout 10m ./components/witness/... ./cmd/redisha-witness/...
 
 footprint-witness:
-	FOOTPRINT_SECONDS=$(FOOTPRINT_SECONDS) $(GO) test -count=1 -run '^$$' -bench Footprint -benchtime 1x ./components/witness/interop/
+	FOOTPRINT_SECONDS=$(FOOTPRINT_SECONDS) FOOTPRINT_RUNS=$(FOOTPRINT_RUNS) FOOTPRINT_OUT=$(CURDIR)/docs/results/witness.md \
+		$(GO) test -count=1 -timeout 30m -run '^$$' -bench Footprint -benchtime 1x ./components/witness/interop/
 
 # ---- sim ----
 # Deterministic simulator: seeded fault schedules against the production VIP

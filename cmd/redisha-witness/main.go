@@ -29,7 +29,10 @@ import (
 	"github.com/redisha/redisha/components/witness/daemon"
 )
 
-func main() { witnessDaemon().Main() }
+func main() {
+	tuneRuntime()
+	witnessDaemon().Main()
+}
 
 func witnessDaemon() *daemonkit.Daemon[config.File] {
 	return &daemonkit.Daemon[config.File]{

@@ -13,7 +13,7 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, subs: map[*clientConn]struct{}{}, queue: make(chan [2]string, 4096)}
+	h := &hub{s: s, subs: map[*clientConn]struct{}{}, queue: make(chan [2]string, 256)}
 	s.wg.Add(1)
 	go h.run()
 	return h

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// Runtime defaults for a small idle daemon (issue 10 part 4, measured in
+// docs/results/witness.md); the environment overrides each of them.
+const (
+	// defaultGOGC: a 1 MiB minimum heap goal instead of Go's 4 MiB. The
+	// witness keeps well under 1 MiB live and allocates little at idle, so
+	// the extra collections cost a few milliseconds a minute.
+	defaultGOGC = 25
+	// releaseEvery returns the pages the heap no longer uses to the kernel
+	// (debug.FreeOSMemory): the background scavenger keeps a margin above
+	// the heap goal that would otherwise stay in the private memory.
+	releaseEvery = 30 * time.Second
+)
+
+// tuneRuntime applies the defaults. One P (GOMAXPROCS=1): the witness's
+// work is a few short events per second, and with one P a goroutine woken by
+// a reply never makes another thread spin looking for work, which was most
+// of its idle CPU.
+func tuneRuntime() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGOGC)
+	}
+	if os.Getenv("REDISHA_WITNESS_NO_RELEASE") == "" {
+		go func() {
+			for range time.Tick(releaseEvery) {
+				debug.FreeOSMemory()
+			}
+		}()
+	}
+}
