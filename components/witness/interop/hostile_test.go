@@ -250,9 +250,25 @@ func TestForgedHelloFlood(t *testing.T) {
 			notTilted(st.s1) && notTilted(st.s2)
 	})
 	t.Logf("real sentinels reset and meshed again %v after the flood", time.Since(flooded).Round(time.Millisecond))
+	// SENTINEL RESET also forgot the replica: the sentinel that will lead
+	// learns it again from the master's INFO (every 10 s). Killing the master
+	// before that leaves it no replica to promote (-failover-abort-no-good-slave).
+	newMaster := st.replica.Addr()
+	eventually(t, 60*time.Second, "the surviving sentinel to know the replica again", func() bool {
+		v, err := testenv.Do(st.s2.Addr(), 2*time.Second, "SENTINEL", "REPLICAS", "mymaster")
+		if err != nil {
+			return false
+		}
+		for _, e := range v.Elems {
+			m, err := e.Pairs()
+			if err == nil && m["ip"]+":"+m["port"] == newMaster && m["flags"] == "slave" && m["master-link-status"] == "ok" {
+				return true
+			}
+		}
+		return false
+	})
 
 	// A failover that needs the witness's vote.
-	newMaster := st.replica.Addr()
 	st.master.Kill()
 	st.s1.Kill()
 	deadline := time.Now().Add(30 * time.Second)
