@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +35,7 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 	return &daemonkit.Daemon[config.Config]{
 		Name:          "redisha-proxy",
 		Short:         "Sentinel-aware Redis proxy that never routes to two masters",
-		Version:       version(),
+		Version:       daemonkit.BuildVersion(),
 		DefaultConfig: "", // it runs on flags alone
 		BareRuns:      true,
 		CheckOK:       "configuration ok",
@@ -46,7 +45,7 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 		LogSettings:   func(c *config.Config) (string, string) { return c.Log.Level, c.Log.Format },
 		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			p := daemon.New(cfg, log)
-			p.Version = version()
+			p.Version = daemonkit.BuildVersion()
 			if err := p.Start(); err != nil {
 				return err
 			}
@@ -103,14 +102,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // status prints the running proxy's /status, from --addr or the config's

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/redisha/redisha/components/daemonkit"
@@ -27,7 +26,7 @@ func vipDaemon() *daemonkit.Daemon[config.Config] {
 	return &daemonkit.Daemon[config.Config]{
 		Name:          "redisha-vip",
 		Short:         "VRRP virtual IP manager that interoperates with keepalived",
-		Version:       version(),
+		Version:       daemonkit.BuildVersion(),
 		DefaultConfig: "/etc/redisha/vip.yaml",
 		BareRuns:      false, // with no arguments redisha-vip printed help, and still does
 		CheckOK:       "configuration OK",
@@ -36,14 +35,6 @@ func vipDaemon() *daemonkit.Daemon[config.Config] {
 		Run:           run,
 		Status:        status,
 	}
-}
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // run runs the VRRP instance until ctx ends (SIGTERM/SIGINT), then hands

@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -38,7 +37,7 @@ func witnessDaemon() *daemonkit.Daemon[config.File] {
 	return &daemonkit.Daemon[config.File]{
 		Name:          "redisha-witness",
 		Short:         "sentinel-protocol quorum voter for Redis (votes like redis-sentinel, never fails over)",
-		Version:       version(),
+		Version:       daemonkit.BuildVersion(),
 		DefaultConfig: "/etc/redisha/witness.yaml",
 		BareRuns:      true, // with no arguments redisha-witness ran with the default config, and still does
 		CheckOK:       "config ok",
@@ -47,14 +46,6 @@ func witnessDaemon() *daemonkit.Daemon[config.File] {
 		Run:           run,
 		Status:        status,
 	}
-}
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // run runs the witness until ctx ends (SIGTERM/SIGINT).
