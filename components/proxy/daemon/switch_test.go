@@ -177,6 +177,9 @@ type switchRound struct {
 	firstAck time.Time // first acknowledged proxy write the new master executed
 	late     int       // proxy writes the old master executed in [t0, settled]
 	blind    bool      // MONITOR on the old master was disconnected in [t0, settled]
+	// routesTo lists, when no decision is found, every traced input that
+	// routed to new, with when it was applied relative to the request.
+	routesTo string
 	// the proxy's own decision: the input whose actions moved the route to
 	// new, when it was received, when the route had moved, and for a reply
 	// when its probe was sent and when the previous answer of that target
@@ -253,6 +256,25 @@ func (l *traceLog) decision(from time.Time, addr string) (d tracedInput, prev ti
 		}
 	}
 	return tracedInput{}, time.Time{}, false
+}
+
+// routesTo describes every traced input whose actions routed to addr, with
+// its time relative to from, for a failure message.
+func (l *traceLog) routesTo(from time.Time, addr string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, x := range l.entries {
+		for _, a := range x.e.Actions {
+			if sr, isRoute := a.(core.SetRoute); isRoute && sr.Route.Master == addr {
+				fmt.Fprintf(&b, "\n\t%s from %s applied %v after the request", x.e.Input, x.e.Target, x.applied.Sub(from))
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return " (none in the whole trace)"
+	}
+	return b.String()
 }
 
 // runFailovers forces n SENTINEL FAILOVERs under a continuous writer through
@@ -356,6 +378,8 @@ func runFailovers(t testing.TB, n int) (rounds []switchRound, acked, failed int)
 			if x.e.Input == driver.InputReply {
 				r.probeSent, r.prevReceived = x.e.Probe.At, prev
 			}
+		} else {
+			r.routesTo = trace.routesTo(asked, replica.addr)
 		}
 		// Leave the old master claiming role:master for a while: two masters.
 		time.Sleep(300 * time.Millisecond)
@@ -480,7 +504,7 @@ func TestSwitchLatency(t *testing.T) {
 			lat = append(lat, r.endToEnd())
 		}
 		if !r.decided {
-			t.Errorf("failover %d: no input in the proxy's decision trace routed to %s", i, r.new)
+			t.Errorf("failover %d: no input in the proxy's decision trace routed to %s after the failover was requested; inputs that did:%s", i, r.new, r.routesTo)
 			continue
 		}
 		if r.reaction() > maxReaction {
