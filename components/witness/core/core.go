@@ -20,9 +20,9 @@ package core
 import (
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,7 +55,12 @@ type Addr struct {
 	Port int
 }
 
-func (a Addr) String() string { return net.JoinHostPort(a.IP, strconv.Itoa(a.Port)) }
+func (a Addr) String() string {
+	if strings.Contains(a.IP, ":") { // IPv6, bracketed as net.JoinHostPort does
+		return "[" + a.IP + "]:" + strconv.Itoa(a.Port)
+	}
+	return a.IP + ":" + strconv.Itoa(a.Port)
+}
 
 // Target names one link the driver keeps open for the core: an instance of a
 // given kind, monitored as part of a given master. It is comparable.
@@ -164,7 +169,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("witness: master name %q must be non-empty without spaces or commas", m.Name)
 		case seen[m.Name]:
 			return fmt.Errorf("witness: master %q configured twice", m.Name)
-		case net.ParseIP(m.Addr.IP) == nil:
+		case !validIP(m.Addr.IP):
 			return fmt.Errorf("witness: master %q: %q is not an IP address", m.Name, m.Addr.IP)
 		case m.Addr.Port < 1 || m.Addr.Port > 65535:
 			return fmt.Errorf("witness: master %q: port %d out of range", m.Name, m.Addr.Port)
