@@ -58,29 +58,7 @@ func TestLegacyExampleConfigAndFlags(t *testing.T) {
 		t.Errorf("-check-config printed no deprecation line:\n%s", out)
 	}
 
-	proxy := exec.Command(bin, append([]string{"-config", example}, overrides...)...)
-	var logs strings.Builder
-	proxy.Stderr = &logs
-	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- proxy.Wait() }()
-	t.Cleanup(func() {
-		proxy.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", logs.String())
-		}
-	})
-	waitFor(t, "/healthz 200 (the example's ACL user checks the backend)", func() bool {
-		r, err := http.Get("http://" + admin + "/healthz")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == 200
-	})
+	p := startProxy(t, admin, "/healthz 200 (the example's ACL user checks the backend)", bin, append([]string{"-config", example}, overrides...)...)
 	conn, err := net.Dial("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +73,7 @@ func TestLegacyExampleConfigAndFlags(t *testing.T) {
 	}
 	r.Body.Close()
 	for _, want := range []string{"deprecated", "username", `"level":"DEBUG"`} {
-		if !strings.Contains(logs.String(), want) {
+		if !strings.Contains(p.logs.String(), want) {
 			t.Errorf("logs lack %q", want)
 		}
 	}
@@ -109,9 +87,9 @@ func TestLegacyExampleConfigAndFlags(t *testing.T) {
 	}
 
 	conn.Close()
-	proxy.Process.Signal(syscall.SIGTERM)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		if err != nil {
 			t.Fatalf("exit: %v", err)
 		}

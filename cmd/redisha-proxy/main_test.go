@@ -83,29 +83,7 @@ func TestBinarySignals(t *testing.T) {
 			listen, admin, rport, extra)), 0o644)
 	}
 	writeCfg("")
-	proxy := exec.Command(bin, "-config", cfgPath)
-	var logs strings.Builder
-	proxy.Stderr = &logs
-	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- proxy.Wait() }()
-	t.Cleanup(func() {
-		proxy.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", logs.String())
-		}
-	})
-	waitFor(t, "/healthz 200", func() bool {
-		r, err := http.Get("http://" + admin + "/healthz")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == 200
-	})
+	p := startProxy(t, admin, "/healthz 200", bin, "-config", cfgPath)
 	conn, err := net.Dial("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +94,8 @@ func TestBinarySignals(t *testing.T) {
 	}
 
 	writeCfg("limits:\n  max_connections: 1\n")
-	proxy.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload logged", func() bool { return strings.Contains(logs.String(), "configuration reloaded") })
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload logged", func() bool { return strings.Contains(p.logs.String(), "configuration reloaded") })
 	if got := command(conn, r, "GET a"); got != "$1" {
 		t.Fatalf("after reload the client got %q", got)
 	}
@@ -128,14 +106,14 @@ func TestBinarySignals(t *testing.T) {
 	c2.Close()
 
 	writeCfg("bogus_key: 1\n")
-	proxy.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "bad reload rejected", func() bool { return strings.Contains(logs.String(), "reload rejected") })
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "bad reload rejected", func() bool { return strings.Contains(p.logs.String(), "reload rejected") })
 	r.ReadString('\n') // consume the GET's bulk payload line
 	if got := command(conn, r, "PING"); got != "+PONG" {
 		t.Fatalf("after rejected reload: %q", got)
 	}
 
-	proxy.Process.Signal(syscall.SIGTERM)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, "/healthz 503 or closed while draining", func() bool {
 		r, err := http.Get("http://" + admin + "/healthz")
 		if err != nil {
@@ -145,7 +123,7 @@ func TestBinarySignals(t *testing.T) {
 		return r.StatusCode == 503
 	})
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		t.Fatalf("exited while a client was connected: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -154,7 +132,7 @@ func TestBinarySignals(t *testing.T) {
 	}
 	conn.Close()
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		if err != nil {
 			t.Fatalf("exit: %v", err)
 		}
