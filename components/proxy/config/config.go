@@ -38,6 +38,26 @@ type Config struct {
 	// Sentinels are the configured sentinels; N fixes the majority.
 	Sentinels []string `yaml:"sentinels"`
 
+	// Durability is what an acknowledgement on the read-write listener
+	// means: "async" (default: whatever the master answered, as redis
+	// does) or "replicated" (the proxy follows each batch of requests
+	// holding a write with WAIT and releases the replies only once
+	// DurabilityReplicas replicas have the write; docs/durability.md).
+	Durability string `yaml:"durability"`
+	// DurabilityTimeout is WAIT's timeout: a write not replicated within it
+	// closes the client connection (indeterminate, never acknowledged).
+	DurabilityTimeout time.Duration `yaml:"durability_timeout"`
+	// DurabilityReplicas is WAIT's replica count (default 1).
+	DurabilityReplicas int `yaml:"durability_replicas"`
+	// DurabilityNoReplica is the policy when the master has no connected
+	// replica at all: "refuse" (default: writes close the connection) or
+	// "async" (acknowledge asynchronously, with a metric and a log line).
+	DurabilityNoReplica string `yaml:"durability_no_replica"`
+	// DurableListen, when set, is a second read-write listener that is
+	// always "replicated", whatever Durability says: a listener overrides
+	// the top-level mode, so clients choose per connection.
+	DurableListen string `yaml:"durable_listen"`
+
 	Auth         Auth      `yaml:"auth"`          // for backend health checks
 	SentinelAuth Auth      `yaml:"sentinel_auth"` // for sentinel queries
 	Check        Check     `yaml:"check"`
@@ -78,6 +98,12 @@ type Routing struct {
 	// decision before it is refused.
 	HoldNewConnections time.Duration `yaml:"hold_new_connections"`
 	MaxReplicaLag      int64         `yaml:"max_replica_lag"`
+	// HelloViews also counts a configured sentinel's view heard on the
+	// data nodes' __sentinel__:hello channel, when it corroborates a view
+	// heard directly from another configured sentinel. Turn it on only
+	// where the redis ACL lets nobody but the sentinels publish on
+	// __sentinel__:* (docs/proxy.md).
+	HelloViews bool `yaml:"hello_views"`
 }
 
 // Limits bound resource use.
@@ -98,12 +124,24 @@ type LogConfig struct {
 	Format string `yaml:"format"` // json or text
 }
 
+// The values of Durability and DurabilityNoReplica.
+const (
+	DurabilityAsync      = "async"
+	DurabilityReplicated = "replicated"
+	NoReplicaRefuse      = "refuse"
+	NoReplicaAsync       = "async"
+)
+
 // DefaultConfig is the configuration before the file and flags apply; a
 // key given in the file (even as 0) overrides its default.
 func DefaultConfig() Config {
 	return Config{
-		Listen:     "127.0.0.1:6379",
-		MasterName: "mymaster",
+		Listen:              "127.0.0.1:6379",
+		MasterName:          "mymaster",
+		Durability:          DurabilityAsync,
+		DurabilityTimeout:   500 * time.Millisecond,
+		DurabilityReplicas:  1,
+		DurabilityNoReplica: NoReplicaRefuse,
 		Check: Check{
 			Interval:     time.Second,
 			Timeout:      500 * time.Millisecond,
@@ -164,6 +202,23 @@ func (c *Config) problems() []problem {
 	addr("listen", c.Listen, false)
 	addr("read_only_listen", c.ReadOnlyListen, true)
 	addr("admin", c.Admin, true)
+	addr("durable_listen", c.DurableListen, true)
+	switch c.Durability {
+	case DurabilityAsync, DurabilityReplicated:
+	default:
+		add("durability", "%q is not async or replicated", c.Durability)
+	}
+	switch c.DurabilityNoReplica {
+	case NoReplicaRefuse, NoReplicaAsync:
+	default:
+		add("durability_no_replica", "%q is not refuse or async", c.DurabilityNoReplica)
+	}
+	if c.DurabilityTimeout <= 0 {
+		add("durability_timeout", "%v must be positive (WAIT 0 would block forever)", c.DurabilityTimeout)
+	}
+	if c.DurabilityReplicas < 1 {
+		add("durability_replicas", "%d must be at least 1", c.DurabilityReplicas)
+	}
 	if path, ok := strings.CutPrefix(c.WatchListen, "unix:"); ok {
 		if path == "" {
 			add("watch_listen", "%q: empty unix socket path", c.WatchListen)
