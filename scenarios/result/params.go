@@ -26,6 +26,14 @@ type StackParams struct {
 	MinReplicasToWrite int      `json:"minReplicasToWrite,omitempty"`
 	MinReplicasMaxLag  int      `json:"minReplicasMaxLag,omitempty"`
 	VRRPAdvertInt      int      `json:"vrrpAdvertInt,omitempty"` // seconds
+	// Durability is the proxies' acknowledgement mode where a stack has one (the redisha
+	// stack's redisha-proxy: async or replicated, docs/durability.md); "" keeps the proxy's own
+	// default.
+	Durability string `json:"durability,omitempty"`
+	// Guard runs redisha-guard before every start of redis-server where a stack supports it
+	// (the redisha stack: docs/guard.md). Off unless set: zero is "not set" like every field,
+	// so a variant can turn it on and nothing underneath turns it off.
+	Guard bool `json:"guard,omitempty"`
 	// Where the harness finds the stack's daemons (Conventions when a stack says nothing):
 	// redis-server's and the sentinels' ports, the name the sentinels monitor, HAProxy's admin
 	// socket and redisha-proxy's admin HTTP address, both as seen inside their node.
@@ -68,6 +76,16 @@ var paramKeys = map[string]func(p *StackParams, n *yaml.Node) error{
 	"master-name":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.MasterName) },
 	"haproxy-socket": func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.HAProxySocket) },
 	"proxy-admin":    func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.ProxyAdmin) },
+	"durability": func(p *StackParams, n *yaml.Node) error {
+		if err := n.Decode(&p.Durability); err != nil {
+			return err
+		}
+		if p.Durability != "async" && p.Durability != "replicated" {
+			return fmt.Errorf("%q is not async or replicated", p.Durability)
+		}
+		return nil
+	},
+	"guard": func(p *StackParams, n *yaml.Node) error { return n.Decode(&p.Guard) },
 }
 
 // paramAliases are the stack files' camelCase spellings.
@@ -148,6 +166,8 @@ func (p StackParams) Merge(under StackParams) StackParams {
 	out.MasterName = str(p.MasterName, under.MasterName)
 	out.HAProxySocket = str(p.HAProxySocket, under.HAProxySocket)
 	out.ProxyAdmin = str(p.ProxyAdmin, under.ProxyAdmin)
+	out.Durability = str(p.Durability, under.Durability)
+	out.Guard = p.Guard || under.Guard
 	out.Extra = map[string]string{}
 	maps.Copy(out.Extra, under.Extra)
 	maps.Copy(out.Extra, p.Extra)

@@ -15,9 +15,12 @@ import (
 func TestStackParamsSpellings(t *testing.T) {
 	want := StackParams{DownAfterMs: 2000, FailoverTimeoutMs: 9000, Quorum: 2, CheckInterval: Interval(500 * time.Millisecond),
 		Persistence: "aof", MinReplicasToWrite: 1, MinReplicasMaxLag: 5, VRRPAdvertInt: 3, Extra: map[string]string{"k": "v"},
-		RedisPort: 7000, SentinelPort: 27000, MasterName: "cache", HAProxySocket: "/run/h.sock", ProxyAdmin: "127.0.0.1:9000"}
-	kebabWhere := "redis-port: 7000\nsentinel-port: 27000\nmaster-name: cache\nhaproxy-socket: /run/h.sock\nproxy-admin: 127.0.0.1:9000\n"
-	camelWhere := "redisPort: 7000\nsentinelPort: 27000\nmasterName: cache\nhaproxySocket: /run/h.sock\nproxyAdmin: 127.0.0.1:9000\n"
+		RedisPort: 7000, SentinelPort: 27000, MasterName: "cache", HAProxySocket: "/run/h.sock", ProxyAdmin: "127.0.0.1:9000",
+		Durability: "replicated", Guard: true}
+	kebabWhere := "redis-port: 7000\nsentinel-port: 27000\nmaster-name: cache\nhaproxy-socket: /run/h.sock\nproxy-admin: 127.0.0.1:9000\n" +
+		"durability: replicated\nguard: true\n"
+	camelWhere := "redisPort: 7000\nsentinelPort: 27000\nmasterName: cache\nhaproxySocket: /run/h.sock\nproxyAdmin: 127.0.0.1:9000\n" +
+		"durability: replicated\nguard: true\n"
 	for name, doc := range map[string]string{
 		"kebab": "down-after-ms: 2000\nfailover-timeout-ms: 9000\nquorum: 2\ncheck-interval-ms: 500\npersistence: aof\n" +
 			"min-replicas-to-write: 1\nmin-replicas-max-lag: 5\nvrrp-advert-int: 3\nextra: {k: v}\n" + kebabWhere,
@@ -40,6 +43,8 @@ func TestStackParamsSpellings(t *testing.T) {
 		"check-interval-ms: 500\ncheckInterval: 1s\n": "line 2: checkInterval sets the same parameter as check-interval-ms",
 		"quorum: two\n":                               "line 1: quorum",
 		"- quorum\n":                                  "must be a mapping",
+		"durability: sync\n":                          `line 1: durability: "sync" is not async or replicated`,
+		"guard: maybe\n":                              "line 1: guard",
 	} {
 		var p StackParams
 		if err := yaml.Unmarshal([]byte(doc), &p); err == nil || !strings.Contains(err.Error(), msg) {
@@ -57,6 +62,18 @@ func TestStackParamsMerge(t *testing.T) {
 		Extra: map[string]string{"a": "over", "b": "under"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// A variant's durability and guard reach the templates under a scenario that says nothing
+	// of them, and a scenario's durability wins over the variant's.
+	variant := StackParams{Durability: "replicated", Guard: true}
+	if got := (StackParams{}).Merge(variant).Merge(under); got.Durability != "replicated" || !got.Guard {
+		t.Fatalf("variant's durability and guard lost: %+v", got)
+	}
+	if got := (StackParams{Durability: "async"}).Merge(variant); got.Durability != "async" || !got.Guard {
+		t.Fatalf("scenario's durability must win: %+v", got)
+	}
+	if got := (StackParams{}).Merge(under); got.Durability != "" || got.Guard {
+		t.Fatalf("durability and guard must default off: %+v", got)
 	}
 }
 
