@@ -76,6 +76,18 @@ func verdicts(e spec.Expect, in check.Input) []check.Verdict {
 		}
 		vs = append(vs, check.PubSub(in, maxMsgs))
 	}
+	// The VIP checkers judge only what a scenario expects of the VIP; without an expectation the
+	// summary still reports the VIP's changes and time on two nodes.
+	switch {
+	case e.VIPMoves != nil:
+		n := int(*e.VIPMoves)
+		vs = append(vs, check.VIPMoves(in, check.VIPMoveExpectation{Min: n, Max: n}))
+	case e.MaxVIPMoves != nil:
+		vs = append(vs, check.VIPMoves(in, check.VIPMoveExpectation{Max: int(*e.MaxVIPMoves)}))
+	}
+	if e.MaxVIPDualHolders != nil {
+		vs = append(vs, check.VIPDualHolders(in, e.MaxVIPDualHolders.D()))
+	}
 	return vs
 }
 

@@ -84,20 +84,34 @@ type Failover int
 
 // UnmarshalYAML accepts none, one or an integer.
 func (f *Failover) UnmarshalYAML(n *yaml.Node) error {
+	v, err := count(n, "failover")
+	*f = Failover(v)
+	return err
+}
+
+// VIPMoves is a number of VIP moves; YAML accepts none, one, or a number.
+type VIPMoves int
+
+// UnmarshalYAML accepts none, one or an integer.
+func (m *VIPMoves) UnmarshalYAML(n *yaml.Node) error {
+	v, err := count(n, "VIP moves")
+	*m = VIPMoves(v)
+	return err
+}
+
+// count reads none, one or a non-negative integer; key names the field in the error.
+func count(n *yaml.Node, key string) (int, error) {
 	switch strings.ToLower(n.Value) {
 	case "none":
-		*f = 0
-		return nil
+		return 0, nil
 	case "one":
-		*f = 1
-		return nil
+		return 1, nil
 	}
 	v, err := strconv.Atoi(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: failover must be none, one or a count, not %q", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 0 {
+		return 0, fmt.Errorf("line %d: %s must be none, one or a count, not %q", n.Line, key, n.Value)
 	}
-	*f = Failover(v)
-	return nil
+	return v, nil
 }
 
 // Expect holds the expectations. Unset ones are measured and reported, never judged.
@@ -113,4 +127,12 @@ type Expect struct {
 	// MaxLostMessages bounds the pub/sub messages a publisher was told a subscriber received
 	// that no subscriber recorded (pub/sub is at most once: unset, it is measured only).
 	MaxLostMessages *int `yaml:"max-lost-messages" json:"max_lost_messages,omitempty"`
+	// VIPMoves is the exact number of times the VIP moves to a node that did not hold it
+	// (a dead active proxy node: one); MaxVIPMoves bounds that number instead (a pause that
+	// may move it once but must not ping-pong: 1). At most one of the two is set.
+	VIPMoves    *VIPMoves `yaml:"vip-moves" json:"vip_moves,omitempty"`
+	MaxVIPMoves *VIPMoves `yaml:"max-vip-moves" json:"max_vip_moves,omitempty"`
+	// MaxVIPDualHolders bounds the time two or more nodes held the VIP at once (a VRRP split
+	// brain); 0s is a bound too: never seen on two nodes.
+	MaxVIPDualHolders *Duration `yaml:"max-vip-dual-holders" json:"max_vip_dual_holders,omitempty"`
 }

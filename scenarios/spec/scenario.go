@@ -430,6 +430,12 @@ func (s *Scenario) validate() []fieldError {
 	if e.MaxLostMessages != nil && (*e.MaxLostMessages < 0 || w.PubSub == nil) {
 		bad("expect.max-lost-messages", "needs a pubsub workload and a count of at least 0")
 	}
+	if e.VIPMoves != nil && e.MaxVIPMoves != nil {
+		bad("expect.max-vip-moves", "set vip-moves (an exact count) or max-vip-moves (a bound), not both")
+	}
+	if e.MaxVIPDualHolders != nil && *e.MaxVIPDualHolders < 0 {
+		bad("expect.max-vip-dual-holders", "%s: must not be negative (0s: never on two nodes)", e.MaxVIPDualHolders.D())
+	}
 	switch e.SplitBrainWrites {
 	case "forbidden", "allowed":
 	default:

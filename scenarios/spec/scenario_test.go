@@ -32,6 +32,43 @@ func TestCPUThrottleParses(t *testing.T) {
 	}
 }
 
+// The VIP expectations parse as written; unset, they stay nil (measured, not judged), and 0 is a
+// bound, not "unset".
+func TestVIPExpectations(t *testing.T) {
+	tests := []struct {
+		yaml           string
+		moves, maxMove int // -1: unset
+		dual           time.Duration
+		dualSet        bool
+	}{
+		{"expect: {failover: none}", -1, -1, 0, false},
+		{"expect: {vip-moves: none, max-vip-dual-holders: 0s}", 0, -1, 0, true},
+		{"expect: {vip-moves: one}", 1, -1, 0, false},
+		{"expect: {vip-moves: 2}", 2, -1, 0, false},
+		{"expect: {max-vip-moves: 0}", -1, 0, 0, false},
+		{"expect: {max-vip-moves: one}", -1, 1, 0, false},
+		{"expect: {max-vip-moves: 1, max-vip-dual-holders: 250ms}", -1, 1, 250 * time.Millisecond, true},
+	}
+	for _, tc := range tests {
+		s, err := Parse("v.yaml", []byte("name: x\n"+tc.yaml+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		e := s.Expect
+		moves, maxMove := -1, -1
+		if e.VIPMoves != nil {
+			moves = int(*e.VIPMoves)
+		}
+		if e.MaxVIPMoves != nil {
+			maxMove = int(*e.MaxVIPMoves)
+		}
+		if moves != tc.moves || maxMove != tc.maxMove || (e.MaxVIPDualHolders != nil) != tc.dualSet ||
+			(tc.dualSet && e.MaxVIPDualHolders.D() != tc.dual) {
+			t.Errorf("%s: parsed %+v", tc.yaml, e)
+		}
+	}
+}
+
 func TestValidationErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
@@ -70,6 +107,15 @@ func TestValidationErrors(t *testing.T) {
 		{"direct without node", "name: x\nworkload: {path: direct}\n", []string{"workload.node"}},
 		{"bad persistence", "name: x\nstack:\n  params:\n    persistence: maybe\n", []string{"f.yaml:4: stack.params.persistence"}},
 		{"bad split-brain", "name: x\nexpect:\n  split-brain-writes: sometimes\n", []string{"f.yaml:3: expect.split-brain-writes"}},
+		{"bad vip-moves", "name: x\nexpect:\n  vip-moves: twice\n", []string{"f.yaml:3: VIP moves must be none, one or a count, not \"twice\""}},
+		{"negative vip-moves", "name: x\nexpect:\n  vip-moves: -1\n", []string{"f.yaml:3: VIP moves must be none, one or a count, not \"-1\""}},
+		{"vip-moves and max-vip-moves", "name: x\nexpect:\n  vip-moves: one\n  max-vip-moves: 1\n",
+			[]string{"f.yaml:4: expect.max-vip-moves: set vip-moves (an exact count) or max-vip-moves (a bound), not both"}},
+		{"negative max-vip-moves", "name: x\nexpect:\n  max-vip-moves: -1\n", []string{"f.yaml:3: VIP moves must be none, one or a count, not \"-1\""}},
+		{"max-vip-moves not a count", "name: x\nexpect:\n  max-vip-moves: 1.5\n", []string{"f.yaml:3: VIP moves must be none, one or a count, not \"1.5\""}},
+		{"dual holders without a unit", "name: x\nexpect:\n  max-vip-dual-holders: 1\n", []string{"f.yaml:3: ", `"1" is not a duration`}},
+		{"negative dual holders", "name: x\nexpect:\n  max-vip-dual-holders: -1s\n", []string{"f.yaml:3: expect.max-vip-dual-holders: -1s: must not be negative"}},
+		{"misspelt vip key", "name: x\nexpect:\n  max-vip-move: 1\n", []string{"f.yaml:3: unknown field max-vip-move"}},
 		{"not yaml", "name: [x\n", []string{"f.yaml:1: did not find"}},
 		{"empty", "", []string{"f.yaml: empty scenario"}},
 	}
