@@ -22,6 +22,13 @@ var Variants = []Variant{{
 	Description: "the reference stack with min-replicas-to-write 1 and min-replicas-max-lag 10: " +
 		"a master that lost its replica stops acknowledging writes",
 	Params: spec.StackParams{MinReplicasToWrite: 1, MinReplicasMaxLag: 10},
+}, {
+	Name: "redisha-durable",
+	Base: "redisha",
+	Description: "the redisha stack with redisha-proxy's durability: replicated (a write is acknowledged " +
+		"only once the replica has it) and redisha-guard before every start of redis-server " +
+		"(a master restarted faster than down-after asks for a failover instead of wiping its replica)",
+	Params: spec.StackParams{Durability: "replicated", Guard: true},
 }}
 
 // variant returns the named variant, if any.
