@@ -71,6 +71,10 @@ type Config struct {
 	// MaxDiscovered bounds the backends probed because a sentinel named
 	// them without their being configured (0: DefaultMaxDiscovered).
 	MaxDiscovered int
+	// HelloViews also counts a configured sentinel's view heard on the data
+	// nodes' __sentinel__:hello channel (Hello), under the rules in
+	// hello.go. Sentinel probes then also ask SENTINEL MYID.
+	HelloViews bool
 }
 
 // Defaults for zero Config durations.
@@ -191,6 +195,9 @@ type View struct {
 	Addr     string // "ip:port" the sentinel currently names as master
 	Epoch    int64  // config-epoch
 	Probe    uint64 // as in Health
+	// RunID is the sentinel's run id (SENTINEL MYID, what its hellos carry);
+	// "" when not asked or not answered.
+	RunID string
 }
 
 // Notice is one sentinel pub/sub message, received at the event's now.
@@ -293,6 +300,12 @@ type Core struct {
 	majorUntil time.Time
 	switches   int
 
+	// The hello path (hello.go).
+	runIDs     map[string]string // configured sentinel -> run id it gave directly
+	hellos     map[string]View   // configured sentinel -> its kept hello view
+	helloStats HelloStats
+	stallAt    time.Time // the first step after the last gap longer than stallGap
+
 	sched
 }
 
@@ -303,7 +316,8 @@ func New(cfg Config, now time.Time) (*Core, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy core: %w", err)
 	}
-	c := &Core{cfg: cfg.withDefaults(), now: now, health: map[string]Health{}, views: map[string]View{}}
+	c := &Core{cfg: cfg.withDefaults(), now: now, health: map[string]Health{}, views: map[string]View{},
+		runIDs: map[string]string{}, hellos: map[string]View{}}
 	c.route = Route{Reason: "starting: no health or sentinel results yet", Hold: true}
 	c.syncTargets(now)
 	return c, nil
@@ -327,6 +341,16 @@ func (c *Core) Reconfigure(now time.Time, cfg Config) ([]Action, error) {
 	for s := range c.views {
 		if !keep[s] {
 			delete(c.views, s)
+		}
+	}
+	for s := range c.hellos {
+		if !keep[s] {
+			delete(c.hellos, s)
+		}
+	}
+	for s := range c.runIDs {
+		if !keep[s] {
+			delete(c.runIDs, s)
 		}
 	}
 	c.advance(now)
@@ -394,6 +418,9 @@ func (c *Core) view1(v View) output {
 	}
 	if prev, ok := c.views[v.Sentinel]; !ok || !v.At.Before(prev.At) {
 		c.views[v.Sentinel] = v
+		if v.OK && v.RunID != "" {
+			c.runIDs[v.Sentinel] = v.RunID
+		}
 	}
 	return c.evaluate(false)
 }
@@ -453,6 +480,12 @@ func (c *Core) apply(acts *[]Action, out output) {
 
 func (c *Core) advance(at time.Time) {
 	if at.After(c.now) {
+		if at.Sub(c.now) > c.stallGap() {
+			// The core is stepped at least every check interval (probes):
+			// a longer gap means this process did not run (frozen,
+			// starved), and input read now may have waited meanwhile.
+			c.stallAt = at
+		}
 		c.now = at
 	}
 }
@@ -528,9 +561,10 @@ func (c *Core) majority() (addr string, epoch int64, ok bool) {
 	if q == 0 {
 		return "", 0, false
 	}
+	eff := c.effective()
 	var top int64 = -1
-	for _, v := range c.views {
-		if c.viewFresh(v) && v.Epoch > top {
+	for _, v := range eff {
+		if v.Epoch > top {
 			top = v.Epoch
 		}
 	}
@@ -538,8 +572,8 @@ func (c *Core) majority() (addr string, epoch int64, ok bool) {
 		return "", 0, false
 	}
 	count := map[string]int{}
-	for _, v := range c.views {
-		if c.viewFresh(v) && v.Epoch == top {
+	for _, v := range eff {
+		if v.Epoch == top {
 			count[v.Addr]++
 		}
 	}
@@ -554,18 +588,18 @@ func (c *Core) majority() (addr string, epoch int64, ok bool) {
 // majorityExpiry is when the views naming addr at epoch stop being a
 // majority by age alone.
 func (c *Core) majorityExpiry(addr string, epoch int64) time.Time {
-	var ats []time.Time
-	for _, v := range c.views {
-		if c.viewFresh(v) && v.Epoch == epoch && v.Addr == addr {
-			ats = append(ats, v.At)
+	var untils []time.Time
+	for _, v := range c.effective() {
+		if v.Epoch == epoch && v.Addr == addr {
+			untils = append(untils, v.until)
 		}
 	}
-	slices.SortFunc(ats, func(a, b time.Time) int { return b.Compare(a) })
+	slices.SortFunc(untils, func(a, b time.Time) int { return b.Compare(a) })
 	q := c.cfg.Quorum()
-	if q == 0 || len(ats) < q {
+	if q == 0 || len(untils) < q {
 		return c.now
 	}
-	return ats[q-1].Add(c.cfg.ViewTTL)
+	return untils[q-1]
 }
 
 func (c *Core) viewFresh(v View) bool {
@@ -755,16 +789,23 @@ type BackendState struct {
 
 // Snapshot is a read-only summary of the core's state.
 type Snapshot struct {
-	Route          Route
-	Current        string
-	Agreed         string
-	AgreedEpoch    int64
-	HaveMajority   bool
-	Fenced         string
-	Switches       int
-	Backends       []BackendState
-	Sentinels      []SentinelState // every configured sentinel, heard from or not
+	Route        Route
+	Current      string
+	Agreed       string
+	AgreedEpoch  int64
+	HaveMajority bool
+	Fenced       string
+	Switches     int
+	Backends     []BackendState
+	Sentinels    []SentinelState // every configured sentinel, heard from or not
+	// SentinelsFresh counts the configured sentinels whose view counts now
+	// (directly, or through a corroborated hello).
 	SentinelsFresh int
+	// SentinelsViaHello counts those among them that count through a hello.
+	SentinelsViaHello int
+	// HelloViews: the hello path is on; Hellos counts what became of them.
+	HelloViews bool
+	Hellos     HelloStats
 }
 
 // SentinelState is a configured sentinel's last view, for the status
@@ -778,6 +819,17 @@ type SentinelState struct {
 	Master string // the master it names
 	Epoch  int64  // its config epoch
 	Err    string
+	// RunID is the run id it gave directly (SENTINEL MYID).
+	RunID string
+	// Hello* describe its last kept hello view (the hello path):
+	// when it was heard, what it names, whether it is fresh, and whether
+	// it counts now (fresh, corroborated, and it beats the direct view).
+	HelloHeard  bool
+	HelloAt     time.Time
+	HelloMaster string
+	HelloEpoch  int64
+	HelloFresh  bool
+	ViaHello    bool
 }
 
 // Snapshot summarises the state for metrics and health endpoints.
@@ -791,15 +843,23 @@ func (c *Core) Snapshot() Snapshot {
 		s.Backends = append(s.Backends, BackendState{Addr: a, At: h.At, Fresh: c.fresh(h), OK: h.OK, Role: h.Role, LinkUp: h.LinkUp, Offset: h.Offset, Err: h.Err})
 	}
 	sort.Slice(s.Backends, func(i, j int) bool { return s.Backends[i].Addr < s.Backends[j].Addr })
-	for _, v := range c.views {
-		if c.viewFresh(v) {
-			s.SentinelsFresh++
+	eff := c.effective()
+	via := map[string]bool{}
+	for _, v := range eff {
+		s.SentinelsFresh++
+		if v.hello {
+			s.SentinelsViaHello++
+			via[v.Sentinel] = true
 		}
 	}
+	s.HelloViews, s.Hellos = c.cfg.HelloViews, c.helloStats
 	for _, a := range c.cfg.Sentinels {
-		st := SentinelState{Addr: a}
+		st := SentinelState{Addr: a, RunID: c.runIDs[a], ViaHello: via[a]}
 		if v, ok := c.views[a]; ok {
 			st.Heard, st.At, st.Fresh, st.OK, st.Master, st.Epoch, st.Err = true, v.At, c.viewFresh(v), v.OK, v.Addr, v.Epoch, v.Err
+		}
+		if h, ok := c.hellos[a]; ok {
+			st.HelloHeard, st.HelloAt, st.HelloMaster, st.HelloEpoch, st.HelloFresh = true, h.At, h.Addr, h.Epoch, c.viewFresh(h)
 		}
 		s.Sentinels = append(s.Sentinels, st)
 	}

@@ -169,6 +169,9 @@ func (c *Core) Next() time.Time {
 	for _, v := range c.views {
 		consider(v.At.Add(c.cfg.ViewTTL + time.Nanosecond))
 	}
+	for _, v := range c.hellos {
+		consider(v.At.Add(c.cfg.ViewTTL + time.Nanosecond))
+	}
 	if c.fence != nil {
 		consider(c.fence.until)
 	}

@@ -35,6 +35,8 @@ type Stats struct {
 	Notices        uint64 // sentinel pub/sub messages understood
 	Probes         uint64 // probes sent
 	ProbeErrors    uint64 // probes the transport reported as failed (timeouts are the core's)
+	Hellos         uint64 // __sentinel__:hello messages understood (what the core made of them: Snapshot().Hellos)
+	HellosBad      uint64 // values on a hello subscription that are no hello
 }
 
 // Driver is the single-threaded event loop logic of redisha-proxy. Every
@@ -56,6 +58,7 @@ const (
 	InputSubscribed  = "subscribed"
 	InputWake        = "wake"
 	InputReconfigure = "reconfigure"
+	InputHello       = "hello"
 )
 
 // TraceEntry is one input the driver handled and what the core decided
@@ -103,8 +106,8 @@ func New(cfg core.Config, now time.Time, p Prober, r Router, log *slog.Logger) (
 // commands were sent, or the error that ended the exchange. The result is
 // dated from p.At (the answer was given somewhere between then and now).
 func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, err error) {
-	if err == nil && len(replies) != 2 {
-		err = fmt.Errorf("%d replies, want 2", len(replies))
+	if want := d.replies(p.Kind); err == nil && len(replies) != want {
+		err = fmt.Errorf("%d replies, want %d", len(replies), want)
 	}
 	if err != nil {
 		d.stats.ProbeErrors++
@@ -116,6 +119,9 @@ func (d *Driver) HandleReply(now time.Time, p core.Probe, replies []resp.Value, 
 			v.Err = err.Error()
 		} else {
 			v = ViewFromReplies(p.At, p.Target, replies[0], replies[1])
+			if len(replies) == 3 {
+				v.RunID = RunIDFromReply(replies[2])
+			}
 		}
 		v.Probe = p.ID
 		d.log.Debug("sentinel view", "sentinel", p.Target, "id", p.ID, "sent", p.At, "ok", v.OK, "addr", v.Addr, "epoch", v.Epoch, "err", v.Err)
@@ -144,6 +150,48 @@ func (d *Driver) HandleMessage(now time.Time, sentinel string, v resp.Value) {
 	d.log.Debug("sentinel notice", "sentinel", sentinel, "channel", ch, "payload", payload)
 	d.traced(TraceEntry{Now: now, Input: InputMessage, Target: sentinel},
 		d.core.Notice(now, core.Notice{Sentinel: sentinel, Channel: ch, Payload: payload}))
+}
+
+// replies is how many replies a probe of kind gets: SENTINEL MASTER and
+// GET-MASTER-ADDR-BY-NAME, plus SENTINEL MYID with the hello path on;
+// PING and INFO replication.
+func (d *Driver) replies(kind core.ProbeKind) int {
+	if kind == core.ProbeSentinel && d.core.Config().HelloViews {
+		return 3
+	}
+	return 2
+}
+
+// ProbeCommands are the commands a probe of kind sends, pipelined, under
+// cfg: what HandleReply expects the replies of, in this order.
+func ProbeCommands(kind core.ProbeKind, cfg core.Config) [][]string {
+	if kind == core.ProbeSentinel {
+		cmds := [][]string{{"SENTINEL", "MASTER", cfg.MasterName}, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", cfg.MasterName}}
+		if cfg.HelloViews {
+			cmds = append(cmds, []string{"SENTINEL", "MYID"})
+		}
+		return cmds
+	}
+	return [][]string{{"PING"}, {"INFO", "replication"}}
+}
+
+// HandleHello delivers one value read on backend's subscription to the
+// __sentinel__:hello channel; confirmations are ignored, anything else that
+// is no well-formed hello is counted and dropped.
+func (d *Driver) HandleHello(now time.Time, backend string, v resp.Value) {
+	payload, ok := HelloFromMessage(v)
+	if !ok {
+		return
+	}
+	h, ok := core.ParseHello(payload)
+	if !ok {
+		d.stats.HellosBad++
+		d.log.Debug("malformed hello", "backend", backend, "payload", truncate(payload, 200))
+		return
+	}
+	d.stats.Hellos++
+	h.Via = backend
+	d.traced(TraceEntry{Now: now, Input: InputHello, Target: backend}, d.core.Hello(now, h))
 }
 
 // Subscribed reports a (re)subscription to sentinel's events: notices may

@@ -114,6 +114,37 @@ func NoticeFromMessage(v resp.Value) (channel, payload string, ok bool) {
 	return v.Elems[2].Str, v.Elems[3].Str, true
 }
 
+// HelloFromMessage interprets one value read on a SUBSCRIBE
+// __sentinel__:hello connection (or a PSUBSCRIBE one matching it): the
+// payload of a message on that channel. ok is false for confirmations and
+// anything else.
+func HelloFromMessage(v resp.Value) (payload string, ok bool) {
+	if v.Kind != resp.Array && v.Kind != resp.Push {
+		return "", false
+	}
+	for _, e := range v.Elems {
+		if !isText(e) {
+			return "", false
+		}
+	}
+	switch {
+	case len(v.Elems) == 3 && strings.EqualFold(v.Elems[0].Str, "message") && v.Elems[1].Str == core.HelloChannel:
+		return v.Elems[2].Str, true
+	case len(v.Elems) == 4 && strings.EqualFold(v.Elems[0].Str, "pmessage") && v.Elems[2].Str == core.HelloChannel:
+		return v.Elems[3].Str, true
+	}
+	return "", false
+}
+
+// RunIDFromReply is a sentinel's answer to SENTINEL MYID: its run id, or ""
+// when the answer is an error or not a run id.
+func RunIDFromReply(v resp.Value) string {
+	if !isText(v) || !core.ValidRunID(v.Str) {
+		return ""
+	}
+	return v.Str
+}
+
 func isText(v resp.Value) bool {
 	return v.Kind == resp.BulkString || v.Kind == resp.SimpleString || v.Kind == resp.Verbatim
 }
