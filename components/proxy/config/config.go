@@ -393,5 +393,6 @@ func (c *Config) CoreConfig() core.Config {
 		CheckTimeout:    c.Check.Timeout,
 		FastInterval:    c.Check.FastInterval,
 		FastWindow:      c.Check.FastWindow,
+		HelloViews:      c.Routing.HelloViews,
 	}
 }

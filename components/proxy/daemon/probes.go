@@ -22,8 +22,10 @@ type workerKey struct {
 
 type worker struct {
 	probes     chan core.Probe
+	ctx        context.Context
 	stop       context.CancelFunc
 	discovered bool
+	hello      context.CancelFunc // the backend's hello subscriber (hello.go); nil: none
 }
 
 // Probe is the driver's Prober: hand p to its target's worker.
@@ -32,13 +34,18 @@ func (p *Proxy) Probe(pr core.Probe) {
 	w := p.workers[k]
 	if w == nil {
 		ctx, cancel := context.WithCancel(p.ctx)
-		w = &worker{probes: make(chan core.Probe, 4), stop: cancel, discovered: pr.Discovered}
+		w = &worker{probes: make(chan core.Probe, 4), ctx: ctx, stop: cancel, discovered: pr.Discovered}
 		p.workers[k] = w
 		auth := p.probeAuth
 		if pr.Kind == core.ProbeSentinel {
 			auth = p.cfg.Load().SentinelAuth
 		}
 		go p.runWorker(ctx, &probeConn{addr: pr.Target, auth: auth}, w.probes)
+	}
+	if pr.Kind == core.ProbeBackend && !pr.Discovered {
+		// Hellos are heard on configured backends only: an address a
+		// sentinel (let alone a hello) named is probed, never subscribed.
+		p.syncHello(w, pr.Target)
 	}
 	select {
 	case w.probes <- pr:
@@ -81,18 +88,19 @@ func (p *Proxy) runWorker(ctx context.Context, c *probeConn, probes <-chan core.
 		case <-ctx.Done():
 			return
 		case pr := <-probes:
-			vals, readAt, err := c.probe(ctx, pr, p.cfg.Load().MasterName)
+			cfg := p.cfg.Load()
+			c.myID = cfg.Routing.HelloViews
+			vals, readAt, err := c.probe(ctx, pr, cfg.MasterName)
 			p.post(func(d *driver.Driver) { d.HandleReply(readAt, pr, vals, err) })
 		}
 	}
 }
 
-// probeCommands are what each kind of probe sends, pipelined.
-func probeCommands(kind core.ProbeKind, masterName string) [][]string {
-	if kind == core.ProbeSentinel {
-		return [][]string{{"SENTINEL", "MASTER", masterName}, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName}}
-	}
-	return [][]string{{"PING"}, {"INFO", "replication"}}
+// probeCommands are what each kind of probe sends, pipelined (the
+// driver's list: it interprets the replies); myID adds SENTINEL MYID to
+// sentinel probes (the hello path).
+func probeCommands(kind core.ProbeKind, masterName string, myID bool) [][]string {
+	return driver.ProbeCommands(kind, core.Config{MasterName: masterName, HelloViews: myID})
 }
 
 // probeConn is one connection (components/resp's client) to a backend or
@@ -103,6 +111,7 @@ type probeConn struct {
 	addr string
 	auth Auth
 	conn *resp.Conn
+	myID bool // also ask SENTINEL MYID (routing.hello_views)
 }
 
 // probe sends pr's commands, bounded by pr.Deadline, and returns the
@@ -113,7 +122,7 @@ type probeConn struct {
 func (c *probeConn) probe(ctx context.Context, pr core.Probe, masterName string) ([]resp.Value, time.Time, error) {
 	ctx, cancel := context.WithDeadline(ctx, pr.Deadline)
 	defer cancel()
-	vals, err := c.exchange(ctx, probeCommands(pr.Kind, masterName))
+	vals, err := c.exchange(ctx, probeCommands(pr.Kind, masterName, c.myID))
 	if err != nil {
 		c.close()
 	}
