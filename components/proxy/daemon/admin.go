@@ -201,6 +201,9 @@ func (p *Proxy) StatusNow() StatusDoc {
 	if a := p.ReadOnlyAddr(); a != "" {
 		d.Listeners["read_only"] = a
 	}
+	if a := p.DurableAddr(); a != "" {
+		d.Listeners["durable"] = a
+	}
 	if a := p.AdminAddr(); a != "" {
 		d.Listeners["admin"] = a
 	}

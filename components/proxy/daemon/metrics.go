@@ -8,6 +8,7 @@ import (
 
 	"github.com/redisha/redisha/components/proxy/core"
 	"github.com/redisha/redisha/components/proxy/driver"
+	"github.com/redisha/redisha/components/proxy/forward"
 )
 
 // metrics are the proxy's Prometheus series. Byte counts never come from
@@ -31,10 +32,12 @@ type metrics struct {
 	sentinelsFresh prometheus.Gauge
 	majority       prometheus.Gauge
 	routable       prometheus.Gauge
+	// durable is the durable mode's counters (set by New).
+	durable *forward.DurableStats
 }
 
 func newMetrics() *metrics {
-	const ns = "redisha_proxy"
+
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active",
@@ -66,6 +69,7 @@ func newMetrics() *metrics {
 		Help: "Times the routed master changed."}, func() float64 { return float64(m.stats().Switchovers) })
 	m.closedOnSwitch = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
 		Help: "Client connections closed because their master was deposed or fenced."}, func() float64 { return float64(m.stats().ClosedOnSwitch) })
+	m.reg.MustRegister(&durableCollector{m: m})
 	m.reg.MustRegister(m.active, m.accepted, m.refused, m.bytes, m.switchovers, m.closedOnSwitch, m.idleClosed,
 		m.backendUp, m.backendRole, m.backendRouted, m.sentinelsFresh, m.majority, m.routable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -140,4 +144,55 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// durableCollector exposes forward.DurableStats (atomics updated by the
+// event loops) at scrape time.
+type durableCollector struct{ m *metrics }
+
+const ns = "redisha_proxy"
+
+var (
+	durWaits = prometheus.NewDesc(ns+"_durable_waits_total",
+		"WAIT commands the durable mode appended to batches holding a write.", nil, nil)
+	durHeld = prometheus.NewDesc(ns+"_durable_acknowledged_batches_total",
+		"Write batches whose replies were released after WAIT counted enough replicas.", nil, nil)
+	durAsync = prometheus.NewDesc(ns+"_durable_async_acks_total",
+		"Write batches acknowledged without replication because the master had no replica (durability_no_replica: async).", nil, nil)
+	durErrRel = prometheus.NewDesc(ns+"_durable_error_releases_total",
+		"Batches whose WAIT fell short but whose replies were all errors, released as they were (nothing acknowledged).", nil, nil)
+	durPass = prometheus.NewDesc(ns+"_durable_passthrough_total",
+		"Durable connections that left the durable mode (passed through unreplicated from then on), by reason.", []string{"reason"}, nil)
+	durClosed = prometheus.NewDesc(ns+"_durable_closed_total",
+		"Durable connections closed instead of acknowledging (an indeterminate outcome for the client), by reason.", []string{"reason"}, nil)
+)
+
+func (c *durableCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{durWaits, durHeld, durAsync, durErrRel, durPass, durClosed} {
+		ch <- d
+	}
+}
+
+func (c *durableCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.durable
+	if s == nil {
+		return
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(durWaits, s.Waits.Load())
+	counter(durHeld, s.Held.Load())
+	counter(durAsync, s.AsyncAcks.Load())
+	counter(durErrRel, s.ErrorRelease.Load())
+	counter(durPass, s.PassSubscribe.Load(), "subscribe")
+	counter(durPass, s.PassMonitor.Load(), "monitor")
+	counter(durPass, s.PassClientReply.Load(), "client_reply")
+	counter(durPass, s.PassSync.Load(), "sync")
+	counter(durClosed, s.ClosedShort.Load(), "not_replicated")
+	counter(durClosed, s.ClosedError.Load(), "wait_error")
+	counter(durClosed, s.ClosedStuck.Load(), "wait_unanswered")
+	counter(durClosed, s.ClosedHeldLimit.Load(), "held_limit")
+	counter(durClosed, s.ClosedDesync.Load(), "desync")
+	counter(durClosed, s.ClosedMulti.Load(), "multi_refused")
 }

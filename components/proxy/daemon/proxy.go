@@ -62,6 +62,7 @@ type Proxy struct {
 	lnMu      sync.Mutex
 	rw        *net.TCPListener
 	ro        *net.TCPListener
+	dl        *net.TCPListener // durable_listen (always "replicated")
 	admin     *http.Server
 	adminAddr string
 	watch     *watchServer   // the current watch listener (nil: none)
@@ -70,6 +71,12 @@ type Proxy struct {
 	// acceptErr is the last accept error of the read-write listener, ""
 	// once an accept succeeds again (/livez).
 	acceptErr atomic.Pointer[string]
+
+	// durable mode (durable.go)
+	dstats  *forward.DurableStats
+	durMu   sync.Mutex
+	durCmds map[string]*forward.CommandTable // COMMAND tables by master address
+	durRepl map[string]*replicaWatch         // no-replica pollers by master (policy async)
 
 	// Version is reported by /status; set it before Start.
 	Version string
@@ -90,7 +97,9 @@ type Proxy struct {
 func New(cfg *Config, log *slog.Logger) *Proxy {
 	p := &Proxy{log: log, metrics: newMetrics(), events: make(chan func(*driver.Driver), 4096), reloadCh: make(chan *Config, 1),
 		routeCh: make(chan struct{}), reg: registry{m: map[string]map[*pair]struct{}{}},
-		workers: map[workerKey]*worker{}, subs: map[string]context.CancelFunc{}}
+		workers: map[workerKey]*worker{}, subs: map[string]context.CancelFunc{},
+		dstats: &forward.DurableStats{}, durCmds: map[string]*forward.CommandTable{}, durRepl: map[string]*replicaWatch{}}
+	p.metrics.durable = p.dstats
 	p.cfg.Store(cfg)
 	p.stats.Store(&driver.Stats{})
 	p.metrics.stats = func() driver.Stats { return *p.stats.Load() }
@@ -121,11 +130,23 @@ func (p *Proxy) Start() error {
 			return err
 		}
 	}
+	if cfg.DurableListen != "" {
+		if p.dl, err = listen(cfg.DurableListen); err != nil {
+			rw.Close()
+			if p.ro != nil {
+				p.ro.Close()
+			}
+			return err
+		}
+	}
 	if cfg.WatchListen != "" {
 		if p.watch, err = startWatch(cfg.WatchListen, p.log); err != nil {
 			rw.Close()
 			if p.ro != nil {
 				p.ro.Close()
+			}
+			if p.dl != nil {
+				p.dl.Close()
 			}
 			return err
 		}
@@ -139,17 +160,24 @@ func (p *Proxy) Start() error {
 			if p.watch != nil {
 				p.watch.stop(false)
 			}
+			if p.dl != nil {
+				p.dl.Close()
+			}
 			return err
 		}
 	}
 	p.handlers.Add(1)
 	go p.loop(d, cfg)
-	go p.serve(p.rw, false)
+	go p.serve(p.rw, lnRW)
 	if p.ro != nil {
-		go p.serve(p.ro, true)
+		go p.serve(p.ro, lnRO)
+	}
+	if p.dl != nil {
+		go p.serve(p.dl, lnDurable)
 	}
 	go p.reapIdle()
 	p.log.Info("proxy started", "listen", p.rw.Addr().String(), "read_only_listen", cfg.ReadOnlyListen,
+		"durability", cfg.Durability, "durable_listen", cfg.DurableListen,
 		"admin", cfg.Admin, "watch_listen", cfg.WatchListen, "master_name", cfg.MasterName, "backends", cfg.Backends, "sentinels", cfg.Sentinels)
 	return nil
 }
@@ -179,6 +207,16 @@ func (p *Proxy) ReadOnlyAddr() string {
 	return p.ro.Addr().String()
 }
 
+// DurableAddr is the durable listener's address ("" when disabled).
+func (p *Proxy) DurableAddr() string {
+	p.lnMu.Lock()
+	defer p.lnMu.Unlock()
+	if p.dl == nil {
+		return ""
+	}
+	return p.dl.Addr().String()
+}
+
 // AdminAddr is the admin HTTP address ("" when disabled).
 func (p *Proxy) AdminAddr() string {
 	p.lnMu.Lock()
@@ -206,7 +244,7 @@ func (p *Proxy) Reload(cfg *Config) error {
 		}
 		oldLn := p.rw
 		p.rw = ln
-		go p.serve(ln, false)
+		go p.serve(ln, lnRW)
 		oldLn.Close()
 	}
 	if cfg.ReadOnlyListen != old.ReadOnlyListen {
@@ -217,12 +255,27 @@ func (p *Proxy) Reload(cfg *Config) error {
 				p.lnMu.Unlock()
 				return fmt.Errorf("reload: read_only_listen %s: %w", cfg.ReadOnlyListen, err)
 			}
-			go p.serve(ln, true)
+			go p.serve(ln, lnRO)
 		}
 		if p.ro != nil {
 			p.ro.Close()
 		}
 		p.ro = ln
+	}
+	if cfg.DurableListen != old.DurableListen {
+		var ln *net.TCPListener
+		if cfg.DurableListen != "" {
+			var err error
+			if ln, err = listen(cfg.DurableListen); err != nil {
+				p.lnMu.Unlock()
+				return fmt.Errorf("reload: durable_listen %s: %w", cfg.DurableListen, err)
+			}
+			go p.serve(ln, lnDurable)
+		}
+		if p.dl != nil {
+			p.dl.Close()
+		}
+		p.dl = ln
 	}
 	if cfg.WatchListen != old.WatchListen {
 		var w *watchServer
@@ -282,6 +335,9 @@ func (p *Proxy) Drain(ctx context.Context) {
 	if p.ro != nil {
 		p.ro.Close()
 	}
+	if p.dl != nil {
+		p.dl.Close()
+	}
 	p.lnMu.Unlock()
 	timeout := time.NewTimer(p.cfg.Load().Limits.DrainTimeout)
 	defer timeout.Stop()
@@ -313,6 +369,9 @@ func (p *Proxy) Close() {
 	p.rw.Close()
 	if p.ro != nil {
 		p.ro.Close()
+	}
+	if p.dl != nil {
+		p.dl.Close()
 	}
 	p.lnMu.Unlock()
 	p.reg.closeAll()
@@ -546,7 +605,17 @@ func (r *registry) each(f func(*pair) bool) {
 	}
 }
 
-func (p *Proxy) serve(ln *net.TCPListener, readOnly bool) {
+// The client listeners.
+type lnKind uint8
+
+const (
+	lnRW      lnKind = iota // listen: the master, durable when durability is "replicated"
+	lnRO                    // read_only_listen: a healthy replica
+	lnDurable               // durable_listen: the master, always durable
+)
+
+func (p *Proxy) serve(ln *net.TCPListener, kind lnKind) {
+	readOnly := kind == lnRO
 	delay := 5 * time.Millisecond
 	for {
 		c, err := ln.AcceptTCP()
@@ -571,13 +640,16 @@ func (p *Proxy) serve(ln *net.TCPListener, readOnly bool) {
 			p.acceptErr.Store(nil)
 		}
 		p.handlers.Add(1)
-		go p.handle(c, readOnly)
+		go p.handle(c, kind)
 	}
 }
 
-func listenerName(readOnly bool) string {
-	if readOnly {
+func listenerName(kind lnKind) string {
+	switch kind {
+	case lnRO:
 		return "read_only"
+	case lnDurable:
+		return "durable"
 	}
 	return "read_write"
 }
@@ -604,9 +676,10 @@ func oneLine(s string) string {
 	return string(b)
 }
 
-func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
+func (p *Proxy) handle(client *net.TCPConn, kind lnKind) {
 	defer p.handlers.Done()
-	lst := listenerName(readOnly)
+	lst := listenerName(kind)
+	readOnly := kind == lnRO
 	if p.draining.Load() {
 		p.refuse(client, lst, "draining", "shutting down")
 		return
@@ -659,6 +732,12 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 			return
 		}
 	}
+	opts := forward.Options{}
+	if kind == lnDurable || (kind == lnRW && cfg.Durability == config.DurabilityReplicated) {
+		// Before anything is forwarded: the classification of this
+		// master's commands (fetched once) and the no-replica policy.
+		opts.Durable, opts.WaitLimit = p.durable(cfg, addr)
+	}
 	p.metrics.accepted.WithLabelValues(lst).Inc()
 	p.metrics.active.WithLabelValues(lst).Inc()
 	// The event loops (components/proxy/forward) take the sockets over and
@@ -671,7 +750,8 @@ func (p *Proxy) handle(client *net.TCPConn, readOnly bool) {
 		p.finished(pr, key, lst, 0, 0)
 		return
 	}
-	f, err := forward.Start(client, backend, forward.Options{Done: func(up, down int64) { p.finished(pr, key, lst, up, down) }})
+	opts.Done = func(up, down int64) { p.finished(pr, key, lst, up, down) }
+	f, err := forward.Start(client, backend, opts)
 	if err != nil {
 		pr.mu.Unlock()
 		p.log.Warn("forward", "err", err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,12 @@ type Options struct {
 	// Done is called once, from the loop, when the pair has ended and both
 	// sockets are closed, with the bytes moved each way.
 	Done func(up, down int64)
+	// Durable, when set, runs the pair in the durable mode (durable.go):
+	// both directions go through it, Up is ignored. WaitLimit is how long
+	// a WAIT may go unanswered before the pair is closed (the master
+	// stopped answering); 0 means never.
+	Durable   *Durable
+	WaitLimit time.Duration
 }
 
 type loop struct {
@@ -168,6 +175,9 @@ type dir struct {
 	done     bool // finished (EOF forwarded, or given up)
 	moved    int64
 	insp     Inspector
+	dur      *Durable // the durable mode's filter (nil: plain forwarding)
+	isUp     bool
+	flow     *Flow
 }
 
 func (d *dir) hasPending() bool { return len(d.pending) > 0 || d.inPipe > 0 }
@@ -183,6 +193,12 @@ type Flow struct {
 	mu     sync.Mutex // guards closed against Close and TCPInfo from other goroutines
 	closed bool
 	ch     chan struct{} // closed when the pair ended
+
+	// durable mode: when the oldest unanswered WAIT was sent (unix ns, 0:
+	// none) and how long it may stay unanswered (durable_io.go's sweeper).
+	waitSince atomic.Int64
+	waitLimit int64
+	dstats    *DurableStats
 }
 
 // Start hands client and backend to an event loop, which forwards between
@@ -209,8 +225,16 @@ func Start(client, backend *net.TCPConn, opts Options) (*Flow, error) {
 	backend.Close()
 	f := &Flow{l: l, done: opts.Done, ch: make(chan struct{})}
 	f.c.fd, f.b.fd = cfd, bfd
-	f.up = dir{src: &f.c, dst: &f.b, insp: opts.Up}
-	f.down = dir{src: &f.b, dst: &f.c}
+	f.up = dir{src: &f.c, dst: &f.b, insp: opts.Up, isUp: true, flow: f}
+	f.down = dir{src: &f.b, dst: &f.c, flow: f}
+	if opts.Durable != nil {
+		f.up.dur, f.up.insp, f.down.dur = opts.Durable, durUp{opts.Durable}, opts.Durable
+		f.dstats = opts.Durable.stats
+		if opts.WaitLimit > 0 {
+			f.waitLimit = int64(opts.WaitLimit)
+			watchDurable(f)
+		}
+	}
 	f.c.interest, f.b.interest = unix.EPOLLIN, unix.EPOLLIN
 	// Everything the loop reads is set before the map insert: the loop
 	// takes the same lock before it looks the pair up.
@@ -408,6 +432,9 @@ func (f *Flow) finish() {
 		return
 	}
 	f.ended = true
+	if f.waitLimit > 0 {
+		durableFlows.Delete(f)
+	}
 	f.up.dropPipe()
 	f.down.dropPipe()
 	f.l.mu.Lock()
@@ -444,6 +471,9 @@ func (d *dir) pump(scratch []byte) error {
 			d.splicing = true
 			return d.splice()
 		}
+	}
+	if d.dur != nil {
+		return d.pumpDurable(scratch)
 	}
 	n, err := readFD(d.src.fd, scratch)
 	if err == unix.EAGAIN {
