@@ -153,7 +153,7 @@ func TestDurableSameBytes(t *testing.T) {
 		rawCmd("LPUSH", "l", "a", "b") + rawCmd("LRANGE", "l", "0", "-1") + rawCmd("NOSUCHCMD") +
 		"SET inline \"two words\"\r\nGET inline\r\n" + rawCmd("SET", "big", strings.Repeat("z", 100<<10)) + rawCmd("STRLEN", "big")
 	scripts := map[string][]step{
-		"pipeline": {{send: pipeline + rawCmd("QUIT")}},
+		"pipeline":           {{send: pipeline + rawCmd("QUIT")}},
 		"pipeline in pieces": {{send: rawCmd("SET", "a", "1"), until: "+OK"}, {send: rawCmd("GET", "a") + rawCmd("DEL", "a") + rawCmd("QUIT")}},
 		"multi": {{send: rawCmd("MULTI") + rawCmd("SET", "m", "1") + rawCmd("INCR", "m") + rawCmd("GET", "m") + rawCmd("EXEC") +
 			rawCmd("MULTI") + rawCmd("GET", "m") + rawCmd("DISCARD") + rawCmd("MULTI") + rawCmd("SET", "m") + rawCmd("EXEC") + rawCmd("QUIT")}},
