@@ -74,8 +74,9 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		// Registered before its goroutine runs, so that the next accept can
-		// already evict it.
-		c := &clientConn{s: s, id: atomic.AddInt64(&s.clientSeq, 1), conn: conn,
+		// already evict it. A write that blocks is bounded by writeDeadline
+		// (quietConn).
+		c := &clientConn{s: s, id: atomic.AddInt64(&s.clientSeq, 1), conn: newQuietConn(conn, writeDeadline),
 			authed: s.opts.RequirePass == "", channels: map[string]bool{}, patterns: map[string]bool{}}
 		s.clients.Store(c, struct{}{})
 		s.nclients.Add(1)
@@ -192,7 +193,6 @@ func (c *clientConn) reply(fn func(w *resp.Writer)) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	fn(c.w)
-	c.conn.SetWriteDeadline(time.Now().Add(writeDeadline))
 	if err := c.w.Flush(); err != nil {
 		c.conn.Close()
 	}
@@ -254,7 +254,6 @@ func (c *clientConn) coreCommand(args []string) {
 		c.conn.Close()
 		return
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(writeDeadline))
 	if _, err := c.conn.Write(buf.Bytes()); err != nil {
 		c.conn.Close()
 	}

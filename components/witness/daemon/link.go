@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type link struct {
 	probing bool
 	enc     bytes.Buffer
 	w       *resp.Writer // encodes into enc
+
+	sub     *resp.Conn   // the hello subscription while it runs (under mu)
+	subLast atomic.Int64 // mono() of the subscription's last message
 }
 
 // pconn is one pipelined command connection: writes happen under link.mu,
@@ -62,7 +66,21 @@ type pconn struct {
 	qmu        sync.Mutex
 	q          []core.Action // commands written, reply not read yet (Kind 0: handshake)
 	superseded atomic.Bool   // replaced by an adopted probe: nothing it owed is reported
+	// owedSince is mono() when the reply now awaited became due (its
+	// command was written onto an idle connection, or the reply before it
+	// arrived); 0 while nothing is owed. Server.sweep closes the connection
+	// once it is older than the link's timeout and marks it expired: the
+	// reply deadline, checked on the loop's tick instead of a runtime timer
+	// per command (see quietConn).
+	owedSince atomic.Int64
+	expired   atomic.Bool
 }
+
+// monoBase anchors mono: time.Since reads the monotonic clock.
+var monoBase = time.Now()
+
+// mono is the time since the process started, on the monotonic clock.
+func mono() int64 { return int64(time.Since(monoBase)) }
 
 func (s *Server) newLink(t core.Target) *link {
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -88,8 +106,19 @@ func (s *Server) newLink(t core.Target) *link {
 
 // dialOptions are the Pub/Sub connection's (a resp.Conn).
 func (l *link) dialOptions(kind string) resp.DialOptions {
-	return resp.DialOptions{DialTimeout: l.timeout, Timeout: l.timeout, Username: l.auth.User, Password: l.auth.Pass,
+	return resp.DialOptions{Dialer: quietDial, DialTimeout: l.timeout, Timeout: l.timeout, Username: l.auth.User, Password: l.auth.Pass,
 		Protocol: 2, MaxReply: maxLinkReply, ClientName: "sentinel-" + l.s.myID[:8] + "-" + kind}
+}
+
+// quietDial dials a Pub/Sub connection as a quietConn; resp.Conn sets its
+// own deadlines.
+func quietDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newQuietConn(nc, 0), nil
 }
 
 // maxLinkReply bounds one reply on a link (INFO is the largest); a peer
@@ -109,7 +138,7 @@ func (l *link) connect() (*pconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pconn{l: l, nc: nc}
+	p := &pconn{l: l, nc: newQuietConn(nc, writeTimeout)}
 	var hs [][]string
 	if l.auth.Pass != "" {
 		if l.auth.User != "" {
@@ -131,13 +160,14 @@ func (l *link) connect() (*pconn, error) {
 }
 
 // write sends one command and queues a for its reply; l.mu is held. The
-// reply deadline is set when the queue was empty (the reader moves it on).
+// reply is due from now when the queue was empty (the reader moves it on).
+// The connection bounds a write that blocks by writeTimeout (quietConn).
 func (p *pconn) write(a core.Action, args ...string) error {
 	l := p.l
 	p.qmu.Lock()
 	p.q = append(p.q, a)
 	if len(p.q) == 1 {
-		_ = p.nc.SetReadDeadline(time.Now().Add(l.timeout))
+		p.owedSince.Store(mono())
 	}
 	p.qmu.Unlock()
 	l.w.Array(len(args))
@@ -145,7 +175,6 @@ func (p *pconn) write(a core.Action, args ...string) error {
 		l.w.Bulk(x)
 	}
 	_ = l.w.Flush()
-	_ = p.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := p.nc.Write(l.enc.Bytes())
 	l.enc.Reset()
 	if err != nil {
@@ -167,9 +196,9 @@ func (p *pconn) pop() (core.Action, bool) {
 	p.q = p.q[1:]
 	if len(p.q) == 0 {
 		p.q = nil
-		_ = p.nc.SetReadDeadline(time.Time{})
+		p.owedSince.Store(0)
 	} else {
-		_ = p.nc.SetReadDeadline(time.Now().Add(p.l.timeout))
+		p.owedSince.Store(mono())
 	}
 	return a, true
 }
@@ -213,6 +242,9 @@ func (p *pconn) read() {
 		}
 	}
 	p.nc.Close()
+	if p.expired.Load() {
+		err = &net.OpError{Op: "read", Net: "tcp", Addr: p.nc.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+	}
 	l.mu.Lock()
 	if l.cur == p {
 		l.cur = nil
@@ -312,6 +344,29 @@ func (l *link) runProbe(a core.Action) {
 // close stops the link's goroutines; they close their connections.
 func (l *link) close() {
 	l.once.Do(l.cancel)
+}
+
+// sweep enforces the link's timeouts at now (mono()): a command
+// connection whose awaited reply is l.timeout late is closed as timed out
+// (its reader reports every command owed), and a hello subscription silent
+// for subIdle is closed and subscribed again. It runs on the loop's timer
+// wake-ups, at most 100 ms apart, in place of a deadline per command.
+func (l *link) sweep(now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range []*pconn{l.cur, l.probe} {
+		if p == nil {
+			continue
+		}
+		if since := p.owedSince.Load(); since != 0 && now-since >= int64(l.timeout) && !p.expired.Load() {
+			p.expired.Store(true)
+			p.nc.Close()
+		}
+	}
+	if l.sub != nil && now-l.subLast.Load() >= int64(subIdle) {
+		l.sub.Close()
+		l.sub = nil
+	}
 }
 
 func localIPOf(nc net.Conn) string {
@@ -464,13 +519,24 @@ func (l *link) subscribeOnce() error {
 	if err := c.Subscribe(l.ctx, core.HelloChannel); err != nil {
 		return err
 	}
+	// From here the loop's sweep closes c after subIdle without a message.
+	l.subLast.Store(mono())
+	l.mu.Lock()
+	l.sub = c
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.sub == c {
+			l.sub = nil
+		}
+		l.mu.Unlock()
+	}()
 	for {
-		ctx, cancel := context.WithTimeout(l.ctx, subIdle)
-		m, err := c.ReceiveMessage(ctx)
-		cancel()
+		m, err := c.ReceiveMessage(l.ctx)
 		if err != nil {
 			return err
 		}
+		l.subLast.Store(mono())
 		if m.Channel == core.HelloChannel {
 			l.s.onHello(m.Payload, driver.ViaPubSub)
 		}

@@ -284,6 +284,10 @@ func (s *Server) loop() {
 			close(o.done)
 		case <-timer.C:
 			s.drv.Wake(s.opts.Now())
+			now := mono()
+			for _, l := range s.links {
+				l.sweep(now)
+			}
 		}
 	}
 }
