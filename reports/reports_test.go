@@ -173,3 +173,50 @@ func TestTable(t *testing.T) {
 		t.Fatalf("markdown:\n%s", b.String())
 	}
 }
+
+// A violated VIP expectation reads as a failure (red in the page), a known VIP finding as a
+// finding with what the VIP did beside the lost writes, never as a pass.
+func TestVIPVerdictsRender(t *testing.T) {
+	dir := sampleRun(t)
+	r := must(result.Read(dir))
+	none := 0
+	r.Error, r.Reasons = "", nil
+	r.Verdicts = []result.Judged{
+		{Verdict: result.Verdict{Check: "failover", Status: result.Pass}, Want: result.Pass, Match: true},
+		{Verdict: result.Verdict{Check: "vip-moves", Status: result.Fail, Expected: "no VIP move", Observed: "2 VIP move(s): to haproxy2 at 12:00:10.000, haproxy1 at 12:00:12.000",
+			Metrics: map[string]float64{"moves": 2}}, Want: result.Pass},
+	}
+	r.Summary.LostWrites = &none
+	r.Outcome = result.OutcomeFail
+	if got := Verdict(r); got != "FAIL vip-moves" {
+		t.Errorf("violation: %q", got)
+	}
+	var b strings.Builder
+	_ = WriteTable(&b, []*result.Result{r})
+	if !strings.Contains(b.String(), "FAIL vip-moves") {
+		t.Errorf("table:\n%s", b.String())
+	}
+	run := must(WithRecords(dir, r))
+	page := filepath.Join(dir, result.HTMLFile)
+	if err := RenderHTML(run); err != nil {
+		t.Fatal(err)
+	}
+	html := string(must(os.ReadFile(page)))
+	if !regexp.MustCompile(`<tr class="mismatch">\s*<td>vip-moves</td><td class="st-fail">fail`).MatchString(html) {
+		t.Errorf("the violated VIP expectation is not a red mismatch row")
+	}
+
+	r.Verdicts[1] = result.Judged{Verdict: result.Verdict{Check: "vip-dual-holders", Status: result.Fail, Expected: "never on two nodes",
+		Observed: "on two nodes for 12.1s", Metrics: map[string]float64{"dual_seconds": 12.1}}, Want: result.Fail, Known: "VRRP has no quorum", Match: true}
+	r.Outcome = result.OutcomePass
+	if got := Verdict(r); got != "known finding: vip-dual-holders (0 acked writes lost, VIP on two nodes 12.1s)" {
+		t.Errorf("finding: %q", got)
+	}
+	if err := RenderHTML(run); err != nil {
+		t.Fatal(err)
+	}
+	html = string(must(os.ReadFile(page)))
+	if !regexp.MustCompile(`<tr class="known">\s*<td>vip-dual-holders</td><td class="st-fail">fail<br><small>known finding`).MatchString(html) {
+		t.Errorf("the known VIP finding does not read as a finding")
+	}
+}

@@ -13,13 +13,20 @@ import (
 // "known finding: split-brain (12 acked writes lost)": a run that matched a known finding of its
 // stack is not a regression, but it is not a pass either, and it reads with what it costs.
 func Verdict(r *result.Result) string {
-	var bad, known []string
+	var bad, known, costs []string
 	for _, v := range r.Verdicts {
 		switch {
 		case !v.Match:
 			bad = append(bad, v.Check)
 		case v.Want != result.Pass:
 			known = append(known, v.Check)
+			// A VIP finding costs no write by itself: say what the VIP did.
+			switch v.Check {
+			case "vip-moves":
+				costs = append(costs, fmt.Sprintf("VIP moved %gx", v.Metrics["moves"]))
+			case "vip-dual-holders":
+				costs = append(costs, fmt.Sprintf("VIP on two nodes %.1fs", v.Metrics["dual_seconds"]))
+			}
 		}
 	}
 	switch r.Outcome {
@@ -34,7 +41,10 @@ func Verdict(r *result.Result) string {
 	if len(known) > 0 {
 		v := "known finding: " + strings.Join(known, ",")
 		if l := r.Summary.LostWrites; l != nil {
-			v += fmt.Sprintf(" (%d acked writes lost)", *l)
+			costs = append([]string{fmt.Sprintf("%d acked writes lost", *l)}, costs...)
+		}
+		if len(costs) > 0 {
+			v += " (" + strings.Join(costs, ", ") + ")"
 		}
 		return v
 	}
