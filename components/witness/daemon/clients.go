@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -32,7 +31,7 @@ type clientConn struct {
 	id     int64
 	conn   net.Conn
 	wmu    sync.Mutex
-	w      *resp.Writer
+	out    []byte // the reply being written (Server.encode), under wmu
 	proto  atomic.Int32
 	authed bool
 	// handshaken: authenticated (with requirepass) or sent a first command
@@ -120,7 +119,6 @@ var (
 func (s *Server) serveClient(c *clientConn) {
 	defer s.wg.Done()
 	conn := c.conn
-	c.w = resp.NewWriter(conn)
 	c.proto.Store(2)
 	s.metrics.clients.Inc()
 	defer func() {
@@ -192,11 +190,24 @@ func commandLabel(args []string) string {
 func (c *clientConn) reply(fn func(w *resp.Writer)) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	fn(c.w)
-	if err := c.w.Flush(); err != nil {
+	c.out = c.s.encode(int(c.proto.Load()), c.out, fn)
+	c.send()
+}
+
+// send writes c.out; wmu is held. A buffer grown by a large reply (INFO,
+// SENTINEL MASTERS) is not kept.
+func (c *clientConn) send() {
+	if _, err := c.conn.Write(c.out); err != nil {
 		c.conn.Close()
 	}
+	if cap(c.out) > maxKeptReply {
+		c.out = nil
+	}
 }
+
+// maxKeptReply is the largest reply buffer a connection keeps between
+// replies.
+const maxKeptReply = 4 << 10
 
 func (c *clientConn) subscribed() bool {
 	c.smu.Lock()
@@ -241,22 +252,22 @@ func errArity(cmd string) string { return driver.ErrArity(cmd) }
 // in the connection's protocol, and sends the reply from this goroutine: the
 // loop never writes to a socket.
 func (c *clientConn) coreCommand(args []string) {
-	var buf bytes.Buffer
-	w := resp.NewWriter(&buf)
-	w.SetProto(int(c.proto.Load()))
-	if !c.s.do(func(now time.Time) { c.s.drv.Command(now, args, w) }) {
+	s := c.s
+	proto := int(c.proto.Load())
+	var out []byte
+	if !s.do(func(now time.Time) {
+		s.loopW.SetProto(proto)
+		s.drv.Command(now, args, s.loopW)
+		_ = s.loopW.Flush()
+		out = append(out, s.loopEnc.Bytes()...)
+		s.loopEnc.Reset()
+	}) {
 		return // closing
 	}
-	w.Flush()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.w.Flush(); err != nil {
-		c.conn.Close()
-		return
-	}
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
-		c.conn.Close()
-	}
+	c.out = append(c.out[:0], out...)
+	c.send()
 }
 
 // dispatch runs one command; it returns true when the connection must close.

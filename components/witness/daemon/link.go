@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -50,8 +49,7 @@ type link struct {
 	localIP string     // our address on the command link, for hellos
 	probe   *pconn     // the probe's connection while it runs
 	probing bool
-	enc     bytes.Buffer
-	w       *resp.Writer // encodes into enc
+	out     []byte // the command being written (Server.encode)
 
 	sub     *resp.Conn   // the hello subscription while it runs (under mu)
 	subLast atomic.Int64 // mono() of the subscription's last message
@@ -94,7 +92,6 @@ func (s *Server) newLink(t core.Target) *link {
 	// connection waits well past down-after (a reply that takes 3 s on a
 	// link with down-after 5 s is a proof of life, not a failure).
 	l.timeout = driver.CommandTimeout(s.drv.Core().DownAfter(t.Master))
-	l.w = resp.NewWriter(&l.enc)
 	s.wg.Add(1)
 	go l.worker()
 	if t.Kind != core.KindSentinel {
@@ -170,13 +167,13 @@ func (p *pconn) write(a core.Action, args ...string) error {
 		p.owedSince.Store(mono())
 	}
 	p.qmu.Unlock()
-	l.w.Array(len(args))
-	for _, x := range args {
-		l.w.Bulk(x)
-	}
-	_ = l.w.Flush()
-	_, err := p.nc.Write(l.enc.Bytes())
-	l.enc.Reset()
+	l.out = l.s.encode(2, l.out, func(w *resp.Writer) {
+		w.Array(len(args))
+		for _, x := range args {
+			w.Bulk(x)
+		}
+	})
+	_, err := p.nc.Write(l.out)
 	if err != nil {
 		p.nc.Close() // the reader reports every command still owed
 	}

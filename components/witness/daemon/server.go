@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/redisha/redisha/components/resp"
 	"github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/components/witness/driver"
 	"github.com/redisha/redisha/components/witness/statefile"
@@ -91,6 +93,31 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// One RESP encoder for every link command and client reply, and one
+	// for the loop's replies to core commands: a resp.Writer carries a
+	// 16 KiB buffer, and one per link and per client was a tenth of the
+	// witness's private memory. Each user copies the encoded bytes out
+	// (encode) before it writes to its socket, so a slow peer never holds
+	// encMu.
+	encMu   sync.Mutex
+	enc     bytes.Buffer
+	encW    *resp.Writer
+	loopEnc bytes.Buffer // owned by the loop goroutine
+	loopW   *resp.Writer
+}
+
+// encode runs fn on the shared encoder in protocol proto and returns the
+// bytes appended to dst[:0].
+func (s *Server) encode(proto int, dst []byte, fn func(w *resp.Writer)) []byte {
+	s.encMu.Lock()
+	defer s.encMu.Unlock()
+	s.encW.SetProto(proto)
+	fn(s.encW)
+	_ = s.encW.Flush()
+	dst = append(dst[:0], s.enc.Bytes()...)
+	s.enc.Reset()
+	return dst
 }
 
 // op is one call into the driver, run on the loop goroutine.
@@ -158,6 +185,7 @@ func Start(opts Options) (*Server, error) {
 		}
 	}
 	s := &Server{opts: opts, log: opts.Logger, links: map[core.Target]*link{}, ops: make(chan op)}
+	s.encW, s.loopW = resp.NewWriter(&s.enc), resp.NewWriter(&s.loopEnc)
 	for _, b := range opts.Bind {
 		ln, err := net.Listen("tcp", net.JoinHostPort(b, strconv.Itoa(opts.Port)))
 		if err != nil {
