@@ -81,6 +81,8 @@ func flags() []daemonkit.Flag[config.Config] {
 	return []daemonkit.Flag[config.Config]{
 		str("listen", "read-write listener address", func(c *config.Config, v string) { c.Listen = v }),
 		str("read-only-listen", "read-only listener address (routed to healthy replicas)", func(c *config.Config, v string) { c.ReadOnlyListen = v }),
+		str("durable-listen", "durable read-write listener address (always durability: replicated)", func(c *config.Config, v string) { c.DurableListen = v }),
+		str("durability", "async or replicated: what an acknowledgement on the read-write listener means", func(c *config.Config, v string) { c.Durability = v }),
 		str("admin", "admin HTTP address for /healthz, /livez, /status and /metrics", func(c *config.Config, v string) { c.Admin = v }),
 		str("master-name", "sentinel master name", func(c *config.Config, v string) { c.MasterName = v }),
 		str("backends", "comma-separated redis backends ip:port", func(c *config.Config, v string) { c.Backends = splitList(v) }),

@@ -36,6 +36,9 @@ var (
 	places    = flag.String("placements", "pinned,shared,two", "placements to measure, comma-separated")
 	markdown  = flag.String("markdown", "", "also write the result tables to this markdown file")
 	only      = flag.String("cells", "set/1,get/1,set/16,get/16", "cells to run: test/pipeline, comma-separated")
+	durable   = flag.Bool("durable", true, "also compare the durable mode (a master with one replica, nothing pinned)")
+	durTO     = flag.Int("durable-timeout-ms", 500, "durable mode: WAIT's timeout (ms)")
+	latN      = flag.Int("latency-n", 20000, "durable mode: writes per single-client latency run")
 )
 
 type contender struct {
@@ -67,6 +70,9 @@ func placements() []placement {
 	}
 	var out []placement
 	for _, n := range strings.Split(*places, ",") {
+		if n == "none" || n == "" {
+			continue
+		}
 		pl, ok := all[strings.TrimSpace(n)]
 		if !ok {
 			die("unknown placement %q (pinned, shared, two)", n)
@@ -109,6 +115,11 @@ func main() {
 		*clients, *requests, *requestsP, *rounds)
 	for i, pl := range placements() {
 		out := runPlacement(pl, cells, limit, i == 0 && *idleConns > 0)
+		fmt.Print("\n" + out)
+		md.WriteString("\n" + out)
+	}
+	if *durable {
+		out := runDurable(cells, limit)
 		fmt.Print("\n" + out)
 		md.WriteString("\n" + out)
 	}
