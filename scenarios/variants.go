@@ -13,6 +13,20 @@ type Variant struct {
 	Base        string
 	Description string
 	Params      spec.StackParams // applied under the scenario's own parameters
+	// MaxLostWrites, when set, is the variant's promise on acknowledged writes: it applies to
+	// every scenario run on the variant that sets no max-lost-writes of its own (Expectations).
+	MaxLostWrites *int
+}
+
+// Expectations returns a scenario's expectations on this variant: the scenario's own, with the
+// variant's MaxLostWrites where the scenario judges no lost writes. The runner applies it when
+// it resolves a variant, beside Params.
+func (v Variant) Expectations(e spec.Expect) spec.Expect {
+	if e.MaxLostWrites == nil && v.MaxLostWrites != nil {
+		n := *v.MaxLostWrites
+		e.MaxLostWrites = &n
+	}
+	return e
 }
 
 // Variants are the built-in stack variants.
@@ -29,6 +43,9 @@ var Variants = []Variant{{
 		"only once the replica has it) and redisha-guard before every start of redis-server " +
 		"(a master restarted faster than down-after asks for a failover instead of wiping its replica)",
 	Params: spec.StackParams{Durability: "replicated", Guard: true},
+	// Issue 14: zero acknowledged writes lost in every catalog scenario, including those that
+	// judge no lost writes on the other stacks (master-crash and its kin).
+	MaxLostWrites: new(int),
 }}
 
 // variant returns the named variant, if any.

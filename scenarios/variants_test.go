@@ -72,3 +72,25 @@ func TestRedishaDurableVariant(t *testing.T) {
 		t.Errorf("redisha defaults turn on durability or the guard: %+v", st.Defaults)
 	}
 }
+
+// The durable variant judges lost writes in every scenario: zero where the scenario says
+// nothing, the scenario's own bound where it sets one; other variants add nothing.
+func TestVariantExpectations(t *testing.T) {
+	v, _ := variant("redisha-durable")
+	if got := v.Expectations(spec.Expect{}); got.MaxLostWrites == nil || *got.MaxLostWrites != 0 {
+		t.Fatalf("redisha-durable: max-lost-writes %v, want 0", got.MaxLostWrites)
+	}
+	five := 5
+	if got := v.Expectations(spec.Expect{MaxLostWrites: &five}); *got.MaxLostWrites != 5 {
+		t.Errorf("the scenario's own bound must win: %d", *got.MaxLostWrites)
+	}
+	got := v.Expectations(spec.Expect{})
+	*got.MaxLostWrites = 7
+	if *v.MaxLostWrites != 0 {
+		t.Error("Expectations shares the variant's value with its result")
+	}
+	ref, _ := variant("reference-minreplicas")
+	if got := ref.Expectations(spec.Expect{}); got.MaxLostWrites != nil {
+		t.Errorf("reference-minreplicas adds max-lost-writes %d", *got.MaxLostWrites)
+	}
+}
