@@ -130,7 +130,7 @@ func (s *Server) serveClient(c *clientConn) {
 	}()
 	// Both readers share the one buffer; which one reads a command depends
 	// on the state when it starts, as in Redis.
-	br := bufio.NewReaderSize(conn, 4<<10)
+	br := bufio.NewReaderSize(conn, linkReadBuf)
 	pre, post := resp.NewReaderLimits(br, preAuthLimits), resp.NewReaderLimits(br, clientLimits)
 	_ = conn.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
 	wasHandshaken := false

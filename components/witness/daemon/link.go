@@ -122,6 +122,12 @@ func quietDial(ctx context.Context, network, addr string) (net.Conn, error) {
 // cannot make the witness buffer more.
 const maxLinkReply = 1 << 20
 
+// linkReadBuf is the read buffer of a command link and of a client
+// connection: what crosses them at idle (PONG, a hello, a vote request) is
+// a few hundred bytes, and resp.Reader reads a longer line or bulk (INFO)
+// through it in several reads.
+const linkReadBuf = 1 << 10
+
 // writeTimeout bounds one write of a few small commands: a socket whose
 // send buffer stays full that long is stuck.
 const writeTimeout = time.Second
@@ -207,7 +213,7 @@ func (p *pconn) pop() (core.Action, bool) {
 func (p *pconn) read() {
 	l := p.l
 	defer l.s.wg.Done()
-	r := resp.NewReaderLimits(bufio.NewReaderSize(p.nc, 4<<10),
+	r := resp.NewReaderLimits(bufio.NewReaderSize(p.nc, linkReadBuf),
 		resp.Limits{MaxBulk: maxLinkReply, MaxElems: 64, MaxDepth: 2, MaxInline: 4 << 10})
 	var err error
 	for {

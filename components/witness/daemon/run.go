@@ -29,7 +29,11 @@ func Run(ctx context.Context, opts Options, metricsListen string) error {
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// The Go and process collectors keep their own buffers; they are
+		// only worth their memory when something can scrape them.
+		if metricsListen != "" {
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		}
 		opts.Registry = reg
 	}
 	srv, err := Start(opts)
