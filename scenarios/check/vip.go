@@ -33,6 +33,8 @@ type VIPSpan struct {
 // holder takes it. The first span with a holder is where the VIP starts, not a move; a span
 // with no holder does not end the count, so holder A, then nobody, then B is one move, A then
 // nobody then A is none, and A then A and B then A is one (B took it while A kept it).
+// The observer polls the holders (every 200 ms by default), so a takeover shorter than a poll
+// can go unseen: "never on two nodes" means never seen on two nodes.
 func VIPTimeline(events []history.Event, end time.Time) (spans []VIPSpan, moves int) {
 	var last map[string]bool
 	for _, e := range events {
