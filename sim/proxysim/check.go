@@ -21,6 +21,12 @@ type oracle struct {
 	// than from the step that noticed it (the core's own rule).
 	byExpiry bool
 	views    map[string]core.View
+	// hellos are the hello views the specification lets count (the hello
+	// path): per sentinel the fresh one with the highest epoch; each counts
+	// only when a fresh direct view of another sentinel names the same
+	// address at the same epoch.
+	hellos   map[string]core.View
+	known    map[string]bool // sentinels that answered (their run id is known to the proxy)
 	haveMaj  bool
 	lastMaj  string
 	lastEp   int64
@@ -29,8 +35,9 @@ type oracle struct {
 }
 
 func (m *model) oracleReset() {
-	m.orRead = &oracle{views: map[string]core.View{}}
-	m.orSaid = &oracle{slack: m.px.cfg.Check.Timeout, byExpiry: true, views: map[string]core.View{}}
+	m.orRead = &oracle{views: map[string]core.View{}, hellos: map[string]core.View{}, known: map[string]bool{}}
+	m.orSaid = &oracle{slack: m.px.cfg.Check.Timeout, byExpiry: true, views: map[string]core.View{}, hellos: map[string]core.View{}, known: map[string]bool{}}
+	m.lastStep, m.stallAt = m.w.Now(), time.Time{}
 }
 
 // oracleView records a view as read (stamped by the proxy) and as said
@@ -41,7 +48,55 @@ func (m *model) oracleView(v core.View, said time.Time) {
 	m.orSaid.add(v)
 }
 
+// noteStep is the stall rule of the specification: a step more than a
+// check interval and a timeout after the previous one follows a stall, and
+// hellos read within a check timeout of it do not count.
+func (m *model) noteStep() {
+	now := m.w.Now()
+	cfg := m.px.cfg.Check
+	if now.Sub(m.lastStep) > cfg.Interval+cfg.Timeout {
+		m.stallAt = now
+	}
+	m.lastStep = now
+}
+
+// oracleHello records a hello heard by the proxy as the specification
+// lets it count: announced by a configured sentinel with its real run id,
+// about our master, not read right after a stall; dated when heard (and,
+// for the answer-time oracle, when said).
+func (m *model) oracleHello(h core.Hello, md helloMeta) {
+	now := m.w.Now()
+	if h.MasterName != masterName || h.RunID != m.runIDOf(h.Sentinel) {
+		return
+	}
+	if !m.stallAt.IsZero() && now.Before(m.stallAt.Add(m.px.cfg.Check.Timeout)) {
+		return
+	}
+	v := core.View{At: now, Sentinel: h.Sentinel, OK: true, Addr: h.MasterAddr, Epoch: h.ConfigEpoch}
+	ttl := m.px.cfg.Routing.ViewTTL
+	m.orRead.addHello(v, now, ttl)
+	v.At = md.said
+	m.orSaid.addHello(v, now, ttl)
+}
+
+func (o *oracle) addHello(v core.View, now time.Time, ttl time.Duration) {
+	ttl += o.slack
+	if !o.known[v.Sentinel] {
+		return
+	}
+	if prev, ok := o.hellos[v.Sentinel]; ok && !now.After(prev.At.Add(ttl)) && prev.Epoch > v.Epoch {
+		return
+	}
+	if prev, ok := o.hellos[v.Sentinel]; ok && v.At.Before(prev.At) && prev.Epoch >= v.Epoch {
+		return
+	}
+	o.hellos[v.Sentinel] = v
+}
+
 func (o *oracle) add(v core.View) {
+	if v.OK {
+		o.known[v.Sentinel] = true
+	}
 	if prev, ok := o.views[v.Sentinel]; !ok || !v.At.Before(prev.At) {
 		o.views[v.Sentinel] = v
 	}
@@ -56,12 +111,51 @@ func (o *oracle) majority(now time.Time, ttl time.Duration, need int) (string, i
 	var fresh [8]core.View
 	n := 0
 	top := int64(-1)
+	ok := func(v core.View) bool { return v.OK && v.Addr != "" && !now.After(v.At.Add(ttl)) }
 	for _, v := range o.views {
-		if v.OK && v.Addr != "" && !now.After(v.At.Add(ttl)) && n < len(fresh) {
+		if ok(v) && n < len(fresh) {
 			fresh[n] = v
 			n++
 			top = max(top, v.Epoch)
 		}
+	}
+	// Hello views: a sentinel's counts instead of its direct one when it is
+	// corroborated and has a higher epoch (or there is no fresh direct one),
+	// dated by the earlier of its own time and its newest corroboration's.
+	direct := n
+	dir := fresh // the direct views only: hellos are corroborated by these
+	for s, h := range o.hellos {
+		if !ok(h) {
+			continue
+		}
+		var best time.Time
+		for i := range direct {
+			if d := dir[i]; d.Sentinel != s && d.Addr == h.Addr && d.Epoch == h.Epoch && d.At.After(best) {
+				best = d.At
+			}
+		}
+		if best.IsZero() {
+			continue
+		}
+		if best.Before(h.At) {
+			h.At = best
+		}
+		own := -1
+		for i := range direct {
+			if dir[i].Sentinel == s {
+				own = i
+			}
+		}
+		switch {
+		case own >= 0 && h.Epoch > fresh[own].Epoch:
+			fresh[own] = h
+		case own < 0 && n < len(fresh):
+			fresh[n] = h
+			n++
+		default:
+			continue
+		}
+		top = max(top, h.Epoch)
 	}
 	for i := range n {
 		a := fresh[i]
@@ -133,6 +227,7 @@ func (m *model) checkStep(route core.Route) {
 	if x == "" {
 		return
 	}
+	m.checkSaid(x)
 	e := m.orRead.lastEp
 	if prev, seen := m.routed[e]; seen && prev != x {
 		m.violate(InvTwoMasters, "routes to %s in epoch %d after routing to %s in it", x, e, prev)
@@ -193,6 +288,7 @@ func (m *model) reachable(s *sentinel, clean bool) bool {
 // what reached the proxy) after any change.
 func (m *model) groundCheck() {
 	m.accountRoute()
+	m.checkDeposed()
 	px := m.px
 	up := px.node.State() == sim.Up
 	route := px.route.Master
@@ -207,7 +303,13 @@ func (m *model) groundCheck() {
 			reach++
 		}
 	}
-	m.episode(&m.eps[0], up && reach < m.quorum, "cut", cfg.Routing.ViewTTL+cfg.Routing.NoMajorityGrace+tick, func() {
+	// With the hello path, sentinels heard through the nodes count too,
+	// as long as one is reached directly (hellos only corroborate).
+	cut := reach < m.quorum
+	if m.opt.Hello {
+		cut = reach == 0 || reach+m.helloReach() < m.quorum
+	}
+	m.episode(&m.eps[0], up && cut, "cut", cfg.Routing.ViewTTL+cfg.Routing.NoMajorityGrace+tick, func() {
 		if r := m.px.route.Master; r != "" {
 			m.violate(InvCutOff, "the proxy reaches %d sentinels since %v ago and still routes to %s: %s",
 				reach, cfg.Routing.ViewTTL+cfg.Routing.NoMajorityGrace+tick, r, m.states())

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redisha/redisha/components/proxy/core"
 	witness "github.com/redisha/redisha/components/witness/core"
 	"github.com/redisha/redisha/sim"
 )
@@ -171,6 +172,8 @@ func (m *model) nodeReceive(n *redisNode, from string, data []byte, md any) {
 		}
 	case healthReq:
 		m.answerHealth(n, from, msg)
+	case helloPub:
+		m.publishHello(n, msg.payload, msg.md)
 	case wReq:
 		switch msg.kind {
 		case witness.ActPing:
@@ -182,6 +185,12 @@ func (m *model) nodeReceive(n *redisNode, from string, data []byte, md any) {
 			// subscribed to it gets the message.
 			for _, s := range m.sentinels {
 				m.w.Net.Send(n.name, s.name, nil, helloRelay{payload: msg.text})
+			}
+			if m.opt.Hello {
+				if h, ok := core.ParseHello(msg.text); ok {
+					m.said(m.wit.s, h.MasterAddr)
+				}
+				m.publishHello(n, msg.text, helloMeta{said: m.w.Now()})
 			}
 			m.w.Net.Send(n.name, from, nil, wRep{id: msg.id, text: "1"})
 		}
@@ -216,6 +225,7 @@ func (m *model) sentinelTick(s *sentinel) {
 	}
 	if now.Sub(s.lastHello) >= helloPeriod {
 		s.lastHello = now
+		m.sentinelSaysHello(s)
 		for _, o := range m.sentinels {
 			switch {
 			case o == s:

@@ -96,6 +96,10 @@ func (m *model) answerQuery(s *sentinel, to string, req queryReq) {
 	e.w.Array(2)
 	e.w.Bulk(ah)
 	e.w.Bulk(ap)
+	m.said(s, s.viewAddr())
+	if m.opt.Hello {
+		e.w.Bulk(runID(s.name)) // SENTINEL MYID
+	}
 	m.w.Net.Send(s.name, to, e.bytes(), replyMeta{id: req.id, at: m.w.Now()})
 }
 
@@ -207,6 +211,8 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 	p := m.px
 	now := m.w.Now()
 	switch md := md.(type) {
+	case helloMeta:
+		m.proxyHello(from, data, md)
 	case noticeMeta:
 		v, err := m.decode(data, 1)
 		if err != nil {
@@ -228,7 +234,11 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 		}
 		delete(p.pending, md.id)
 		f.timer.Stop()
-		v, err := m.decode(data, 2)
+		want := 2
+		if f.p.Kind == core.ProbeSentinel && m.opt.Hello {
+			want = 3
+		}
+		v, err := m.decode(data, want)
 		if err != nil {
 			m.violate(InvCodec, "reply from %s does not parse: %v", from, err)
 			return
@@ -243,7 +253,7 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 				p.lastGood[f.p.Target] = v
 			}
 			if m.opt.Mutation == IgnoreEpoch {
-				v = []resp.Value{zeroEpoch(v[0]), v[1]}
+				v = append([]resp.Value{zeroEpoch(v[0])}, v[1:]...)
 			}
 		} else {
 			if h := driver.HealthFromReplies(f.p.At, f.p.Target, v[0], v[1]); !h.OK {
@@ -299,6 +309,7 @@ func (m *model) proxyWake() {
 // stepped runs after every call into the driver: check the invariants on
 // the core's route and sleep until the driver's next deadline.
 func (m *model) stepped() {
+	m.noteStep()
 	m.checkStep(m.px.drv.Route())
 	if next := m.px.drv.Next(); !next.IsZero() {
 		m.px.wake.Reset(next)

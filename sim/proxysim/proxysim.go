@@ -43,6 +43,16 @@ const (
 	InvFinal = "final-route"
 	// InvCodec: a reply or notice failed to parse.
 	InvCodec = "codec"
+	// InvDeposed: the proxy routes to a node for longer than ViewTTL + grace
+	// (+ a check timeout) while a majority of the sentinels (all of them,
+	// reachable or not) name another master at an epoch no sentinel names
+	// the routed node at: routing to a deposed master.
+	InvDeposed = "route-to-deposed"
+	// InvUnsaid: the proxy routes to a node that fewer than a majority of
+	// the sentinels stated (answered the proxy or said in a genuine hello)
+	// within ViewTTL + grace: it routes on evidence no sentinel gave
+	// (forged, replayed or held-up hellos).
+	InvUnsaid = "route-unsaid"
 	// InvWitness (with Options.Witness): the witness voted for two leaders
 	// in one epoch (across restarts), said a master was down less than
 	// down-after since its last PONG, announced a configuration no sentinel
@@ -51,7 +61,7 @@ const (
 )
 
 // Invariants lists every invariant name, for tables.
-var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec, InvWitness}
+var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec, InvWitness, InvDeposed, InvUnsaid}
 
 // NoteOldViews is an advisory finding: the rules of InvNotMajority and
 // InvNoMajority, with each view aged from when its sentinel answered (plus
@@ -82,6 +92,10 @@ const (
 	// WitnessNoPersist: the witness adapter never writes its state, so a
 	// restarted witness forgets its votes (needs Options.Witness).
 	WitnessNoPersist
+	// HelloAsView: every hello heard reaches the core as a direct view of
+	// the sentinel it announces (a core that takes hellos uncorroborated,
+	// without checking the run id); needs Options.Hello.
+	HelloAsView
 )
 
 // Options tune a run.
@@ -91,6 +105,11 @@ type Options struct {
 	MaxFaults  int           // default 8
 	// Witness makes sentinel s3 the production witness core.
 	Witness bool
+	// Hello turns the proxy's hello path on (routing.hello_views): sentinels
+	// publish hellos on the nodes, the proxy hears them there.
+	Hello bool
+	// Forge adds a client that publishes forged hellos on the nodes (with Hello).
+	Forge bool
 }
 
 const proxyName = "proxy"
@@ -117,6 +136,14 @@ type model struct {
 	noRoute   time.Duration
 	lastRoute time.Time
 	routing   bool
+
+	// The hello path (hello.go).
+	genuine  []string                        // a sample of genuine hello payloads (for replays)
+	saidAt   map[string]map[string]time.Time // sentinel name -> address -> when it last stated it
+	forger   *sim.Node
+	depEp    episode   // InvDeposed, not restarted by faults
+	lastStep time.Time // the proxy's last step (the oracle's stall rule)
+	stallAt  time.Time
 }
 
 // Run runs the schedule drawn from seed.
@@ -130,7 +157,7 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 	w := sim.NewWorld(seed, keepTrace)
 	res := sim.Result{Seed: seed, Stats: map[string]float64{}}
 	m := &model{w: w, opt: opt, res: &res, enc: newEncoder(), quorum: 2, seen: map[string]bool{}, routed: map[int64]string{},
-		announced: map[string]bool{}, votes: map[int64]string{}}
+		announced: map[string]bool{}, votes: map[int64]string{}, saidAt: map[string]map[string]time.Time{}}
 	r := sim.NewRand(seed, sim.StreamSchedule)
 	m.setup(r)
 	end := m.schedule(r)
@@ -141,6 +168,7 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 		m.sentinelStart(s)
 	}
 	m.startProxy()
+	m.forgeStart()
 	if err := w.RunUntil(end); err != nil {
 		res.Err = err
 	}
@@ -220,6 +248,7 @@ func (m *model) setup(r *rand.Rand) {
 		cfg.Routing.NoMajorityGrace = []time.Duration{0, 2 * time.Second, 5 * time.Second, 10 * time.Second}[r.IntN(4)]
 		cfg.Routing.CloseOnSwitch = r.IntN(2) == 0
 	}
+	cfg.Routing.HelloViews = m.opt.Hello
 	cfg.Derive()
 	m.px = &proxyProc{node: w.AddNode(proxyName), cfg: cfg}
 	m.px.wake = w.NewTimer(m.px.node, m.proxyWake)
@@ -238,6 +267,12 @@ func (m *model) setup(r *rand.Rand) {
 	kind := "3 sentinels"
 	if m.opt.Witness {
 		kind = "2 sentinels + the witness (s3)"
+	}
+	if m.opt.Hello {
+		kind += ", hello path on"
+	}
+	if m.opt.Forge {
+		kind += ", forged hellos"
 	}
 	m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("config: 3 nodes, "+kind+" quorum %d; proxy check %v/%v grace %v view TTL %v health TTL %v; link %v+%v",
 		m.quorum, cfg.Check.Interval, cfg.Check.Timeout, rc.NoMajorityGrace, rc.ViewTTL, rc.HealthTTL, w.Net.Base.Delay, w.Net.Base.Jitter))

@@ -373,7 +373,12 @@ func (m *model) witnessQuery(to string, req queryReq) {
 	w := resp.NewWriter(&b)
 	m.wit.drv.Command(now, []string{"SENTINEL", "MASTER", masterName}, w)
 	m.wit.drv.Command(now, []string{"SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName}, w)
+	if m.opt.Hello {
+		m.wit.drv.Command(now, []string{"SENTINEL", "MYID"}, w)
+	}
 	w.Flush()
+	a, _ := m.witnessView()
+	m.said(m.wit.s, a)
 	m.w.Net.Send(m.wit.s.name, to, b.Bytes(), replyMeta{id: req.id, at: now})
 }
 
