@@ -25,13 +25,13 @@ type oracle struct {
 	// path): per sentinel the fresh one with the highest epoch; each counts
 	// only when a fresh direct view of another sentinel names the same
 	// address at the same epoch.
-	hellos   map[string]core.View
-	known    map[string]bool // sentinels that answered (their run id is known to the proxy)
-	haveMaj  bool
-	lastMaj  string
-	lastEp   int64
-	expiry   time.Time // when the current majority's supporting views go stale
-	lostAt   time.Time
+	hellos  map[string]core.View
+	known   map[string]bool // sentinels that answered (their run id is known to the proxy)
+	haveMaj bool
+	lastMaj string
+	lastEp  int64
+	expiry  time.Time // when the current majority's supporting views go stale
+	lostAt  time.Time
 }
 
 func (m *model) oracleReset() {
