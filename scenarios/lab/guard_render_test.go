@@ -31,6 +31,10 @@ func TestRedishaGuardAndDurabilityRendering(t *testing.T) {
 			t.Errorf("%s %s lacks %q:\n%s", want.node, want.file, want.text, on[want.node][want.file])
 		}
 	}
+	async := renderStack(t, "redisha", Params{Durability: "replicated", Extra: map[string]string{"durabilityNoReplica": "async"}})
+	if p := async["haproxy1"]["/etc/redisha/proxy.yaml"]; !strings.Contains(p, "\ndurability_no_replica: async\n") {
+		t.Errorf("extra.durabilityNoReplica async not rendered:\n%s", p)
+	}
 	aof := renderStack(t, "redisha", Params{Guard: true, Persistence: "aof"})
 	if g := aof["redis1"]["/etc/redisha/guard.yaml"]; !strings.Contains(g, "appendonly: true\naof_dir: /var/lib/redis/appendonlydir\n") {
 		t.Errorf("aof persistence: guard.yaml does not say so:\n%s", g)
