@@ -150,6 +150,12 @@ func (s *Server) serveClient(c *clientConn) {
 			return
 		}
 		s.metrics.commands.WithLabelValues(commandLabel(args)).Inc()
+		if c.authed && !wasHandshaken {
+			// Without requirepass the first command is the handshake: mark
+			// it before the reply leaves, so that a client that has read
+			// its reply can no longer be evicted as an idler (as setAuthed).
+			c.handshaken.Store(true)
+		}
 		if quit := c.dispatch(args); quit {
 			return
 		}
