@@ -11,7 +11,7 @@ import (
 )
 
 // helloSeeds is how many schedules the hello-path test explores: 10,000
-// (PROXYSIM_HELLO_SEEDS overrides; -short runs 300).
+// (PROXYSIM_HELLO_SEEDS overrides; -short runs 100).
 func helloSeeds(t *testing.T) int {
 	if v := os.Getenv("PROXYSIM_HELLO_SEEDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -21,7 +21,7 @@ func helloSeeds(t *testing.T) int {
 		return n
 	}
 	if testing.Short() {
-		return 300
+		return 100
 	}
 	return 10000
 }

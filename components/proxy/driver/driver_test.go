@@ -2,6 +2,7 @@ package driver
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +160,76 @@ func TestDecisionTrace(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the deciding reply's actions lack the route: %+v", last.Actions)
+	}
+}
+
+// With the hello path on, a sentinel probe expects SENTINEL MYID's reply
+// too (the run id reaches the core), and a hello message on a backend's
+// subscription completes a majority for what a sentinel says directly.
+func TestDriverHello(t *testing.T) {
+	const a = "10.0.0.1:6379"
+	s1, s2 := "10.0.2.1:26379", "10.0.2.2:26379"
+	id2 := strings.Repeat("b", 40)
+	r := &recorder{}
+	cfg := core.Config{MasterName: "m", Backends: []string{a}, Sentinels: []string{s1, s2, "10.0.2.3:26379"},
+		CheckInterval: time.Second, CheckTimeout: 500 * time.Millisecond, HelloViews: true}
+	if got := ProbeCommands(core.ProbeSentinel, cfg); len(got) != 3 || got[2][1] != "MYID" {
+		t.Fatalf("sentinel probe commands %v", got)
+	}
+	d, err := New(cfg, t0, r, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Wake(t0)
+	now := t0.Add(20 * time.Millisecond)
+	d.HandleReply(now, r.take(core.ProbeBackend, a), healthReplies("master"), nil)
+	// Two replies where three are expected: a failed probe.
+	d.HandleReply(now, r.take(core.ProbeSentinel, s2), sentinelReplies("10.0.0.1", "6379", "1"), nil)
+	if d.Stats().ProbeErrors != 1 {
+		t.Fatalf("stats %+v", d.Stats())
+	}
+	// Step on (as the daemon does at Next) until both sentinels are
+	// probed again.
+	r.probes = nil
+	last := map[string]core.Probe{} // the newest probe of each target
+	inflight := func(at time.Time) bool {
+		for _, tg := range []string{a, s1, s2} {
+			if p, ok := last[tg]; !ok || !p.Deadline.After(at) {
+				return false
+			}
+		}
+		return true
+	}
+	for now = t0; !inflight(now); {
+		now = now.Add(10 * time.Millisecond)
+		d.Wake(now)
+		for _, p := range r.probes {
+			last[p.Target] = p
+		}
+		if now.After(t0.Add(5 * time.Second)) {
+			t.Fatal("no probes in flight at once")
+		}
+	}
+	d.HandleReply(now, last[s2], append(sentinelReplies("10.0.0.1", "6379", "1"), bulk(id2)), nil)
+	d.HandleReply(now, last[s1], append(sentinelReplies("10.0.0.1", "6379", "1"), bulk(strings.Repeat("a", 40))), nil)
+	if d.Snapshot().Sentinels[1].RunID != id2 {
+		t.Fatalf("run id not learned: %+v", d.Snapshot().Sentinels[1])
+	}
+	d.HandleReply(now, last[a], healthReplies("master"), nil)
+	if d.Route().Master != a {
+		t.Fatalf("route %+v; probes %+v; snapshot %+v", d.Route(), r.probes, d.Snapshot())
+	}
+	// s1 stops answering; s2's hello on the backend keeps the majority.
+	msg := func(payload string) resp.Value {
+		return resp.Value{Kind: resp.Array, Elems: []resp.Value{bulk("message"), bulk(core.HelloChannel), bulk(payload)}}
+	}
+	d.HandleHello(now, a, msg("10.0.2.2,26379,"+id2+",1,m,10.0.0.1,6379,1"))
+	d.HandleHello(now, a, msg("garbage"))
+	d.HandleHello(now, a, resp.Value{Kind: resp.Array, Elems: []resp.Value{bulk("subscribe"), bulk(core.HelloChannel), {Kind: resp.Integer, Int: 1}}})
+	if st := d.Stats(); st.Hellos != 1 || st.HellosBad != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if s := d.Snapshot(); s.Hellos.Kept != 1 || s.Sentinels[1].HelloMaster != a {
+		t.Fatalf("snapshot %+v", s)
 	}
 }
