@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"regexp"
@@ -210,6 +209,26 @@ func (r switchRound) probeGap() time.Duration {
 // acknowledged write on the new master (sentinels' speed included).
 func (r switchRound) endToEnd() time.Duration { return r.firstAck.Sub(r.t0) }
 
+// lockedLog is an io.Writer the proxy's logger and the test share.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// tail returns the last n lines written.
+func (l *lockedLog) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := strings.Split(l.b.String(), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 // traceLog keeps the proxy's decision trace: every input with the time its
 // actions had been carried out.
 type traceLog struct {
@@ -295,7 +314,11 @@ func runFailovers(t testing.TB, n int) (rounds []switchRound, acked, failed int)
 	cfg.Check.Interval = time.Second // switching must come from events, not polls
 	cfg.Derive()
 	trace := &traceLog{}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The proxy's debug log (every view, health result and route) is kept
+	// and shown when a round finds no deciding input, to tell a product
+	// fault from a test fault.
+	debugLog := &lockedLog{}
+	log := slog.New(slog.NewTextHandler(debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p := New(cfg, log)
 	p.traceHook = trace.hook
 	if err := p.Start(); err != nil {
@@ -373,13 +396,28 @@ func runFailovers(t testing.TB, n int) (rounds []switchRound, acked, failed int)
 		// slowly on a loaded machine).
 		waitFor(t, 10*time.Second, "proxy route to "+replica.addr, func() bool { return p.Route().Master == replica.addr })
 		r := switchRound{t0: first.at, old: master.addr, new: replica.addr}
-		if x, prev, ok := trace.decision(asked, replica.addr); ok {
+		// The driver calls the Router (the route the test just saw) before
+		// it hands the input to the trace hook, on the loop goroutine: the
+		// deciding entry lands moments later, so wait for it on a deadline
+		// instead of reading the trace at once (a loaded scheduler can
+		// preempt the loop between the two).
+		var (
+			x    tracedInput
+			prev time.Time
+			ok   bool
+		)
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if x, prev, ok = trace.decision(asked, replica.addr); ok || time.Now().After(end) {
+				break
+			}
+		}
+		if ok {
 			r.decided, r.input, r.target, r.received, r.applied = true, x.e.Input, x.e.Target, x.e.Now, x.applied
 			if x.e.Input == driver.InputReply {
 				r.probeSent, r.prevReceived = x.e.Probe.At, prev
 			}
 		} else {
-			r.routesTo = trace.routesTo(asked, replica.addr)
+			r.routesTo = trace.routesTo(asked, replica.addr) + "\nthe proxy's log, last lines:\n" + debugLog.tail(150)
 		}
 		// Leave the old master claiming role:master for a while: two masters.
 		time.Sleep(300 * time.Millisecond)
