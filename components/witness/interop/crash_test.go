@@ -48,6 +48,14 @@ func watchSDown(t *testing.T, ctx context.Context, addr, from string, out chan<-
 // sentinel (issue 10: the witness hears the closed connection at once, pings
 // at once, and times SDOWN from that PING, as sentinel's reconnect path
 // does), over 10 kills.
+//
+// Both observers are compared on the same kill, never against a wall-clock
+// expectation. One thing is not a crash measurement: an observer that
+// declares SDOWN less than down-after after the kill was timing a PING left
+// unanswered before it (the loaded machine stalled the master or the
+// observer), so its +sdown says nothing about how fast it saw the crash.
+// Such a kill is logged and done again; the 10 kills compared are ones
+// where both observers timed SDOWN from the crash itself.
 func TestCrashSeenLikeSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 master kills against real processes")
@@ -70,7 +78,15 @@ func TestCrashSeenLikeSentinel(t *testing.T) {
 		m, _ := v.Pairs()
 		return m["flags"]
 	}
-	for kill := 1; kill <= 10; kill++ {
+	// A kill that meets an observer already timing a pre-kill stall is
+	// redone; if the machine stalls that often, the test says so.
+	const kills, maxAttempts = 10, 25
+	attempt := 0
+	for kill := 1; kill <= kills; kill++ {
+		attempt++
+		if attempt > maxAttempts {
+			t.Fatalf("only %d of %d attempts were crash measurements (an observer declared SDOWN less than down-after after the kill, timing a stall from before it): the machine is stalling the processes", kill-1, maxAttempts)
+		}
 		eventually(t, 15*time.Second, "both to see the master up", func() bool {
 			return flags(s.Addr()) == "master" && flags(w.Addr()) == "master"
 		})
@@ -97,6 +113,15 @@ func TestCrashSeenLikeSentinel(t *testing.T) {
 				t.Fatalf("kill %d: +sdown seen from %v only", kill, got)
 			}
 		}
+		if early := earlyObserver(got, killed); early != "" {
+			t.Logf("kill %d (attempt %d) not counted: %s +sdown %v after the kill, less than down-after (%d ms): it was timing a PING left unanswered before the kill (sentinel %v, witness %v)",
+				kill, attempt, early, got[early].Sub(killed).Round(time.Millisecond), downAfterMs,
+				got["sentinel"].Sub(killed).Round(time.Millisecond), got["witness"].Sub(killed).Round(time.Millisecond))
+			master.Start()
+			master.WaitReady(10 * time.Second)
+			kill--
+			continue
+		}
 		delta := got["witness"].Sub(got["sentinel"])
 		t.Logf("kill %d: sentinel +sdown %v after the kill, witness %v, delta %v", kill,
 			got["sentinel"].Sub(killed).Round(time.Millisecond), got["witness"].Sub(killed).Round(time.Millisecond), delta.Round(time.Millisecond))
@@ -106,4 +131,20 @@ func TestCrashSeenLikeSentinel(t *testing.T) {
 		master.Start()
 		master.WaitReady(10 * time.Second)
 	}
+}
+
+// earlyObserver names an observer whose +sdown came less than down-after
+// after the kill ("" if none): the crash cannot be timed before it happens,
+// so that observer's SDOWN clock started at a PING sent before the kill
+// and left unanswered (a stall of the master or of the observer). The
+// test's stamps are taken when it reads the events, never earlier than the
+// observer's decision, so the rule only names an observer that certainly
+// started early.
+func earlyObserver(got map[string]time.Time, killed time.Time) string {
+	for _, from := range []string{"sentinel", "witness"} {
+		if got[from].Sub(killed) < downAfterMs*time.Millisecond {
+			return from
+		}
+	}
+	return ""
 }

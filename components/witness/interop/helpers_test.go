@@ -151,16 +151,30 @@ func myID(t *testing.T, addr string) string {
 // sentinelsOf returns runid -> flags of the sentinels addr lists.
 func sentinelsOf(t *testing.T, addr string) map[string]string {
 	t.Helper()
-	v := do(t, addr, "SENTINEL", "SENTINELS", "mymaster")
+	out, err := trySentinelsOf(addr, 3*time.Second)
+	if err != nil {
+		t.Fatalf("%s SENTINEL SENTINELS: %v", addr, err)
+	}
+	return out
+}
+
+// trySentinelsOf is sentinelsOf for a condition polled under a deadline:
+// a sentinel that answers slowly (a loaded machine, a real sentinel busy
+// with a flood) is "not yet", not a failure; the poll's deadline decides.
+func trySentinelsOf(addr string, timeout time.Duration) (map[string]string, error) {
+	v, err := testenv.Do(addr, timeout, "SENTINEL", "SENTINELS", "mymaster")
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
 	for _, e := range v.Elems {
 		m, err := e.Pairs()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out[m["runid"]] = m["flags"]
 	}
-	return out
+	return out, nil
 }
 
 func masterAddr(t *testing.T, addr string) string {
@@ -204,7 +218,10 @@ func meshReady(t *testing.T, nodes ...*testenv.Process) {
 	}
 	eventually(t, 20*time.Second, "the sentinels and the witness to list each other", func() bool {
 		for _, n := range nodes {
-			got := sentinelsOf(t, n.Addr())
+			got, err := trySentinelsOf(n.Addr(), 3*time.Second)
+			if err != nil {
+				return false
+			}
 			for _, o := range nodes {
 				if o == n {
 					continue
