@@ -84,6 +84,12 @@ type Durable struct {
 	rf      *resp.ReplyFramer
 	waitCmd []byte
 
+	// isWrite's cache: the last command name as sent, and its class.
+	lastName  [16]byte
+	lastLen   uint8
+	lastWrite bool
+	lastOK    bool
+
 	// request side
 	passReq      bool // requests pass through unframed from now on
 	inMulti      bool
@@ -193,7 +199,8 @@ func (d *Durable) Up(p []byte) ([][]byte, error) {
 		if r == nil {
 			break
 		}
-		act := d.request(r)
+		k := kindOf(r)
+		act := d.request(r, k)
 		switch act {
 		case aBarrier, aPass:
 			if d.pendingWrite {
@@ -205,7 +212,7 @@ func (d *Durable) Up(p []byte) ([][]byte, error) {
 		if err != nil {
 			break
 		}
-		d.account(r)
+		d.account(r, k)
 		if act == aPass {
 			d.closeSeg(false, true)
 			d.passReq = true
@@ -245,99 +252,183 @@ const (
 	aUnsupported        // close the connection
 )
 
-// request decides how r relates to the WAIT boundaries, before its replies
-// are counted.
-func (d *Durable) request(r *resp.Request) action {
+// cmdKind is what the durable mode must know of a request's command name,
+// found once per request (most commands are none of these).
+type cmdKind uint8
+
+const (
+	kOther cmdKind = iota
+	kQuit
+	kReset
+	kMulti
+	kExec
+	kDiscard
+	kWatch
+	kSubscribe // any of the six (un)subscribe commands
+	kMonitor
+	kSync // SYNC, PSYNC
+	kClient
+)
+
+// kindOf classifies r's command name, ignoring ASCII case; a name of a
+// length none of them has (GET, SET, ...) is decided by one switch.
+func kindOf(r *resp.Request) cmdKind {
+	name := r.Name()
+	if r.ArgLen(0) != int64(len(name)) {
+		return kOther // longer than captured: no such name
+	}
+	switch len(name) {
+	case 4:
+		switch {
+		case resp.EqualFold(name, "quit"):
+			return kQuit
+		case resp.EqualFold(name, "exec"):
+			return kExec
+		case resp.EqualFold(name, "sync"):
+			return kSync
+		}
+	case 5:
+		switch {
+		case resp.EqualFold(name, "reset"):
+			return kReset
+		case resp.EqualFold(name, "multi"):
+			return kMulti
+		case resp.EqualFold(name, "watch"):
+			return kWatch
+		case resp.EqualFold(name, "psync"):
+			return kSync
+		}
+	case 6:
+		if resp.EqualFold(name, "client") {
+			return kClient
+		}
+	case 7:
+		switch {
+		case resp.EqualFold(name, "monitor"):
+			return kMonitor
+		case resp.EqualFold(name, "discard"):
+			return kDiscard
+		}
+	case 9, 10, 11, 12:
+		switch {
+		case resp.EqualFold(name, "subscribe"), resp.EqualFold(name, "psubscribe"), resp.EqualFold(name, "ssubscribe"),
+			resp.EqualFold(name, "unsubscribe"), resp.EqualFold(name, "punsubscribe"), resp.EqualFold(name, "sunsubscribe"):
+			return kSubscribe
+		}
+	}
+	return kOther
+}
+
+// request decides how r (of kind k) relates to the WAIT boundaries, before
+// its replies are counted.
+func (d *Durable) request(r *resp.Request, k cmdKind) action {
 	if r.Empty() {
 		return aNone
 	}
-	switch {
-	case r.Is("quit"), r.Is("reset"):
+	switch k {
+	case kQuit, kReset:
 		// Both run even inside MULTI: QUIT closes (a WAIT after it would
 		// never answer), RESET may log the connection out (WAIT NOAUTH).
 		return aBarrier
-	case r.Is("multi"):
+	case kMulti:
 		if d.inMulti {
 			return aNone // an error reply; still in the transaction
 		}
 		return aBarrier
-	case r.Is("subscribe"), r.Is("psubscribe"), r.Is("ssubscribe"),
-		r.Is("unsubscribe"), r.Is("punsubscribe"), r.Is("sunsubscribe"):
+	case kSubscribe:
 		if d.inMulti {
 			return aUnsupported
 		}
 		d.stats.PassSubscribe.Add(1)
 		return aPass
-	case r.Is("monitor"):
+	case kMonitor:
 		if d.inMulti {
 			return aUnsupported
 		}
 		d.stats.PassMonitor.Add(1)
 		return aPass
-	case r.Is("sync"), r.Is("psync"):
+	case kSync:
 		if d.inMulti {
 			return aUnsupported
 		}
 		d.stats.PassSync.Add(1)
 		return aPass
-	case r.Is("client") && r.ArgIs(1, "reply") && (r.ArgIs(2, "off") || r.ArgIs(2, "skip")):
-		if d.inMulti {
-			return aUnsupported
+	case kClient:
+		if r.ArgIs(1, "reply") && (r.ArgIs(2, "off") || r.ArgIs(2, "skip")) {
+			if d.inMulti {
+				return aUnsupported
+			}
+			d.stats.PassClientReply.Add(1)
+			return aPass
 		}
-		d.stats.PassClientReply.Add(1)
-		return aPass
 	}
 	return aNone
 }
 
-// account counts r's reply into the segments.
-func (d *Durable) account(r *resp.Request) {
+// account counts r's reply (r of kind k) into the segments.
+func (d *Durable) account(r *resp.Request, k cmdKind) {
 	if r.Empty() {
 		return
 	}
 	switch {
-	case r.Is("reset"):
+	case k == kReset:
 		d.inMulti, d.multiWrite = false, false
 		d.open++
 		return
-	case r.Is("quit"):
+	case k == kQuit:
 		d.open++
 		return
 	case d.inMulti:
-		switch {
-		case r.Is("exec"):
+		switch k {
+		case kExec:
 			d.inMulti = false
 			if d.multiWrite {
 				d.write()
 				return
 			}
-		case r.Is("discard"):
+		case kDiscard:
 			d.inMulti = false
-		case r.Is("multi"), r.Is("watch"):
+		case kMulti, kWatch:
 			// errors, still in the transaction
 		default:
-			if d.cfg.Commands.IsWrite(r) {
+			if d.isWrite(r) {
 				d.multiWrite = true
 			}
 		}
 		d.open++
 		return
-	case r.Is("multi"):
+	case k == kMulti:
 		if d.open > 0 {
 			d.closeSeg(false, false)
 		}
 		d.segs = append(d.segs, seg{n: 1, checkOK: true})
 		d.inMulti, d.multiWrite = true, false
 		return
-	case r.Is("exec"), r.Is("discard"):
+	case k == kExec, k == kDiscard:
 		d.open++ // errors outside a transaction
 		return
 	}
-	if d.cfg.Commands.IsWrite(r) {
+	if d.isWrite(r) {
 		d.write()
 		return
 	}
 	d.open++
+}
+
+// isWrite is Commands.IsWrite with a one-entry cache of the last command
+// name as sent (a pipeline usually repeats its command).
+func (d *Durable) isWrite(r *resp.Request) bool {
+	name := r.Name()
+	if d.lastOK && len(name) == int(d.lastLen) && string(name) == string(d.lastName[:d.lastLen]) {
+		return d.lastWrite
+	}
+	w, cacheable := d.cfg.Commands.classify(r)
+	d.lastOK = cacheable && len(name) <= len(d.lastName)
+	if d.lastOK {
+		d.lastLen = uint8(copy(d.lastName[:], name))
+		d.lastWrite = w
+	}
+	return w
 }
 
 // write counts a write's reply: the replies before it are released as
@@ -582,8 +673,15 @@ func (d *Durable) endSeg() {
 
 // CommandTable says which commands write, from the server's COMMAND reply.
 type CommandTable struct {
-	write map[string]bool // lower-case name, or "container|sub"
+	cmds map[string]cmdInfo // lower-case name, or "container|sub"
 }
+
+type cmdInfo uint8
+
+const (
+	cmdWrite cmdInfo = 1 << iota
+	cmdSubs          // a container whose subcommands are listed ("config|set")
+)
 
 // NewCommandTable reads a COMMAND reply: a command writes when its flags
 // hold "write" or "may_replicate"; EVAL, EVALSHA and FCALL always count as
@@ -593,20 +691,23 @@ func NewCommandTable(v resp.Value) (*CommandTable, error) {
 	if v.Kind != resp.Array && v.Kind != resp.Set {
 		return nil, errors.New("durable: COMMAND reply is not an array")
 	}
-	t := &CommandTable{write: map[string]bool{}}
+	t := &CommandTable{cmds: map[string]cmdInfo{}}
 	var add func(e resp.Value)
 	add = func(e resp.Value) {
 		if len(e.Elems) < 3 {
 			return
 		}
 		name := strings.ToLower(e.Elems[0].Str)
-		w := false
+		var info cmdInfo
 		for _, f := range e.Elems[2].Elems {
 			if f.Str == "write" || f.Str == "may_replicate" {
-				w = true
+				info |= cmdWrite
 			}
 		}
-		t.write[name] = w
+		if len(e.Elems) >= 10 && len(e.Elems[9].Elems) > 0 {
+			info |= cmdSubs
+		}
+		t.cmds[name] = t.cmds[name]&cmdSubs | info
 		if len(e.Elems) >= 10 {
 			for _, sub := range e.Elems[9].Elems {
 				add(sub)
@@ -616,11 +717,11 @@ func NewCommandTable(v resp.Value) (*CommandTable, error) {
 	for _, e := range v.Elems {
 		add(e)
 	}
-	if len(t.write) == 0 {
+	if len(t.cmds) == 0 {
 		return nil, errors.New("durable: COMMAND listed no command")
 	}
 	for _, s := range []string{"eval", "evalsha", "fcall"} {
-		t.write[s] = true
+		t.cmds[s] |= cmdWrite
 	}
 	return t, nil
 }
@@ -630,31 +731,41 @@ func (t *CommandTable) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.write)
+	return len(t.cmds)
 }
 
 // IsWrite classifies r; an unknown command counts as a write, as does
 // every command with a nil table.
 func (t *CommandTable) IsWrite(r *resp.Request) bool {
+	w, _ := t.classify(r)
+	return w
+}
+
+// classify is IsWrite, and whether the answer depends on the command name
+// alone (not a container with subcommands).
+func (t *CommandTable) classify(r *resp.Request) (write, byName bool) {
 	if t == nil {
-		return true
+		return true, true
+	}
+	if r.ArgLen(0) > resp.CapturedArgBytes {
+		return true, false
 	}
 	var buf [2*resp.CapturedArgBytes + 1]byte
 	name := lower(buf[:0], r.Name())
-	if r.ArgLen(0) > resp.CapturedArgBytes {
-		return true
-	}
-	w, ok := t.write[string(name)]
+	info, ok := t.cmds[string(name)]
 	if !ok {
-		return true
+		return true, true
+	}
+	if info&cmdSubs == 0 {
+		return info&cmdWrite != 0, true
 	}
 	if r.Argc > 1 && r.ArgLen(1) <= resp.CapturedArgBytes {
 		full := lower(append(name, '|'), r.Arg(1))
-		if sw, ok := t.write[string(full)]; ok {
-			return sw
+		if sub, ok := t.cmds[string(full)]; ok {
+			return sub&cmdWrite != 0, false
 		}
 	}
-	return w
+	return info&cmdWrite != 0, false
 }
 
 func lower(dst, b []byte) []byte {
