@@ -11,7 +11,8 @@ import (
 )
 
 // helloSeeds is how many schedules the hello-path test explores: 10,000
-// (PROXYSIM_HELLO_SEEDS overrides; -short runs 100).
+// (PROXYSIM_HELLO_SEEDS overrides, PROXYSIM_HELLO_FIRST
+// moves the first seed, for shards; -short runs 100).
 func helloSeeds(t *testing.T) int {
 	if v := os.Getenv("PROXYSIM_HELLO_SEEDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -33,7 +34,15 @@ func helloSeeds(t *testing.T) int {
 // stated.
 func TestHelloPathHoldsInvariants(t *testing.T) {
 	n := helloSeeds(t)
-	s := sim.Explore("proxy-hello", Runner(Options{Hello: true, Forge: true}), 1, n, 2)
+	first := uint64(1)
+	if v := os.Getenv("PROXYSIM_HELLO_FIRST"); v != "" {
+		f, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = f
+	}
+	s := sim.Explore("proxy-hello", Runner(Options{Hello: true, Forge: true}), first, n, 2)
 	for i, f := range s.Failed {
 		if i == 5 {
 			break
