@@ -62,7 +62,8 @@ func ParseKnown(name string, data []byte) (Known, error) {
 		return nil, spec.YAMLError(name, err)
 	}
 	checks := map[string]bool{check.CheckFailover: true, check.CheckUnavailability: true, check.CheckLostWrites: true,
-		check.CheckSplitBrain: true, check.CheckLinearizable: true, check.CheckPubSub: true}
+		check.CheckSplitBrain: true, check.CheckLinearizable: true, check.CheckPubSub: true,
+		check.CheckVIPMoves: true, check.CheckVIPDualHolders: true}
 	for sc, m := range k {
 		for c, v := range m {
 			if !checks[c] {

@@ -198,6 +198,9 @@ func TestBuiltinKnownVerdicts(t *testing.T) {
 	if _, err := ParseKnown("k.yaml", []byte("master-crash:\n  lost-writes: {status: fail}\n")); err == nil {
 		t.Error("a known finding without a reason accepted")
 	}
+	if _, err := ParseKnown("k.yaml", []byte("proxy-partition:\n  vip-dual-holders: {status: fail, why: VRRP has no quorum}\n")); err != nil {
+		t.Errorf("a known VIP finding refused: %v", err)
+	}
 	if _, err := ParseKnown("k.yaml", []byte("master-crash:\n  lost: {status: fail, why: x}\n")); err == nil {
 		t.Error("an unknown check accepted")
 	}
