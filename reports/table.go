@@ -80,8 +80,10 @@ func RowOf(r *result.Result) Row {
 	if s.DualRouteS > 0 {
 		notes = append(notes, fmt.Sprintf("proxies route to two masters %.1fs", s.DualRouteS))
 	}
-	if s.VIPChanges > 0 {
-		notes = append(notes, fmt.Sprintf("VIP moved %dx", s.VIPChanges))
+	if s.VIPMoves != nil && *s.VIPMoves > 0 {
+		notes = append(notes, fmt.Sprintf("VIP moved %dx", *s.VIPMoves))
+	} else if s.VIPMoves == nil && s.VIPChanges > 0 {
+		notes = append(notes, fmt.Sprintf("VIP holders changed %dx", s.VIPChanges))
 	}
 	if s.Linearizable == "fail" || s.Linearizable == "unknown" {
 		notes = append(notes, "linearizable: "+s.Linearizable)

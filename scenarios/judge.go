@@ -141,6 +141,8 @@ func summarize(in check.Input, vs []check.Verdict) result.Summary {
 	}
 	changes, dual := check.VIPStats(in.Events, in.End)
 	sum.VIPChanges, sum.DualVIPS = changes, dual.Seconds()
+	_, moves := check.VIPTimeline(in.Events, in.End)
+	sum.VIPMoves = &moves
 	sum.DualRouteS = check.DualRouteWindow(in.Events, in.End).Seconds()
 	read := map[string]bool{}
 	for _, e := range in.Events {

@@ -107,7 +107,12 @@ func Values(r *result.Result) map[string]*float64 {
 	}
 	if r.VIP != "" {
 		out[DualVIP.Key] = num(s.DualVIPS)
-		out[VIPMoves.Key] = num(float64(s.VIPChanges))
+		if s.VIPMoves != nil {
+			out[VIPMoves.Key] = num(float64(*s.VIPMoves))
+		} else {
+			// recorded before vip_moves existed: holder-set changes, an upper bound
+			out[VIPMoves.Key] = num(float64(s.VIPChanges))
+		}
 	}
 	return out
 }

@@ -91,9 +91,12 @@ type Summary struct {
 	LostWrites           *int    `json:"lost_writes"` // nil when not converged
 	SplitBrainWrites     int     `json:"split_brain_writes"`
 	TwoMasterS           float64 `json:"two_master_s"`
-	VIPChanges           int     `json:"vip_changes"`
-	DualVIPS             float64 `json:"dual_vip_s"`
-	DualRouteS           float64 `json:"dual_route_s"` // the proxies routed new connections to two masters
+	VIPChanges           int     `json:"vip_changes"` // changes of the set of holders (A, nobody, B: 2)
+	// VIPMoves counts a node taking the VIP it did not hold (A, nobody, B: 1), as the
+	// vip-moves check does; nil in results recorded before it existed.
+	VIPMoves   *int    `json:"vip_moves,omitempty"`
+	DualVIPS   float64 `json:"dual_vip_s"`
+	DualRouteS float64 `json:"dual_route_s"` // the proxies routed new connections to two masters
 	// ProxiesObserved counts the proxies whose routes the run read at least once: 0 means
 	// DualRouteS was not measured (no proxy, or one the harness cannot read).
 	ProxiesObserved int      `json:"proxies_observed,omitempty"`
