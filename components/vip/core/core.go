@@ -83,8 +83,9 @@ type Config struct {
 	// once after this long (a SendGARP action with Repeat set), unless the
 	// addresses were removed meanwhile (garp.repeat). Zero is off.
 	GARPRepeat time.Duration
-	// StallHold, when positive, turns on the stalled-master rule (see
-	// Core.stalled): a master that was silent for 3 advert intervals (frozen,
+	// StallHold, when positive, turns on the stalled-router rules. A backup
+	// whose Master_Down_Timer fires late reads the adverts queued meanwhile
+	// before taking over (Core.backupStalled). A master that was silent for 3 advert intervals (frozen,
 	// starved) and then hears another master, which took over meanwhile,
 	// yields to it instead of reclaiming the addresses by priority, and then
 	// does not preempt for StallHold, so a slow master costs one move, not
@@ -473,9 +474,30 @@ func (m *Core) timer(now time.Time) []Action {
 		m.arm(next)
 		return out
 	case Backup:
+		if m.stallListen.IsZero() && m.backupStalled(now) {
+			// Our own timer ran late: we were not running, so the master's
+			// adverts may sit unread in our socket. Read them before
+			// declaring it down (Receive re-arms the timer if one arrives).
+			m.stallListen = now
+			m.arm(now.Add(StallListen))
+			return nil
+		}
+		m.stallListen = time.Time{}
 		return m.becomeMaster(now, "master down: no advert for Master_Down_Interval")
 	}
 	return nil
+}
+
+// backupStalled reports whether the stalled-router rules are on and a
+// backup's Master_Down_Timer fired more than StallListen after its deadline:
+// the backup itself could not run (a loaded or starved node), and the
+// adverts that would have re-armed the timer may be waiting in its socket.
+// Waiting StallListen for them costs a genuine takeover at most that much,
+// only when the backup was already late; a false takeover costs a move and
+// time with the VIP on two nodes.
+func (m *Core) backupStalled(now time.Time) bool {
+	return m.cfg.StallHold > 0 && m.state == Backup && !m.deadline.IsZero() &&
+		now.Sub(m.deadline) > StallListen
 }
 
 // Receive handles an advert that passed vrrp.Filter for this router.
@@ -492,6 +514,7 @@ func (m *Core) Receive(now time.Time, p vrrp.Packet) []Action {
 				m.masterAdverInterval = p.Interval
 			}
 			m.masterAddr, m.masterPriority = p.Src, p.Priority
+			m.stallListen = time.Time{}
 			m.arm(now.Add(m.MasterDownInterval()))
 			return nil
 		}

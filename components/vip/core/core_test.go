@@ -688,3 +688,65 @@ func TestStalledMaster(t *testing.T) {
 		t.Fatal("negative stall hold accepted")
 	}
 }
+
+// TestStalledBackup: a backup whose Master_Down_Timer fires late (it could
+// not run) first listens StallListen for the adverts queued meanwhile; one
+// arriving keeps it backup, none makes it take over StallListen later. On
+// time, or with the rules off (StallHold 0), it takes over at once.
+func TestStalledBackup(t *testing.T) {
+	backup := func(stallHold time.Duration) (*Core, time.Time) {
+		m := newM(t, func(c *Config) { c.StallHold = stallHold })
+		m.Start(t0)
+		m.Receive(t0.Add(ms(1)), advert(addrB, 200, 100))
+		if m.State() != Backup {
+			t.Fatal("not backup")
+		}
+		return m, m.Next() // Master_Down_Timer's deadline
+	}
+	tests := []struct {
+		name      string
+		hold      time.Duration
+		late      time.Duration
+		advertAt  time.Duration // after the late tick; <0: none
+		wantState State
+	}{
+		{"late, queued advert arrives while listening", time.Minute, 300 * time.Millisecond, 5 * time.Millisecond, Backup},
+		{"late, nothing queued: takes over after the listen", time.Minute, 300 * time.Millisecond, -1, Master},
+		{"late by StallListen exactly: at once", time.Minute, StallListen, -1, Master},
+		{"on time: at once", time.Minute, 0, -1, Master},
+		{"rules off: at once however late", 0, 300 * time.Millisecond, -1, Master},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, due := backup(tc.hold)
+			now := due.Add(tc.late)
+			as := m.Tick(now)
+			listening := tc.hold > 0 && tc.late > StallListen
+			if listening {
+				if len(as) != 0 || m.State() != Backup || m.Next() != now.Add(StallListen) {
+					t.Fatalf("late tick: %s state %v next %v", kinds(as), m.State(), m.Next().Sub(now))
+				}
+				if tc.advertAt >= 0 {
+					at := now.Add(tc.advertAt)
+					m.Receive(at, advert(addrB, 200, 100))
+					if m.Next() != at.Add(m.MasterDownInterval()) {
+						t.Fatalf("advert while listening: next %v, want Master_Down_Interval", m.Next().Sub(at))
+					}
+				}
+				as = m.Tick(m.Next().Add(-time.Nanosecond)) // not yet due
+				if len(as) != 0 {
+					t.Fatalf("early tick acted: %s", kinds(as))
+				}
+				if tc.advertAt < 0 {
+					as = m.Tick(now.Add(StallListen))
+				}
+			}
+			if m.State() != tc.wantState {
+				t.Fatalf("state %v, want %v (%s)", m.State(), tc.wantState, kinds(as))
+			}
+			if tc.wantState == Master && !has(as, AddVIPs) {
+				t.Fatalf("took over without adding the VIPs: %s", kinds(as))
+			}
+		})
+	}
+}
