@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,7 +40,6 @@ type link struct {
 	target  core.Target
 	timeout time.Duration
 	auth    Auth
-	queue   chan core.Action
 	ctx     context.Context
 	cancel  context.CancelFunc
 	once    sync.Once
@@ -50,8 +50,18 @@ type link struct {
 	probe   *pconn     // the probe's connection while it runs
 	probing bool
 	out     []byte // the command being written (Server.encode)
+	// Commands are written by the loop itself while the command
+	// connection is up and its socket takes them at once; otherwise
+	// (dialling, a write that would block) a writer goroutine runs for as
+	// long as there is something to write, and the commands sent meanwhile
+	// wait in pending, in order. An idle link has no goroutine but its
+	// connection's reader.
+	pending []core.Action
+	writing bool   // a writer goroutine runs
+	tail    []byte // the unwritten end of a command the loop began
+	tailOn  *pconn
 
-	sub     *resp.Conn   // the hello subscription while it runs (under mu)
+	sub     net.Conn     // the hello subscription while it runs (under mu)
 	subLast atomic.Int64 // mono() of the subscription's last message
 }
 
@@ -82,7 +92,7 @@ func mono() int64 { return int64(time.Since(monoBase)) }
 
 func (s *Server) newLink(t core.Target) *link {
 	ctx, cancel := context.WithCancel(s.ctx)
-	l := &link{s: s, target: t, queue: make(chan core.Action, 16), ctx: ctx, cancel: cancel}
+	l := &link{s: s, target: t, ctx: ctx, cancel: cancel}
 	l.auth = s.opts.SentinelAuth
 	if t.Kind != core.KindSentinel {
 		l.auth = s.opts.MasterAuth[t.Master]
@@ -92,30 +102,11 @@ func (s *Server) newLink(t core.Target) *link {
 	// connection waits well past down-after (a reply that takes 3 s on a
 	// link with down-after 5 s is a proof of life, not a failure).
 	l.timeout = driver.CommandTimeout(s.drv.Core().DownAfter(t.Master))
-	s.wg.Add(1)
-	go l.worker()
 	if t.Kind != core.KindSentinel {
 		s.wg.Add(1)
 		go l.subscriber()
 	}
 	return l
-}
-
-// dialOptions are the Pub/Sub connection's (a resp.Conn).
-func (l *link) dialOptions(kind string) resp.DialOptions {
-	return resp.DialOptions{Dialer: quietDial, DialTimeout: l.timeout, Timeout: l.timeout, Username: l.auth.User, Password: l.auth.Pass,
-		Protocol: 2, MaxReply: maxLinkReply, ClientName: "sentinel-" + l.s.myID[:8] + "-" + kind}
-}
-
-// quietDial dials a Pub/Sub connection as a quietConn; resp.Conn sets its
-// own deadlines.
-func quietDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return newQuietConn(nc, 0), nil
 }
 
 // maxLinkReply bounds one reply on a link (INFO is the largest); a peer
@@ -184,6 +175,36 @@ func (p *pconn) write(a core.Action, args ...string) error {
 		p.nc.Close() // the reader reports every command still owed
 	}
 	return err
+}
+
+// writeNow is write for the loop goroutine: one non-blocking write; it
+// returns what the socket did not take (the caller has it written later,
+// ahead of anything else) and false, with nothing queued, when the
+// connection does not support it. l.mu is held.
+func (p *pconn) writeNow(a core.Action, args ...string) ([]byte, bool) {
+	qc, ok := p.nc.(*quietConn)
+	if !ok {
+		return nil, false
+	}
+	l := p.l
+	p.qmu.Lock()
+	p.q = append(p.q, a)
+	if len(p.q) == 1 {
+		p.owedSince.Store(mono())
+	}
+	p.qmu.Unlock()
+	l.out = l.s.encode(2, l.out, func(w *resp.Writer) {
+		w.Array(len(args))
+		for _, x := range args {
+			w.Bulk(x)
+		}
+	})
+	n, err := qc.write(l.out, true)
+	if err != nil {
+		p.nc.Close() // the reader reports every command owed
+		return nil, true
+	}
+	return l.out[n:], true
 }
 
 // pop takes the command the next reply answers and moves the reply
@@ -275,10 +296,17 @@ func (p *pconn) read() {
 	}
 }
 
-// send queues a command for the worker (or starts a probe, or adopts the
-// probe's connection). A full queue cannot happen with the core's
-// one-in-flight-per-kind rule; the command fails rather than block the loop.
-// It runs on the loop goroutine.
+// maxPending bounds the commands waiting for the writer goroutine. A full
+// queue cannot happen with the core's one-in-flight-per-kind rule; the
+// command fails rather than grow it.
+const maxPending = 16
+
+// send writes a command (or starts a probe, or adopts the probe's
+// connection). It runs on the loop goroutine and never blocks on the
+// network: with the command connection up and nothing waiting, the
+// command is written at once with a non-blocking write; a connection to
+// dial, or a socket that takes only part of the command, is left to the
+// writer goroutine.
 func (l *link) send(a core.Action) error {
 	switch a.Kind {
 	case core.ActProbe:
@@ -295,11 +323,61 @@ func (l *link) send(a core.Action) error {
 		l.adopt()
 		return nil
 	}
-	select {
-	case l.queue <- a:
+	args := l.args(a)
+	if args == nil {
 		return nil
-	default:
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.writing && l.cur != nil {
+		if rest, ok := l.cur.writeNow(a, args...); ok {
+			if len(rest) > 0 {
+				l.tail, l.tailOn = append(l.tail[:0], rest...), l.cur
+				l.startWriter()
+			}
+			return nil
+		}
+	}
+	if len(l.pending) >= maxPending {
 		return errors.New("link queue full")
+	}
+	l.pending = append(l.pending, a)
+	if !l.writing {
+		l.startWriter()
+	}
+	return nil
+}
+
+// startWriter starts the writer goroutine; l.mu is held.
+func (l *link) startWriter() {
+	l.writing = true
+	l.s.wg.Add(1)
+	go l.writer()
+}
+
+// writer finishes the loop's partial write, then writes the pending
+// commands in order (dialling when there is no connection), and ends when
+// nothing is left.
+func (l *link) writer() {
+	defer l.s.wg.Done()
+	for {
+		l.mu.Lock()
+		if l.tailOn != nil {
+			p := l.tailOn
+			if _, err := p.nc.Write(l.tail); err != nil {
+				p.nc.Close() // the reader reports every command owed
+			}
+			l.tail, l.tailOn = l.tail[:0], nil
+		}
+		if len(l.pending) == 0 || l.ctx.Err() != nil {
+			l.pending, l.writing = nil, false
+			l.mu.Unlock()
+			return
+		}
+		a := l.pending[0]
+		l.pending = l.pending[1:]
+		l.mu.Unlock()
+		l.run(a)
 	}
 }
 
@@ -330,6 +408,9 @@ func (l *link) runProbe(a core.Action) {
 		err = p.write(a, "PING")
 		if err == nil {
 			l.probe = p
+			if l.ctx.Err() != nil { // closed while dialling
+				p.nc.Close()
+			}
 		}
 		l.mu.Unlock()
 	}
@@ -344,9 +425,20 @@ func (l *link) runProbe(a core.Action) {
 	go p.read()
 }
 
-// close stops the link's goroutines; they close their connections.
+// close stops the link: its connections are closed (their readers end)
+// and a dial in progress is cancelled. A connection installed after this
+// sees the cancelled context under l.mu and is closed at once.
 func (l *link) close() {
-	l.once.Do(l.cancel)
+	l.once.Do(func() {
+		l.cancel()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, p := range []*pconn{l.cur, l.probe} {
+			if p != nil {
+				p.nc.Close()
+			}
+		}
+	})
 }
 
 // sweep enforces the link's timeouts at now (mono()): a command
@@ -379,32 +471,8 @@ func localIPOf(nc net.Conn) string {
 	return ""
 }
 
-// worker writes the commands in order on the command connection, dialling
-// it when there is none.
-func (l *link) worker() {
-	defer l.s.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		cur, pr := l.cur, l.probe
-		l.mu.Unlock()
-		for _, p := range []*pconn{cur, pr} {
-			if p != nil {
-				p.nc.Close()
-			}
-		}
-	}()
-	for {
-		select {
-		case <-l.ctx.Done():
-			return
-		case a := <-l.queue:
-			l.run(a)
-		}
-	}
-}
-
 // run writes a's command, dialling first when needed; a failure goes to the
-// driver as the command's outcome.
+// driver as the command's outcome. It runs on the writer goroutine.
 func (l *link) run(a core.Action) {
 	l.mu.Lock()
 	p := l.cur
@@ -421,29 +489,16 @@ func (l *link) run(a core.Action) {
 			p = l.cur
 		} else {
 			l.cur, l.localIP = p, localIPOf(p.nc)
+			if l.ctx.Err() != nil { // closed while dialling
+				p.nc.Close()
+			}
 			l.s.wg.Add(1)
 			go p.read()
 		}
 		l.mu.Unlock()
 	}
-	var args []string
-	switch a.Kind {
-	case core.ActPing:
-		args = []string{"PING"}
-	case core.ActInfo:
-		args = []string{"INFO"}
-	case core.ActHello:
-		h := a.Hello
-		if h.IP == "" {
-			l.mu.Lock()
-			h.IP = l.localIP
-			l.mu.Unlock()
-		}
-		args = []string{"PUBLISH", core.HelloChannel, h.String()}
-	case core.ActAsk:
-		q := a.Ask
-		args = []string{"SENTINEL", "is-master-down-by-addr", q.IP, strconv.Itoa(q.Port), strconv.FormatUint(q.Epoch, 10), q.RunID}
-	default:
+	args := l.args(a)
+	if args == nil {
 		return
 	}
 	l.mu.Lock()
@@ -453,6 +508,29 @@ func (l *link) run(a core.Action) {
 	err := p.write(a, args...)
 	l.mu.Unlock()
 	_ = err // a failed write closes the connection; its reader reports every command owed
+}
+
+// args is a's command, nil for an action that is not one. A hello without
+// an announced IP carries our address on the command link.
+func (l *link) args(a core.Action) []string {
+	switch a.Kind {
+	case core.ActPing:
+		return []string{"PING"}
+	case core.ActInfo:
+		return []string{"INFO"}
+	case core.ActHello:
+		h := a.Hello
+		if h.IP == "" {
+			l.mu.Lock()
+			h.IP = l.localIP
+			l.mu.Unlock()
+		}
+		return []string{"PUBLISH", core.HelloChannel, h.String()}
+	case core.ActAsk:
+		q := a.Ask
+		return []string{"SENTINEL", "is-master-down-by-addr", q.IP, strconv.Itoa(q.Port), strconv.FormatUint(q.Epoch, 10), q.RunID}
+	}
+	return nil
 }
 
 // postDown tells the driver that a connection of the link broke outside a
@@ -513,33 +591,82 @@ func (l *link) subscriber() {
 	}
 }
 
+// subscribeOnce subscribes to the hello channel on a fresh connection and
+// reads its messages until the connection fails. It uses the command
+// links' raw socket I/O and a small read buffer (a resp.Conn carried 32 KiB
+// of buffers for a few hellos a second). The handshake (AUTH, CLIENT
+// SETNAME, SUBSCRIBE) is pipelined; from the dial on, the loop's sweep
+// closes the connection after subIdle without a reply or a message.
 func (l *link) subscribeOnce() error {
-	c, err := resp.Dial(l.ctx, l.target.Addr.String(), l.dialOptions("pubsub"))
+	d := net.Dialer{Timeout: l.timeout}
+	raw, err := d.DialContext(l.ctx, "tcp", l.target.Addr.String())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.Subscribe(l.ctx, core.HelloChannel); err != nil {
-		return err
-	}
-	// From here the loop's sweep closes c after subIdle without a message.
+	nc := newQuietConn(raw, writeTimeout)
+	defer nc.Close()
+	stop := context.AfterFunc(l.ctx, func() { nc.Close() })
+	defer stop()
 	l.subLast.Store(mono())
 	l.mu.Lock()
-	l.sub = c
+	l.sub = nc
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
-		if l.sub == c {
+		if l.sub == nc {
 			l.sub = nil
 		}
 		l.mu.Unlock()
 	}()
-	for {
-		m, err := c.ReceiveMessage(l.ctx)
+	var cmds [][]string
+	if l.auth.Pass != "" {
+		if l.auth.User != "" {
+			cmds = append(cmds, []string{"AUTH", l.auth.User, l.auth.Pass})
+		} else {
+			cmds = append(cmds, []string{"AUTH", l.auth.Pass})
+		}
+	}
+	cmds = append(cmds, []string{"CLIENT", "SETNAME", "sentinel-" + l.s.myID[:8] + "-pubsub"}, []string{"SUBSCRIBE", core.HelloChannel})
+	out := l.s.encode(2, nil, func(w *resp.Writer) {
+		for _, args := range cmds {
+			w.Array(len(args))
+			for _, x := range args {
+				w.Bulk(x)
+			}
+		}
+	})
+	if _, err := nc.Write(out); err != nil {
+		return err
+	}
+	r := resp.NewReaderLimits(bufio.NewReaderSize(nc, linkReadBuf),
+		resp.Limits{MaxBulk: maxLinkReply, MaxElems: 64, MaxDepth: 2, MaxInline: 4 << 10})
+	for i := 0; i < len(cmds)-1; i++ { // AUTH, CLIENT SETNAME
+		v, err := r.ReadValue()
 		if err != nil {
 			return err
 		}
+		if v.IsError() && cmds[i][0] == "AUTH" {
+			return resp.ReplyError(v.Str)
+		}
+	}
+	subscribed := false
+	for {
+		v, err := r.ReadValue()
+		if err != nil {
+			return err
+		}
+		if v.IsError() {
+			return resp.ReplyError(v.Str)
+		}
 		l.subLast.Store(mono())
+		m, ok := resp.ParseMessage(v)
+		if !ok {
+			if !subscribed && (v.Kind == resp.Array || v.Kind == resp.Push) && len(v.Elems) == 3 && strings.EqualFold(v.Elems[0].Text(), "subscribe") {
+				subscribed = true
+				continue
+			}
+			return errUnexpectedData
+		}
 		if m.Channel == core.HelloChannel {
 			l.s.onHello(m.Payload, driver.ViaPubSub)
 		}
