@@ -143,14 +143,20 @@ SIM_SEED ?= 1
 SIM_VIP_SCHEDULES ?= 5000
 SIM_PROXY_SCHEDULES ?= 1000
 SIM_WITNESS_SCHEDULES ?= 500
-.PHONY: sim sim-vip sim-proxy sim-witness test-sim
-sim: sim-vip sim-proxy sim-witness
+SIM_HELLO_SEEDS ?= 10000
+.PHONY: sim sim-vip sim-proxy sim-proxy-hello sim-witness test-sim
+sim: sim-vip sim-proxy sim-proxy-hello sim-witness
 
 sim-vip:
 	$(GO) run ./cmd/redisha sim vip --schedules $(SIM_VIP_SCHEDULES) --seed $(SIM_SEED)
 
 sim-proxy:
 	$(GO) run ./cmd/redisha sim proxy --schedules $(SIM_PROXY_SCHEDULES) --seed $(SIM_SEED)
+
+# The proxy's hello path (routing.hello_views) with a client forging hellos:
+# every routing invariant over SIM_HELLO_SEEDS schedules (~15 CPU-minutes).
+sim-proxy-hello:
+	PROXYSIM_HELLO_SEEDS=$(SIM_HELLO_SEEDS) $(GO) test -count=1 -timeout 60m -run '^TestHelloPathHoldsInvariants$$' -v ./sim/proxysim/
 
 sim-witness:
 	$(GO) run ./cmd/redisha sim witness --schedules $(SIM_WITNESS_SCHEDULES) --seed $(SIM_SEED)
