@@ -123,19 +123,25 @@ type StatusDoc struct {
 		Hold   bool   `json:"hold"`
 		Reason string `json:"reason,omitempty"`
 	} `json:"route"`
-	Agreed           string            `json:"agreed,omitempty"` // the sentinel majority's master
-	AgreedEpoch      int64             `json:"config_epoch"`
-	SentinelMajority bool              `json:"sentinel_majority"`
-	Fenced           string            `json:"fenced,omitempty"`
-	Switches         int               `json:"switches"`
-	Backends         []BackendStatus   `json:"backends"`
-	Sentinels        []SentinelStatus  `json:"sentinels"`
-	Replicas         []string          `json:"replicas"`
-	Listeners        map[string]string `json:"listeners"` // read_write, read_only, admin, watch
-	Connections      int64             `json:"connections"`
-	Watchers         int               `json:"watchers"`
-	Draining         bool              `json:"draining"`
-	Now              time.Time         `json:"now"`
+	Agreed           string           `json:"agreed,omitempty"` // the sentinel majority's master
+	AgreedEpoch      int64            `json:"config_epoch"`
+	SentinelMajority bool             `json:"sentinel_majority"`
+	Fenced           string           `json:"fenced,omitempty"`
+	Switches         int              `json:"switches"`
+	Backends         []BackendStatus  `json:"backends"`
+	Sentinels        []SentinelStatus `json:"sentinels"`
+	// HelloViews is routing.hello_views; SentinelsViaHello counts the
+	// sentinels whose view counts now through a hello on the data nodes,
+	// and Hellos what became of every hello heard (docs/proxy.md).
+	HelloViews        bool              `json:"hello_views"`
+	SentinelsViaHello int               `json:"sentinels_via_hello"`
+	Hellos            *HelloCounts      `json:"hellos,omitempty"`
+	Replicas          []string          `json:"replicas"`
+	Listeners         map[string]string `json:"listeners"` // read_write, read_only, admin, watch
+	Connections       int64             `json:"connections"`
+	Watchers          int               `json:"watchers"`
+	Draining          bool              `json:"draining"`
+	Now               time.Time         `json:"now"`
 }
 
 // BackendStatus is one backend in /status.
@@ -163,6 +169,30 @@ type SentinelStatus struct {
 	Err      string    `json:"err,omitempty"`
 	LastView time.Time `json:"last_view,omitzero"`
 	AgeMs    int64     `json:"age_ms,omitempty"`
+	// RunID is the run id the sentinel gave directly (SENTINEL MYID); the
+	// Hello* fields describe its last kept hello view, and ViaHello says
+	// it counts toward the majority through that hello now.
+	RunID       string    `json:"run_id,omitempty"`
+	HelloMaster string    `json:"hello_master,omitempty"`
+	HelloEpoch  int64     `json:"hello_config_epoch,omitempty"`
+	HelloAt     time.Time `json:"hello_at,omitzero"`
+	HelloAgeMs  int64     `json:"hello_age_ms,omitempty"`
+	HelloFresh  bool      `json:"hello_fresh,omitempty"`
+	ViaHello    bool      `json:"via_hello,omitempty"`
+}
+
+// HelloCounts is core.HelloStats in /status: every hello heard, and why
+// those that do not count were set aside.
+type HelloCounts struct {
+	Heard      uint64 `json:"heard"`
+	Kept       uint64 `json:"kept"`
+	Off        uint64 `json:"off"`
+	OtherName  uint64 `json:"other_name"`
+	Unknown    uint64 `json:"unknown_sentinel"`
+	NoRunID    uint64 `json:"no_run_id_yet"`
+	BadRunID   uint64 `json:"bad_run_id"`
+	OlderEpoch uint64 `json:"older_epoch"`
+	Stalled    uint64 `json:"after_stall"`
 }
 
 // StatusNow assembles /status.
@@ -193,7 +223,18 @@ func (p *Proxy) StatusNow() StatusDoc {
 		if v.Heard {
 			st.LastView, st.AgeMs = v.At, now.Sub(v.At).Milliseconds()
 		}
+		st.RunID, st.ViaHello = v.RunID, v.ViaHello
+		if v.HelloHeard {
+			st.HelloMaster, st.HelloEpoch, st.HelloFresh = v.HelloMaster, v.HelloEpoch, v.HelloFresh
+			st.HelloAt, st.HelloAgeMs = v.HelloAt, now.Sub(v.HelloAt).Milliseconds()
+		}
 		d.Sentinels = append(d.Sentinels, st)
+	}
+	d.HelloViews, d.SentinelsViaHello = s.HelloViews, s.SentinelsViaHello
+	if s.HelloViews {
+		h := s.Hellos
+		d.Hellos = &HelloCounts{Heard: h.Heard, Kept: h.Kept, Off: h.Off, OtherName: h.OtherName, Unknown: h.Unknown,
+			NoRunID: h.NoRunID, BadRunID: h.BadRunID, OlderEpoch: h.OlderEpoch, Stalled: h.Stalled}
 	}
 	d.Replicas = append([]string{}, *p.replicas.Load()...)
 	sort.Strings(d.Replicas)

@@ -110,5 +110,16 @@ func TestHelloPathRealSentinels(t *testing.T) {
 	if st := p.stats.Load(); st.HellosBad != 0 {
 		t.Errorf("%d hellos did not parse", st.HellosBad)
 	}
+	// /status shows the same: the path on, every sentinel's run id and
+	// fresh hello view, and the counters.
+	doc := p.StatusNow()
+	if !doc.HelloViews || doc.Hellos == nil || doc.Hellos.Kept == 0 {
+		t.Errorf("/status: hello_views %v, hellos %+v", doc.HelloViews, doc.Hellos)
+	}
+	for _, st := range doc.Sentinels {
+		if st.RunID == "" || !st.HelloFresh || st.HelloMaster != a.addr || st.HelloAt.IsZero() {
+			t.Errorf("/status sentinel %s: run_id %q hello_fresh %v hello_master %q hello_at %v", st.Addr, st.RunID, st.HelloFresh, st.HelloMaster, st.HelloAt)
+		}
+	}
 	t.Logf("hellos: %+v", s.Hellos)
 }
