@@ -39,6 +39,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "state_persist_seconds", Help: "State file write+fsync time.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 	}
+	if reg == nil {
+		return m // nothing can read them: counted, never registered
+	}
 	reg.MustRegister(m.events, m.eventsDropped, m.commands,
 		m.protocolErrors, m.authFailures, m.clients, m.persistErrors, m.persistSeconds, stateCollector{s})
 	return m

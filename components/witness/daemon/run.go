@@ -26,14 +26,12 @@ func Run(ctx context.Context, opts Options, metricsListen string) error {
 			return fmt.Errorf("witness: metrics_listen: %w", err)
 		}
 	}
+	// A registry, the Go and process collectors included, only when
+	// something can scrape it: they keep their own buffers and descriptors.
 	reg := opts.Registry
-	if reg == nil {
+	if reg == nil && metricsListen != "" {
 		reg = prometheus.NewRegistry()
-		// The Go and process collectors keep their own buffers; they are
-		// only worth their memory when something can scrape them.
-		if metricsListen != "" {
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		}
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		opts.Registry = reg
 	}
 	srv, err := Start(opts)

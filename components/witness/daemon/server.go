@@ -55,7 +55,8 @@ type Options struct {
 	// StatePath is the durable state file.
 	StatePath string
 	Logger    *slog.Logger
-	// Registry receives the metrics; nil creates a private one.
+	// Registry receives the metrics; nil keeps them unregistered (nothing
+	// serves them).
 	Registry *prometheus.Registry
 	// MaxClients caps client connections like redis maxclients (10000 when 0).
 	// Connections that have not authenticated yet never lock out a peer: at
@@ -201,11 +202,9 @@ func Start(opts Options) (*Server, error) {
 	if cfg.AnnouncePort == 0 {
 		cfg.AnnouncePort = opts.Port
 	}
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	s.metrics = newMetrics(reg, s)
+	// Without a registry nobody can read the metrics: they are kept but
+	// not registered (no descriptors, no collector state).
+	s.metrics = newMetrics(opts.Registry, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// The driver stores the state (a new run id) before anyone can see it.
 	drv, err := driver.New(opts.Now(), cfg, st, linkSet{s}, store{s}, eventSink{s}, s.log)
