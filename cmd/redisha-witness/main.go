@@ -29,6 +29,7 @@ import (
 )
 
 func main() {
+	reexecOneProc()
 	tuneRuntime()
 	witnessDaemon().Main()
 }
