@@ -238,11 +238,19 @@ moves with it). Compare the two processes within a run, and look at the spread.
 ## Reading the numbers
 
 - Runtime defaults (`+"`cmd/redisha-witness/runtime.go`"+`, each overridden by the environment):
-  `+"`GOMAXPROCS=1`"+`, `+"`GOGC=25`"+`, heap profiling off (`+"`MemProfileRate = 0`"+`, `+"`GODEBUG=memprofilerate=N`"+` turns
-  it back on), freed pages returned to the kernel every 10 s (`+"`debug.FreeOSMemory`"+`, unless
+  `+"`GOMAXPROCS=1`"+` from the runtime's start (without `+"`GOMAXPROCS`"+` in the environment the binary
+  re-executes itself, same pid, with `+"`GOMAXPROCS=1`"+` added), `+"`GOGC=25`"+`, heap profiling off
+  (`+"`MemProfileRate = 0`"+`, `+"`GODEBUG=memprofilerate=N`"+` turns it back on), freed pages returned to the
+  kernel every 5 s (`+"`debug.FreeOSMemory`"+` on a timer callback, unless
   `+"`REDISHA_WITNESS_NO_RELEASE`"+`). One P means a goroutine woken by a reply never makes another
-  thread spin looking for work. The live heap is about 0.5 MiB and the idle allocation rate is low
-  enough that the heap goal hardly matters: GOGC 25, 10 and 5 measured the same private memory.
+  thread spin looking for work, and that package initialisation (protobuf descriptors,
+  Prometheus/procfs, the config parser, cobra) does not leave its survivors spread over two Ps'
+  partly used spans: lowering GOMAXPROCS in main instead left about 0.25 MiB more private memory
+  (RssAnon 21-30 s after start on a stack like this one: 3.20-3.29 MiB in 3 samples against
+  2.95-2.99 in 2). Releasing
+  every 5 s instead of 10 keeps the growth between releases within about 0.1 MiB instead of 0.2
+  (RssAnon sampled each second for 50 s) for about a millisecond of CPU per release. The live
+  heap is about 0.4 MiB; GOGC 10 measured no lower than 25.
 - CPU: Go enters every socket read and write through `+"`entersyscall`"+`, which wakes the runtime's
   monitor thread (sysmon) from its deep sleep each time the idle process wakes up: that thread was
   0.43 %% of a core at 84 context switches a second, more than half of the witness's idle CPU. The
@@ -251,21 +259,25 @@ moves with it). Compare the two processes within a run, and look at the spread.
   0.13 %%, 25 switches/s). Deadlines are runtime timers, and moving one on every command left stale
   timer entries that woke the process for nothing: reply and subscription timeouts are now checked
   on the loop's 100 ms tick, and a write deadline is armed only for a write that would block.
-- Private memory: what is left above redis-sentinel is the Go runtime, not the witness's data. In
-  this role the live heap is about 0.5 MiB (a third of it package initialisation: regexps,
-  Prometheus/procfs, protobuf descriptors, cobra), but the heap arena also holds goroutine stacks
-  (about 0.45 MiB for ~30 goroutines, runtime ones included), partly filled spans of many size
-  classes (~0.9 MiB of span space not holding objects after start-up's garbage) and pages freed
-  since the last release; the runtime's own metadata (span and GC bitmaps, page allocator) is
-  another ~0.75 MiB, and the binary's written data and bss ~0.27 MiB. A Go program that only
-  listens on a socket already has 0.7-0.9 MiB of private memory on this machine. The per-link and
-  per-client 16 KiB encoder buffers are gone (one shared encoder), read buffers are 1 KiB.
+- Private memory: what is left above redis-sentinel is the Go runtime, not the witness's data.
+  Read from `+"`runtime/metrics`"+` in this role (one P): objects about 0.45 MiB (0.4 MiB live), span
+  space not holding objects about 0.75 MiB (partly filled spans of many size classes), stack
+  spans 0.45 MiB (26 goroutines, 9 of them the runtime's, plus each of the 7 threads' 16 KiB
+  scheduler stack and 32 KiB signal stack, only partly touched), the runtime's metadata, and
+  the binary's written data and bss. Two of the 7 threads are os/signal's (a thread locked to
+  the signal-mask goroutine and the runtime's template thread). A Go program that only listens on
+  a socket already has 0.7-0.9 MiB of private memory on this machine. The witness's own share is
+  small: one shared RESP encoder, 1 KiB read buffers on links and clients, the hello
+  subscriptions on the same raw socket I/O as the command links (a `+"`resp.Conn`"+` carried 32 KiB
+  of buffers each), and no goroutine per link but its connections' readers: the loop writes a
+  command itself when the socket takes it at once, and a writer goroutine runs only to dial or
+  to finish a write that would block.
 - The file-backed part is the mapped program text (a Go binary against redis-server's code and
   its shared libraries): clean pages the kernel can drop and reload, shared between copies.
 - Idle work is the same as a sentinel's: PING every second and a hello every 2 s to each of 5
   instances, INFO every 10 s, the peers' PINGs and hellos to us, and a 10 Hz timer. The benchmark
-  configures no `+"`metrics_listen`"+` (redis-sentinel has none either): the Go and process collectors are
-  only registered when /metrics is served.
+  configures no `+"`metrics_listen`"+` (redis-sentinel has none either): without it there is no
+  registry, the counters are kept unregistered, and no Go or process collector is created.
 
 Reproduce: `+"`make footprint-witness`"+` (`+"`FOOTPRINT_SECONDS`"+`, `+"`FOOTPRINT_RUNS`"+`).
 `, time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), cpu, strings.TrimSpace(string(kernel)), runtime.Version(),
