@@ -2,7 +2,9 @@ package forward
 
 import (
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -124,18 +126,28 @@ func (d *dir) writePieces(pieces [][]byte) error {
 	return nil
 }
 
-// writevFD writes as much of pieces as fd takes now.
+// writevFD writes as much of pieces as fd takes now (at most maxIov
+// pieces), as a raw system call like the loop's other I/O.
 func writevFD(fd int, pieces [][]byte, total int) (int, error) {
+	var iov [maxIov]unix.Iovec
+	k := 0
+	for _, p := range pieces {
+		if len(p) > 0 {
+			iov[k].Base = &p[0]
+			iov[k].SetLen(len(p))
+			k++
+		}
+	}
 	for {
-		n, err := unix.Writev(fd, pieces)
-		if err == unix.EINTR {
+		n, _, e := syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil || n >= total {
-			return max(n, 0), err
+		if e != 0 {
+			return 0, e
 		}
 		// A short writev: the socket is full (the rest becomes pending).
-		return n, nil
+		return int(n), nil
 	}
 }
 

@@ -590,11 +590,18 @@ func (d *dir) flushPipe() error {
 	return nil
 }
 
+// The loop's reads, writes and splices are on non-blocking descriptors:
+// they never block, so they are made as raw system calls, without telling
+// the scheduler (no entersyscall/exitsyscall). Measured under
+// redis-benchmark -c 50 (docs/results/proxy-bench.md, "Run D"): the proxy's
+// context switches per request fell from about 0.41 to 0.17 (HAProxy: 0.24)
+// and its CPU per request by about 15 %.
+
 func readFD(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, b)
+		n, err := rawRW(unix.SYS_READ, fd, b)
 		if err != unix.EINTR {
-			return max(n, 0), err
+			return n, err
 		}
 	}
 }
@@ -603,10 +610,8 @@ func readFD(fd int, b []byte) (int, error) {
 func writeFD(fd int, b []byte) (int, error) {
 	w := 0
 	for w < len(b) {
-		n, err := unix.Write(fd, b[w:])
-		if n > 0 {
-			w += n
-		}
+		n, err := rawRW(unix.SYS_WRITE, fd, b[w:])
+		w += n
 		if err == unix.EINTR {
 			continue
 		}
@@ -617,11 +622,27 @@ func writeFD(fd int, b []byte) (int, error) {
 	return w, nil
 }
 
+// rawRW is read(2) or write(2) as a raw system call; n is never negative.
+func rawRW(trap uintptr, fd int, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
 func spliceFD(from, to, n int) (int, error) {
 	for {
-		m, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		if err != unix.EINTR {
-			return int(max(m, 0)), err
+		m, _, e := syscall.RawSyscall6(unix.SYS_SPLICE, uintptr(from), 0, uintptr(to), 0, uintptr(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if e == 0 {
+			return int(m), nil
+		}
+		if e != unix.EINTR {
+			return 0, e
 		}
 	}
 }
