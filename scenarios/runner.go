@@ -200,6 +200,12 @@ func (r *runner) resolveStack() (resolvedStack, error) {
 	if v, ok := variant(arg); ok {
 		name, arg = v.Name, v.Base
 		params = params.Merge(v.Params)
+		// The variant's promises (redisha-durable: no acknowledged write
+		// lost) join the scenario's own; on a copy, since compare runs the
+		// same scenario on every stack.
+		s := *r.s
+		s.Expect = v.Expectations(s.Expect)
+		r.s, r.res.Expect = &s, s.Expect
 	}
 	stack, err := lab.LoadStack(arg)
 	if err != nil {
