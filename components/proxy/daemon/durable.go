@@ -45,6 +45,23 @@ func (p *Proxy) commandTable(cfg *Config, addr string) *forward.CommandTable {
 	if t != nil {
 		return t
 	}
+	// A burst of first connections (clients reconnecting after a switch)
+	// shares one fetch instead of each dialling the master for COMMAND.
+	v, _, _ := p.durFetch.Do(addr, func() (any, error) {
+		return p.fetchCommandTable(cfg, addr), nil
+	})
+	t, _ = v.(*forward.CommandTable)
+	return t
+}
+
+// fetchCommandTable reads COMMAND from the master at addr and keeps it.
+func (p *Proxy) fetchCommandTable(cfg *Config, addr string) *forward.CommandTable {
+	p.durMu.Lock()
+	t := p.durCmds[addr]
+	p.durMu.Unlock()
+	if t != nil {
+		return t
+	}
 	ctx, cancel := context.WithTimeout(p.ctx, max(cfg.Limits.DialTimeout, 2*time.Second))
 	defer cancel()
 	c, err := resp.Dial(ctx, addr, resp.DialOptions{DialTimeout: cfg.Limits.DialTimeout, Timeout: 2 * time.Second,

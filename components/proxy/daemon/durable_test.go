@@ -254,3 +254,55 @@ func TestDurabilityTopLevel(t *testing.T) {
 		t.Fatal("a write on the read-write listener was not waited for")
 	}
 }
+
+// TestDurableNoReplicaPolicies: a master with no replica at all. With
+// durability_no_replica: refuse a write is never acknowledged (the
+// connection closes after WAIT's timeout); with async, once the proxy's
+// poll has seen no online replica, writes are acknowledged without WAIT
+// and counted.
+func TestDurableNoReplicaPolicies(t *testing.T) {
+	a := startRedis(t)
+	for _, policy := range []string{config.NoReplicaRefuse, config.NoReplicaAsync} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := testConfig([]string{a.addr}, nil)
+			cfg.DurableListen = "127.0.0.1:0"
+			cfg.DurabilityTimeout = 200 * time.Millisecond
+			cfg.DurabilityNoReplica = policy
+			p := startProxy(t, cfg)
+			waitRoute(t, p, a.addr)
+			write := func(key string) (string, error) {
+				conn, err := net.Dial("tcp", p.DurableAddr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte(rawCmd("SET", key, "1"))); err != nil {
+					return "", err
+				}
+				return readLine(t, conn, 5*time.Second)
+			}
+			if policy == config.NoReplicaRefuse {
+				for i := range 3 {
+					if line, err := write(fmt.Sprintf("refused:%d", i)); line != "" || err == nil {
+						t.Fatalf("write %d without a replica: %q %v, want the connection closed", i, line, err)
+					}
+				}
+				if p.dstats.ClosedShort.Load() < 3 || p.dstats.AsyncAcks.Load() != 0 {
+					t.Fatalf("closed_short %d async_acks %d", p.dstats.ClosedShort.Load(), p.dstats.AsyncAcks.Load())
+				}
+				return
+			}
+			// The first writes may close (WAIT times out before the poll
+			// has answered); within a few check intervals they succeed.
+			i := 0
+			waitFor(t, 10*time.Second, "a write acknowledged asynchronously", func() bool {
+				i++
+				line, _ := write(fmt.Sprintf("async:%d", i))
+				return line == "+OK\r\n"
+			})
+			if p.dstats.AsyncAcks.Load() == 0 {
+				t.Fatal("acknowledged but not counted as async")
+			}
+		})
+	}
+}

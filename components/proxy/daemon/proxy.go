@@ -23,6 +23,7 @@ import (
 	"github.com/redisha/redisha/components/proxy/driver"
 	"github.com/redisha/redisha/components/proxy/forward"
 	"github.com/redisha/redisha/components/resp"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,7 +77,9 @@ type Proxy struct {
 	dstats  *forward.DurableStats
 	durMu   sync.Mutex
 	durCmds map[string]*forward.CommandTable // COMMAND tables by master address
-	durRepl map[string]*replicaWatch         // no-replica pollers by master (policy async)
+	// durFetch shares one COMMAND fetch among the connections that need it at once.
+	durFetch singleflight.Group
+	durRepl  map[string]*replicaWatch // no-replica pollers by master (policy async)
 
 	// Version is reported by /status; set it before Start.
 	Version string
