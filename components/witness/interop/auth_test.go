@@ -40,15 +40,27 @@ func TestAuthPassAndAnnounce(t *testing.T) {
 		wid = m["runid"]
 		return m["ip"] == "127.0.0.2" && m["port"] == fmt.Sprint(w.Port) && m["flags"] == "sentinel"
 	})
-	// The witness reaches the protected master: not down, and it found the replica via INFO.
-	eventually(t, 15*time.Second, "the witness to monitor the protected master", func() bool {
+	// The replica was told masterauth after it began to sync: on a loaded
+	// machine its first handshake can meet the new requirepass and retry.
+	// Until the master lists it online, no observer can find it in INFO.
+	eventually(t, 30*time.Second, "the replica to sync with the protected master", func() bool {
+		v, err := doAuth(master.Addr(), "nodepw", "INFO", "replication")
+		return err == nil && strings.Contains(v.Str, "state=online")
+	})
+	// The witness reaches the protected master: not down, and it found the
+	// replica via INFO (sent every 10 s, so the deadline covers two).
+	var last map[string]string
+	if _, ok := within(25*time.Second, func() bool {
 		v, err := doAuth(w.Addr(), "witnesspw", "SENTINEL", "MASTER", "mymaster")
 		if err != nil {
 			return false
 		}
-		m, _ := v.Pairs()
-		return m["flags"] == "master" && m["num-slaves"] == "1" && m["num-other-sentinels"] == "1"
-	})
+		last, _ = v.Pairs()
+		return last["flags"] == "master" && last["num-slaves"] == "1" && last["num-other-sentinels"] == "1"
+	}); !ok {
+		t.Fatalf("the witness does not monitor the protected master: flags %q, num-slaves %q, num-other-sentinels %q (want master, 1, 1)",
+			last["flags"], last["num-slaves"], last["num-other-sentinels"])
+	}
 	// Still healthy after two down-after periods: the sentinel's PINGs are
 	// authenticated (a NOAUTH reply would turn the witness s_down).
 	time.Sleep(2 * downAfterMs * time.Millisecond)

@@ -186,6 +186,19 @@ func masterAddr(t *testing.T, addr string) string {
 	return v.Elems[0].Str + ":" + v.Elems[1].Str
 }
 
+// within polls cond every 100ms until it holds or the timeout passes, and
+// reports whether it held, for a caller that explains the failure itself.
+func within(timeout time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if cond() {
+			return time.Since(start), true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, false
+}
+
 // eventually polls cond every 100ms until it holds or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
