@@ -180,7 +180,7 @@ func TestForgedHelloFlood(t *testing.T) {
 	st := &stack{}
 	st.master = testenv.StartRedis(t, testenv.RedisOptions{})
 	st.replica = testenv.StartRedis(t, testenv.RedisOptions{ReplicaOf: st.master.Addr()})
-	eventually(t, 10*time.Second, "the replica to sync", func() bool { return replicaOnline(t, st.master.Addr()) })
+	eventually(t, 30*time.Second, "the replica to sync", func() bool { return replicaOnline(t, st.master.Addr()) })
 	so := testenv.SentinelOptions{MasterAddr: st.master.Addr(), DownAfterMs: downAfterMs, FailoverTimeout: failoverTimeout}
 	st.s1 = testenv.StartSentinel(t, so)
 	st.s2 = testenv.StartSentinel(t, so)

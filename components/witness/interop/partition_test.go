@@ -21,7 +21,7 @@ func TestNoFailoverWhenOnlyOneSentinelIsCutOff(t *testing.T) {
 
 	master := testenv.StartRedis(t, testenv.RedisOptions{Host: m.IP.String(), Port: 6379, Netns: m.Netns})
 	testenv.StartRedis(t, testenv.RedisOptions{Host: r.IP.String(), Port: 6379, Netns: r.Netns, ReplicaOf: master.Addr()})
-	eventually(t, 10*time.Second, "the replica to sync", func() bool { return replicaOnline(t, master.Addr()) })
+	eventually(t, 30*time.Second, "the replica to sync", func() bool { return replicaOnline(t, master.Addr()) })
 	so := func(h *testenv.Host) testenv.SentinelOptions {
 		return testenv.SentinelOptions{Host: h.IP.String(), Port: 26379, Netns: h.Netns, MasterAddr: master.Addr(),
 			DownAfterMs: downAfterMs, FailoverTimeout: failoverTimeout}
