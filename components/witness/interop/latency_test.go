@@ -61,7 +61,7 @@ func TestSlowMasterNotDown(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireBinary(t, "redis-server", "ip")
 	const da = 5 * time.Second
-	topo := testenv.NewTopology(t, "rhl-", netip.MustParsePrefix("10.79.1.0/24"), "m", "w")
+	topo := testenv.NewTopology(t, "rhwl-", netip.MustParsePrefix("10.79.1.0/24"), "m", "w")
 	m, wh := topo.Host("m"), topo.Host("w")
 	master := testenv.StartRedis(t, testenv.RedisOptions{Host: m.IP.String(), Port: 6379, Netns: m.Netns})
 	w := startWitness(t, witnessOpts{Host: wh.IP.String(), Netns: wh.Netns, MasterAddr: master.Addr(), DownAfterMs: int(da / time.Millisecond)})
