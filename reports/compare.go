@@ -154,6 +154,12 @@ func compareIntro(d *compare.Document) string {
 	if len(d.Shards) > 0 && !(len(d.Shards) == 1 && d.Shards[0] == compare.All.String()) {
 		fmt.Fprintf(&b, " (shards %s)", strings.Join(d.Shards, ", "))
 	}
+	if len(d.Versions) > 0 {
+		fmt.Fprintf(&b, ", redisha %s", strings.Join(d.Versions, "; "))
+	}
+	if l := d.HostLoad; l != nil {
+		fmt.Fprintf(&b, "; host load average (1 min) at the runs' starts and ends: median %.1f, range %.1f-%.1f", l.Median, l.Min, l.Max)
+	}
 	b.WriteString(". Every stack ran every scenario with the same seeds (the same fault timelines). " +
 		"A known finding is a verdict the stack is known to fail: not a regression, and not a pass. " +
 		"\"not measured\": no run could observe that figure. Each run's own report is linked from compare.html.")

@@ -627,7 +627,7 @@ ul.ev{margin:4px 0;padding-left:18px}
 <table class="kv">
 <tr><td>stack</td><td>{{.R.Stack}} {{.Params}}</td><td>seed</td><td>{{.R.Seed}} (run {{.R.Run}})</td></tr>
 <tr><td>workload</td><td>{{.Workload}}</td><td>started</td><td>{{ts .R.Started}}</td></tr>
-<tr><td>operations</td><td>{{.R.Summary.Ops}}: {{.R.Summary.OK}} ok, {{.R.Summary.Failed}} failed, {{.R.Summary.Indeterminate}} indeterminate</td><td>machine</td><td>{{.R.Machine}}</td></tr>
+<tr><td>operations</td><td>{{.R.Summary.Ops}}: {{.R.Summary.OK}} ok, {{.R.Summary.Failed}} failed, {{.R.Summary.Indeterminate}} indeterminate</td><td>machine</td><td>{{.R.Machine}}{{with .R.HostLoad}}; load average {{printf "%.1f" .Start}} at start, {{printf "%.1f" .End}} at end{{end}}{{with .R.Version}}; redisha {{.}}{{end}}</td></tr>
 </table>
 {{if .R.Error}}<p><b>Harness error:</b> <code>{{.R.Error}}</code></p>{{end}}
 {{range .R.Reasons}}<p class="st-fail">{{.}}</p>{{end}}

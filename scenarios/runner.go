@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +61,8 @@ func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result
 	started := time.Now()
 	dir := filepath.Join(opt.Out, result.RunDir(s.Name, runNo))
 	res := &result.Result{Scenario: s.Name, Description: s.Description, Source: s.Source, Seed: seed, Run: runNo,
-		Started: started, Machine: machine(), Workload: s.Workload, Expect: s.Expect}
+		Started: started, Machine: machine(), Version: buildVersion(), Workload: s.Workload, Expect: s.Expect}
+	startLoad, loadOK := hostLoad()
 	r := &runner{s: s, opt: opt, seed: seed, dir: dir, res: res, log: opt.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -74,6 +77,9 @@ func Run(ctx context.Context, s *spec.Scenario, runNo int, opt Options) (*result
 		err = fmt.Errorf("%w (%v)", context.Cause(rctx), err)
 	}
 	res.Ended = time.Now()
+	if endLoad, ok := hostLoad(); ok && loadOK {
+		res.HostLoad = &result.HostLoad{Start: startLoad, End: endLoad}
+	}
 	if err != nil {
 		res.Error = err.Error()
 		res.Outcome, res.Reasons = result.Fold(res.Verdicts, res.Error)
@@ -588,4 +594,44 @@ func (r *runner) writeReport() error {
 func machine() string {
 	h, _ := os.Hostname()
 	return fmt.Sprintf("%s %s/%s %d cpu", h, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+}
+
+// hostLoad reads the 1-minute load average; false where /proc/loadavg is absent or unreadable.
+func hostLoad() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return v, err == nil
+}
+
+// buildVersion is the harness's VCS revision (short, "+dirty" for a modified tree), or "" when
+// the binary carries none (go run, a build outside the repository).
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && dirty {
+		rev += "+dirty"
+	}
+	return rev
 }

@@ -217,3 +217,18 @@ func TestStackDir(t *testing.T) {
 		}
 	}
 }
+
+func TestNewDocumentVersionsAndHostLoad(t *testing.T) {
+	a := sample("reference", "master-crash", 1, 1, 6, 0, result.OutcomePass, "")
+	a.Version, a.HostLoad = "abc", &result.HostLoad{Start: 0.5, End: 2.5}
+	b := sample("redisha", "master-crash", 1, 1, 5, 0, result.OutcomePass, "")
+	b.Version, b.HostLoad = "abc", &result.HostLoad{Start: 1.5, End: 4}
+	c := sample("redisha", "master-crash", 1, 2, 5, 0, result.OutcomePass, "") // written before host_load existed
+	d := NewDocument(time.Unix(0, 0), []string{"reference", "redisha"}, nil, nil, nil, []Run{{Result: a}, {Result: b}, {Result: c}})
+	if !slices.Equal(d.Versions, []string{"abc"}) {
+		t.Fatalf("versions %v", d.Versions)
+	}
+	if l := d.HostLoad; l == nil || *l != (LoadSpan{Min: 0.5, Median: 2.5, Max: 4, Samples: 4}) {
+		t.Fatalf("host load %+v", d.HostLoad)
+	}
+}

@@ -13,10 +13,13 @@ const File = "compare.json"
 // runs it was to do (Planned), each with its run directory relative to the document, so a merge
 // can tell a missing run from one that was never planned.
 type Document struct {
-	Generated time.Time    `json:"generated"`
-	Machines  []string     `json:"machines,omitempty"` // the machines the runs ran on
-	Shards    []string     `json:"shards,omitempty"`   // "i/n" of every shard merged ("1/1": unsharded)
-	Planned   []PlannedRun `json:"planned,omitempty"`
+	Generated time.Time `json:"generated"`
+	Machines  []string  `json:"machines,omitempty"` // the machines the runs ran on
+	Versions  []string  `json:"versions,omitempty"` // the harness builds the runs used
+	// HostLoad spans the host's 1-minute load average over every run's start and end.
+	HostLoad *LoadSpan    `json:"host_load,omitempty"`
+	Shards   []string     `json:"shards,omitempty"` // "i/n" of every shard merged ("1/1": unsharded)
+	Planned  []PlannedRun `json:"planned,omitempty"`
 	// Whole is the whole comparison's plan, of which a shard ran a part: a merge that lacks a
 	// shard knows what it lacks.
 	Whole []Planned `json:"whole_plan,omitempty"`
@@ -24,6 +27,14 @@ type Document struct {
 	// missing runs is incomplete, and exits as a harness error.
 	Missing []Planned `json:"missing,omitempty"`
 	Comparison
+}
+
+// LoadSpan is the spread of the load averages sampled at the runs' starts and ends.
+type LoadSpan struct {
+	Min     float64 `json:"min"`
+	Median  float64 `json:"median"`
+	Max     float64 `json:"max"`
+	Samples int     `json:"samples"`
 }
 
 // PlannedRun is a planned run and its directory relative to the document.
@@ -38,14 +49,26 @@ type PlannedRun struct {
 func NewDocument(now time.Time, stacks []string, shards []string, planned []PlannedRun, whole []Planned, runs []Run) Document {
 	d := Document{Generated: now.UTC(), Shards: shards, Planned: planned, Whole: whole, Comparison: Aggregate(stacks, runs)}
 	have := map[Planned]bool{}
+	var loads []float64
 	for _, r := range runs {
 		res := r.Result
 		have[Planned{Cell: res.Cell(), Run: res.Run}] = true
 		if res.Machine != "" && !slices.Contains(d.Machines, res.Machine) {
 			d.Machines = append(d.Machines, res.Machine)
 		}
+		if res.Version != "" && !slices.Contains(d.Versions, res.Version) {
+			d.Versions = append(d.Versions, res.Version)
+		}
+		if res.HostLoad != nil {
+			loads = append(loads, res.HostLoad.Start, res.HostLoad.End)
+		}
 	}
 	slices.Sort(d.Machines)
+	slices.Sort(d.Versions)
+	if len(loads) > 0 {
+		slices.Sort(loads)
+		d.HostLoad = &LoadSpan{Min: loads[0], Median: loads[len(loads)/2], Max: loads[len(loads)-1], Samples: len(loads)}
+	}
 	want := slices.Clone(whole)
 	for _, p := range planned {
 		want = append(want, p.Planned)

@@ -53,7 +53,18 @@ type Result struct {
 	Reasons  []string  `json:"reasons,omitempty"` // why fail or error
 	Error    string    `json:"error,omitempty"`   // harness error
 	Machine  string    `json:"machine,omitempty"`
-	Version  string    `json:"version,omitempty"`
+	// Version is the harness's build (its VCS revision, "+dirty" when built from a modified
+	// tree): the stack's components are built from the same tree by make images.
+	Version string `json:"version,omitempty"`
+	// HostLoad is the machine's load average when the run started and ended: timings taken on
+	// a loaded shared machine read differently from a quiet one, so the evidence says which.
+	HostLoad *HostLoad `json:"host_load,omitempty"`
+}
+
+// HostLoad is the host's 1-minute load average at a run's start and end (from /proc/loadavg).
+type HostLoad struct {
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
 }
 
 // TimelineEntry is one fault of the timeline as resolved from the seed, before it was applied.
