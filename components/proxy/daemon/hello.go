@@ -43,37 +43,15 @@ func (p *Proxy) syncHello(w *worker, backend string) {
 }
 
 // subscribeHello follows one backend's __sentinel__:hello channel until ctx
-// ends, reconnecting with a short backoff.
+// ends, reconnecting with a short backoff (subscription.run) and redialling
+// a subscription silent for helloIdle.
 func subscribeHello(ctx context.Context, addr string, auth Auth, timeout time.Duration, onMessage func(resp.Value)) {
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		conn, err := resp.Dial(ctx, addr, resp.DialOptions{Username: auth.User, Password: auth.Password,
-			DialTimeout: timeout, Timeout: timeout, ClientName: "redisha-proxy-hello"})
-		if err == nil {
-			if err = conn.Subscribe(ctx, core.HelloChannel); err != nil {
-				conn.Close()
-			}
-		}
-		if err == nil {
-			backoff = 50 * time.Millisecond
-			for {
-				rctx, cancel := context.WithTimeout(ctx, helloIdle)
-				v, rerr := conn.Receive(rctx)
-				cancel()
-				if rerr != nil {
-					break
-				}
-				onMessage(v)
-			}
-			conn.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
+	subscription{
+		addr: addr, auth: auth, timeout: timeout, clientName: "redisha-proxy-hello",
+		join: func(ctx context.Context, c *resp.Conn) error {
+			return c.Subscribe(ctx, core.HelloChannel)
+		},
+		idle:      helloIdle,
+		onMessage: onMessage,
+	}.run(ctx)
 }

@@ -173,38 +173,18 @@ func (c *probeConn) close() {
 }
 
 // subscribe follows one sentinel's event stream until ctx ends, reconnecting
-// with a short backoff. onConnect runs after every (re)subscription, because
-// events may have been missed while the connection was down; onMessage gets
-// every value read (the driver tells notices from the rest).
+// with a short backoff (subscription.run). onConnect runs after every
+// (re)subscription, because events may have been missed while the connection
+// was down; onMessage gets every value read (the driver tells notices from
+// the rest). No idle bound: a sentinel may stay silent for as long as nothing
+// happens.
 func subscribe(ctx context.Context, addr string, auth Auth, timeout time.Duration, onConnect func(), onMessage func(resp.Value)) {
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		conn, err := resp.Dial(ctx, addr, resp.DialOptions{Username: auth.User, Password: auth.Password,
-			DialTimeout: timeout, Timeout: timeout})
-		if err == nil {
-			if err = conn.PSubscribe(ctx, "*"); err != nil {
-				conn.Close()
-			}
-		}
-		if err == nil {
-			backoff = 50 * time.Millisecond
-			onConnect()
-			for {
-				v, rerr := conn.Receive(ctx)
-				if rerr != nil {
-					break
-				}
-				onMessage(v)
-			}
-			conn.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
+	subscription{
+		addr: addr, auth: auth, timeout: timeout,
+		join: func(ctx context.Context, c *resp.Conn) error {
+			return c.PSubscribe(ctx, "*")
+		},
+		onConnect: onConnect,
+		onMessage: onMessage,
+	}.run(ctx)
 }
