@@ -28,16 +28,17 @@ func (l *lockedLog) String() string {
 	return l.b.String()
 }
 
-// running is the proxy binary started by startProxy.
+// running is a proxy binary started by startProcess.
 type running struct {
 	cmd    *exec.Cmd
 	logs   *lockedLog
 	exited chan error
 }
 
-// startProxy starts bin with args, killed when the test ends (its logs shown
-// if the test failed), and waits until its admin /healthz answers 200.
-func startProxy(t *testing.T, admin, what, bin string, args ...string) *running {
+// startProcess starts bin with args, its stderr in logs, killed when the
+// test ends (and when the test binary dies) and its logs shown if the test
+// failed.
+func startProcess(t *testing.T, bin string, args ...string) *running {
 	t.Helper()
 	p := &running{cmd: exec.Command(bin, args...), logs: &lockedLog{}, exited: make(chan error, 1)}
 	p.cmd.Stderr = p.logs
@@ -52,6 +53,14 @@ func startProxy(t *testing.T, admin, what, bin string, args ...string) *running 
 			t.Logf("proxy logs:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
+
+// startProxy starts bin with args (startProcess) and waits until its admin
+// /healthz answers 200.
+func startProxy(t *testing.T, admin, what, bin string, args ...string) *running {
+	t.Helper()
+	p := startProcess(t, bin, args...)
 	waitFor(t, what, func() bool {
 		r, err := http.Get("http://" + admin + "/healthz")
 		if err != nil {

@@ -22,32 +22,18 @@ import (
 
 // runningProxy is the real binary started with a config file.
 type runningProxy struct {
-	cmd                  *exec.Cmd
+	*running
 	listen, admin, watch string
-	exited               chan error
-	logs                 *strings.Builder
 }
 
 func startBinary(t *testing.T, cfg string) *runningProxy {
 	t.Helper()
 	bin := buildBinary(t)
 	p := &runningProxy{listen: testenv.Addr("127.0.0.1", testenv.FreePort(t)), admin: testenv.Addr("127.0.0.1", testenv.FreePort(t)),
-		watch: testenv.Addr("127.0.0.1", testenv.FreePort(t)), exited: make(chan error, 1), logs: &strings.Builder{}}
+		watch: testenv.Addr("127.0.0.1", testenv.FreePort(t))}
 	path := filepath.Join(t.TempDir(), "proxy.yaml")
 	os.WriteFile(path, []byte(fmt.Sprintf("listen: %s\nadmin: %s\nwatch_listen: %s\n%s", p.listen, p.admin, p.watch, cfg)), 0o644)
-	p.cmd = exec.Command(bin, "run", "--config", path)
-	p.cmd.Stderr = p.logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", p.logs.String())
-		}
-	})
+	p.running = startProcess(t, bin, "run", "--config", path)
 	return p
 }
 
