@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // ActionKind says what the driver must do.
 type ActionKind uint8
 
@@ -37,7 +39,41 @@ const (
 	// old connection is closed and the replies it still owed are dropped
 	// (the core has already forgotten those commands).
 	ActAdopt
+	// ActHold: the reply to the is-master-down-by-addr request that caused
+	// it is held back (see IsMasterDownByAddrFrom): it comes later as an
+	// ActDownReply with the same Ticket, from a Tick, a PING reply or a
+	// link event, by Until at the latest (Next includes it). Like a
+	// blocked client in Redis, the requester's connection gets nothing
+	// else before it: its later commands wait behind the held reply.
+	ActHold
 )
+
+// Release says why a held reply was released.
+type Release uint8
+
+// Release reasons.
+const (
+	// ReleaseDown: the witness's own SDOWN fired; the reply is down=1.
+	ReleaseDown Release = iota + 1
+	// ReleaseAlive: the master proved alive (PONG, LOADING, MASTERDOWN) or
+	// its SDOWN clock restarted; the reply is down=0.
+	ReleaseAlive
+	// ReleaseBound: the hold's bound passed (or TILT began, or the master
+	// moved): the reply is the state at that moment.
+	ReleaseBound
+)
+
+func (r Release) String() string {
+	switch r {
+	case ReleaseDown:
+		return "down"
+	case ReleaseAlive:
+		return "alive"
+	case ReleaseBound:
+		return "bound"
+	}
+	return "none"
+}
 
 // AskRequest is a SENTINEL is-master-down-by-addr request the witness sends.
 type AskRequest struct {
@@ -75,12 +111,20 @@ type Action struct {
 	Event  Event
 	State  *State            // ActPersist
 	Down   IsMasterDownReply // ActDownReply
+	// Ticket names a held request: set on ActHold and on the ActDownReply
+	// that releases it (zero on an immediate reply).
+	Ticket uint64
+	// Until is an ActHold's bound: the reply is released by then.
+	Until time.Time
+	// Release is why a held reply was released (ActDownReply with a Ticket).
+	Release Release
 }
 
-// DownReplyOf returns the is-master-down-by-addr reply among acts.
+// DownReplyOf returns the immediate reply to the is-master-down-by-addr
+// request among acts (not the release of a held one).
 func DownReplyOf(acts []Action) (IsMasterDownReply, bool) {
 	for _, a := range acts {
-		if a.Kind == ActDownReply {
+		if a.Kind == ActDownReply && a.Ticket == 0 {
 			return a.Down, true
 		}
 	}

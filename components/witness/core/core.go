@@ -309,6 +309,11 @@ type Core struct {
 	lazySince time.Time // first unsaved change that is not a vote; zero when none
 	gen       uint64    // bumped on every durable change, a superset of target changes
 	out       []Action  // the current event's actions, returned by end
+
+	// Held is-master-down-by-addr replies (hold.go).
+	held       []heldReply
+	lastHold   map[ClientID]time.Time // when each client last had a reply held
+	nextTicket uint64
 }
 
 // New builds a core from cfg and, when not nil, the durable state of a
@@ -370,13 +375,21 @@ func (c *Core) DownAfter(master string) time.Duration {
 // sentinel's timer, so that the gap between ticks, measured on the clock
 // that now carries (the monotonic clock in production), keeps meaning what
 // TILT needs: a tick much later than Next means the process was frozen.
+//
+// A held is-master-down-by-addr reply brings Next forward to the moment it
+// may be released (its master's SDOWN deadline, or its bound), so that the
+// reply leaves when the witness's SDOWN fires, not at the next tick.
 func (c *Core) Next() time.Time {
+	next := c.prevTick.Add(c.timing.TickPeriod)
 	if c.prevTick.IsZero() {
-		return c.created.Add(c.timing.TickPeriod)
+		next = c.created.Add(c.timing.TickPeriod)
 	}
 	// The coalesced write is due within a tick period too, so the bound
-	// stays the only deadline.
-	return c.prevTick.Add(c.timing.TickPeriod)
+	// stays the only periodic deadline.
+	if h := c.holdNext(); !h.IsZero() && h.Before(next) {
+		next = h
+	}
+	return next
 }
 
 // Flush returns an ActPersist of the state when a coalesced change is not

@@ -25,6 +25,8 @@ func (c *Core) Tick(now time.Time) []Action {
 			c.handleInstance(m, m.sentinels[k], now)
 		}
 	}
+	c.releaseHeld(now)
+	c.forgetOldHolds(now)
 	c.persistDue(now)
 	return c.end()
 }
@@ -160,6 +162,7 @@ func (c *Core) ProbeReply(now time.Time, t Target, reply string) []Action {
 		l.pingInFlight, l.infoInFlight, l.pubInFlight, l.askInFlight = false, false, false, false
 		c.out = append(c.out, Action{Kind: ActAdopt, Target: t})
 	}
+	c.releaseHeld(now)
 	return c.end()
 }
 
@@ -272,6 +275,7 @@ func (c *Core) LinkFailed(now time.Time, t Target, cmd ActionKind) []Action {
 	ri.link.connected = false
 	c.clearInFlight(ri, cmd)
 	c.reconnect(t, &ri.link, now)
+	c.releaseHeld(now)
 	return c.end()
 }
 
@@ -288,6 +292,7 @@ func (c *Core) LinkBroken(now time.Time, t Target) []Action {
 	}
 	ri.link.connected = false
 	c.reconnect(t, &ri.link, now)
+	c.releaseHeld(now)
 	return c.end()
 }
 
@@ -323,6 +328,7 @@ func (c *Core) PingReply(now time.Time, t Target, reply string) []Action {
 		ri.link.actPing = time.Time{}
 	}
 	ri.link.lastPong = now
+	c.releaseHeld(now)
 	return c.end()
 }
 
@@ -443,6 +449,7 @@ func (c *Core) InfoReply(now time.Time, t Target, text string) []Action {
 		}
 		c.event(LevelVerbose, typ, fmt.Sprintf("%s new reported role is %s", c.describe(m, ri), roleName(role)))
 	}
+	c.releaseHeld(now)
 	return c.end()
 }
 

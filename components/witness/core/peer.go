@@ -63,6 +63,7 @@ func (c *Core) Reset(now time.Time, pattern string) (int, []Action) {
 		c.markDirtyAt(now)
 		n++
 	}
+	c.releaseHeld(now)
 	return n, c.end()
 }
 
@@ -78,6 +79,7 @@ var ErrUnknownMaster = errors.New("hello: unknown master name")
 // (sentinelPublishCommand); the error is for logging and metrics only.
 func (c *Core) ProcessHello(now time.Time, payload string) ([]Action, error) {
 	err := c.processHello(now, payload)
+	c.releaseHeld(now) // a new configuration moves the master away from a held request's address
 	return c.end(), err
 }
 
@@ -204,26 +206,37 @@ type IsMasterDownReply struct {
 	LeaderEpoch uint64
 }
 
-// IsMasterDownByAddr answers SENTINEL is-master-down-by-addr. The master is
-// looked up by address, not name. A runID other than "*" asks for our vote,
-// decided by VoteLeader. The reply is the ActDownReply action, after the
+// IsMasterDownByAddr answers SENTINEL is-master-down-by-addr at once (a
+// caller that cannot wait: IsMasterDownByAddrFrom with client 0).
+func (c *Core) IsMasterDownByAddr(now time.Time, ip string, port int, reqEpoch uint64, runID string) []Action {
+	return c.IsMasterDownByAddrFrom(now, 0, ip, port, reqEpoch, runID)
+}
+
+// IsMasterDownByAddrFrom answers SENTINEL is-master-down-by-addr received
+// on client's connection. The master is looked up by address, not name. A
+// runID other than "*" asks for our vote, decided by VoteLeader, and is
+// always answered at once. The reply is the ActDownReply action, after the
 // ActPersist of any vote or epoch the request caused: the driver sends it
 // only once that state is on disk.
-func (c *Core) IsMasterDownByAddr(now time.Time, ip string, port int, reqEpoch uint64, runID string) []Action {
+//
+// A "*" request (the down-state probe) about a master the witness does not
+// see SDOWN yet, but whose SDOWN deadline is near, may instead be held
+// (ActHold with a ticket, see maybeHold): its ActDownReply comes later,
+// carrying the ticket, and says down=1 only once the witness's own SDOWN
+// fired.
+func (c *Core) IsMasterDownByAddrFrom(now time.Time, client ClientID, ip string, port int, reqEpoch uint64, runID string) []Action {
 	rep := IsMasterDownReply{Leader: "*"}
-	var m *master
-	for _, name := range c.names {
-		if mm := c.masters[name]; mm.self.addr.IP == ip && mm.self.addr.Port == port {
-			m = mm
-			break
-		}
-	}
+	m := c.masterByAddr(Addr{IP: ip, Port: port})
 	if m != nil {
 		if !c.tilt {
 			// Answer from the state at the moment of the request: replies and
 			// link failures are applied as they arrive, so SDOWN is judged
 			// now, not at the last tick.
 			c.checkSDown(m, m.self, now)
+		}
+		c.releaseHeld(now)
+		if runID == "*" && c.maybeHold(m, client, now) {
+			return c.end()
 		}
 		rep.Down = !c.tilt && m.self.sdown
 		if runID != "*" {
