@@ -102,6 +102,11 @@ type page struct {
 	Legend   []svgRect
 	Workload string
 	Params   string
+	// OpsAbsent: the run recorded client operations but this directory does not hold them (an
+	// evidence copy keeps result.json and events.jsonl only), so the operation charts are left
+	// out rather than drawn empty.
+	OpsAbsent bool
+	Files     []string // the run's files present beside index.html
 }
 
 type evRow struct {
@@ -143,9 +148,12 @@ func buildPage(run *Run) page {
 	b.roleLanes()
 	b.vipLane(vip)
 	b.routeLanes()
-	b.writeLanes()
-	b.opBars()
-	b.latencyDots()
+	p.OpsAbsent = len(run.Ops) == 0 && r.Summary.Ops > 0
+	if !p.OpsAbsent {
+		b.writeLanes()
+		b.opBars()
+		b.latencyDots()
+	}
 	top, bottom := 26.0, b.y
 	b.timeAxis(bottom)
 	b.faultShades(top, bottom)
@@ -157,6 +165,14 @@ func buildPage(run *Run) page {
 	for _, o := range run.Ops {
 		if o.Kind == "dial" {
 			p.Dials = append(p.Dials, o)
+		}
+	}
+	for _, f := range []string{result.ResultFile, result.HistoryFile, result.EventsFile, "junit.xml", "logs"} {
+		if _, err := os.Stat(filepath.Join(run.Dir, f)); err == nil {
+			if f == "logs" {
+				f = "logs/"
+			}
+			p.Files = append(p.Files, f)
 		}
 	}
 	return p
@@ -609,6 +625,7 @@ const pageHTML = `<!DOCTYPE html>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1a202c;background:#fff}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#4a5568;margin-bottom:12px}
+.note{background:#fff8e1;border-left:4px solid #f0a020;padding:6px 10px;max-width:1100px}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
 .pass{background:#2e9d57}.finding{background:#c05621}.fail{background:#d64545}.error{background:#6b46c1}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #e2e8f0;padding:4px 8px;text-align:left;vertical-align:top}
@@ -653,6 +670,7 @@ ul.ev{margin:4px 0;padding-left:18px}
 {{end}}{{range .Chart.Texts}}<text x="{{.X}}" y="{{.Y}}" font-size="{{.Size}}" fill="{{.Fill}}"{{if .Anchor}} text-anchor="{{.Anchor}}"{{end}}{{if .Weight}} font-weight="{{.Weight}}"{{end}}>{{.Text}}</text>
 {{end}}</svg>
 <p class="sub">Time in seconds from the start of the workload. Hover any mark for details.</p>
+{{if .OpsAbsent}}<p class="note">This copy of the run keeps its result and events only: the {{.R.Summary.Ops}} client operations behind the figures above (history.jsonl) are in the full report the run wrote, so the write lanes, the operation rate and the latencies are not drawn here.</p>{{end}}
 
 <h2>Faults</h2>
 <table><tr><th>#</th><th>fault</th><th>start</th><th>end</th><th>error</th></tr>
@@ -665,6 +683,6 @@ ul.ev{margin:4px 0;padding-left:18px}
 <details><summary>{{len .Dials}} client connections (which node served each worker)</summary>
 <table class="ev"><tr><th>worker</th><th>dial</th><th>time</th><th>status</th><th>node</th><th>server</th><th>run_id</th></tr>
 {{range .Dials}}<tr><td>{{.Worker}}</td><td>{{.Dial}}</td><td>{{ts .Invoke}}</td><td>{{.Status}} {{.Err}}</td><td>{{.Node}}</td><td>{{.Server}}</td><td>{{.RunID}}</td></tr>{{end}}</table></details>
-<p class="sub">Files: result.json, history.jsonl, events.jsonl, junit.xml, logs/. Re-render with <code>redisha report {{.R.Scenario}}-dir</code>.</p>
+<p class="sub">Files: {{range $i, $f := .Files}}{{if $i}}, {{end}}{{$f}}{{end}}. Re-render with <code>redisha report {{.R.Scenario}}-dir</code>.</p>
 </body></html>
 `

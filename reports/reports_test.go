@@ -220,3 +220,31 @@ func TestVIPVerdictsRender(t *testing.T) {
 		t.Errorf("the known VIP finding does not read as a finding")
 	}
 }
+
+// An evidence copy of a run (result.json and events.jsonl, no history.jsonl) must not draw
+// empty operation charts as if the run had no traffic: it says where the operations are, and
+// lists only the files it has.
+func TestRenderHTMLWithoutHistory(t *testing.T) {
+	dir := sampleRun(t)
+	if err := os.Remove(filepath.Join(dir, result.HistoryFile)); err != nil {
+		t.Fatal(err)
+	}
+	run, err := LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RenderHTML(run); err != nil {
+		t.Fatal(err)
+	}
+	html := string(must(os.ReadFile(filepath.Join(dir, result.HTMLFile))))
+	for _, want := range []string{"the 1800 client operations behind the figures above", "Files: result.json, events.jsonl."} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"operations per 250 ms", "writes by serving node", "history.jsonl,"} {
+		if strings.Contains(html, unwanted) {
+			t.Errorf("report has %q", unwanted)
+		}
+	}
+}
