@@ -270,50 +270,37 @@ const (
 	kClient
 )
 
+// kindNames are the command names kindOf knows, grouped by length
+// (kindOf compares a name only with those of its length).
+var kindNames = func() (t [13][]kindName) {
+	for _, k := range []kindName{
+		{"quit", kQuit}, {"exec", kExec}, {"sync", kSync},
+		{"reset", kReset}, {"multi", kMulti}, {"watch", kWatch}, {"psync", kSync},
+		{"client", kClient},
+		{"monitor", kMonitor}, {"discard", kDiscard},
+		{"subscribe", kSubscribe}, {"psubscribe", kSubscribe}, {"ssubscribe", kSubscribe},
+		{"unsubscribe", kSubscribe}, {"punsubscribe", kSubscribe}, {"sunsubscribe", kSubscribe},
+	} {
+		t[len(k.name)] = append(t[len(k.name)], k)
+	}
+	return t
+}()
+
+type kindName struct {
+	name string
+	kind cmdKind
+}
+
 // kindOf classifies r's command name, ignoring ASCII case; a name of a
-// length none of them has (GET, SET, ...) is decided by one switch.
+// length none of them has (GET, SET, ...) is decided by one comparison.
 func kindOf(r *resp.Request) cmdKind {
 	name := r.Name()
-	if r.ArgLen(0) != int64(len(name)) {
-		return kOther // longer than captured: no such name
+	if r.ArgLen(0) != int64(len(name)) || len(name) >= len(kindNames) {
+		return kOther // longer than captured, or than any of them: no such name
 	}
-	switch len(name) {
-	case 4:
-		switch {
-		case resp.EqualFold(name, "quit"):
-			return kQuit
-		case resp.EqualFold(name, "exec"):
-			return kExec
-		case resp.EqualFold(name, "sync"):
-			return kSync
-		}
-	case 5:
-		switch {
-		case resp.EqualFold(name, "reset"):
-			return kReset
-		case resp.EqualFold(name, "multi"):
-			return kMulti
-		case resp.EqualFold(name, "watch"):
-			return kWatch
-		case resp.EqualFold(name, "psync"):
-			return kSync
-		}
-	case 6:
-		if resp.EqualFold(name, "client") {
-			return kClient
-		}
-	case 7:
-		switch {
-		case resp.EqualFold(name, "monitor"):
-			return kMonitor
-		case resp.EqualFold(name, "discard"):
-			return kDiscard
-		}
-	case 9, 10, 11, 12:
-		switch {
-		case resp.EqualFold(name, "subscribe"), resp.EqualFold(name, "psubscribe"), resp.EqualFold(name, "ssubscribe"),
-			resp.EqualFold(name, "unsubscribe"), resp.EqualFold(name, "punsubscribe"), resp.EqualFold(name, "sunsubscribe"):
-			return kSubscribe
+	for _, k := range kindNames[len(name)] {
+		if resp.EqualFold(name, k.name) {
+			return k.kind
 		}
 	}
 	return kOther
