@@ -23,16 +23,9 @@ func (x durUp) Skipped(n int64)      { x.d.Skipped(n) }
 
 // pumpDurable moves one read through the durable mode.
 func (d *dir) pumpDurable(scratch []byte) error {
-	n, err := readFD(d.src.fd, scratch)
-	if err == unix.EAGAIN {
-		return nil
-	}
-	if err != nil {
+	n, err := d.read(scratch)
+	if n == 0 || err != nil {
 		return err
-	}
-	if n == 0 {
-		d.eof = true
-		return nil
 	}
 	d.moved += int64(n)
 	before := d.dur.outstanding

@@ -475,16 +475,9 @@ func (d *dir) pump(scratch []byte) error {
 	if d.dur != nil {
 		return d.pumpDurable(scratch)
 	}
-	n, err := readFD(d.src.fd, scratch)
-	if err == unix.EAGAIN {
-		return nil
-	}
-	if err != nil {
+	n, err := d.read(scratch)
+	if n == 0 || err != nil {
 		return err
-	}
-	if n == 0 {
-		d.eof = true
-		return nil
 	}
 	b := scratch[:n]
 	if d.insp != nil {
@@ -505,6 +498,23 @@ func (d *dir) pump(scratch []byte) error {
 		d.pending = d.pendBuf
 	}
 	return nil
+}
+
+// read reads what src has now into scratch (pump and pumpDurable). n is 0
+// when there is nothing to move: src has nothing yet (EAGAIN), or it ended
+// (eof is set).
+func (d *dir) read(scratch []byte) (int, error) {
+	n, err := readFD(d.src.fd, scratch)
+	if err == unix.EAGAIN {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		d.eof = true
+	}
+	return n, nil
 }
 
 // flush writes what is pending to dst.
