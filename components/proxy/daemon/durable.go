@@ -99,10 +99,19 @@ func (p *Proxy) replicaWatch(cfg *Config, addr string) *replicaWatch {
 	}
 	w := &replicaWatch{}
 	p.durRepl[addr] = w
+	// Said once per master, so a log shows which policy is in force.
+	p.log.Info("durability: watching the master's replicas (durability_no_replica: async)", "master", addr)
 	go p.pollReplicas(w, addr)
 	return w
 }
 
+// pollReplicas keeps w current while addr is the master the proxy routes
+// to. Once the route names another master, addr is a former master: its
+// INFO says nothing about where writes go now (restarted as a replica it
+// lists no replica of its own, which read as "no replica"), so the watch
+// ends. Its connections, if any are left open, fall back to waiting for
+// replication (none = false, the refusing side), and a route back to addr
+// starts a new watch.
 func (p *Proxy) pollReplicas(w *replicaWatch, addr string) {
 	var c *resp.Conn
 	defer func() {
@@ -111,6 +120,16 @@ func (p *Proxy) pollReplicas(w *replicaWatch, addr string) {
 		}
 	}()
 	for {
+		if m := p.route.Load().Master; m != "" && m != addr {
+			w.none.Store(false)
+			p.durMu.Lock()
+			if p.durRepl[addr] == w {
+				delete(p.durRepl, addr)
+			}
+			p.durMu.Unlock()
+			p.log.Info("durability: stopped watching a former master's replicas", "former_master", addr, "master", m)
+			return
+		}
 		cfg := p.cfg.Load()
 		ctx, cancel := context.WithTimeout(p.ctx, cfg.Check.Timeout+cfg.Limits.DialTimeout)
 		var err error

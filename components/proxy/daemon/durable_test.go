@@ -328,3 +328,57 @@ func TestDurableNoReplicaPolicies(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableAsyncAfterFailover is the lab's master-crash under
+// durability_no_replica: async (docs/results/durability.md): the master
+// dies, the sentinels promote the replica, which has no replica of its
+// own. Writes through the durable listener are then acknowledged
+// asynchronously (counted), not refused; and the proxy stops watching the
+// former master (restarted as a replica, its INFO would list no replica and
+// read as "no replica": a false log line, and a poller per former master
+// for the proxy's lifetime).
+func TestDurableAsyncAfterFailover(t *testing.T) {
+	c := startCluster(t)
+	cfg := testConfig([]string{c.a.addr, c.b.addr}, c.sentinelAddrs())
+	cfg.DurableListen = "127.0.0.1:0"
+	cfg.DurabilityTimeout = 200 * time.Millisecond
+	cfg.DurabilityNoReplica = config.NoReplicaAsync
+	p := startProxy(t, cfg)
+	waitRoute(t, p, c.a.addr)
+	firstDurableWrite(t, p, "before").Close()
+	if n := p.dstats.AsyncAcks.Load(); n != 0 {
+		t.Fatalf("%d batches acknowledged asynchronously while the master had its replica", n)
+	}
+	watching := func(addr string) bool {
+		p.durMu.Lock()
+		defer p.durMu.Unlock()
+		return p.durRepl[addr] != nil
+	}
+	if !watching(c.a.addr) {
+		t.Fatal("no replica watch for the master under the async policy")
+	}
+
+	c.a.kill()
+	waitRoute(t, p, c.b.addr)
+	i := 0
+	waitFor(t, 15*time.Second, "a write acknowledged by the promoted replica without a replica", func() bool {
+		i++
+		conn, err := net.Dial("tcp", p.DurableAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(rawCmd("SET", fmt.Sprintf("after:%d", i), "1"))); err != nil {
+			return false
+		}
+		line, _ := readLine(t, conn, 5*time.Second)
+		return line == "+OK\r\n"
+	})
+	if p.dstats.AsyncAcks.Load() == 0 {
+		t.Fatal("acknowledged without a replica but not counted as asynchronous")
+	}
+	if !watching(c.b.addr) {
+		t.Fatal("no replica watch for the promoted master")
+	}
+	waitFor(t, 10*time.Second, "the former master's replica watch to end", func() bool { return !watching(c.a.addr) })
+}
