@@ -24,8 +24,11 @@ import (
 // MASTER / GET-MASTER-ADDR-BY-NAME with the driver's own command code. This
 // file is only the transport: it implements the driver's Links (simulated
 // messages with a reply timeout), Store (the state kept across the
-// witness's restarts) and Events (published to the proxy), and calls the
-// driver when a message or a timer arrives, then sleeps until driver.Next.
+// witness's restarts), Events (published to the proxy) and HeldReplies
+// (a held is-master-down-by-addr reply goes to its sentinel when the
+// driver releases it, and that sentinel's later requests wait behind it),
+// and calls the driver when a message or a timer arrives, then sleeps until
+// driver.Next.
 
 // witnessTimeout is the daemon's link timeout (driver.CommandTimeout): it
 // only frees a dead link's resources, SDOWN is timed by the core.
@@ -61,6 +64,20 @@ type witnessProc struct {
 	pending  map[int]*wPending
 	lastPong map[string]time.Time     // address -> last PONG delivered to the core
 	open     map[core.Target]openLink // links that got a reply, to notice their peer crashing
+
+	// Held is-master-down-by-addr replies, as the daemon's client
+	// connections keep them: a sentinel's requests are one connection,
+	// answered in order, so the ones that come while its reply is held
+	// wait (queued) until it is sent.
+	heldAsks map[uint64]heldAsk
+	busy     map[string]bool      // sentinel -> a reply of its is held
+	queued   map[string][]downAsk // sentinel -> requests waiting behind it
+	toDrain  []string             // sentinels whose held reply left: run their queue
+}
+
+type heldAsk struct {
+	from string
+	msg  downAsk
 }
 
 // openLink is a link whose peer process answered: the incarnation of the
@@ -95,8 +112,10 @@ func (m *model) witnessStart() {
 	wp.pending = map[int]*wPending{}
 	wp.lastPong = map[string]time.Time{}
 	wp.open = map[core.Target]openLink{}
+	// A restart closes every client connection: held replies are lost.
+	wp.heldAsks, wp.busy, wp.queued, wp.toDrain = map[uint64]heldAsk{}, map[string]bool{}, map[string][]downAsk{}, nil
 	wp.armed = time.Time{}
-	d, err := driver.New(m.w.Now(), wp.cfg, wp.saved, witnessLinks{m}, witnessStore{m}, witnessEvents{m}, nil)
+	d, err := driver.New(m.w.Now(), wp.cfg, wp.saved, witnessLinks{m}, witnessStore{m}, witnessEvents{m}, witnessHeld{m}, nil)
 	if err != nil {
 		m.violate(InvWitness, "witness does not start from its persisted state: %v", err)
 		return
@@ -109,9 +128,19 @@ func (m *model) witnessStart() {
 }
 
 // witnessArm sets the timer to the driver's next deadline, as the daemon's
-// loop does.
+// loop does, after running the requests that waited behind a released
+// held reply (outside the driver call that released it).
 func (m *model) witnessArm() {
 	wp := m.wit
+	for len(wp.toDrain) > 0 && wp.drv != nil {
+		from := wp.toDrain[0]
+		wp.toDrain = wp.toDrain[1:]
+		for !wp.busy[from] && len(wp.queued[from]) > 0 {
+			msg := wp.queued[from][0]
+			wp.queued[from] = wp.queued[from][1:]
+			m.witnessAsked(from, msg)
+		}
+	}
 	if next := wp.drv.Next(); !next.Equal(wp.armed) {
 		wp.armed = next
 		wp.tick.Reset(next)
@@ -325,9 +354,14 @@ func (m *model) witnessReceive(from string, data []byte, md any) {
 
 // witnessAsked answers SENTINEL is-master-down-by-addr from a model
 // sentinel through the driver (which stores the vote first), and checks the
-// voter's promises.
+// voter's promises. Each model sentinel is one client connection: while a
+// reply of its is held, its later requests wait in order.
 func (m *model) witnessAsked(from string, msg downAsk) {
 	wp := m.wit
+	if wp.busy[from] {
+		wp.queued[from] = append(wp.queued[from], msg)
+		return
+	}
 	now := m.w.Now()
 	host, port, _ := net.SplitHostPort(msg.master)
 	p, _ := strconv.Atoi(port)
@@ -335,14 +369,58 @@ func (m *model) witnessAsked(from string, msg downAsk) {
 	if msg.reqEpoch > 0 {
 		id = runID(msg.leader)
 	}
-	rep, err := wp.drv.IsMasterDown(now, host, p, uint64(msg.reqEpoch), id)
+	rep, ticket, err := wp.drv.IsMasterDownFrom(now, m.witnessClient(from), host, p, uint64(msg.reqEpoch), id)
+	if ticket != 0 {
+		wp.heldAsks[ticket] = heldAsk{from: from, msg: msg}
+		wp.busy[from] = true
+		return
+	}
 	if err != nil {
 		return // an error reply: the model sentinel ignores it like a missing one
 	}
+	m.witnessAnswer(from, msg, rep)
+}
+
+// witnessClient is the client id of a model sentinel's connection to the
+// witness (never 0: every sentinel can wait for a held reply).
+func (m *model) witnessClient(from string) core.ClientID {
+	for i, s := range m.sentinels {
+		if s.name == from {
+			return core.ClientID(i + 1)
+		}
+	}
+	return core.ClientID(len(m.sentinels) + 1)
+}
+
+// witnessHeld is the driver's HeldReplies: a released reply goes to the
+// sentinel that asked, and its waiting requests run once the driver call
+// that released it has returned (witnessArm).
+type witnessHeld struct{ m *model }
+
+func (h witnessHeld) Release(ticket uint64, rep core.IsMasterDownReply, err error) {
+	m := h.m
+	wp := m.wit
+	ha, ok := wp.heldAsks[ticket]
+	if !ok {
+		return
+	}
+	delete(wp.heldAsks, ticket)
+	wp.busy[ha.from] = false
+	wp.toDrain = append(wp.toDrain, ha.from)
+	if err == nil {
+		m.witnessAnswer(ha.from, ha.msg, rep)
+	}
+}
+
+// witnessAnswer sends the witness's reply to a model sentinel's request,
+// checking the voter's promises at the moment it leaves.
+func (m *model) witnessAnswer(from string, msg downAsk, rep core.IsMasterDownReply) {
+	now := m.w.Now()
 	if rep.Down {
-		// The answer is judged at the request (replies are applied as they
-		// arrive), so no PONG may be younger than down-after.
-		if last, ok := wp.lastPong[msg.master]; ok && now.Sub(last) <= downAfter {
+		// The answer is the truth when it leaves (replies are applied as
+		// they arrive, a held reply is judged at its release), so no PONG
+		// may be younger than down-after.
+		if last, ok := m.wit.lastPong[msg.master]; ok && now.Sub(last) <= downAfter {
 			m.violate(InvWitness, "the witness says %s is down %v after its last PONG (down-after %v)", msg.master, now.Sub(last), downAfter)
 		}
 	}

@@ -256,19 +256,32 @@ func errArity(cmd string) string { return driver.ErrArity(cmd) }
 
 // coreCommand runs a command that needs the core on the loop, into a buffer
 // in the connection's protocol, and sends the reply from this goroutine: the
-// loop never writes to a socket.
+// loop never writes to a socket. A held reply (is-master-down-by-addr while
+// the witness's own SDOWN deadline is near) is waited for here, so the
+// connection's later commands wait behind it and replies stay in order.
 func (c *clientConn) coreCommand(args []string) {
 	s := c.s
 	proto := int(c.proto.Load())
 	var out []byte
+	var wait chan []byte
 	if !s.do(func(now time.Time) {
 		s.loopW.SetProto(proto)
-		s.drv.Command(now, args, s.loopW)
+		if _, ticket := s.drv.ClientCommand(now, core.ClientID(c.id), args, s.loopW); ticket != 0 {
+			wait = make(chan []byte, 1)
+			s.held[ticket] = heldWaiter{proto: proto, ch: wait}
+		}
 		_ = s.loopW.Flush()
 		out = append(out, s.loopEnc.Bytes()...)
 		s.loopEnc.Reset()
 	}) {
 		return // closing
+	}
+	if wait != nil {
+		select {
+		case out = <-wait:
+		case <-s.ctx.Done():
+			return
+		}
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

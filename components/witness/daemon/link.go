@@ -154,26 +154,9 @@ func (l *link) connect() (*pconn, error) {
 }
 
 // write sends one command and queues a for its reply; l.mu is held. The
-// reply is due from now when the queue was empty (the reader moves it on).
-// The connection bounds a write that blocks by writeTimeout (quietConn).
+// connection bounds a write that blocks by writeTimeout (quietConn).
 func (p *pconn) write(a core.Action, args ...string) error {
-	l := p.l
-	p.qmu.Lock()
-	p.q = append(p.q, a)
-	if len(p.q) == 1 {
-		p.owedSince.Store(mono())
-	}
-	p.qmu.Unlock()
-	l.out = l.s.encode(2, l.out, func(w *resp.Writer) {
-		w.Array(len(args))
-		for _, x := range args {
-			w.Bulk(x)
-		}
-	})
-	_, err := p.nc.Write(l.out)
-	if err != nil {
-		p.nc.Close() // the reader reports every command still owed
-	}
+	_, err := p.put(a, args, nil)
 	return err
 }
 
@@ -186,6 +169,17 @@ func (p *pconn) writeNow(a core.Action, args ...string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
+	rest, _ := p.put(a, args, qc)
+	return rest, true
+}
+
+// put queues a for its reply, encodes its command and writes it: with one
+// non-blocking write on nb when it is set, else with a blocking write. The
+// reply is due from now when the queue was empty (the reader moves it on).
+// It returns what the socket did not take; on an error the connection is
+// closed (its reader reports every command owed) and nothing is left to
+// write. l.mu is held.
+func (p *pconn) put(a core.Action, args []string, nb *quietConn) ([]byte, error) {
 	l := p.l
 	p.qmu.Lock()
 	p.q = append(p.q, a)
@@ -199,12 +193,18 @@ func (p *pconn) writeNow(a core.Action, args ...string) ([]byte, bool) {
 			w.Bulk(x)
 		}
 	})
-	n, err := qc.write(l.out, true)
-	if err != nil {
-		p.nc.Close() // the reader reports every command owed
-		return nil, true
+	var n int
+	var err error
+	if nb != nil {
+		n, err = nb.write(l.out, true)
+	} else {
+		n, err = p.nc.Write(l.out)
 	}
-	return l.out[n:], true
+	if err != nil {
+		p.nc.Close()
+		return nil, err
+	}
+	return l.out[n:], nil
 }
 
 // pop takes the command the next reply answers and moves the reply

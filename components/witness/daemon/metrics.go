@@ -59,6 +59,9 @@ var (
 	descHellosRecv  = prometheus.NewDesc(ns+"_hellos_received_total", "Hello messages received, by result.", []string{"result"}, nil)
 	descHellosSent  = prometheus.NewDesc(ns+"_hellos_sent_total", "Hello messages published.", nil, nil)
 	descVoteReqs    = prometheus.NewDesc(ns+"_vote_requests_total", "is-master-down-by-addr requests asking for a vote.", nil, nil)
+	descHeld        = prometheus.NewDesc(ns+"_held_replies_total", "is-master-down-by-addr replies held for the witness's own SDOWN deadline.", nil, nil)
+	descReleased    = prometheus.NewDesc(ns+"_held_replies_released_total",
+		"Held is-master-down-by-addr replies released, by why: down (own SDOWN), alive (the master answered), bound.", []string{"why"}, nil)
 )
 
 // stateCollector reads the core's state and the driver's counters through
@@ -67,7 +70,7 @@ type stateCollector struct{ s *Server }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEpoch, descTilt, descSDown, descODown, descConfigEpoch, descLeaderEpoch, descSentinels, descReplicas,
-		descHellosRecv, descHellosSent, descVoteReqs} {
+		descHellosRecv, descHellosSent, descVoteReqs, descHeld, descReleased} {
 		ch <- d
 	}
 }
@@ -89,6 +92,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHellosRecv, prometheus.CounterValue, float64(st.HellosRefused), "refused_table_full")
 	ch <- prometheus.MustNewConstMetric(descHellosSent, prometheus.CounterValue, float64(st.HellosSent))
 	ch <- prometheus.MustNewConstMetric(descVoteReqs, prometheus.CounterValue, float64(st.VoteRequests))
+	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, float64(st.Held))
+	ch <- prometheus.MustNewConstMetric(descReleased, prometheus.CounterValue, float64(st.ReleasedDown), "down")
+	ch <- prometheus.MustNewConstMetric(descReleased, prometheus.CounterValue, float64(st.ReleasedAlive), "alive")
+	ch <- prometheus.MustNewConstMetric(descReleased, prometheus.CounterValue, float64(st.ReleasedBound), "bound")
 	ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(epoch))
 	ch <- prometheus.MustNewConstMetric(descTilt, prometheus.GaugeValue, b2f(tilt))
 	for _, st := range status {

@@ -82,6 +82,7 @@ type Server struct {
 	// Owned by the loop goroutine: only touched inside do/loop.
 	drv   *driver.Driver
 	links map[core.Target]*link
+	held  map[uint64]heldWaiter // held is-master-down-by-addr replies by ticket
 
 	ops chan op // to the loop goroutine
 
@@ -185,7 +186,7 @@ func Start(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{opts: opts, log: opts.Logger, links: map[core.Target]*link{}, ops: make(chan op)}
+	s := &Server{opts: opts, log: opts.Logger, links: map[core.Target]*link{}, held: map[uint64]heldWaiter{}, ops: make(chan op)}
 	s.encW, s.loopW = resp.NewWriter(&s.enc), resp.NewWriter(&s.loopEnc)
 	for _, b := range opts.Bind {
 		ln, err := net.Listen("tcp", net.JoinHostPort(b, strconv.Itoa(opts.Port)))
@@ -207,7 +208,7 @@ func Start(opts Options) (*Server, error) {
 	s.metrics = newMetrics(opts.Registry, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// The driver stores the state (a new run id) before anyone can see it.
-	drv, err := driver.New(opts.Now(), cfg, st, linkSet{s}, store{s}, eventSink{s}, s.log)
+	drv, err := driver.New(opts.Now(), cfg, st, linkSet{s}, store{s}, eventSink{s}, heldSet{s}, s.log)
 	if err != nil {
 		s.cancel()
 		s.closeListeners()
@@ -362,6 +363,32 @@ func (e eventSink) Publish(ev core.Event) {
 	if s.hub != nil {
 		s.hub.publish(ev.Type, ev.Msg)
 	}
+}
+
+// heldWaiter is a client connection waiting for its held reply: the
+// protocol to encode it in, and where its goroutine waits for the bytes.
+type heldWaiter struct {
+	proto int
+	ch    chan []byte // buffered: the loop never blocks on it
+}
+
+// heldSet is the driver's HeldReplies: it runs on the loop goroutine,
+// encodes the released reply in the waiting connection's protocol and
+// hands it to that connection's goroutine, which writes it (the loop never
+// writes to a client socket) and only then reads the connection's next
+// command.
+type heldSet struct{ s *Server }
+
+func (h heldSet) Release(ticket uint64, rep core.IsMasterDownReply, err error) {
+	s := h.s
+	w, ok := s.held[ticket]
+	if !ok {
+		return
+	}
+	delete(s.held, ticket)
+	// The shared encoder, not the loop's: a release can happen while the
+	// loop's encoder holds a command's reply (a hello that moved the master).
+	w.ch <- s.encode(w.proto, nil, func(rw *resp.Writer) { driver.WriteDownReply(rw, rep, err) })
 }
 
 // linkSet is the driver's Links: one link (goroutines, connections) per

@@ -21,13 +21,23 @@ const errNoMaster = "ERR No such master with that name"
 // ROLE) and writes its reply to w, in w's protocol. It returns false, and
 // writes nothing, for any other command: connection commands (AUTH, HELLO,
 // SUBSCRIBE, ...) are the daemon's. The caller has checked authentication.
+// Its replies are never held (ClientCommand with client 0).
 func (d *Driver) Command(now time.Time, args []string, w *resp.Writer) bool {
+	ok, _ := d.ClientCommand(now, 0, args, w)
+	return ok
+}
+
+// ClientCommand is Command for a command read on client's connection. A
+// non-zero ticket means the reply was held (see IsMasterDownFrom): nothing
+// was written to w, and the connection must run no later command until
+// HeldReplies.Release has sent the reply with that ticket.
+func (d *Driver) ClientCommand(now time.Time, client core.ClientID, args []string, w *resp.Writer) (handled bool, ticket uint64) {
 	if len(args) == 0 {
-		return false
+		return false, 0
 	}
 	switch strings.ToLower(args[0]) {
 	case "sentinel":
-		d.sentinel(now, args, w)
+		ticket = d.sentinel(now, client, args, w)
 	case "publish":
 		d.publish(now, args, w)
 	case "role":
@@ -39,9 +49,9 @@ func (d *Driver) Command(now time.Time, args []string, w *resp.Writer) bool {
 			w.Bulk(n)
 		}
 	default:
-		return false
+		return false, 0
 	}
-	return true
+	return true, ticket
 }
 
 // publish answers a peer's PUBLISH (sentinelPublishCommand): only the hello
@@ -68,11 +78,20 @@ func writeFields(w *resp.Writer, fs []core.Field) {
 	}
 }
 
-func (d *Driver) sentinel(now time.Time, args []string, w *resp.Writer) {
+// sentinel runs a SENTINEL subcommand; a non-zero ticket is a held reply.
+func (d *Driver) sentinel(now time.Time, client core.ClientID, args []string, w *resp.Writer) uint64 {
 	if len(args) < 2 {
 		w.Error(ErrArity("sentinel"))
-		return
+		return 0
 	}
+	if strings.EqualFold(args[1], "is-master-down-by-addr") {
+		return d.isMasterDownCmd(now, client, args, w)
+	}
+	d.sentinelOther(now, args, w)
+	return 0
+}
+
+func (d *Driver) sentinelOther(now time.Time, args []string, w *resp.Writer) {
 	sub := strings.ToLower(args[1])
 	c := d.core
 	arity := func(n int) bool {
@@ -151,8 +170,6 @@ func (d *Driver) sentinel(now time.Time, args []string, w *resp.Writer) {
 		default:
 			w.Error(msg)
 		}
-	case "is-master-down-by-addr":
-		d.isMasterDownCmd(now, args, w)
 	case "failover":
 		w.Error("ERR redisha-witness never runs a failover; ask one of the redis-sentinel peers")
 	case "reset":
@@ -174,27 +191,38 @@ func (d *Driver) sentinel(now time.Time, args []string, w *resp.Writer) {
 
 // isMasterDownCmd answers SENTINEL is-master-down-by-addr ip port epoch
 // runid: the vote is on disk before the reply is written, or the reply is an
-// error.
-func (d *Driver) isMasterDownCmd(now time.Time, args []string, w *resp.Writer) {
+// error. A non-zero ticket: the reply is held, nothing is written.
+func (d *Driver) isMasterDownCmd(now time.Time, client core.ClientID, args []string, w *resp.Writer) uint64 {
 	if len(args) != 6 {
 		w.Error(ErrArity("sentinel|is-master-down-by-addr"))
-		return
+		return 0
 	}
 	port, err := strconv.ParseInt(args[3], 10, 64)
 	if err != nil {
 		w.Error("ERR value is not an integer or out of range")
-		return
+		return 0
 	}
 	epoch, err := strconv.ParseUint(args[4], 10, 64)
 	if err != nil || epoch > 1<<63-1 {
 		w.Error("ERR value is not an integer or out of range")
-		return
+		return 0
 	}
 	p := 0
 	if port > 0 && port <= 65535 {
 		p = int(port)
 	}
-	rep, err := d.IsMasterDown(now, args[2], p, epoch, args[5])
+	rep, ticket, err := d.IsMasterDownFrom(now, client, args[2], p, epoch, args[5])
+	if ticket != 0 {
+		return ticket
+	}
+	WriteDownReply(w, rep, err)
+	return 0
+}
+
+// WriteDownReply writes the reply to is-master-down-by-addr: the
+// [down, leader, leader epoch] array, or an error reply when err is set
+// (the vote could not be stored).
+func WriteDownReply(w *resp.Writer, rep core.IsMasterDownReply, err error) {
 	if err != nil {
 		w.Error("ERR " + err.Error())
 		return

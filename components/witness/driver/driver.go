@@ -46,6 +46,17 @@ type Store interface {
 	Save(st core.State) error
 }
 
+// HeldReplies receives the is-master-down-by-addr replies the core held
+// back (core.ActHold; see IsMasterDownFrom) when they are released, from
+// whichever driver call released them. Release sends the reply (encoded
+// with WriteDownReply in the connection's protocol, or an error reply when
+// err is set) on the connection the request came on, then lets that
+// connection's later commands run: they waited behind the held reply, as
+// behind a blocked client in Redis. It must not call the driver.
+type HeldReplies interface {
+	Release(ticket uint64, rep core.IsMasterDownReply, err error)
+}
+
 // Events receives the sentinel events (+sdown, +switch-master, ...) to log
 // and publish to subscribed clients. It must not block.
 type Events interface {
@@ -72,6 +83,10 @@ type Stats struct {
 	HellosSent          uint64 // hellos published (answered, even with an error)
 	VoteRequests        uint64 // is-master-down-by-addr asking for a vote
 	PersistErrors       uint64 // failed state writes
+	Held                uint64 // is-master-down-by-addr replies held for the witness's own SDOWN
+	ReleasedDown        uint64 // held replies released down=1 by the witness's SDOWN
+	ReleasedAlive       uint64 // held replies released down=0: the master answered
+	ReleasedBound       uint64 // held replies released at the bound (or by TILT, or a moved master)
 }
 
 // Driver runs one witness core. It is not safe for concurrent use.
@@ -80,6 +95,7 @@ type Driver struct {
 	links  Links
 	store  Store
 	events Events
+	held   HeldReplies
 	log    *slog.Logger
 	start  time.Time
 
@@ -95,8 +111,9 @@ var ErrNotPersisted = errors.New("witness could not persist its vote")
 
 // New builds the core from cfg and the state restored from disk (nil on a
 // first start) and stores the state once, so that a new run id is durable
-// before anyone can learn it. log may be nil.
-func New(now time.Time, cfg core.Config, st *core.State, links Links, store Store, events Events, log *slog.Logger) (*Driver, error) {
+// before anyone can learn it. held receives released replies; with nil,
+// no reply is ever held. log may be nil.
+func New(now time.Time, cfg core.Config, st *core.State, links Links, store Store, events Events, held HeldReplies, log *slog.Logger) (*Driver, error) {
 	c, err := core.New(cfg, now, st)
 	if err != nil {
 		return nil, err
@@ -104,7 +121,7 @@ func New(now time.Time, cfg core.Config, st *core.State, links Links, store Stor
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{core: c, links: links, store: store, events: events, log: log, start: now}
+	d := &Driver{core: c, links: links, store: store, events: events, held: held, log: log, start: now}
 	if err := store.Save(c.State()); err != nil {
 		return nil, err
 	}
@@ -156,7 +173,14 @@ func (d *Driver) apply(now time.Time, acts []core.Action) {
 		case core.ActEvent:
 			d.events.Publish(a.Event)
 		case core.ActDownReply:
-			// Handled by IsMasterDown, which reads it from the actions.
+			if a.Ticket != 0 {
+				d.release(a)
+			}
+			// An immediate reply is handled by IsMasterDownFrom, which
+			// reads it from the actions.
+		case core.ActHold:
+			d.stats.Held++
+			d.log.Debug("is-master-down-by-addr reply held for our own SDOWN", "ticket", a.Ticket, "until", a.Until)
 		case core.ActPing, core.ActInfo, core.ActHello, core.ActAsk, core.ActProbe:
 			if err := d.links.Send(a); err != nil {
 				acts = append(acts, d.core.LinkFailed(now, a.Target, a.Kind)...)
@@ -166,6 +190,28 @@ func (d *Driver) apply(now time.Time, acts []core.Action) {
 			// handled (the caller keeps it until HandleReply returns).
 			_ = d.links.Send(a)
 		}
+	}
+}
+
+// release hands a held reply to HeldReplies, counted by why it left. Like
+// an immediate reply, it is not sent when a state write before it in the
+// same actions failed: the requester gets an error.
+func (d *Driver) release(a core.Action) {
+	switch a.Release {
+	case core.ReleaseDown:
+		d.stats.ReleasedDown++
+	case core.ReleaseAlive:
+		d.stats.ReleasedAlive++
+	default:
+		d.stats.ReleasedBound++
+	}
+	d.log.Debug("held is-master-down-by-addr reply released", "ticket", a.Ticket, "why", a.Release.String(), "down", a.Down.Down)
+	var err error
+	if d.persistErr != nil {
+		err = fmt.Errorf("%w: %v", ErrNotPersisted, d.persistErr)
+	}
+	if d.held != nil {
+		d.held.Release(a.Ticket, a.Down, err)
 	}
 }
 
@@ -284,14 +330,31 @@ func (d *Driver) HandleHello(now time.Time, payload string, via Via) error {
 	return err
 }
 
-// IsMasterDown answers SENTINEL is-master-down-by-addr. A vote, or an epoch
-// raised by the request, is stored before the answer is returned; if it
-// cannot be stored the answer is an error wrapping ErrNotPersisted and must
-// be sent as an error reply (redis-sentinel ignores it like a missing reply).
+// IsMasterDown answers SENTINEL is-master-down-by-addr at once (a caller
+// that cannot wait: IsMasterDownFrom with client 0).
 func (d *Driver) IsMasterDown(now time.Time, ip string, port int, epoch uint64, runID string) (core.IsMasterDownReply, error) {
+	rep, _, err := d.IsMasterDownFrom(now, 0, ip, port, epoch, runID)
+	return rep, err
+}
+
+// IsMasterDownFrom answers SENTINEL is-master-down-by-addr received on
+// client's connection. A vote, or an epoch raised by the request, is stored
+// before the answer is returned; if it cannot be stored the answer is an
+// error wrapping ErrNotPersisted and must be sent as an error reply
+// (redis-sentinel ignores it like a missing reply).
+//
+// A non-zero ticket means the core held the reply (a "*" request while the
+// witness's own SDOWN deadline is near): nothing is to be sent now, the
+// reply comes through HeldReplies.Release with that ticket, and the
+// connection's later commands must wait until it is sent. Client 0, or a
+// driver without HeldReplies, is never held.
+func (d *Driver) IsMasterDownFrom(now time.Time, client core.ClientID, ip string, port int, epoch uint64, runID string) (core.IsMasterDownReply, uint64, error) {
+	if d.held == nil {
+		client = 0
+	}
 	var acts []core.Action
 	if port > 0 && port <= 65535 {
-		acts = d.core.IsMasterDownByAddr(now, ip, port, epoch, runID)
+		acts = d.core.IsMasterDownByAddrFrom(now, client, ip, port, epoch, runID)
 	} else {
 		acts = []core.Action{{Kind: core.ActDownReply, Down: core.IsMasterDownReply{Leader: "*"}}}
 	}
@@ -299,15 +362,20 @@ func (d *Driver) IsMasterDown(now time.Time, ip string, port int, epoch uint64, 
 	d.apply(now, acts)
 	perr := d.persistErr
 	d.persistErr = nil
+	for _, a := range acts {
+		if a.Kind == core.ActHold {
+			return core.IsMasterDownReply{}, a.Ticket, nil
+		}
+	}
 	rep, _ := core.DownReplyOf(acts)
 	if perr != nil {
 		d.log.Error("vote not persisted; replying with an error", "err", perr)
-		return core.IsMasterDownReply{}, fmt.Errorf("%w: %v", ErrNotPersisted, perr)
+		return core.IsMasterDownReply{}, 0, fmt.Errorf("%w: %v", ErrNotPersisted, perr)
 	}
 	if runID != "*" {
 		d.stats.VoteRequests++
 		d.log.Info("is-master-down-by-addr", "master", fmt.Sprintf("%s:%d", ip, port), "req_epoch", epoch, "candidate", runID,
 			"down", rep.Down, "leader", rep.Leader, "leader_epoch", rep.LeaderEpoch)
 	}
-	return rep, nil
+	return rep, 0, nil
 }

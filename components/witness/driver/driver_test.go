@@ -29,6 +29,18 @@ type journal struct {
 	failErr error // Save fails with it while set
 	sendErr error
 	targets []core.Target
+	rel     []released
+}
+
+type released struct {
+	ticket uint64
+	rep    core.IsMasterDownReply
+	err    error
+}
+
+func (j *journal) Release(ticket uint64, rep core.IsMasterDownReply, err error) {
+	j.log = append(j.log, "release")
+	j.rel = append(j.rel, released{ticket, rep, err})
 }
 
 func (j *journal) Send(a core.Action) error {
@@ -61,7 +73,7 @@ func newTest(t *testing.T) (*Driver, *journal) {
 	t.Helper()
 	j := &journal{}
 	d, err := New(t0, core.Config{MyID: idW, Masters: []core.MasterConfig{{Name: "mymaster", Addr: master.Addr,
-		Quorum: 2, DownAfter: time.Second}}}, nil, j, j, j, nil)
+		Quorum: 2, DownAfter: time.Second}}}, nil, j, j, j, j, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +234,54 @@ func TestLinkDownPingsAtOnce(t *testing.T) {
 	d.HandleLinkDown(at(1100), master, errors.New("EOF"))
 	if len(j.sent) != 1 || j.sent[0].Kind != core.ActPing {
 		t.Fatalf("want one PING at once, sent %v", j.log)
+	}
+}
+
+// TestHeldReplyThroughDriver: a "*" request while the witness's own SDOWN
+// deadline is near writes nothing and returns a ticket; the reply comes
+// through HeldReplies when the core releases it (here at the witness's
+// SDOWN, at Next), counted in Stats. A vote request is answered at once.
+func TestHeldReplyThroughDriver(t *testing.T) {
+	d, j := newTest(t)
+	d.Wake(d.Next())
+	d.HandleReply(at(101), master, core.ActPing, resp.Value{Kind: resp.SimpleString, Str: "PONG"})
+	for ms := 200; ms <= 1100; ms += 100 {
+		d.Wake(at(ms))
+	}
+	d.HandleLinkDown(at(1150), master, errors.New("EOF")) // reconnect PING at 1150: SDOWN after 2150
+	d.HandleLinkError(at(1151), master, core.ActPing, errors.New("connection refused"))
+	for ms := 1200; ms <= 1900; ms += 100 {
+		d.Wake(at(ms))
+	}
+	var b bytes.Buffer
+	w := resp.NewWriter(&b)
+	ok, ticket := d.ClientCommand(at(1950), 9, []string{"SENTINEL", "is-master-down-by-addr", "10.0.0.1", "6379", "0", "*"}, w)
+	w.Flush()
+	if !ok || ticket == 0 || b.Len() != 0 {
+		t.Fatalf("handled %v ticket %d wrote %q: want held, nothing written", ok, ticket, b.String())
+	}
+	// A vote request on another connection is never held.
+	if v := command(t, d, at(1960), "SENTINEL", "is-master-down-by-addr", "10.0.0.1", "6379", "1", idA); v.Kind != resp.Array || v.Elems[0].Int != 0 || v.Elems[1].Str != idA {
+		t.Fatalf("vote request: %+v", v)
+	}
+	for i := 0; i < 5 && len(j.rel) == 0; i++ {
+		now := d.Next()
+		d.Wake(now)
+		if len(j.rel) > 0 && !now.After(at(2150)) {
+			t.Fatalf("released at %v, before down-after", now.Sub(t0))
+		}
+	}
+	if len(j.rel) != 1 || j.rel[0].ticket != ticket || !j.rel[0].rep.Down || j.rel[0].err != nil {
+		t.Fatalf("released %+v", j.rel)
+	}
+	if st := d.Stats(); st.Held != 1 || st.ReleasedDown != 1 || st.ReleasedAlive != 0 || st.ReleasedBound != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	var out bytes.Buffer
+	w = resp.NewWriter(&out)
+	WriteDownReply(w, j.rel[0].rep, nil)
+	w.Flush()
+	if out.String() != "*3\r\n:1\r\n$1\r\n*\r\n:0\r\n" {
+		t.Fatalf("encoded %q", out.String())
 	}
 }
