@@ -42,7 +42,12 @@ var Variants = []Variant{{
 	Description: "the redisha stack with redisha-proxy's durability: replicated (a write is acknowledged " +
 		"only once the replica has it) and redisha-guard before every start of redis-server " +
 		"(a master restarted faster than down-after asks for a failover instead of wiping its replica)",
-	Params: spec.StackParams{Durability: "replicated", Guard: true},
+	// The "no replica" policy is refuse, said explicitly so every run's recorded stack
+	// parameters show it: an acknowledged write is on two nodes, at the price of no write
+	// acknowledged while the master has no replica (docs/durability.md, "The variant's
+	// policy"). A scenario's stack.params.extra.durabilityNoReplica: async selects the other.
+	Params: spec.StackParams{Durability: "replicated", Guard: true,
+		Extra: map[string]string{"durabilityNoReplica": "refuse"}},
 	// Issue 14: zero acknowledged writes lost in every catalog scenario, including those that
 	// judge no lost writes on the other stacks (master-crash and its kin).
 	MaxLostWrites: new(int),
