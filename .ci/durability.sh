@@ -42,6 +42,10 @@ fi
 # Every run's evidence, at the same relative path as in OUT, so compare.json's plan still names
 # the run directories.
 evidence=$results/durability-runs
+if [ -d "$out" ] && [ -d "$evidence" ] && [ "$(cd "$out" && pwd -P)" = "$(cd "$evidence" && pwd -P)" ]; then
+	echo "durability.sh: OUT is the evidence directory itself; give the compare's output" >&2
+	exit 2
+fi
 rm -rf "$evidence"
 mkdir -p "$evidence"
 # The plan, limited to the variant's runs (a compare of several stacks would otherwise have the
