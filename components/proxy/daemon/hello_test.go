@@ -92,6 +92,13 @@ func TestHelloPathRealSentinels(t *testing.T) {
 	}
 	cfg := testConfig([]string{a.addr, b.addr}, sentinels)
 	cfg.Routing.HelloViews = true
+	// A sentinel publishes a hello every 2 s; testConfig's view TTL (3 x
+	// 200 ms + 300 ms = 0.9 s) would keep each sentinel's hello view
+	// fresh less than half the time, so the three are fresh at once only
+	// when their publish phases happen to be within 0.9 s of each other
+	// (a flake seen under -race). With a TTL above the hello period plus
+	// a second of jitter, a hello view heard stays fresh until the next.
+	cfg.Routing.ViewTTL = 3 * time.Second
 	p := startProxy(t, cfg)
 	waitRoute(t, p, a.addr)
 	waitFor(t, 15*time.Second, "a kept hello of every sentinel", func() bool {
