@@ -373,6 +373,7 @@ func (m *model) witnessAsked(from string, msg downAsk) {
 	if ticket != 0 {
 		wp.heldAsks[ticket] = heldAsk{from: from, msg: msg}
 		wp.busy[from] = true
+		m.res.Stats["witness_held"]++
 		return
 	}
 	if err != nil {
@@ -407,6 +408,9 @@ func (h witnessHeld) Release(ticket uint64, rep core.IsMasterDownReply, err erro
 	delete(wp.heldAsks, ticket)
 	wp.busy[ha.from] = false
 	wp.toDrain = append(wp.toDrain, ha.from)
+	if rep.Down && err == nil {
+		m.res.Stats["witness_held_released_down"]++
+	}
 	if err == nil {
 		m.witnessAnswer(ha.from, ha.msg, rep)
 	}
