@@ -157,6 +157,7 @@ func (d *Driver) Wake(now time.Time) {
 // apply carries out acts in order. An ActPersist that fails is remembered in
 // d.persistErr so that a reply after it is not sent.
 func (d *Driver) apply(now time.Time, acts []core.Action) {
+	var failed error // a store failure among these actions
 	for len(acts) > 0 {
 		a := acts[0]
 		acts = acts[1:]
@@ -169,12 +170,15 @@ func (d *Driver) apply(now time.Time, acts []core.Action) {
 				if d.persistErr == nil {
 					d.persistErr = err
 				}
+				if failed == nil {
+					failed = err
+				}
 			}
 		case core.ActEvent:
 			d.events.Publish(a.Event)
 		case core.ActDownReply:
 			if a.Ticket != 0 {
-				d.release(a)
+				d.release(a, failed)
 			}
 			// An immediate reply is handled by IsMasterDownFrom, which
 			// reads it from the actions.
@@ -195,8 +199,8 @@ func (d *Driver) apply(now time.Time, acts []core.Action) {
 
 // release hands a held reply to HeldReplies, counted by why it left. Like
 // an immediate reply, it is not sent when a state write before it in the
-// same actions failed: the requester gets an error.
-func (d *Driver) release(a core.Action) {
+// same actions failed (failed): the requester gets an error.
+func (d *Driver) release(a core.Action, failed error) {
 	switch a.Release {
 	case core.ReleaseDown:
 		d.stats.ReleasedDown++
@@ -207,8 +211,8 @@ func (d *Driver) release(a core.Action) {
 	}
 	d.log.Debug("held is-master-down-by-addr reply released", "ticket", a.Ticket, "why", a.Release.String(), "down", a.Down.Down)
 	var err error
-	if d.persistErr != nil {
-		err = fmt.Errorf("%w: %v", ErrNotPersisted, d.persistErr)
+	if failed != nil {
+		err = fmt.Errorf("%w: %v", ErrNotPersisted, failed)
 	}
 	if d.held != nil {
 		d.held.Release(a.Ticket, a.Down, err)
