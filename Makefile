@@ -8,7 +8,7 @@ TIMED := $(CURDIR)/.ci/timed
 # Long-running packages get one test binary at a time: two cores, real daemons.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 19m
 
-.PHONY: all build deps images test test-short demo compare chaos bench fuzz vet fmt clean
+.PHONY: all build deps images test test-short demo compare durability chaos bench fuzz vet fmt clean
 
 all: build
 
@@ -58,6 +58,14 @@ COMPARE_SHARDS ?= 2
 COMPARE_OUT ?= out/compare-$(shell date +%Y%m%d-%H%M%S)
 compare: images
 	@$(TIMED) compare .ci/compare.sh $(BIN)/redisha $(COMPARE_OUT) $(COMPARE_SHARDS) $(COMPARE_SEED) $(COMPARE_RUNS) docs/results
+
+# The whole catalog on the redisha-durable variant (seed 1), recorded beside the plain redisha
+# stack's runs from make compare (docs/results/compare-runs) in docs/results/durability/ and the
+# table of docs/results/durability.md; each run's evidence under docs/results/durability-runs.
+# About 40 minutes on 2 cores. Issue 14.
+DURABILITY_OUT ?= out/durability-$(shell date +%Y%m%d-%H%M%S)
+durability: images
+	@$(TIMED) durability .ci/durability.sh $(BIN)/redisha $(DURABILITY_OUT) docs/results
 
 chaos: images
 	@$(TIMED) chaos $(BIN)/redisha run --all

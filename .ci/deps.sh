@@ -31,6 +31,7 @@ declare -A NEED=(
 	[python3-redis]=:python3-redis
 	[ca-certificates]=:ca-certificates
 	[git]=git
+	[jq]=jq
 	[make]=make
 )
 

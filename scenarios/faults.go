@@ -163,6 +163,7 @@ func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.Time
 		return nil
 	}
 	var hs []*fault.Handle
+	began := time.Now()
 	sps, err := specs(tf, r.roles)
 	if err != nil {
 		return err
@@ -187,6 +188,12 @@ func (r *runner) runFault(ctx context.Context, inj *fault.Injector, tf spec.Time
 		if err := h.Undo(ctx); err != nil && ctx.Err() == nil {
 			return err
 		}
+	}
+	if span, limit := time.Since(began), tf.Fault.MaxSpan.D(); limit > 0 && span > limit {
+		r.premiseMu.Lock()
+		r.premise = append(r.premise, fmt.Sprintf("the scenario's premise did not hold: fault %s %s lasted %.1fs from apply to undo, more than its max-span %s (the host was too slow to apply and undo it in time), so this run's verdicts are not evidence about the stack",
+			tf.Fault.Kind, strings.Join(tf.Fault.Targets, ","), span.Seconds(), limit))
+		r.premiseMu.Unlock()
 	}
 	return nil
 }

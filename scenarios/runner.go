@@ -114,6 +114,9 @@ type runner struct {
 	lastLine  time.Time
 	cnt       workload.Counters
 	fails     atomic.Int64 // failovers seen live
+
+	premiseMu sync.Mutex
+	premise   []string // faults that overran their max-span: the run is a harness error
 	t0        time.Time
 	faultMu   sync.Mutex
 	windows   map[int]*result.FaultWindow
@@ -184,7 +187,17 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return fmt.Errorf("writing %s: %w", result.FinalFile, err)
 	}
 	r.setPhase("judge")
-	return r.judge(final, st.known)
+	if err := r.judge(final, st.known); err != nil {
+		return err
+	}
+	// Judged, so the report shows what happened; but a fault that overran its max-span means the
+	// scenario did not happen as written, and the run is a harness error.
+	r.premiseMu.Lock()
+	defer r.premiseMu.Unlock()
+	if len(r.premise) > 0 {
+		return errors.New(strings.Join(r.premise, "; "))
+	}
+	return nil
 }
 
 // resolvedStack is the stack a run uses, its parameters and its known findings.

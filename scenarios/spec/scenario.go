@@ -101,6 +101,12 @@ type Fault struct {
 	CPU      float64  `yaml:"cpu" json:"cpu,omitempty"`                 // cpu-throttle: share of one CPU, (0, 1]
 	RateKBps int      `yaml:"rate-kbytes" json:"rate_kbytes,omitempty"` // client-bandwidth, kilobytes per second
 	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// MaxSpan bounds how long the fault may really last, from the start of its apply to the end
+	// of its undo (0: no bound). A scenario whose point rests on the fault being short (a master
+	// back before down-after) sets it: on a host too slow to kill and start a node in time the
+	// run is a harness error, because the scenario's premise did not hold, never a verdict on
+	// the stack.
+	MaxSpan Duration `yaml:"max-span" json:"max_span,omitempty"`
 
 	// Randomization, drawn from the run's seed.
 	AtJitter       Duration `yaml:"at-jitter" json:"at_jitter,omitempty"`             // add [0, at-jitter) to at
@@ -318,8 +324,11 @@ func (s *Scenario) validate() []fieldError {
 			bad(at+".kind", "%q: want one of %s", f.Kind, strings.Join(FaultKinds(), ", "))
 			continue
 		}
-		if f.At < 0 || f.Duration < 0 || f.AtJitter < 0 || f.DurationJitter < 0 || f.Every < 0 {
+		if f.At < 0 || f.Duration < 0 || f.AtJitter < 0 || f.DurationJitter < 0 || f.Every < 0 || f.MaxSpan < 0 {
 			bad(at, "times must not be negative")
+		}
+		if f.MaxSpan > 0 && (f.Duration == 0 || f.MaxSpan < f.Duration+f.DurationJitter) {
+			bad(at+".max-span", "needs a duration, and must be at least duration + duration-jitter")
 		}
 		if f.At.D()+f.AtJitter.D() >= w.Duration.D() {
 			bad(at+".at", "%s is not before the end of the workload (%s)", (f.At + f.AtJitter).D(), w.Duration.D())
