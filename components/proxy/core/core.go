@@ -75,7 +75,19 @@ type Config struct {
 	// nodes' __sentinel__:hello channel (Hello), under the rules in
 	// hello.go. Sentinel probes then also ask SENTINEL MYID.
 	HelloViews bool
+	// PromotionFastPath routes, provisionally, to the replica a
+	// majority-elected failover leader has just told REPLICAOF NO ONE, as
+	// soon as it answers role:master, before the sentinels' views name it
+	// (promote.go). Sentinel probes then also ask SENTINEL MYID.
+	PromotionFastPath bool
+	// PromotionConfirm bounds a provisional route: without a majority view
+	// confirming it by then it is withdrawn (0: DefaultPromotionConfirm).
+	PromotionConfirm time.Duration
 }
+
+// AsksRunID reports whether sentinel probes also ask SENTINEL MYID: the
+// hello path and the promotion fast path match sentinels by run id.
+func (c Config) AsksRunID() bool { return c.HelloViews || c.PromotionFastPath }
 
 // Defaults for zero Config durations.
 const (
@@ -140,7 +152,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{{"no-majority grace", c.NoMajorityGrace}, {"health TTL", c.HealthTTL}, {"view TTL", c.ViewTTL},
 		{"fence timeout", c.FenceTimeout}, {"check interval", c.CheckInterval}, {"check timeout", c.CheckTimeout},
-		{"fast interval", c.FastInterval}, {"fast window", c.FastWindow}} {
+		{"fast interval", c.FastInterval}, {"fast window", c.FastWindow}, {"promotion confirm", c.PromotionConfirm}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must not be negative", d.name, d.v))
 		}
@@ -306,6 +318,14 @@ type Core struct {
 	helloStats HelloStats
 	stallAt    time.Time // the first step after the last gap longer than stallGap
 
+	// The promotion fast path (promote.go).
+	votes      map[string]vote // configured sentinel -> its latest +vote-for-leader
+	promo      *promotion      // an announced promotion awaiting (b) and (c)
+	prov       *provisional    // the provisional route, while unconfirmed
+	fastDone   int64           // highest epoch whose provisional route was withdrawn
+	fastStats  FastPathStats
+	fastEvents []FastPathEvent // to report with the step's actions
+
 	sched
 }
 
@@ -317,7 +337,7 @@ func New(cfg Config, now time.Time) (*Core, error) {
 		return nil, fmt.Errorf("proxy core: %w", err)
 	}
 	c := &Core{cfg: cfg.withDefaults(), now: now, health: map[string]Health{}, views: map[string]View{},
-		runIDs: map[string]string{}, hellos: map[string]View{}}
+		runIDs: map[string]string{}, hellos: map[string]View{}, votes: map[string]vote{}}
 	c.route = Route{Reason: "starting: no health or sentinel results yet", Hold: true}
 	c.syncTargets(now)
 	return c, nil
@@ -351,6 +371,11 @@ func (c *Core) Reconfigure(now time.Time, cfg Config) ([]Action, error) {
 	for s := range c.runIDs {
 		if !keep[s] {
 			delete(c.runIDs, s)
+		}
+	}
+	for s := range c.votes {
+		if !keep[s] {
+			delete(c.votes, s)
 		}
 	}
 	c.advance(now)
@@ -471,6 +496,10 @@ func (c *Core) apply(acts *[]Action, out output) {
 	if out.Switch != nil {
 		*acts = append(*acts, *out.Switch)
 	}
+	for _, e := range c.fastEvents {
+		*acts = append(*acts, e)
+	}
+	c.fastEvents = c.fastEvents[:0]
 	if out.CheckNow && c.now.Sub(c.lastUrgent) < c.cfg.FastWindow {
 		for _, t := range c.targets {
 			c.kick(t)
@@ -501,6 +530,9 @@ func (c *Core) isConfiguredSentinel(s string) bool {
 
 // notice reacts to a sentinel pub/sub message about our master.
 func (c *Core) notice(n Notice) output {
+	if n.Channel == chanVote && c.cfg.PromotionFastPath {
+		c.noteVote(n.Sentinel, n.Payload)
+	}
 	p, ok := ParseNotice(n.Channel, n.Payload)
 	if !ok || (p.Master != "" && p.Master != c.cfg.MasterName) {
 		return c.evaluate(false)
@@ -519,6 +551,10 @@ func (c *Core) notice(n Notice) output {
 		if c.fence != nil && (p.OldAddr == "" || p.OldAddr == c.fence.addr) {
 			c.fence = nil
 		}
+		c.promo = nil
+	}
+	if p.Effect == EffectFence {
+		c.notePromotion(n)
 	}
 	out := c.evaluate(false)
 	out.Close = append(pre, out.Close...)
@@ -634,6 +670,7 @@ func (c *Core) evaluate(force bool) output {
 		// driver makes rather than waiting for the next regular poll.
 		out.CheckNow = true
 	}
+	c.fastKick()
 	return out
 }
 
@@ -650,15 +687,30 @@ func (c *Core) evaluateWithSentinels() []Close {
 			}
 		}
 		c.haveMajor = false
-		return c.withoutMajority()
+	} else {
+		c.haveMajor, c.lostMajor = true, time.Time{}
+		c.majorUntil = c.majorityExpiry(addr, epoch)
+		c.agreed, c.agreedEpoch = addr, epoch
+		if c.fence != nil && c.fence.addr == addr && epoch > c.fence.epoch {
+			// A configuration newer than the one we fenced names the node again.
+			c.fence = nil
+		}
 	}
-	c.haveMajor, c.lostMajor = true, time.Time{}
-	c.majorUntil = c.majorityExpiry(addr, epoch)
-	c.agreed, c.agreedEpoch = addr, epoch
-	if c.fence != nil && c.fence.addr == addr && epoch > c.fence.epoch {
-		// A configuration newer than the one we fenced names the node again.
-		c.fence = nil
+	// The promotion fast path (off by default) may decide first: it keeps
+	// or withdraws a provisional route (promote.go).
+	fastCloses, handled := c.fastPath(addr, epoch, ok)
+	if handled {
+		return fastCloses
 	}
+	if !ok {
+		return append(fastCloses, c.withoutMajority()...)
+	}
+	return append(fastCloses, c.withMajority(addr, epoch)...)
+}
+
+// withMajority is rule 1 of docs/proxy.md: route to the agreed master if
+// it reports role:master.
+func (c *Core) withMajority(addr string, epoch int64) []Close {
 	var closes []Close
 	if c.current != "" && c.current != addr {
 		closes = c.depose(fmt.Sprintf("sentinel majority names %s at epoch %d", addr, epoch))
@@ -806,6 +858,15 @@ type Snapshot struct {
 	// HelloViews: the hello path is on; Hellos counts what became of them.
 	HelloViews bool
 	Hellos     HelloStats
+	// PromotionFastPath: the fast path is on. Provisional is the
+	// provisional route's master ("" when none), ProvisionalEpoch its
+	// epoch, ProvisionalUntil when it is withdrawn unless confirmed;
+	// FastPath counts its outcomes.
+	PromotionFastPath bool
+	Provisional       string
+	ProvisionalEpoch  int64
+	ProvisionalUntil  time.Time
+	FastPath          FastPathStats
 }
 
 // SentinelState is a configured sentinel's last view, for the status
@@ -853,6 +914,10 @@ func (c *Core) Snapshot() Snapshot {
 		}
 	}
 	s.HelloViews, s.Hellos = c.cfg.HelloViews, c.helloStats
+	s.PromotionFastPath, s.FastPath = c.cfg.PromotionFastPath, c.fastStats
+	if pr := c.prov; pr != nil {
+		s.Provisional, s.ProvisionalEpoch, s.ProvisionalUntil = pr.addr, pr.epoch, pr.until
+	}
 	for _, a := range c.cfg.Sentinels {
 		st := SentinelState{Addr: a, RunID: c.runIDs[a], ViaHello: via[a]}
 		if v, ok := c.views[a]; ok {

@@ -175,6 +175,9 @@ func (c *Core) Next() time.Time {
 	if c.fence != nil {
 		consider(c.fence.until)
 	}
+	for _, t := range c.fastNext() {
+		consider(t)
+	}
 	if !c.haveMajor && !c.lostMajor.IsZero() {
 		consider(c.lostMajor.Add(c.cfg.NoMajorityGrace))
 	}
