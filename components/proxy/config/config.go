@@ -104,6 +104,12 @@ type Routing struct {
 	// where the redis ACL lets nobody but the sentinels publish on
 	// __sentinel__:* (docs/proxy.md).
 	HelloViews bool `yaml:"hello_views"`
+	// PromotionFastPath routes, provisionally, to the replica a
+	// majority-elected sentinel leader has told REPLICAOF NO ONE as soon
+	// as it answers role:master, before the sentinels' views name it,
+	// and withdraws that route unless a majority view confirms it within
+	// 3 s (docs/proxy.md: the promotion fast path and its one risk).
+	PromotionFastPath bool `yaml:"promotion_fast_path"`
 }
 
 // Limits bound resource use.
@@ -394,5 +400,7 @@ func (c *Config) CoreConfig() core.Config {
 		FastInterval:    c.Check.FastInterval,
 		FastWindow:      c.Check.FastWindow,
 		HelloViews:      c.Routing.HelloViews,
+
+		PromotionFastPath: c.Routing.PromotionFastPath,
 	}
 }

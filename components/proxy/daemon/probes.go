@@ -89,7 +89,7 @@ func (p *Proxy) runWorker(ctx context.Context, c *probeConn, probes <-chan core.
 			return
 		case pr := <-probes:
 			cfg := p.cfg.Load()
-			c.myID = cfg.Routing.HelloViews
+			c.myID = cfg.Routing.HelloViews || cfg.Routing.PromotionFastPath
 			vals, readAt, err := c.probe(ctx, pr, cfg.MasterName)
 			p.post(func(d *driver.Driver) { d.HandleReply(readAt, pr, vals, err) })
 		}
@@ -98,7 +98,7 @@ func (p *Proxy) runWorker(ctx context.Context, c *probeConn, probes <-chan core.
 
 // probeCommands are what each kind of probe sends, pipelined (the
 // driver's list: it interprets the replies); myID adds SENTINEL MYID to
-// sentinel probes (the hello path).
+// sentinel probes (the hello path, the promotion fast path).
 func probeCommands(kind core.ProbeKind, masterName string, myID bool) [][]string {
 	return driver.ProbeCommands(kind, core.Config{MasterName: masterName, HelloViews: myID})
 }
@@ -111,7 +111,7 @@ type probeConn struct {
 	addr string
 	auth Auth
 	conn *resp.Conn
-	myID bool // also ask SENTINEL MYID (routing.hello_views)
+	myID bool // also ask SENTINEL MYID (routing.hello_views, routing.promotion_fast_path)
 }
 
 // probe sends pr's commands, bounded by pr.Deadline, and returns the

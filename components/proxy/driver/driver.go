@@ -37,6 +37,9 @@ type Stats struct {
 	ProbeErrors    uint64 // probes the transport reported as failed (timeouts are the core's)
 	Hellos         uint64 // __sentinel__:hello messages understood (what the core made of them: Snapshot().Hellos)
 	HellosBad      uint64 // values on a hello subscription that are no hello
+	// FastPathRouted, FastPathConfirmed and FastPathWithdrawn count the
+	// promotion fast path's provisional routes and their outcomes.
+	FastPathRouted, FastPathConfirmed, FastPathWithdrawn uint64
 }
 
 // Driver is the single-threaded event loop logic of redisha-proxy. Every
@@ -153,10 +156,11 @@ func (d *Driver) HandleMessage(now time.Time, sentinel string, v resp.Value) {
 }
 
 // replies is how many replies a probe of kind gets: SENTINEL MASTER and
-// GET-MASTER-ADDR-BY-NAME, plus SENTINEL MYID with the hello path on;
+// GET-MASTER-ADDR-BY-NAME, plus SENTINEL MYID with the hello path or the
+// promotion fast path on;
 // PING and INFO replication.
 func (d *Driver) replies(kind core.ProbeKind) int {
-	if kind == core.ProbeSentinel && d.core.Config().HelloViews {
+	if kind == core.ProbeSentinel && d.core.Config().AsksRunID() {
 		return 3
 	}
 	return 2
@@ -167,7 +171,7 @@ func (d *Driver) replies(kind core.ProbeKind) int {
 func ProbeCommands(kind core.ProbeKind, cfg core.Config) [][]string {
 	if kind == core.ProbeSentinel {
 		cmds := [][]string{{"SENTINEL", "MASTER", cfg.MasterName}, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", cfg.MasterName}}
-		if cfg.HelloViews {
+		if cfg.AsksRunID() {
 			cmds = append(cmds, []string{"SENTINEL", "MYID"})
 		}
 		return cmds
@@ -253,6 +257,18 @@ func (d *Driver) apply(acts []core.Action) {
 		case core.Switch:
 			d.stats.Switchovers++
 			d.log.Warn("switchover", "from", a.From, "to", a.To)
+		case core.FastPathEvent:
+			switch a.What {
+			case "route":
+				d.stats.FastPathRouted++
+				d.log.Warn("promotion fast path: provisional route", "master", a.Addr, "epoch", a.Epoch, "leader", a.Leader, "why", a.Reason)
+			case "confirmed":
+				d.stats.FastPathConfirmed++
+				d.log.Info("promotion fast path: provisional route confirmed", "master", a.Addr, "epoch", a.Epoch, "why", a.Reason)
+			case "withdrawn":
+				d.stats.FastPathWithdrawn++
+				d.log.Warn("promotion fast path: provisional route withdrawn", "master", a.Addr, "epoch", a.Epoch, "why", a.Reason)
+			}
 		case core.Probe:
 			if a.Discovered && !d.known[a.Target] {
 				d.known[a.Target] = true
