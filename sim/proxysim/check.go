@@ -214,10 +214,20 @@ func (m *model) checkStep(route core.Route) {
 	rc := m.px.cfg.Routing
 	need := len(m.sentinels)/2 + 1
 	x := route.Master
-	if inv, why := m.orRead.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x); inv != "" {
+	// A provisional route of the promotion fast path is outside the
+	// majority rule by design; provisional says whether this one is
+	// explained (and checks its bound).
+	invR, whyR := m.orRead.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x)
+	invS, whyS := m.orSaid.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x)
+	var provEpoch int64
+	prov := false
+	if invR != "" || invS != "" || (x != "" && !m.saidEnough(x)) {
+		provEpoch, prov = m.provisional(x)
+	}
+	if inv, why := invR, whyR; inv != "" && !prov {
 		m.violate(inv, "%s", why)
 	}
-	if inv, why := m.orSaid.step(now, rc.ViewTTL, rc.NoMajorityGrace, need, x); inv != "" {
+	if inv, why := invS, whyS; inv != "" && !prov {
 		truth := "it is still the master"
 		if n := m.nodeByAddr(x); n == nil || !n.master || n.node.State() != sim.Up {
 			truth = "it is NOT a running master now"
@@ -227,8 +237,12 @@ func (m *model) checkStep(route core.Route) {
 	if x == "" {
 		return
 	}
-	m.checkSaid(x)
 	e := m.orRead.lastEp
+	if prov {
+		e = provEpoch
+	} else {
+		m.checkSaid(x)
+	}
 	if prev, seen := m.routed[e]; seen && prev != x {
 		m.violate(InvTwoMasters, "routes to %s in epoch %d after routing to %s in it", x, e, prev)
 	}
@@ -340,7 +354,7 @@ func (m *model) groundCheck() {
 			y = a
 		}
 	}
-	stale := up && route != "" && y != "" && y != route
+	stale := up && route != "" && y != "" && y != route && !m.inProvisionalWindow(route)
 	bound := cfg.Routing.ViewTTL + cfg.Routing.NoMajorityGrace + cfg.Check.Interval + cfg.Check.Timeout + tick
 	m.episode(&m.eps[1], stale, fmt.Sprintf("%s|%s|%d", route, y, top), bound, func() {
 		m.violate(InvStale, "routes to %s for %v while reachable sentinels agree on %s at epoch %d: %s",

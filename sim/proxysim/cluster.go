@@ -118,10 +118,13 @@ func hostPort(addr string) (string, string) {
 }
 
 // cluster messages between sentinels and nodes (model-only, not RESP).
-type pingReq struct{}
+// pingReq is sentinel's periodic PING/INFO; asked is when it was sent,
+// echoed in the reply.
+type pingReq struct{ asked time.Time }
 type pingRep struct {
 	addr   string
 	master bool
+	asked  time.Time
 }
 type replicaOf struct{ master string } // "" = NO ONE
 type downAsk struct {
@@ -155,7 +158,7 @@ func (m *model) redisByAddr(addr string) *redisNode {
 func (m *model) nodeReceive(n *redisNode, from string, data []byte, md any) {
 	switch msg := md.(type) {
 	case pingReq:
-		m.w.Net.Send(n.name, from, nil, pingRep{addr: n.addr, master: n.master})
+		m.w.Net.Send(n.name, from, nil, pingRep{addr: n.addr, master: n.master, asked: msg.asked})
 	case replicaOf:
 		if msg.master == "" {
 			if !n.master {
@@ -221,7 +224,7 @@ func (m *model) sentinelTick(s *sentinel) {
 	now := m.w.Now()
 	s.timer.Reset(now.Add(sentinelTick))
 	for _, n := range m.nodes {
-		m.w.Net.Send(s.name, n.name, nil, pingReq{})
+		m.w.Net.Send(s.name, n.name, nil, pingReq{asked: now})
 	}
 	if now.Sub(s.lastHello) >= helloPeriod {
 		s.lastHello = now
@@ -276,6 +279,9 @@ func (m *model) sentinelTick(s *sentinel) {
 		m.w.Logf("%s: +odown %s, +try-failover epoch %d", s.name, s.master, req)
 		m.publish(s, "+new-epoch", strconv.FormatInt(req, 10))
 		m.publish(s, "+try-failover", masterLine(s.master))
+		// sentinelFailoverWaitStart -> sentinelGetLeader: with no winner yet
+		// the candidate votes for itself (sentinelVoteLeader's "%s %llu").
+		m.publish(s, "+vote-for-leader", runID(s.name)+" "+strconv.FormatInt(req, 10))
 	}
 	for _, o := range m.sentinels {
 		if o != s {
@@ -308,7 +314,12 @@ func (m *model) sentinelReceive(s *sentinel, from string, data []byte, md any) {
 		}
 		s.lastOK[msg.addr] = now
 		s.lastRole[msg.addr] = msg.master
-		if s.fo != nil && msg.addr == s.fo.new && msg.master && s.fo.promoted.IsZero() {
+		// The leader sees the promotion in the reply to an INFO it sent
+		// after REPLICAOF NO ONE, i.e. at its next period (sentinel sends
+		// INFO to the promoted replica every second during the failover),
+		// not in the answer to one sent in the same tick that the
+		// network happened to deliver after it.
+		if s.fo != nil && msg.addr == s.fo.new && msg.master && s.fo.promoted.IsZero() && msg.asked.After(s.fo.started) {
 			s.fo.promoted = now
 			m.w.Logf("%s: promoted %s seen, config-epoch %d", s.name, msg.addr, s.fo.epoch)
 			m.publish(s, "+promoted-slave", instanceLine("slave", s.fo.new, s.fo.old))
@@ -321,10 +332,12 @@ func (m *model) sentinelReceive(s *sentinel, from string, data []byte, md any) {
 		if msg.reqEpoch > 0 {
 			if msg.reqEpoch > s.currentEpoch {
 				s.currentEpoch = msg.reqEpoch
+				m.publish(s, "+new-epoch", strconv.FormatInt(msg.reqEpoch, 10))
 			}
 			if msg.reqEpoch > s.votedEpoch {
 				s.votedEpoch, s.votedFor = msg.reqEpoch, msg.leader
 				m.w.Logf("%s: votes for %s in epoch %d", s.name, msg.leader, msg.reqEpoch)
+				m.publish(s, "+vote-for-leader", runID(msg.leader)+" "+strconv.FormatInt(msg.reqEpoch, 10))
 			}
 			if s.votedEpoch == msg.reqEpoch {
 				rep.epoch, rep.leader = s.votedEpoch, s.votedFor
@@ -413,8 +426,10 @@ func (m *model) startFailover(s *sentinel) {
 			break
 		}
 	}
+	votes := len(s.votes)
 	s.votes = map[string]bool{}
 	m.publish(s, "+elected-leader", masterLine(s.master))
+	m.publish(s, "+failover-state-select-slave", masterLine(s.master))
 	if pick == nil {
 		m.publish(s, "-failover-abort-no-good-slave", masterLine(s.master))
 		m.w.Logf("%s: no good replica, failover aborted", s.name)
@@ -425,6 +440,8 @@ func (m *model) startFailover(s *sentinel) {
 	m.publish(s, "+selected-slave", instanceLine("slave", pick.addr, s.master))
 	m.publish(s, "+failover-state-send-slaveof-noone", instanceLine("slave", pick.addr, s.master))
 	m.w.Net.Send(s.name, pick.name, nil, replicaOf{})
+	m.publish(s, "+failover-state-wait-promotion", instanceLine("slave", pick.addr, s.master))
+	m.promotions = append(m.promotions, promotionRec{epoch: s.fo.epoch, leader: s.name, old: s.fo.old, new: pick.addr, at: now, votes: votes})
 	m.groundChanged()
 }
 

@@ -97,7 +97,7 @@ func (m *model) answerQuery(s *sentinel, to string, req queryReq) {
 	e.w.Bulk(ah)
 	e.w.Bulk(ap)
 	m.said(s, s.viewAddr())
-	if m.opt.Hello {
+	if m.asksRunID() {
 		e.w.Bulk(runID(s.name)) // SENTINEL MYID
 	}
 	m.w.Net.Send(s.name, to, e.bytes(), replyMeta{id: req.id, at: m.w.Now()})
@@ -130,6 +130,7 @@ func (m *model) startProxy() {
 	}
 	p.drv = d
 	p.route = d.Route()
+	m.routeSince = now
 	m.oracleReset()
 	p.wake.Reset(now)
 }
@@ -196,6 +197,7 @@ func (sr *simRouter) SetRoute(r core.Route) {
 	}
 	if r.Master != p.route.Master {
 		m.w.Logf("proxy: route %q -> %q (%s)", p.route.Master, r.Master, r.Reason)
+		m.routeSince = m.w.Now()
 	}
 	p.route = r
 	m.groundCheck()
@@ -235,7 +237,7 @@ func (m *model) proxyReceive(from string, data []byte, md any) {
 		delete(p.pending, md.id)
 		f.timer.Stop()
 		want := 2
-		if f.p.Kind == core.ProbeSentinel && m.opt.Hello {
+		if f.p.Kind == core.ProbeSentinel && m.asksRunID() {
 			want = 3
 		}
 		v, err := m.decode(data, want)

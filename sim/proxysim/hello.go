@@ -237,14 +237,7 @@ func (m *model) helloReach() int {
 // the sentinels within ViewTTL + grace (every view the core may count is
 // dated no later than its sentinel said it).
 func (m *model) checkSaid(x string) {
-	rc := m.px.cfg.Routing
-	since := m.w.Now().Add(-(rc.ViewTTL + rc.NoMajorityGrace + 2*slack))
-	n := 0
-	for _, s := range m.sentinels {
-		if at, ok := m.saidAt[s.name][x]; ok && !at.Before(since) {
-			n++
-		}
-	}
+	n, since := m.saidCount(x)
 	if n < m.quorum && m.opt.Forge {
 		// A replayed hello is a sentinel's own words: without the ACL
 		// nothing tells it from a fresh one, so a forger can keep a
@@ -258,6 +251,24 @@ func (m *model) checkSaid(x string) {
 		m.violate(InvUnsaid, "routes to %s, which only %d sentinels stated since %v: %s",
 			x, n, since.Sub(sim.Epoch), m.states())
 	}
+}
+
+// saidCount is how many sentinels stated x since since (ViewTTL + grace ago).
+func (m *model) saidCount(x string) (n int, since time.Time) {
+	rc := m.px.cfg.Routing
+	since = m.w.Now().Add(-(rc.ViewTTL + rc.NoMajorityGrace + 2*slack))
+	for _, s := range m.sentinels {
+		if at, ok := m.saidAt[s.name][x]; ok && !at.Before(since) {
+			n++
+		}
+	}
+	return n, since
+}
+
+// saidEnough: InvUnsaid would not object to routing to x.
+func (m *model) saidEnough(x string) bool {
+	n, _ := m.saidCount(x)
+	return n >= m.quorum
 }
 
 // deposed reports whether a majority of the sentinels (their configuration,
@@ -292,7 +303,7 @@ func (m *model) checkDeposed() {
 	route := px.route.Master
 	rc := px.cfg.Routing
 	by, _, dep := "", int64(0), false
-	if route != "" && px.node.State() == sim.Up {
+	if route != "" && px.node.State() == sim.Up && !m.inProvisionalWindow(route) {
 		by, _, dep = m.deposed(route)
 	}
 	bound := rc.ViewTTL + rc.NoMajorityGrace + px.cfg.Check.Timeout + 3*slack

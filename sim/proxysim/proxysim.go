@@ -58,10 +58,15 @@ const (
 	// down-after since its last PONG, announced a configuration no sentinel
 	// made, sent an unparsable hello, or did not restart from its state.
 	InvWitness = "witness-voter"
+	// InvProvisional (with Options.FastPath): a route outside the majority
+	// rule that no majority-elected promotion of that node explains, or
+	// that outlives the promotion fast path's confirmation bound
+	// (core.DefaultPromotionConfirm, from when the route moved there).
+	InvProvisional = "provisional-route"
 )
 
 // Invariants lists every invariant name, for tables.
-var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec, InvWitness, InvDeposed, InvUnsaid}
+var Invariants = []string{InvNotMajority, InvTwoMasters, InvNoMajority, InvCutOff, InvStale, InvDeadRoute, InvFinal, InvCodec, InvWitness, InvDeposed, InvUnsaid, InvProvisional}
 
 // NoteOldViews is an advisory finding: the rules of InvNotMajority and
 // InvNoMajority, with each view aged from when its sentinel answered (plus
@@ -110,6 +115,10 @@ type Options struct {
 	Hello bool
 	// Forge adds a client that publishes forged hellos on the nodes (with Hello).
 	Forge bool
+	// FastPath turns the proxy's promotion fast path on
+	// (routing.promotion_fast_path). Not with Witness unless Hello is on
+	// too: the witness model answers SENTINEL MYID only with Hello.
+	FastPath bool
 }
 
 const proxyName = "proxy"
@@ -144,6 +153,10 @@ type model struct {
 	depEp    episode   // InvDeposed, not restarted by faults
 	lastStep time.Time // the proxy's last step (the oracle's stall rule)
 	stallAt  time.Time
+
+	// The promotion fast path (fastpath.go).
+	promotions []promotionRec // every failover a leader started (ground truth)
+	routeSince time.Time      // when the route last moved to its current master
 }
 
 // Run runs the schedule drawn from seed.
@@ -176,6 +189,12 @@ func Run(seed uint64, keepTrace bool, opt Options) sim.Result {
 	m.accountRoute()
 	res.Stats["no_route_s"] = m.noRoute.Seconds()
 	res.Stats["switches"] = float64(m.px.drv.Snapshot().Switches)
+	if opt.FastPath {
+		fp := m.px.drv.Snapshot().FastPath // since the proxy's last start
+		res.Stats["fast_path_routed"] = float64(fp.Routed)
+		res.Stats["fast_path_confirmed"] = float64(fp.Confirmed)
+		res.Stats["fast_path_withdrawn"] = float64(fp.Withdrawn)
+	}
 	res.Finish(w)
 	return res
 }
@@ -249,6 +268,7 @@ func (m *model) setup(r *rand.Rand) {
 		cfg.Routing.CloseOnSwitch = r.IntN(2) == 0
 	}
 	cfg.Routing.HelloViews = m.opt.Hello
+	cfg.Routing.PromotionFastPath = m.opt.FastPath
 	cfg.Derive()
 	m.px = &proxyProc{node: w.AddNode(proxyName), cfg: cfg}
 	m.px.wake = w.NewTimer(m.px.node, m.proxyWake)
@@ -273,6 +293,9 @@ func (m *model) setup(r *rand.Rand) {
 	}
 	if m.opt.Forge {
 		kind += ", forged hellos"
+	}
+	if m.opt.FastPath {
+		kind += ", promotion fast path on"
 	}
 	m.res.Schedule = append(m.res.Schedule, fmt.Sprintf("config: 3 nodes, "+kind+" quorum %d; proxy check %v/%v grace %v view TTL %v health TTL %v; link %v+%v",
 		m.quorum, cfg.Check.Interval, cfg.Check.Timeout, rc.NoMajorityGrace, rc.ViewTTL, rc.HealthTTL, w.Net.Base.Delay, w.Net.Base.Jitter))
