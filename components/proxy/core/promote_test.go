@@ -31,7 +31,6 @@ func voteFor(ms int, s, leader string, epoch int) noticeAt {
 	return notice(ms, s, "+vote-for-leader", leader+" "+strconv.Itoa(epoch))
 }
 
-
 // promoting is sentinel s's (a) announcement that x is promoted for A.
 func promoting(ms int, s, ch, x string) noticeAt {
 	h, p, _ := strings.Cut(x, ":")
