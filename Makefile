@@ -56,8 +56,13 @@ COMPARE_RUNS ?= master-crash=5,proxy-crash=5,proxy-process-killed=5,old-master-r
 COMPARE_SEED ?= 1
 COMPARE_SHARDS ?= 2
 COMPARE_OUT ?= out/compare-$(shell date +%Y%m%d-%H%M%S)
+# COMPARE_SCENARIOS and COMPARE_RESULTS narrow it, e.g. the master-crash series of issue 10:
+#   make compare COMPARE_SCENARIOS=master-crash COMPARE_RUNS=master-crash=5 COMPARE_RESULTS=docs/results/master-crash
+COMPARE_SCENARIOS ?= --all
+COMPARE_RESULTS ?= docs/results
 compare: images
-	@$(TIMED) compare .ci/compare.sh $(BIN)/redisha $(COMPARE_OUT) $(COMPARE_SHARDS) $(COMPARE_SEED) $(COMPARE_RUNS) docs/results
+	@mkdir -p $(COMPARE_RESULTS)
+	@SCENARIOS="$(COMPARE_SCENARIOS)" $(TIMED) compare .ci/compare.sh $(BIN)/redisha $(COMPARE_OUT) $(COMPARE_SHARDS) $(COMPARE_SEED) $(COMPARE_RUNS) $(COMPARE_RESULTS)
 
 # The whole catalog on the redisha-durable variant (seed 1), recorded beside the plain redisha
 # stack's runs from make compare (docs/results/compare-runs) in docs/results/durability/ and the

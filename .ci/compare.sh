@@ -4,13 +4,15 @@
 # RESULTS (compare.md, compare.json, compare.html) with every run's evidence kept beside it:
 # RESULTS/compare-runs/shardI/STACK/SCENARIO-N/ holds the run's result.json, events.jsonl and a
 # report rendered from them (the full reports, with every client operation, stay under OUT).
+# SCENARIOS (environment, default --all): the scenarios to compare, e.g. "master-crash".
 # Exit status as compare's (the worst shard's).
 set -uo pipefail
 bin=$1 out=$2 shards=$3 seed=$4 runs=$5 results=$6
+read -r -a scenarios <<<"${SCENARIOS:---all}"
 mkdir -p "$out"
 pids=()
 for i in $(seq 1 "$shards"); do
-	args=(compare --all --stacks reference,redisha --runs "$runs" --seed "$seed" --shard "$i/$shards" --out "$out/shard$i")
+	args=(compare "${scenarios[@]}" --stacks reference,redisha --runs "$runs" --seed "$seed" --shard "$i/$shards" --out "$out/shard$i")
 	if [ "$shards" -eq 1 ]; then
 		"$bin" "${args[@]}" &
 	else
