@@ -69,6 +69,15 @@ type Epoch = result.Epoch
 // from then on the sentinels answer the new address to get-master-addr-by-name (clients on the
 // sentinel path go there) although +switch-master comes a little later. Every sentinel announces
 // the same switch, so repeats of the current master are folded into one epoch.
+//
+// A confirmed promotion dates from the leader's order, not from its noticing: the epoch of a
+// replica the leader then announced as promoted begins at that leader's
+// +failover-state-send-slaveof-noone for it (sentinel.c sends SLAVEOF NO ONE then, and sees the
+// result only at its next INFO, up to a second later). Before the order the replica refuses
+// writes, so no write it acknowledged can be dated too early; a promotion the leader never
+// confirms (the failover aborted) starts no epoch, and writes the replica acknowledged stay
+// split-brain writes. A proxy that routes on the order (redisha-proxy's promotion fast path) is
+// judged by the same rule.
 func MasterTimeline(in Input) []Epoch {
 	initial := in.InitialMaster
 	if initial == "" {
@@ -95,9 +104,32 @@ func MasterTimeline(in Input) []Epoch {
 		if !ok || to == tl[len(tl)-1].Master {
 			continue
 		}
-		tl = append(tl, Epoch{From: e.Time, Master: to})
+		from := e.Time
+		if e.Kind == history.KindPromoted {
+			if t, ok := promotionOrder(in.Events, e, to, tl[len(tl)-1].From); ok {
+				from = t
+			}
+		}
+		tl = append(tl, Epoch{From: from, Master: to})
 	}
 	return tl
+}
+
+// promotionOrder finds when the sentinel that announced promoted (a +promoted-slave of to) sent
+// to its SLAVEOF NO ONE: its last +failover-state-send-slaveof-noone naming to, after since and
+// not after the announcement.
+func promotionOrder(events []history.Event, promoted history.Event, to string, since time.Time) (time.Time, bool) {
+	var at time.Time
+	for _, e := range events {
+		if e.Source != history.SourceSentinel || e.Kind != history.KindSendSlaveofNoOne || e.Node != promoted.Node ||
+			e.Time.After(promoted.Time) || !e.Time.After(since) {
+			continue
+		}
+		if _, addr, ok := history.PromotedAddrs(e.Detail); ok && addr == to && e.Time.After(at) {
+			at = e.Time
+		}
+	}
+	return at, !at.IsZero()
 }
 
 // switchAddrs reads the old and new master of a +switch-master or +promoted-slave event.

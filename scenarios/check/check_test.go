@@ -328,3 +328,38 @@ func TestDualRouteWindow(t *testing.T) {
 		t.Fatalf("%v", up)
 	}
 }
+
+// A promotion the leader confirms (+promoted-slave) dates from its SLAVEOF NO ONE
+// (+failover-state-send-slaveof-noone from the same sentinel), so a proxy routing on the order
+// is not charged with split-brain writes; an order never confirmed starts no epoch.
+func TestSplitBrainDatesConfirmedPromotionFromTheOrder(t *testing.T) {
+	instance := func(ms int, node, kind, addr, master string) history.Event {
+		a, m := strings.Split(addr, ":"), strings.Split(master, ":")
+		return history.Event{Time: at(ms), Source: history.SourceSentinel, Kind: kind, Node: node,
+			Detail: "slave " + addr + " " + a[0] + " " + a[1] + " @ mymaster " + m[0] + " " + m[1]}
+	}
+	order := instance(5000, "redis2", history.KindSendSlaveofNoOne, m2, m1)
+	promoted := instance(6000, "redis2", history.KindPromoted, m2, m1)
+	write := op(1, 0, history.KindSet, "r", "a", 5400, 5410, history.OK, m2) // between order and promotion
+	early := op(2, 0, history.KindSet, "r", "b", 4900, 4910, history.OK, m2) // before the order
+	tests := []struct {
+		name   string
+		events []history.Event
+		ops    []history.Op
+		want   float64
+	}{
+		{"confirmed: dated from the order", []history.Event{order, promoted, switchTo(6100, m1, m2)}, []history.Op{write}, 0},
+		{"before the order still counts", []history.Event{order, promoted}, []history.Op{early}, 1},
+		{"never confirmed: no epoch", []history.Event{order, switchTo(9000, m1, m2)}, []history.Op{write}, 1},
+		{"another sentinel's order does not date it", []history.Event{instance(5000, "sentinel", history.KindSendSlaveofNoOne, m2, m1), promoted}, []history.Op{write}, 1},
+		{"an order for another replica does not date it", []history.Event{instance(5000, "redis2", history.KindSendSlaveofNoOne, "10.0.0.13:6379", m1), promoted}, []history.Op{write}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := SplitBrain(Input{Ops: tc.ops, Events: tc.events, InitialMaster: m1, End: at(10000)}, false)
+			if v.Metrics["split_brain_writes"] != tc.want {
+				t.Fatalf("got %v split-brain writes (%s %v), want %v", v.Metrics["split_brain_writes"], v.Observed, v.Evidence, tc.want)
+			}
+		})
+	}
+}

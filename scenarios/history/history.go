@@ -84,14 +84,15 @@ const (
 
 // Well-known event kinds.
 const (
-	KindSwitchMaster  = "+switch-master"
-	KindPromoted      = "+promoted-slave" // the failover leader's promoted replica reports role:master
-	KindFaultStart    = "fault-start"
-	KindFaultEnd      = "fault-end"
-	KindRole          = "role"           // Attrs: role (master|slave), addr
-	KindVIPHolder     = "vip-holder"     // Node holds the VIP; empty Node: nobody
-	KindInitialMaster = "initial-master" // Attrs: addr
-	KindPhase         = "phase"          // Detail: phase name
+	KindSwitchMaster     = "+switch-master"
+	KindPromoted         = "+promoted-slave"                    // the failover leader's promoted replica reports role:master
+	KindSendSlaveofNoOne = "+failover-state-send-slaveof-noone" // the failover leader sends its chosen replica SLAVEOF NO ONE
+	KindFaultStart       = "fault-start"
+	KindFaultEnd         = "fault-end"
+	KindRole             = "role"           // Attrs: role (master|slave), addr
+	KindVIPHolder        = "vip-holder"     // Node holds the VIP; empty Node: nobody
+	KindInitialMaster    = "initial-master" // Attrs: addr
+	KindPhase            = "phase"          // Detail: phase name
 )
 
 // Event is one timestamped observation.
