@@ -8,7 +8,10 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/redisha/redisha/components/proxy/driver"
 )
 
 func (p *Proxy) startAdmin(addr string) error {
@@ -20,7 +23,7 @@ func (p *Proxy) startAdmin(addr string) error {
 	mux.HandleFunc("/healthz", p.healthz)
 	mux.HandleFunc("/livez", p.livez)
 	mux.HandleFunc("/status", p.status)
-	mux.Handle("/metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{p.metrics.reg, p.fastPathMetrics()}, promhttp.HandlerOpts{}))
 	if p.cfg.Load().AdminPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -133,9 +136,19 @@ type StatusDoc struct {
 	// HelloViews is routing.hello_views; SentinelsViaHello counts the
 	// sentinels whose view counts now through a hello on the data nodes,
 	// and Hellos what became of every hello heard (docs/proxy.md).
-	HelloViews        bool              `json:"hello_views"`
-	SentinelsViaHello int               `json:"sentinels_via_hello"`
-	Hellos            *HelloCounts      `json:"hellos,omitempty"`
+	HelloViews        bool         `json:"hello_views"`
+	SentinelsViaHello int          `json:"sentinels_via_hello"`
+	Hellos            *HelloCounts `json:"hellos,omitempty"`
+	// PromotionFastPath is routing.promotion_fast_path. Provisional is the
+	// master of a provisional route (one no sentinel majority names yet),
+	// ProvisionalEpoch the failover epoch it was set for and
+	// ProvisionalUntil when it is withdrawn unless a majority confirms it;
+	// FastPath counts the fast path's outcomes (docs/proxy.md).
+	PromotionFastPath bool              `json:"promotion_fast_path"`
+	Provisional       string            `json:"provisional,omitempty"`
+	ProvisionalEpoch  int64             `json:"provisional_epoch,omitempty"`
+	ProvisionalUntil  time.Time         `json:"provisional_until,omitzero"`
+	FastPath          *FastPathCounts   `json:"fast_path,omitempty"`
 	Replicas          []string          `json:"replicas"`
 	Listeners         map[string]string `json:"listeners"` // read_write, read_only, admin, watch
 	Connections       int64             `json:"connections"`
@@ -195,6 +208,14 @@ type HelloCounts struct {
 	Stalled    uint64 `json:"after_stall"`
 }
 
+// FastPathCounts is core.FastPathStats in /status: provisional routes set,
+// confirmed by a sentinel majority, and withdrawn.
+type FastPathCounts struct {
+	Routed    uint64 `json:"routed"`
+	Confirmed uint64 `json:"confirmed"`
+	Withdrawn uint64 `json:"withdrawn"`
+}
+
 // StatusNow assembles /status.
 func (p *Proxy) StatusNow() StatusDoc {
 	now := time.Now()
@@ -236,6 +257,12 @@ func (p *Proxy) StatusNow() StatusDoc {
 		d.Hellos = &HelloCounts{Heard: h.Heard, Kept: h.Kept, Off: h.Off, OtherName: h.OtherName, Unknown: h.Unknown,
 			NoRunID: h.NoRunID, BadRunID: h.BadRunID, OlderEpoch: h.OlderEpoch, Stalled: h.Stalled}
 	}
+	d.PromotionFastPath = s.PromotionFastPath
+	d.Provisional, d.ProvisionalEpoch, d.ProvisionalUntil = s.Provisional, s.ProvisionalEpoch, s.ProvisionalUntil
+	if f := s.FastPath; s.PromotionFastPath || f.Routed > 0 {
+		// Also after a reload turned the key off: the counts stay.
+		d.FastPath = &FastPathCounts{Routed: f.Routed, Confirmed: f.Confirmed, Withdrawn: f.Withdrawn}
+	}
 	d.Replicas = append([]string{}, *p.replicas.Load()...)
 	sort.Strings(d.Replicas)
 	d.Listeners = map[string]string{"read_write": p.Addr()}
@@ -253,6 +280,32 @@ func (p *Proxy) StatusNow() StatusDoc {
 		delete(d.Listeners, "watch")
 	}
 	return d
+}
+
+// fastPathMetrics is a registry of the promotion fast path's series, read
+// at scrape time: the driver's counts of provisional routes set, confirmed
+// and withdrawn, and whether the route is provisional now. /metrics serves
+// it beside the proxy's other series.
+func (p *Proxy) fastPathMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	for _, c := range []struct {
+		name, help string
+		n          func(driver.Stats) uint64
+	}{
+		{"fast_path_routed_total", "Provisional routes set by the promotion fast path (routing.promotion_fast_path).",
+			func(s driver.Stats) uint64 { return s.FastPathRouted }},
+		{"fast_path_confirmed_total", "Provisional routes confirmed by a sentinel majority view.",
+			func(s driver.Stats) uint64 { return s.FastPathConfirmed }},
+		{"fast_path_withdrawn_total", "Provisional routes withdrawn (unconfirmed within the bound, a conflicting majority, an abort, a demotion).",
+			func(s driver.Stats) uint64 { return s.FastPathWithdrawn }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: c.name, Help: c.help},
+			func() float64 { return float64(c.n(*p.stats.Load())) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "route_provisional",
+		Help: "1 while the route is provisional (the promotion fast path's, no sentinel majority names it yet)."},
+		func() float64 { return b2f(p.Snapshot().Provisional != "") }))
+	return reg
 }
 
 // status serves /status (always 200: it describes, it does not judge).

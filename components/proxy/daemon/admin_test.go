@@ -56,6 +56,11 @@ func TestHealthzAndMetrics(t *testing.T) {
 		st0.Sentinels[0].Master != c.a.addr || st0.Sentinels[0].LastView.IsZero() || st0.Listeners["read_write"] != p.Addr() {
 		t.Errorf("/status while routing: %d %s", code, body)
 	}
+	// The promotion fast path is off by default: no provisional route, no counts.
+	if st0.PromotionFastPath || st0.Provisional != "" || st0.ProvisionalEpoch != 0 || !st0.ProvisionalUntil.IsZero() || st0.FastPath != nil {
+		t.Errorf("/status with the fast path off: promotion_fast_path %v provisional %q epoch %d until %v counts %+v",
+			st0.PromotionFastPath, st0.Provisional, st0.ProvisionalEpoch, st0.ProvisionalUntil, st0.FastPath)
+	}
 	// Each line is waited for: under load the replica's first health
 	// result may come after the route to the master was decided.
 	for _, want := range []string{
@@ -64,6 +69,10 @@ func TestHealthzAndMetrics(t *testing.T) {
 		`redisha_proxy_sentinel_majority 1`,
 		`redisha_proxy_connections_total{listener="read_write"} 2`,
 		`redisha_proxy_switchovers_total 0`,
+		`redisha_proxy_fast_path_routed_total 0`,
+		`redisha_proxy_fast_path_confirmed_total 0`,
+		`redisha_proxy_fast_path_withdrawn_total 0`,
+		`redisha_proxy_route_provisional 0`,
 	} {
 		waitFor(t, 5*time.Second, "/metrics line "+want, func() bool {
 			_, m := get("/metrics")
