@@ -439,6 +439,8 @@ func (m *model) witnessAnswer(from string, msg downAsk, rep core.IsMasterDownRep
 		ep := int64(rep.LeaderEpoch)
 		if prev, ok := m.votes[ep]; ok && prev != name {
 			m.violate(InvWitness, "the witness votes for %s in epoch %d after voting for %s", name, ep, prev)
+		} else if !ok {
+			m.res.Stats["witness_votes"]++ // epochs the witness voted in
 		}
 		m.votes[ep] = name
 		m.witVoted = max(m.witVoted, uint64(ep))
@@ -448,14 +450,15 @@ func (m *model) witnessAnswer(from string, msg downAsk, rep core.IsMasterDownRep
 }
 
 // witnessQuery answers the proxy's SENTINEL MASTER and
-// GET-MASTER-ADDR-BY-NAME with the driver's command code (RESP2).
+// GET-MASTER-ADDR-BY-NAME, and SENTINEL MYID when the proxy asks it (the
+// hello path, the fast path), with the driver's command code (RESP2).
 func (m *model) witnessQuery(to string, req queryReq) {
 	now := m.w.Now()
 	var b bytes.Buffer
 	w := resp.NewWriter(&b)
 	m.wit.drv.Command(now, []string{"SENTINEL", "MASTER", masterName}, w)
 	m.wit.drv.Command(now, []string{"SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName}, w)
-	if m.opt.Hello {
+	if m.asksRunID() { // the hello path and the fast path both ask it
 		m.wit.drv.Command(now, []string{"SENTINEL", "MYID"}, w)
 	}
 	w.Flush()
