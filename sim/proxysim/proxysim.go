@@ -116,8 +116,8 @@ type Options struct {
 	// Forge adds a client that publishes forged hellos on the nodes (with Hello).
 	Forge bool
 	// FastPath turns the proxy's promotion fast path on
-	// (routing.promotion_fast_path). Not with Witness unless Hello is on
-	// too: the witness model answers SENTINEL MYID only with Hello.
+	// (routing.promotion_fast_path); with Witness the witness model answers
+	// SENTINEL MYID too, so its +vote-for-leader counts (TestFastPathWithWitness).
 	FastPath bool
 }
 
