@@ -38,14 +38,7 @@ func TestKnownFindingIsNotAGreenPass(t *testing.T) {
 	if err := result.Write(dir, r); err != nil {
 		t.Fatal(err)
 	}
-	run, err := LoadRun(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := RenderHTML(run); err != nil {
-		t.Fatal(err)
-	}
-	page := string(must(os.ReadFile(filepath.Join(dir, result.HTMLFile))))
+	page := renderPage(t, dir)
 	if !strings.Contains(page, `class="badge finding"`) || strings.Contains(page, `class="badge pass"`) || !strings.Contains(page, "12 acked writes lost") {
 		t.Fatal("the run page shows a known finding as a pass")
 	}

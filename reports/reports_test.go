@@ -229,14 +229,7 @@ func TestRenderHTMLWithoutHistory(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, result.HistoryFile)); err != nil {
 		t.Fatal(err)
 	}
-	run, err := LoadRun(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := RenderHTML(run); err != nil {
-		t.Fatal(err)
-	}
-	html := string(must(os.ReadFile(filepath.Join(dir, result.HTMLFile))))
+	html := renderPage(t, dir)
 	for _, want := range []string{"the 1800 client operations behind the figures above", "Files: result.json, events.jsonl."} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
@@ -247,4 +240,17 @@ func TestRenderHTMLWithoutHistory(t *testing.T) {
 			t.Errorf("report has %q", unwanted)
 		}
 	}
+}
+
+// renderPage renders dir's run page and returns it.
+func renderPage(t *testing.T, dir string) string {
+	t.Helper()
+	run, err := LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RenderHTML(run); err != nil {
+		t.Fatal(err)
+	}
+	return string(must(os.ReadFile(filepath.Join(dir, result.HTMLFile))))
 }
