@@ -79,6 +79,12 @@ func (m *model) provisional(x string) (int64, bool) {
 	if ok && !(maj == p.old && ep < p.epoch) {
 		return 0, false // a majority names another configuration: the rule applies
 	}
+	if o := m.orRead; o.lastMaj == x && o.lastEp >= p.epoch && (ok || now.Sub(o.lostAt) < rc.NoMajorityGrace) {
+		// Confirmed: a majority named x at the promotion's epoch (through
+		// hellos, say) and the rule still allows it within its grace; the
+		// majority rule's own invariants judge the route from then on.
+		return 0, false
+	}
 	if d := now.Sub(m.routeSince); d > provisionalBound() {
 		m.violate(InvProvisional, "routes to %s, promoted by %s in epoch %d, for %v without a majority view naming it (bound %v): %s",
 			x, p.leader, p.epoch, d, core.DefaultPromotionConfirm, m.states())

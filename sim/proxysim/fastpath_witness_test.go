@@ -1,6 +1,8 @@
 package proxysim
 
 import (
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/redisha/redisha/sim"
@@ -36,4 +38,37 @@ func TestFastPathWithWitness(t *testing.T) {
 	t.Logf("%d schedules: %.0f switches, %.0f witness votes, %.0f provisional routes (%.0f confirmed, %.0f withdrawn), %.0f provisional steps checked",
 		n, s.Stats["switches"], s.Stats["witness_votes"], s.Stats["fast_path_routed"], s.Stats["fast_path_confirmed"],
 		s.Stats["fast_path_withdrawn"], s.Stats["provisional_steps"])
+}
+
+// The redisha stack's proxy configuration, all at once: the hello path (with
+// a client forging hellos), the promotion fast path, and the production
+// witness as s3. Every invariant holds (PROXYSIM_STACK_SEEDS schedules: 300
+// in make test, 30 with -short).
+func TestStackConfigHoldsInvariants(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 30
+	}
+	if v := os.Getenv("PROXYSIM_STACK_SEEDS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("PROXYSIM_STACK_SEEDS=%q: want a positive count", v)
+		}
+	}
+	opt := Options{Hello: true, Forge: true, FastPath: true, Witness: true}
+	s := sim.Explore("proxy-stack", Runner(opt), 1, n, 2)
+	for i, f := range s.Failed {
+		if i == 5 {
+			break
+		}
+		t.Errorf("seed %d: %v (err %v); replay: Run(%d, true, %+v)", f.Seed, f.Violations, f.Err, f.Seed, opt)
+	}
+	if len(s.Failed) > 0 {
+		t.Errorf("%d of %d schedules failed: %v", len(s.Failed), n, s.ByName)
+	}
+	if s.Stats["switches"] < float64(n)/10 || s.Stats["fast_path_routed"] < float64(n)/20 {
+		t.Fatalf("%.0f switches and %.0f provisional routes in %d schedules: the stack's paths are not exercised", s.Stats["switches"], s.Stats["fast_path_routed"], n)
+	}
+	t.Logf("%d schedules: %.0f switches, %.0f witness votes, %.0f provisional routes (%.0f confirmed, %.0f withdrawn)",
+		n, s.Stats["switches"], s.Stats["witness_votes"], s.Stats["fast_path_routed"], s.Stats["fast_path_confirmed"], s.Stats["fast_path_withdrawn"])
 }
