@@ -8,10 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/redisha/redisha/components/proxy/driver"
 )
 
 func (p *Proxy) startAdmin(addr string) error {
@@ -23,7 +20,7 @@ func (p *Proxy) startAdmin(addr string) error {
 	mux.HandleFunc("/healthz", p.healthz)
 	mux.HandleFunc("/livez", p.livez)
 	mux.HandleFunc("/status", p.status)
-	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{p.metrics.reg, p.fastPathMetrics()}, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
 	if p.cfg.Load().AdminPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -280,32 +277,6 @@ func (p *Proxy) StatusNow() StatusDoc {
 		delete(d.Listeners, "watch")
 	}
 	return d
-}
-
-// fastPathMetrics is a registry of the promotion fast path's series, read
-// at scrape time: the driver's counts of provisional routes set, confirmed
-// and withdrawn, and whether the route is provisional now. /metrics serves
-// it beside the proxy's other series.
-func (p *Proxy) fastPathMetrics() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	for _, c := range []struct {
-		name, help string
-		n          func(driver.Stats) uint64
-	}{
-		{"fast_path_routed_total", "Provisional routes set by the promotion fast path (routing.promotion_fast_path).",
-			func(s driver.Stats) uint64 { return s.FastPathRouted }},
-		{"fast_path_confirmed_total", "Provisional routes confirmed by a sentinel majority view.",
-			func(s driver.Stats) uint64 { return s.FastPathConfirmed }},
-		{"fast_path_withdrawn_total", "Provisional routes withdrawn (unconfirmed within the bound, a conflicting majority, an abort, a demotion).",
-			func(s driver.Stats) uint64 { return s.FastPathWithdrawn }},
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: c.name, Help: c.help},
-			func() float64 { return float64(c.n(*p.stats.Load())) }))
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "route_provisional",
-		Help: "1 while the route is provisional (the promotion fast path's, no sentinel majority names it yet)."},
-		func() float64 { return b2f(p.Snapshot().Provisional != "") }))
-	return reg
 }
 
 // status serves /status (always 200: it describes, it does not judge).

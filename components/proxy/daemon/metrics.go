@@ -32,6 +32,7 @@ type metrics struct {
 	sentinelsFresh prometheus.Gauge
 	majority       prometheus.Gauge
 	routable       prometheus.Gauge
+	provisional    prometheus.Gauge
 	// durable is the durable mode's counters (set by New).
 	durable *forward.DurableStats
 }
@@ -64,14 +65,30 @@ func newMetrics() *metrics {
 			Help: "1 when a majority of configured sentinels agree at the highest epoch."}),
 		routable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "route_available",
 			Help: "1 when new read-write connections are routed, 0 when held or refused."}),
+		provisional: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "route_provisional",
+			Help: "1 while the route is provisional (the promotion fast path's, no sentinel majority names it yet)."}),
 	}
 	m.switchovers = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "switchovers_total",
 		Help: "Times the routed master changed."}, func() float64 { return float64(m.stats().Switchovers) })
 	m.closedOnSwitch = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
 		Help: "Client connections closed because their master was deposed or fenced."}, func() float64 { return float64(m.stats().ClosedOnSwitch) })
+	for _, c := range []struct {
+		name, help string
+		n          func(driver.Stats) uint64
+	}{
+		{"fast_path_routed_total", "Provisional routes set by the promotion fast path (routing.promotion_fast_path).",
+			func(s driver.Stats) uint64 { return s.FastPathRouted }},
+		{"fast_path_confirmed_total", "Provisional routes confirmed by a sentinel majority view.",
+			func(s driver.Stats) uint64 { return s.FastPathConfirmed }},
+		{"fast_path_withdrawn_total", "Provisional routes withdrawn (unconfirmed within the bound, a conflicting majority, an abort, a demotion).",
+			func(s driver.Stats) uint64 { return s.FastPathWithdrawn }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: c.name, Help: c.help},
+			func() float64 { return float64(c.n(m.stats())) }))
+	}
 	m.reg.MustRegister(&durableCollector{m: m})
 	m.reg.MustRegister(m.active, m.accepted, m.refused, m.bytes, m.switchovers, m.closedOnSwitch, m.idleClosed,
-		m.backendUp, m.backendRole, m.backendRouted, m.sentinelsFresh, m.majority, m.routable,
+		m.backendUp, m.backendRole, m.backendRouted, m.sentinelsFresh, m.majority, m.routable, m.provisional,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +113,7 @@ func (m *metrics) observe(s core.Snapshot) {
 	m.sentinelsFresh.Set(float64(s.SentinelsFresh))
 	m.majority.Set(b2f(s.HaveMajority))
 	m.routable.Set(b2f(s.Route.Master != ""))
+	m.provisional.Set(b2f(s.Provisional != ""))
 }
 
 // bytesCollector sums closed connections' copied bytes with open
