@@ -225,10 +225,10 @@ func TestPromotionFastPathRealSentinels(t *testing.T) {
 		res[i] = routed.applied.Sub(wait)
 		t.Logf("fast path %-5v: proxy switch %7.1f ms after +failover-state-wait-promotion; +switch-master %7.1f ms after it",
 			on, ms(routed.applied.Sub(wait)), ms(switched.Sub(wait)))
-		st := p.stats.Load()
+		st := p.Snapshot().FastPath
 		if !on {
-			if st.FastPathRouted != 0 || fastPathRouted(routed, x) {
-				t.Errorf("fast path off, yet %d provisional routes", st.FastPathRouted)
+			if st.Routed != 0 || fastPathRouted(routed, x) {
+				t.Errorf("fast path off, yet %d provisional routes", st.Routed)
 			}
 			continue
 		}
@@ -238,13 +238,13 @@ func TestPromotionFastPathRealSentinels(t *testing.T) {
 			t.Errorf("fast path on: the route to %s moved on %s from %s (probe kind %v), actions %+v, not on its own answer by the fast path",
 				x, e.Input, e.Target, e.Probe.Kind, e.Actions)
 		}
-		if st.FastPathRouted != 1 {
-			t.Errorf("fast path on: %d provisional routes, want 1", st.FastPathRouted)
+		if st.Routed != 1 {
+			t.Errorf("fast path on: %d provisional routes, want 1", st.Routed)
 		}
 		// The majority catches up and confirms the route; it is never withdrawn.
-		waitFor(t, 10*time.Second, "confirmation", func() bool { return p.stats.Load().FastPathConfirmed == 1 })
-		if st := p.stats.Load(); st.FastPathWithdrawn != 0 {
-			t.Errorf("provisional route withdrawn %d times", st.FastPathWithdrawn)
+		waitFor(t, 10*time.Second, "confirmation", func() bool { return p.Snapshot().FastPath.Confirmed == 1 })
+		if st := p.Snapshot().FastPath; st.Withdrawn != 0 {
+			t.Errorf("provisional route withdrawn %d times", st.Withdrawn)
 		}
 		if s := p.Snapshot(); s.Provisional != "" || s.Route.Master == "" {
 			t.Errorf("after confirmation: provisional %q route %+v", s.Provisional, s.Route)

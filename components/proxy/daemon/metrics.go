@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +34,7 @@ type metrics struct {
 	majority       prometheus.Gauge
 	routable       prometheus.Gauge
 	provisional    prometheus.Gauge
+	fastPath       atomic.Value // core.FastPathStats of the last snapshot observed
 	// durable is the durable mode's counters (set by New).
 	durable *forward.DurableStats
 }
@@ -72,19 +74,24 @@ func newMetrics() *metrics {
 		Help: "Times the routed master changed."}, func() float64 { return float64(m.stats().Switchovers) })
 	m.closedOnSwitch = prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_on_switch_total",
 		Help: "Client connections closed because their master was deposed or fenced."}, func() float64 { return float64(m.stats().ClosedOnSwitch) })
+	// The fast path's outcomes are the core's counts (Snapshot().FastPath),
+	// as last published.
 	for _, c := range []struct {
 		name, help string
-		n          func(driver.Stats) uint64
+		n          func(core.FastPathStats) uint64
 	}{
 		{"fast_path_routed_total", "Provisional routes set by the promotion fast path (routing.promotion_fast_path).",
-			func(s driver.Stats) uint64 { return s.FastPathRouted }},
+			func(f core.FastPathStats) uint64 { return f.Routed }},
 		{"fast_path_confirmed_total", "Provisional routes confirmed by a sentinel majority view.",
-			func(s driver.Stats) uint64 { return s.FastPathConfirmed }},
+			func(f core.FastPathStats) uint64 { return f.Confirmed }},
 		{"fast_path_withdrawn_total", "Provisional routes withdrawn (unconfirmed within the bound, a conflicting majority, an abort, a demotion).",
-			func(s driver.Stats) uint64 { return s.FastPathWithdrawn }},
+			func(f core.FastPathStats) uint64 { return f.Withdrawn }},
 	} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: c.name, Help: c.help},
-			func() float64 { return float64(c.n(m.stats())) }))
+			func() float64 {
+				f, _ := m.fastPath.Load().(core.FastPathStats)
+				return float64(c.n(f))
+			}))
 	}
 	m.reg.MustRegister(&durableCollector{m: m})
 	m.reg.MustRegister(m.active, m.accepted, m.refused, m.bytes, m.switchovers, m.closedOnSwitch, m.idleClosed,
@@ -114,6 +121,7 @@ func (m *metrics) observe(s core.Snapshot) {
 	m.majority.Set(b2f(s.HaveMajority))
 	m.routable.Set(b2f(s.Route.Master != ""))
 	m.provisional.Set(b2f(s.Provisional != ""))
+	m.fastPath.Store(s.FastPath)
 }
 
 // bytesCollector sums closed connections' copied bytes with open

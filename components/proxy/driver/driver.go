@@ -37,9 +37,6 @@ type Stats struct {
 	ProbeErrors    uint64 // probes the transport reported as failed (timeouts are the core's)
 	Hellos         uint64 // __sentinel__:hello messages understood (what the core made of them: Snapshot().Hellos)
 	HellosBad      uint64 // values on a hello subscription that are no hello
-	// FastPathRouted, FastPathConfirmed and FastPathWithdrawn count the
-	// promotion fast path's provisional routes and their outcomes.
-	FastPathRouted, FastPathConfirmed, FastPathWithdrawn uint64
 }
 
 // Driver is the single-threaded event loop logic of redisha-proxy. Every
@@ -260,13 +257,10 @@ func (d *Driver) apply(acts []core.Action) {
 		case core.FastPathEvent:
 			switch a.What {
 			case "route":
-				d.stats.FastPathRouted++
 				d.log.Warn("promotion fast path: provisional route", "master", a.Addr, "epoch", a.Epoch, "leader", a.Leader, "why", a.Reason)
 			case "confirmed":
-				d.stats.FastPathConfirmed++
 				d.log.Info("promotion fast path: provisional route confirmed", "master", a.Addr, "epoch", a.Epoch, "why", a.Reason)
 			case "withdrawn":
-				d.stats.FastPathWithdrawn++
 				d.log.Warn("promotion fast path: provisional route withdrawn", "master", a.Addr, "epoch", a.Epoch, "why", a.Reason)
 			}
 		case core.Probe:
