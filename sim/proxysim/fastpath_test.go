@@ -1,8 +1,6 @@
 package proxysim
 
 import (
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -11,19 +9,7 @@ import (
 
 // fastSeeds: 1,000 schedules in make test, 100 with -short;
 // PROXYSIM_FAST_SEEDS overrides.
-func fastSeeds(t *testing.T) int {
-	if v := os.Getenv("PROXYSIM_FAST_SEEDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 100
-	}
-	return 1000
-}
+func fastSeeds(t *testing.T) int { return seedCount(t, "PROXYSIM_FAST_SEEDS", 1000, 100) }
 
 // With the promotion fast path on, the production core keeps every routing
 // promise: never a deposed master, never two masters in one epoch, and a

@@ -1,8 +1,6 @@
 package proxysim
 
 import (
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/redisha/redisha/sim"
@@ -45,16 +43,7 @@ func TestFastPathWithWitness(t *testing.T) {
 // witness as s3. Every invariant holds (PROXYSIM_STACK_SEEDS schedules: 300
 // in make test, 30 with -short).
 func TestStackConfigHoldsInvariants(t *testing.T) {
-	n := 300
-	if testing.Short() {
-		n = 30
-	}
-	if v := os.Getenv("PROXYSIM_STACK_SEEDS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			t.Fatalf("PROXYSIM_STACK_SEEDS=%q: want a positive count", v)
-		}
-	}
+	n := seedCount(t, "PROXYSIM_STACK_SEEDS", 300, 30)
 	opt := Options{Hello: true, Forge: true, FastPath: true, Witness: true}
 	s := sim.Explore("proxy-stack", Runner(opt), 1, n, 2)
 	for i, f := range s.Failed {

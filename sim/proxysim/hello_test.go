@@ -14,18 +14,23 @@ import (
 // make test (about 90 CPU-seconds), 100 with -short; PROXYSIM_HELLO_SEEDS
 // overrides (make sim-proxy-hello runs the 10,000 of issue 13) and
 // PROXYSIM_HELLO_FIRST moves the first seed, for shards.
-func helloSeeds(t *testing.T) int {
-	if v := os.Getenv("PROXYSIM_HELLO_SEEDS"); v != "" {
+func helloSeeds(t *testing.T) int { return seedCount(t, "PROXYSIM_HELLO_SEEDS", 1000, 100) }
+
+// seedCount is how many schedules a sweep explores: full in make test, short
+// with -short, or the environment variable env when set (a positive count).
+func seedCount(t *testing.T, env string, full, short int) int {
+	t.Helper()
+	if v := os.Getenv(env); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a positive count", env, v)
 		}
 		return n
 	}
 	if testing.Short() {
-		return 100
+		return short
 	}
-	return 1000
+	return full
 }
 
 // With the hello path on and a client forging hellos on the nodes (wrong
