@@ -153,7 +153,7 @@ func newLabGCCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove leftovers of labs: containers, networks, veths, netns, DOCKER-USER rules, nft tables",
+		Short: "Remove leftovers of labs: containers, networks, veths, netns, iptables accept rules, nft tables",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := lab.GC(cmd.Context(), lab.GCOptions{Force: force})

@@ -314,7 +314,7 @@ func leftovers(p string) []string {
 	}
 	rules, _ := netns.ForwardRules(p)
 	for _, r := range rules {
-		out = append(out, "DOCKER-USER "+strings.Join(r, " "))
+		out = append(out, "iptables "+r.String())
 	}
 	return out
 }

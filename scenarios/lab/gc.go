@@ -16,7 +16,7 @@ import (
 )
 
 // Remove tears down the named lab from any process: its containers and
-// network (by label), client namespace, veth, DOCKER-USER rule and state.
+// network (by label), client namespace, veth, firewall accept rules and state.
 func Remove(ctx context.Context, name string) error {
 	if err := checkRoot(geteuid()); err != nil {
 		return err
@@ -134,14 +134,9 @@ func hostLeftovers(only map[string]bool) []string {
 	}
 	if rules, err := leftoverAcceptRules(); err == nil {
 		for _, r := range rules {
-			lab := ""
-			for i, a := range r {
-				if a == "--comment" && i+1 < len(r) {
-					lab = strings.TrimPrefix(r[i+1], LabelLab+"=")
-				}
-			}
+			lab := ruleLab(r)
 			if only == nil || only[lab] {
-				out = append(out, "iptables DOCKER-USER "+strings.Join(r, " "))
+				out = append(out, "iptables "+r.String())
 			}
 		}
 	}
@@ -272,19 +267,14 @@ func GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	}
 	if rules, err := leftoverAcceptRules(); err == nil {
 		for _, r := range rules {
-			lab := ""
-			for i, a := range r {
-				if a == "--comment" && i+1 < len(r) {
-					lab = strings.TrimPrefix(r[i+1], LabelLab+"=")
-				}
-			}
+			lab := ruleLab(r)
 			if live[lab] || (only != nil && !only[lab]) {
 				continue
 			}
 			if err := netns.DeleteForwardRule(r); err != nil {
-				errs = append(errs, fmt.Errorf("iptables DOCKER-USER %v: %w", r, err))
+				errs = append(errs, fmt.Errorf("iptables %v: %w", r, err))
 			} else {
-				rep.Host = append(rep.Host, "iptables DOCKER-USER "+strings.Join(r, " "))
+				rep.Host = append(rep.Host, "iptables "+r.String())
 			}
 		}
 	}
@@ -314,4 +304,14 @@ func containerListAll(lab string) client.ContainerListOptions {
 
 func networkList(lab string) client.NetworkListOptions {
 	return client.NetworkListOptions{Filters: labelFilter(LabelLab + "=" + lab)}
+}
+
+// ruleLab is the lab named in an accept rule's comment ("" for none).
+func ruleLab(r netns.ForwardRule) string {
+	for i, a := range r.Args {
+		if a == "--comment" && i+1 < len(r.Args) {
+			return strings.TrimPrefix(r.Args[i+1], LabelLab+"=")
+		}
+	}
+	return ""
 }

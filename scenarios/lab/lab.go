@@ -292,7 +292,7 @@ func (l *Lab) create(ctx, logCtx context.Context, start time.Time) error {
 }
 
 // Close removes everything of the lab: containers, network, client
-// namespace, veth, DOCKER-USER rule, state file. It is idempotent.
+// namespace, veth, firewall accept rules, state file. It is idempotent.
 func (l *Lab) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		if l.cancelUp != nil {

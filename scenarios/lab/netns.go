@@ -12,7 +12,7 @@ import (
 
 // The lab's host-side network plumbing goes through components/netns, the
 // project's one namespace toolkit: the client namespace, its veth, the
-// DOCKER-USER rule, and every look into a container's namespace (by its
+// firewall accept rules, and every look into a container's namespace (by its
 // init's pid).
 
 func clientNetnsName(lab string) string { return lab + "-client" }
@@ -50,13 +50,15 @@ func removeClient(lab string) error {
 	return errors.Join(netns.DelLink(clientVeth(lab)), netns.Delete(clientNetnsName(lab)))
 }
 
-// bridgeAcceptComment marks the lab's DOCKER-USER rule, so gc finds it.
+// bridgeAcceptComment marks the lab's accept rules, so gc finds them.
 func bridgeAcceptComment(lab string) string { return LabelLab + "=" + lab }
 
 // addBridgeAccept lets all traffic between ports of the lab bridge through
-// dockerd's FORWARD policy. Without it an internal network drops VRRP
-// multicast (224.0.0.18 is outside the subnet) and both keepalived nodes
-// claim the VIP.
+// dockerd's firewall, in every chain netns.AcceptChains names. Without it an
+// internal network drops VRRP multicast (224.0.0.18 is outside the subnet)
+// and both VRRP nodes claim the VIP; with it in DOCKER-USER alone, they did
+// whenever another lab's network came up or went (dockerd re-inserts its
+// FORWARD jumps then).
 func addBridgeAccept(bridge, lab string) error {
 	if err := netns.AllowBridgeForward(bridge, bridgeAcceptComment(lab)); err != nil {
 		return fmt.Errorf("lab: %w", err)
@@ -68,6 +70,6 @@ func removeBridgeAccept(bridge, lab string) error {
 	return netns.RemoveBridgeForward(bridge, bridgeAcceptComment(lab))
 }
 
-// leftoverAcceptRules lists DOCKER-USER rules the lab added (by comment), as
-// argument lists ready for netns.DeleteForwardRule.
-func leftoverAcceptRules() ([][]string, error) { return netns.ForwardRules(LabelLab + "=") }
+// leftoverAcceptRules lists the accept rules the lab added (by comment),
+// ready for netns.DeleteForwardRule.
+func leftoverAcceptRules() ([]netns.ForwardRule, error) { return netns.ForwardRules(LabelLab + "=") }
