@@ -69,6 +69,10 @@ type Proxy struct {
 	watch     *watchServer   // the current watch listener (nil: none)
 	oldWatch  []*watchServer // watch listeners replaced by a reload: their watchers stay until the stop
 
+	// afterDial, when set (tests only), runs between dialling a client's
+	// master and checking that the route still names it.
+	afterDial atomic.Pointer[func()]
+
 	// acceptErr is the last accept error of the read-write listener, ""
 	// once an accept succeeds again (/livez).
 	acceptErr atomic.Pointer[string]
@@ -700,6 +704,7 @@ func (p *Proxy) handle(client *net.TCPConn, kind lnKind) {
 		return
 	}
 	var addr, key string
+	holdUntil := time.Now().Add(cfg.Routing.HoldNewConnections)
 	if readOnly {
 		reps := *p.replicas.Load()
 		if len(reps) == 0 {
@@ -709,7 +714,7 @@ func (p *Proxy) handle(client *net.TCPConn, kind lnKind) {
 		addr = reps[p.rr.Add(1)%uint64(len(reps))]
 		key = "ro|" + addr
 	} else {
-		r := p.waitRoute(cfg.Routing.HoldNewConnections)
+		r := p.waitRoute(holdUntil)
 		if r.Master == "" {
 			p.refuse(client, lst, "no_master", "no master: "+r.Reason)
 			return
@@ -725,13 +730,25 @@ func (p *Proxy) handle(client *net.TCPConn, kind lnKind) {
 	backend := bc.(*net.TCPConn)
 	pr := &pair{client: client, backend: backend, listener: lst}
 	p.reg.add(key, pr)
+	if f := p.afterDial.Load(); f != nil {
+		(*f)()
+	}
 	if !readOnly {
 		// The route may have moved while we dialled; the sweep of a deposed
 		// master may have run before we registered. Nothing has been sent yet.
-		if r := p.route.Load(); r.Master != addr {
+		// A hold is not a move (one late probe of the master puts the route
+		// on hold until the next answer): wait for it within the same hold
+		// budget, registered, so a sweep that deposes addr meanwhile still
+		// closes us. Under load, refusing here failed clients whose master
+		// never changed.
+		if r := p.waitRoute(holdUntil); r.Master != addr {
 			p.reg.remove(key, pr)
 			backend.Close()
-			p.refuse(client, lst, "no_master", "master changed while connecting")
+			why := "master changed while connecting"
+			if r.Master == "" {
+				why = "no master: " + r.Reason
+			}
+			p.refuse(client, lst, "no_master", why)
 			return
 		}
 	}
@@ -776,10 +793,9 @@ func (p *Proxy) finished(pr *pair, key, lst string, up, down int64) {
 	p.handlers.Done()
 }
 
-// waitRoute returns the route, waiting up to hold while the core says a
-// decision is pending.
-func (p *Proxy) waitRoute(hold time.Duration) core.Route {
-	deadline := time.Now().Add(hold)
+// waitRoute returns the route, waiting until deadline while the core says
+// a decision is pending.
+func (p *Proxy) waitRoute(deadline time.Time) core.Route {
 	for {
 		p.routeMu.Lock()
 		r, ch := *p.route.Load(), p.routeCh
