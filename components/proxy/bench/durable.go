@@ -76,14 +76,7 @@ func runDurable(cells []cellSpec, limit uint64) string {
 		order := rotate(cs, r)
 		for ci, cell := range cells {
 			for _, c := range order {
-				before := cpuTime(c.pid)
-				res := benchmark(c.addr, "", cell.test, cell.pipeline)
-				n := *requests
-				if cell.pipeline > 1 {
-					n = *requestsP
-				}
-				res.cpu = (cpuTime(c.pid) - before) * 1e6 / float64(n)
-				results[ci][c.name] = append(results[ci][c.name], res)
+				results[ci][c.name] = append(results[ci][c.name], run(c, master.Process.Pid, "", cell))
 			}
 		}
 		for k := 0; k < len(latNames); k++ {

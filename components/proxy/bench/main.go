@@ -49,8 +49,42 @@ type contender struct {
 
 // result of one redis-benchmark run; cpu is the contender's own CPU time per
 // request (µs), which busy neighbours on a shared machine disturb far less
-// than throughput.
-type result struct{ rps, p50, p99, cpu float64 }
+// than throughput. srv and bmk are redis-server's and redis-benchmark's CPU
+// per request in the same run, tot the three together (for direct, redis
+// and the benchmark): a proxy that costs little itself can still make the
+// processes on either side of it work harder per request (fewer events per
+// wake-up), and where they share a saturated core that is the throughput.
+type result struct{ rps, p50, p99, cpu, srv, bmk, tot float64 }
+
+// Indices of result's fields for field and ratios.
+const (
+	fRPS = iota
+	fP50
+	fP99
+	fCPU
+	fSrv
+	fBmk
+	fTot
+)
+
+// run measures one redis-benchmark run against c: c's CPU, redis-server's
+// (serverPid) and redis-benchmark's per request.
+func run(c contender, serverPid int, cpus string, cell cellSpec) result {
+	n := *requests
+	if cell.pipeline > 1 {
+		n = *requestsP
+	}
+	before, srvBefore := cpuTime(c.pid), cpuTime(serverPid)
+	res := benchmark(c.addr, cpus, cell.test, cell.pipeline)
+	res.cpu = (cpuTime(c.pid) - before) * 1e6 / float64(n)
+	res.srv = (cpuTime(serverPid) - srvBefore) * 1e6 / float64(n)
+	res.bmk /= float64(n)
+	res.tot = res.srv + res.bmk
+	if c.pid != serverPid {
+		res.tot += res.cpu
+	}
+	return res
+}
 
 // placement is where the processes run and how many threads the proxies use.
 type placement struct {
@@ -180,14 +214,7 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		order := rotate(cs, r)
 		for ci, cell := range cells {
 			for _, c := range order {
-				before := cpuTime(c.pid)
-				res := benchmark(c.addr, pl.serverCPU, cell.test, cell.pipeline)
-				n := *requests
-				if cell.pipeline > 1 {
-					n = *requestsP
-				}
-				res.cpu = (cpuTime(c.pid) - before) * 1e6 / float64(n)
-				results[ci][c.name] = append(results[ci][c.name], res)
+				results[ci][c.name] = append(results[ci][c.name], run(c, redis.Process.Pid, pl.serverCPU, cell))
 			}
 		}
 		fmt.Printf("  round %d/%d done\n", r+1, *rounds)
@@ -198,9 +225,9 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, cell := range cells {
-		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"], 0)
-		rp99 := ratios(results[ci]["redisha"], results[ci]["haproxy"], 2)
-		rcpu := ratios(results[ci]["redisha"], results[ci]["haproxy"], 3)
+		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"], fRPS)
+		rp99 := ratios(results[ci]["redisha"], results[ci]["haproxy"], fP99)
+		rcpu := ratios(results[ci]["redisha"], results[ci]["haproxy"], fCPU)
 		for _, c := range cs {
 			rs := results[ci][c.name]
 			extra1, extra2, extra3 := "", "", ""
@@ -211,6 +238,23 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
 				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), extra1, extra2, extra3)
+		}
+	}
+	fmt.Fprintf(&out, "\nThe same runs: CPU µs per request of redis-server and of redis-benchmark, and of all three processes (for direct: the two). "+
+		"Where they share a saturated core (pinned: CPU %s), what the proxy makes them spend per request is the throughput.\n\n", *serverCPU)
+	fmt.Fprintf(&out, "| test | pipeline | contender | redis-server µs/req median [min..max] | redis-benchmark µs/req median [min..max] | all three µs/req median [min..max] | redisha/HAProxy redis-server | redisha/HAProxy redis-benchmark | redisha/HAProxy all three |\n")
+	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|\n")
+	for ci, cell := range cells {
+		for _, c := range cs {
+			rs := results[ci][c.name]
+			e1, e2, e3 := "", "", ""
+			if c.name == "redisha" {
+				e1 = spread(ratios(rs, results[ci]["haproxy"], fSrv), "%.3f")
+				e2 = spread(ratios(rs, results[ci]["haproxy"], fBmk), "%.3f")
+				e3 = spread(ratios(rs, results[ci]["haproxy"], fTot), "%.3f")
+			}
+			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
+				spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f"), e1, e2, e3)
 		}
 	}
 	if !memory {
@@ -276,9 +320,16 @@ func benchmark(addr, cpus, test string, pipeline int) result {
 	if cpus != "" {
 		args = append([]string{"taskset", "-c", cpus}, args...)
 	}
-	out, err := exec.Command(args[0], args[1:]...).Output()
+	cmd := exec.Command(args[0], args[1:]...)
+	out, err := cmd.Output()
 	if err != nil {
 		die("redis-benchmark %v: %v\n%s", args, err, out)
+	}
+	// taskset execs redis-benchmark in its own process: the rusage is the
+	// benchmark's.
+	var bmk float64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		bmk = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3 // µs
 	}
 	recs, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
 	if err != nil || len(recs) < 2 {
@@ -292,7 +343,7 @@ func benchmark(addr, cpus, test string, pipeline int) result {
 		v, _ := strconv.ParseFloat(recs[1][col[name]], 64)
 		return v
 	}
-	return result{rps: f("rps"), p50: f("p50_latency_ms"), p99: f("p99_latency_ms")}
+	return result{rps: f("rps"), p50: f("p50_latency_ms"), p99: f("p99_latency_ms"), bmk: bmk}
 }
 
 // idleMemory opens idle connections through a contender, each sending one
@@ -359,12 +410,12 @@ func rss(pid int) float64 {
 func field(rs []result, i int) []float64 {
 	var out []float64
 	for _, r := range rs {
-		out = append(out, [4]float64{r.rps, r.p50, r.p99, r.cpu}[i])
+		out = append(out, [...]float64{fRPS: r.rps, fP50: r.p50, fP99: r.p99, fCPU: r.cpu, fSrv: r.srv, fBmk: r.bmk, fTot: r.tot}[i])
 	}
 	return out
 }
 
-// ratios are a/b per round of field i (0 req/s, 2 p99, 3 CPU per request).
+// ratios are a/b per round of field i (fRPS, fP99, fCPU, ...).
 func ratios(a, b []result, i int) []float64 {
 	fa, fb := field(a, i), field(b, i)
 	var out []float64
