@@ -3,7 +3,9 @@
 // placements (pinned: each proxy on its own core with one thread; shared:
 // nothing pinned, default threads; two: the proxy on both cores with two
 // threads), in alternating rounds; then measures the memory each proxy
-// needs per idle client connection.
+// needs per idle client connection. With -baseline, a second redisha-proxy
+// binary runs as contender "baseline" in the same rounds (A/B of two
+// builds); its rows' redisha/HAProxy columns are then baseline/HAProxy.
 //
 //	go run ./components/proxy/bench -proxy bin/redisha-proxy -rounds 5
 package main
@@ -39,6 +41,7 @@ var (
 	durable   = flag.Bool("durable", true, "also compare the durable mode (a master with one replica, nothing pinned)")
 	durTO     = flag.Int("durable-timeout-ms", 500, "durable mode: WAIT's timeout (ms)")
 	latN      = flag.Int("latency-n", 20000, "durable mode: writes per single-client latency run")
+	baseline  = flag.String("baseline", "", "another redisha-proxy binary (e.g. an older build) measured as contender \"baseline\" in the same alternating rounds, with redisha/baseline ratios (A/B)")
 )
 
 type contender struct {
@@ -201,6 +204,13 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		{"haproxy", fmt.Sprintf("127.0.0.1:%d", haPort), ha.Process.Pid},
 		{"redisha", fmt.Sprintf("127.0.0.1:%d", rpPort), rp.Process.Pid},
 	}
+	if *baseline != "" {
+		bPort, bAdmin := freePort(), freePort()
+		bp := start("baseline redisha-proxy", pl.proxyCPU, env, *baseline, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", bPort),
+			"--admin", fmt.Sprintf("127.0.0.1:%d", bAdmin), "--backends", redisAddr, "--log-level", "warn")
+		defer stop(bp)
+		cs = append(cs, contender{"baseline", fmt.Sprintf("127.0.0.1:%d", bPort), bp.Process.Pid})
+	}
 	for _, c := range cs {
 		waitPing(c.addr)
 	}
@@ -225,16 +235,13 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, cell := range cells {
-		rh := ratios(results[ci]["redisha"], results[ci]["haproxy"], fRPS)
-		rp99 := ratios(results[ci]["redisha"], results[ci]["haproxy"], fP99)
-		rcpu := ratios(results[ci]["redisha"], results[ci]["haproxy"], fCPU)
 		for _, c := range cs {
 			rs := results[ci][c.name]
 			extra1, extra2, extra3 := "", "", ""
-			if c.name == "redisha" {
-				extra1 = spread(rh, "%.3f")
-				extra2 = spread(rp99, "%.3f")
-				extra3 = spread(rcpu, "%.3f")
+			if c.name == "redisha" || c.name == "baseline" { // the row's contender / HAProxy
+				extra1 = spread(ratios(rs, results[ci]["haproxy"], fRPS), "%.3f")
+				extra2 = spread(ratios(rs, results[ci]["haproxy"], fP99), "%.3f")
+				extra3 = spread(ratios(rs, results[ci]["haproxy"], fCPU), "%.3f")
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
 				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), extra1, extra2, extra3)
@@ -248,13 +255,24 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		for _, c := range cs {
 			rs := results[ci][c.name]
 			e1, e2, e3 := "", "", ""
-			if c.name == "redisha" {
+			if c.name == "redisha" || c.name == "baseline" {
 				e1 = spread(ratios(rs, results[ci]["haproxy"], fSrv), "%.3f")
 				e2 = spread(ratios(rs, results[ci]["haproxy"], fBmk), "%.3f")
 				e3 = spread(ratios(rs, results[ci]["haproxy"], fTot), "%.3f")
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
 				spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f"), e1, e2, e3)
+		}
+	}
+	if *baseline != "" {
+		fmt.Fprintf(&out, "\nA/B: redisha (%s) / baseline (%s), per round, median [min..max]:\n\n", *proxyBin, *baseline)
+		fmt.Fprintf(&out, "| test | pipeline | req/s | p99 | proxy CPU µs/req | redis-server CPU µs/req | redis-benchmark CPU µs/req | all three CPU µs/req |\n")
+		fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|\n")
+		for ci, cell := range cells {
+			a, b := results[ci]["redisha"], results[ci]["baseline"]
+			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline,
+				spread(ratios(a, b, fRPS), "%.3f"), spread(ratios(a, b, fP99), "%.3f"), spread(ratios(a, b, fCPU), "%.3f"),
+				spread(ratios(a, b, fSrv), "%.3f"), spread(ratios(a, b, fBmk), "%.3f"), spread(ratios(a, b, fTot), "%.3f"))
 		}
 	}
 	if !memory {
