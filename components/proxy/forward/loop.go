@@ -23,32 +23,18 @@ import (
 // level-triggered: what is left is reported again), and an idle pair costs
 // a small struct instead of two goroutine stacks and two runtime pollers.
 //
-// Small messages are read into a loop-owned batch buffer and written on
-// after every ready socket of the epoll batch was read (readPass, then
-// writePass): the writes of a batch leave together, so redis-server (and
-// redis-benchmark, for the replies) finds many sockets ready per wake-up
-// instead of being woken for each request between two of our reads, which
-// made it spend more CPU per request behind us than behind HAProxy. Each
-// direction reads once per batch, so a destination gets one write per
-// batch. When a read fills its 16 KiB window, more is likely waiting: that
-// direction switches to splice(2) through a pooled pipe, so large values
-// and bulk transfers move without entering user space (a splice is written
-// on at once: its bytes never were in the batch buffer), and it switches
-// back after a short splice. Hang-ups, errors and the durable mode write at
-// once, as they did before batching.
+// Small messages go through one loop-owned scratch buffer (read, write).
+// When a read fills it, more is likely waiting: that direction switches to
+// splice(2) through a pooled pipe, so large values and bulk transfers move
+// without entering user space, and it switches back after a short splice.
 //
 // An Inspector may watch a direction (the durable mode frames requests with
 // components/resp's Framer there): it sees every byte read into user space
 // and says how many of the next bytes it does not need to see, which are
 // the only ones spliced.
 
-// scratchSize is the read window; a read that fills it starts splicing.
+// scratchSize is the read buffer; a read that fills it starts splicing.
 const scratchSize = 16 << 10
-
-// batchSize is the loop's batch buffer: the reads of one epoll batch wait
-// there for writePass. When less than a read window is left, what is
-// queued is written first (the batch is cut in two).
-const batchSize = 256 << 10
 
 // spliceExit: a splice that moves less than this returns the direction to
 // read/write.
@@ -86,24 +72,11 @@ type Options struct {
 }
 
 type loop struct {
-	epfd  int
-	mu    sync.Mutex
-	fds   map[int32]*Flow
-	file  *os.File // keeps the epoll descriptor registered with the runtime poller
-	flows []*Flow  // readPass's lookups, reused
-
-	// The batch: bytes read this epoll batch and not yet written (batch[:off]),
-	// and the directions they belong to, in read order. Loop-owned.
-	batch []byte
-	off   int
-	queue []*dir
-}
-
-// maxEvents bounds one epoll batch.
-const maxEvents = 128
-
-func newLoop(epfd int) *loop {
-	return &loop{epfd: epfd, fds: map[int32]*Flow{}, flows: make([]*Flow, maxEvents), batch: make([]byte, batchSize)}
+	epfd    int
+	mu      sync.Mutex
+	fds     map[int32]*Flow
+	scratch []byte
+	file    *os.File // keeps the epoll descriptor registered with the runtime poller
 }
 
 var (
@@ -131,8 +104,7 @@ func getLoop() (*loop, error) {
 				loopsErr = err
 				return
 			}
-			l := newLoop(fd)
-			l.file = file
+			l := &loop{epfd: fd, fds: map[int32]*Flow{}, scratch: make([]byte, scratchSize), file: file}
 			loops = append(loops, l)
 			go l.run(rc)
 		}
@@ -149,69 +121,29 @@ func getLoop() (*loop, error) {
 // in epoll_wait, so the scheduler neither hands its P off nor has sysmon
 // chase it. When woken it collects events without blocking until none is
 // left (what a handler leaves unread is reported again: level-triggered).
-// Each batch of events is read first, then written (readPass, writePass).
 func (l *loop) run(rc syscall.RawConn) {
-	events := make([]unix.EpollEvent, maxEvents)
+	events := make([]unix.EpollEvent, 128)
+	flows := make([]*Flow, 128)
 	err := rc.Read(func(uintptr) bool {
 		for {
 			n, err := epollWaitNow(l.epfd, events)
 			if err != nil || n <= 0 {
 				return false // park until the epoll descriptor is readable
 			}
-			l.readPass(events[:n])
-			l.writePass()
+			l.mu.Lock()
+			for i := 0; i < n; i++ {
+				flows[i] = l.fds[events[i].Fd]
+			}
+			l.mu.Unlock()
+			for i := 0; i < n; i++ {
+				if f := flows[i]; f != nil && !f.ended {
+					f.handle(int(events[i].Fd), events[i].Events)
+				}
+				flows[i] = nil
+			}
 		}
 	})
 	panic("forward: event loop stopped: " + fmt.Sprint(err))
-}
-
-// readPass handles one batch of events (at most maxEvents): what is read
-// for small messages is queued in the batch buffer, for writePass.
-func (l *loop) readPass(events []unix.EpollEvent) {
-	flows := l.flows[:len(events)]
-	l.mu.Lock()
-	for i := range events {
-		flows[i] = l.fds[events[i].Fd]
-	}
-	l.mu.Unlock()
-	for i := range events {
-		if f := flows[i]; f != nil && !f.ended {
-			f.handle(int(events[i].Fd), events[i].Events)
-		}
-		flows[i] = nil
-	}
-}
-
-// writePass writes what readPass queued, one write per direction (what a
-// destination does not take becomes pending, as before), then settles the
-// pairs it wrote for.
-func (l *loop) writePass() {
-	q := l.queue
-	for _, d := range q {
-		b := d.queued
-		d.queued = nil
-		if d.flow.ended || d.done || len(b) == 0 {
-			continue
-		}
-		if err := d.write(b); err != nil {
-			d.flow.fail(d)
-		}
-	}
-	for i, d := range q {
-		d.flow.settle()
-		q[i] = nil
-	}
-	l.queue, l.off = q[:0], 0
-}
-
-// window is where the next read goes: the rest of the batch buffer, at
-// most a read window. When less than a read window is left, what is queued
-// is written first.
-func (l *loop) window() []byte {
-	if len(l.batch)-l.off < scratchSize {
-		l.writePass()
-	}
-	return l.batch[l.off : l.off+scratchSize]
 }
 
 // epollWaitNow is epoll_wait with a zero timeout: it never blocks, so it
@@ -235,7 +167,6 @@ type side struct {
 type dir struct {
 	src, dst *side
 	pending  []byte // bytes read but not yet written (dst was full)
-	queued   []byte // bytes read this batch, for writePass (in the loop's batch buffer)
 	pendBuf  []byte // pending's pooled backing array
 	pipe     *kpipe // bytes spliced in but not yet out
 	inPipe   int
@@ -292,12 +223,6 @@ func Start(client, backend *net.TCPConn, opts Options) (*Flow, error) {
 	}
 	client.Close()
 	backend.Close()
-	return l.add(cfd, bfd, opts)
-}
-
-// add registers the pair of non-blocking descriptors cfd (client) and bfd
-// (backend) with the loop, which owns them from now on.
-func (l *loop) add(cfd, bfd int, opts Options) (*Flow, error) {
 	f := &Flow{l: l, done: opts.Done, ch: make(chan struct{})}
 	f.c.fd, f.b.fd = cfd, bfd
 	f.up = dir{src: &f.c, dst: &f.b, insp: opts.Up, isUp: true, flow: f}
@@ -403,15 +328,6 @@ func (f *Flow) handle(fd int, ev uint32) {
 	} else if fd != f.c.fd {
 		return
 	}
-	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-		// The pair ends or loses a side: what this batch read for it goes
-		// out first, and this event is handled with immediate writes, in
-		// the order the loop always kept.
-		f.writeQueued()
-		if f.ended {
-			return
-		}
-	}
 	if ev&unix.EPOLLERR != 0 {
 		f.finish()
 		return
@@ -427,16 +343,14 @@ func (f *Flow) handle(fd int, ev uint32) {
 	for _, d := range [2]*dir{&f.up, &f.down} {
 		if d.src == s && ev&(unix.EPOLLIN|unix.EPOLLHUP) != 0 {
 			// One read per event: what is left is reported again (level
-			// triggered). After a hang-up, read to the end now, writing
-			// at once.
-			hup := ev&unix.EPOLLHUP != 0
-			for !d.eof && !d.done && !d.hasPending() && d.queued == nil && !f.ended {
+			// triggered). After a hang-up, read to the end now.
+			for !d.eof && !d.done && !d.hasPending() && !f.ended {
 				before := d.moved
-				if err := d.pump(f.l, hup); err != nil {
+				if err := d.pump(f.l.scratch); err != nil {
 					f.fail(d)
 					break
 				}
-				if !hup || d.moved == before {
+				if ev&unix.EPOLLHUP == 0 || d.moved == before {
 					break
 				}
 			}
@@ -461,24 +375,7 @@ func (f *Flow) handle(fd int, ev uint32) {
 			unix.EpollCtl(f.l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 		}
 	}
-	if f.up.queued != nil || f.down.queued != nil {
-		return // writePass settles the pair after writing
-	}
 	f.settle()
-}
-
-// writeQueued writes at once what this batch queued for the pair.
-func (f *Flow) writeQueued() {
-	for _, d := range [2]*dir{&f.up, &f.down} {
-		if b := d.queued; b != nil && !f.ended {
-			d.queued = nil
-			if !d.done {
-				if err := d.write(b); err != nil {
-					f.fail(d)
-				}
-			}
-		}
-	}
 }
 
 // fail ends direction d after an error: an error on the way to the backend
@@ -489,7 +386,7 @@ func (f *Flow) fail(d *dir) {
 		f.finish()
 		return
 	}
-	d.done, d.eof, d.pending, d.queued = true, true, nil, nil
+	d.done, d.eof, d.pending = true, true, nil
 	d.dropPipe()
 	unix.Shutdown(f.b.fd, unix.SHUT_WR)
 }
@@ -500,11 +397,11 @@ func (f *Flow) settle() {
 	if f.ended {
 		return
 	}
-	if f.up.eof && !f.up.done && !f.up.hasPending() && f.up.queued == nil {
+	if f.up.eof && !f.up.done && !f.up.hasPending() {
 		f.up.done = true
 		unix.Shutdown(f.b.fd, unix.SHUT_WR)
 	}
-	if f.down.eof && !f.down.hasPending() && f.down.queued == nil {
+	if f.down.eof && !f.down.hasPending() {
 		f.down.done = true
 		f.finish()
 		return
@@ -563,10 +460,9 @@ func (d *dir) dropPipe() {
 	}
 }
 
-// pump moves what src has to dst: one read for small messages, queued for
-// the loop's writePass (or, with now, written at once), splices for large
-// ones.
-func (d *dir) pump(l *loop, now bool) error {
+// pump moves what src has to dst: one read and one write for small
+// messages, splices for large ones.
+func (d *dir) pump(scratch []byte) error {
 	if d.splicing {
 		return d.splice()
 	}
@@ -576,44 +472,29 @@ func (d *dir) pump(l *loop, now bool) error {
 			return d.splice()
 		}
 	}
-	win := l.window()
-	if d.flow.ended {
-		return nil // window's writePass ended the pair
-	}
 	if d.dur != nil {
-		return d.pumpDurable(win)
+		return d.pumpDurable(scratch)
 	}
-	n, err := d.read(win)
+	n, err := d.read(scratch)
 	if n == 0 || err != nil {
 		return err
 	}
-	b := win[:n]
+	b := scratch[:n]
 	if d.insp != nil {
 		if err := d.insp.Inspect(b); err != nil {
 			return err
 		}
 	}
 	d.moved += int64(n)
-	if n == len(win) {
+	if n == len(scratch) {
 		d.splicing = true // more is likely waiting: splice it
 	}
-	if now {
-		return d.write(b)
-	}
-	d.queued = b
-	l.off += n
-	l.queue = append(l.queue, d)
-	return nil
-}
-
-// write writes b to dst; what dst does not take now becomes pending.
-func (d *dir) write(b []byte) error {
 	w, err := writeFD(d.dst.fd, b)
 	if err != nil && err != unix.EAGAIN {
 		return err
 	}
-	if w < len(b) {
-		d.pendBuf = append(getBuf(len(b)-w), b[w:]...)
+	if w < n {
+		d.pendBuf = append(getBuf(n-w), b[w:]...)
 		d.pending = d.pendBuf
 	}
 	return nil
