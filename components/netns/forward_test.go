@@ -124,11 +124,30 @@ type multicastProbe struct {
 
 func newMulticastProbe(t *testing.T, a, b string) *multicastProbe {
 	t.Helper()
-	p := &multicastProbe{}
 	group := net.ParseIP(fwGroup)
-	err := netns.Do(b, func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
+	p := &multicastProbe{}
+	var ifi *net.Interface
+	p.recv, ifi = udpSocket(t, b)
+	p.dst = &net.UDPAddr{IP: group, Port: p.recv.LocalAddr().(*net.UDPAddr).Port}
+	if err := p.recv.JoinGroup(ifi, &net.UDPAddr{IP: group}); err != nil {
+		t.Fatal(err)
+	}
+	p.send, ifi = udpSocket(t, a)
+	if err := p.send.SetMulticastInterface(ifi); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// udpSocket opens a UDP socket inside the guest at path, closed at the
+// end of the test, and returns it with the guest's eth0.
+func udpSocket(t *testing.T, path string) (*ipv4.PacketConn, *net.Interface) {
+	t.Helper()
+	var pc *ipv4.PacketConn
+	var ifi *net.Interface
+	err := netns.Do(path, func() error {
+		var err error
+		if ifi, err = net.InterfaceByName("eth0"); err != nil {
 			return err
 		}
 		c, err := net.ListenPacket("udp4", "0.0.0.0:0")
@@ -136,29 +155,13 @@ func newMulticastProbe(t *testing.T, a, b string) *multicastProbe {
 			return err
 		}
 		t.Cleanup(func() { c.Close() })
-		p.recv = ipv4.NewPacketConn(c)
-		p.dst = &net.UDPAddr{IP: group, Port: c.LocalAddr().(*net.UDPAddr).Port}
-		return p.recv.JoinGroup(ifi, &net.UDPAddr{IP: group})
+		pc = ipv4.NewPacketConn(c)
+		return nil
 	})
-	if err == nil {
-		err = netns.Do(a, func() error {
-			ifi, err := net.InterfaceByName("eth0")
-			if err != nil {
-				return err
-			}
-			c, err := net.ListenPacket("udp4", "0.0.0.0:0")
-			if err != nil {
-				return err
-			}
-			t.Cleanup(func() { c.Close() })
-			p.send = ipv4.NewPacketConn(c)
-			return p.send.SetMulticastInterface(ifi)
-		})
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return pc, ifi
 }
 
 // passes sends a fresh datagram every 50 ms for up to wait and reports
