@@ -237,14 +237,12 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	for ci, cell := range cells {
 		for _, c := range cs {
 			rs := results[ci][c.name]
-			extra1, extra2, extra3 := "", "", ""
+			e := []string{"", "", ""}
 			if c.name == "redisha" || c.name == "baseline" { // the row's contender / HAProxy
-				extra1 = spread(ratios(rs, results[ci]["haproxy"], fRPS), "%.3f")
-				extra2 = spread(ratios(rs, results[ci]["haproxy"], fP99), "%.3f")
-				extra3 = spread(ratios(rs, results[ci]["haproxy"], fCPU), "%.3f")
+				e = ratioCols(rs, results[ci]["haproxy"], fRPS, fP99, fCPU)
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), extra1, extra2, extra3)
+				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), e[0], e[1], e[2])
 		}
 	}
 	fmt.Fprintf(&out, "\nThe same runs: CPU µs per request of redis-server and of redis-benchmark, and of all three processes (for direct: the two). "+
@@ -254,14 +252,12 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	for ci, cell := range cells {
 		for _, c := range cs {
 			rs := results[ci][c.name]
-			e1, e2, e3 := "", "", ""
+			e := []string{"", "", ""}
 			if c.name == "redisha" || c.name == "baseline" {
-				e1 = spread(ratios(rs, results[ci]["haproxy"], fSrv), "%.3f")
-				e2 = spread(ratios(rs, results[ci]["haproxy"], fBmk), "%.3f")
-				e3 = spread(ratios(rs, results[ci]["haproxy"], fTot), "%.3f")
+				e = ratioCols(rs, results[ci]["haproxy"], fSrv, fBmk, fTot)
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f"), e1, e2, e3)
+				spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f"), e[0], e[1], e[2])
 		}
 	}
 	if *baseline != "" {
@@ -269,10 +265,8 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		fmt.Fprintf(&out, "| test | pipeline | req/s | p99 | proxy CPU µs/req | redis-server CPU µs/req | redis-benchmark CPU µs/req | all three CPU µs/req |\n")
 		fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|\n")
 		for ci, cell := range cells {
-			a, b := results[ci]["redisha"], results[ci]["baseline"]
-			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline,
-				spread(ratios(a, b, fRPS), "%.3f"), spread(ratios(a, b, fP99), "%.3f"), spread(ratios(a, b, fCPU), "%.3f"),
-				spread(ratios(a, b, fSrv), "%.3f"), spread(ratios(a, b, fBmk), "%.3f"), spread(ratios(a, b, fTot), "%.3f"))
+			e := ratioCols(results[ci]["redisha"], results[ci]["baseline"], fRPS, fP99, fCPU, fSrv, fBmk, fTot)
+			fmt.Fprintf(&out, "| %s | %d | %s |\n", cell.test, cell.pipeline, strings.Join(e, " | "))
 		}
 	}
 	if !memory {
@@ -289,6 +283,16 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		fmt.Fprintf(&out, "| %s | %.1f | %.1f | %.2f |\n", c.name, before/1024, after/1024, (after-before)/float64(*idleConns))
 	}
 	return out.String()
+}
+
+// ratioCols is one table cell per field: the per-round ratios of rs to base
+// in that field, as median [min..max].
+func ratioCols(rs, base []result, fields ...int) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = spread(ratios(rs, base, f), "%.3f")
+	}
+	return out
 }
 
 func spread(v []float64, f string) string {
