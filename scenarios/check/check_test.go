@@ -89,6 +89,10 @@ func TestWriteUnavailability(t *testing.T) {
 		{"worst window over bound", ops, 2 * time.Second, Fail, 5 * time.Second},
 		{"clean history", ops[:1], time.Second, Pass, 0},
 		{"window open at the end fails", ops[5:7], time.Hour, Fail, 8 * time.Second},
+		{"one write failing in the last moment is not an outage", []history.Op{ops[5],
+			op(9, 1, history.KindSet, "r2", "h", 9700, 9900, history.Indeterminate, m1)}, time.Hour, Pass, 300 * time.Millisecond},
+		{"open for the grace fails", []history.Op{ops[5],
+			op(9, 1, history.KindSet, "r2", "h", 9000, 9200, history.Fail, "")}, time.Hour, Fail, OpenWindowGrace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
