@@ -187,7 +187,13 @@ func (l *Lab) createNetwork(ctx context.Context, want netip.Prefix) error {
 	for _, p := range cands {
 		a := p.Addr().As4()
 		host := func(h int) netip.Addr { return netip.AddrFrom4([4]byte{a[0], a[1], a[2], byte(h)}) }
-		res, err := l.docker.NetworkCreate(ctx, l.Network, client.NetworkCreateOptions{
+		// Never abandoned half-way: dockerd finishes a create whose client gave
+		// up, and teardown (which finds networks by label) may look before it
+		// exists, leaving it behind (seen at load 30: a cancelled Up left its
+		// network and bridge). So the create runs to its end, within its own
+		// bound, and a cancelled Up then fails at its next step and removes it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), networkCreateTimeout)
+		res, err := l.docker.NetworkCreate(cctx, l.Network, client.NetworkCreateOptions{
 			Driver:   "bridge",
 			Internal: true,
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{
@@ -200,6 +206,7 @@ func (l *Lab) createNetwork(ctx context.Context, want netip.Prefix) error {
 			},
 			Labels: map[string]string{LabelLab: l.Name, LabelStack: l.Stack.Name},
 		})
+		cancel()
 		if err != nil {
 			lastErr = err
 			if strings.Contains(err.Error(), "overlap") && !want.IsValid() {
@@ -225,6 +232,10 @@ func (l *Lab) createNetwork(ctx context.Context, want netip.Prefix) error {
 	}
 	return fmt.Errorf("lab: create network: %v", oneLine(lastErr))
 }
+
+// networkCreateTimeout bounds one network create, which a cancelled Up waits
+// for (dockerd took seconds at a host load of 30).
+const networkCreateTimeout = time.Minute
 
 // removeLab removes everything labelled or named for lab name. It is what
 // Close, `lab down` and (per lab) `lab gc` do; it keeps going on errors and
