@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +33,7 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 	var (
 		mu      sync.Mutex
 		running *daemon.Proxy
+		threads int // as applied at start
 	)
 	return &daemonkit.Daemon[config.Config]{
 		Name:          "redisha-proxy",
@@ -44,6 +47,10 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 		Flags:         flags(),
 		LogSettings:   func(c *config.Config) (string, string) { return c.Log.Level, c.Log.Format },
 		Run: func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+			applyThreads(cfg.Threads, log)
+			mu.Lock()
+			threads = cfg.Threads
+			mu.Unlock()
 			p := daemon.New(cfg, log)
 			p.Version = daemonkit.BuildVersion()
 			if err := p.Start(); err != nil {
@@ -58,16 +65,33 @@ func proxyDaemon() *daemonkit.Daemon[config.Config] {
 			log.Info("stopped")
 			return nil
 		},
-		Reload: func(cfg *config.Config, _ *slog.Logger) error {
+		Reload: func(cfg *config.Config, log *slog.Logger) error {
 			mu.Lock()
 			p := running
 			mu.Unlock()
 			if p == nil {
 				return errors.New("not running yet")
 			}
+			if cfg.Threads != threads {
+				log.Warn("threads changed: it applies at the next start", "running", threads, "configured", cfg.Threads)
+			}
 			return p.Reload(cfg)
 		},
 		Status: status,
+	}
+}
+
+// applyThreads sets how many cores the Go runtime runs the proxy on
+// (GOMAXPROCS), which is also how many event loops forward traffic: n, or
+// one per CPU for 0; the GOMAXPROCS environment variable, when set, wins.
+// It runs once, before the first loop starts.
+func applyThreads(n int, log *slog.Logger) {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		log.Info("threads from the environment", "GOMAXPROCS", runtime.GOMAXPROCS(0))
+		return
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
 	}
 }
 

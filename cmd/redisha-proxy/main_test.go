@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,5 +141,32 @@ func TestBinarySignals(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("did not exit after the last client left")
+	}
+}
+
+// TestApplyThreads: the config's threads sets GOMAXPROCS unless the
+// environment already did; 0 leaves Go's default (one per CPU).
+func TestApplyThreads(t *testing.T) {
+	orig := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		name    string
+		env     string
+		threads int
+		want    int
+	}{
+		{"config's one", "", 1, 1},
+		{"config's two", "", 2, 2},
+		{"zero keeps what runs", "", 0, 2}, // still 2 from the case before
+		{"environment wins", "3", 1, 2},    // the runtime read it at start: left alone
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tc.env)
+			applyThreads(tc.threads, log)
+			if got := runtime.GOMAXPROCS(0); got != tc.want {
+				t.Fatalf("GOMAXPROCS = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -29,6 +29,14 @@ type Config struct {
 	// before the client listeners close (redisha-vip's `watch` track,
 	// docs/vip.md).
 	WatchListen string `yaml:"watch_listen"`
+	// Threads is how many cores the proxy runs on (Go's GOMAXPROCS), and so
+	// how many event loops forward traffic: default 1, 0 for one per CPU.
+	// The GOMAXPROCS environment variable, when set, wins. One is the
+	// measured best where the proxy shares its cores with other processes
+	// (docs/results/proxy-bench.md, Run F: 7-8 % more throughput than two
+	// on a 2-core machine, and no more CPU per request); set 2 or more for
+	// a proxy with cores to itself. Read at start only.
+	Threads int `yaml:"threads"`
 	// AdminPprof also serves Go's /debug/pprof on the admin address.
 	AdminPprof bool `yaml:"admin_pprof"`
 	// MasterName is the name the sentinels monitor.
@@ -143,6 +151,7 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Listen:              "127.0.0.1:6379",
+		Threads:             1,
 		MasterName:          "mymaster",
 		Durability:          DurabilityAsync,
 		DurabilityTimeout:   500 * time.Millisecond,
@@ -221,6 +230,9 @@ func (c *Config) problems() []problem {
 	}
 	if c.DurabilityTimeout <= 0 {
 		add("durability_timeout", "%v must be positive (WAIT 0 would block forever)", c.DurabilityTimeout)
+	}
+	if c.Threads < 0 {
+		add("threads", "%d must be 0 (one per CPU) or more", c.Threads)
 	}
 	if c.DurabilityReplicas < 1 {
 		add("durability_replicas", "%d must be at least 1", c.DurabilityReplicas)

@@ -25,7 +25,7 @@ func TestConfigDefaultsAndExplicitZero(t *testing.T) {
 	if c.Routing.NoMajorityGrace != 0 {
 		t.Fatalf("explicit 0 grace became %v", c.Routing.NoMajorityGrace)
 	}
-	if c.Check.Interval != time.Second || !c.Routing.CloseOnSwitch || c.Limits.MaxConnections != 10000 {
+	if c.Check.Interval != time.Second || !c.Routing.CloseOnSwitch || c.Limits.MaxConnections != 10000 || c.Threads != 1 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
@@ -40,6 +40,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad address", "backends: [localhost]\n", `backends[0]: "localhost"`},
 		{"duplicate sentinel", "sentinels: [127.0.0.1:1, 127.0.0.1:1]\n", "listed twice"},
 		{"negative", "backends: [127.0.0.1:1]\nlimits:\n  max_connections: -1\n", "limits.max_connections"},
+		{"negative threads", "backends: [127.0.0.1:1]\nthreads: -1\n", "config:2: threads: -1 must be 0 (one per CPU) or more"},
 		{"ttl below interval", "backends: [127.0.0.1:1]\nrouting:\n  health_ttl: 10ms\n", "routing.health_ttl"},
 		{"zero interval", "backends: [127.0.0.1:1]\ncheck:\n  interval: 0s\n", "must be positive"},
 		{"two documents", "backends: [127.0.0.1:1]\n---\nbackends: [127.0.0.1:2]\n", "a second YAML document"},
