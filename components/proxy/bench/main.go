@@ -102,7 +102,7 @@ func placements() []placement {
 	all := map[string]placement{
 		"pinned": {"pinned", fmt.Sprintf("redis-server and redis-benchmark on CPU %s, each proxy on CPU %s, HAProxy nbthread 1, GOMAXPROCS=1", *serverCPU, *proxyCPU),
 			*serverCPU, *proxyCPU, 1, 1},
-		"shared": {"shared", "nothing pinned, default threads (HAProxy one per CPU, Go's GOMAXPROCS), all processes on the same cores", "", "", 0, 0},
+		"shared": {"shared", "nothing pinned, default threads (HAProxy one per CPU, redisha-proxy its default threads: 1), all processes on the same cores", "", "", 0, 0},
 		"two":    {"two", "the proxy on both cores (HAProxy nbthread 2, GOMAXPROCS=2), redis-server and redis-benchmark not pinned", "", "0-1", 2, 2},
 	}
 	var out []placement
