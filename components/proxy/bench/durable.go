@@ -106,12 +106,12 @@ func runDurable(cells []cellSpec, limit uint64) string {
 			rs := results[ci][c.name]
 			e1, e2, e3 := "", "", ""
 			if c.name == "durable" {
-				e1 = spread(ratios(rs, results[ci]["redisha"], 0), "%.3f")
-				e2 = spread(ratios(rs, results[ci]["haproxy"], 0), "%.3f")
-				e3 = spread(ratios(rs, results[ci]["direct"], 0), "%.3f")
+				e1 = spread(ratios(rs, results[ci]["redisha"], fRPS), "%.3f")
+				e2 = spread(ratios(rs, results[ci]["haproxy"], fRPS), "%.3f")
+				e3 = spread(ratios(rs, results[ci]["direct"], fRPS), "%.3f")
 			}
 			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %.2f | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), median(field(rs, 3)), e1, e2, e3)
+				spread(field(rs, fRPS), "%.0f"), median(field(rs, fP50)), median(field(rs, fP99)), median(field(rs, fCPU)), e1, e2, e3)
 		}
 	}
 	fmt.Fprintf(&out, "\nOne client, %d writes per run, one at a time (SET k v; for `direct SET+WAIT`, SET then WAIT 1 %d, each waiting for its reply):\n\n", *latN, *durTO)

@@ -234,32 +234,17 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	fmt.Fprintf(&out, "### Placement: %s\n\n%s.\n\n", pl.name, pl.desc)
 	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
-	for ci, cell := range cells {
-		for _, c := range cs {
-			rs := results[ci][c.name]
-			e := []string{"", "", ""}
-			if c.name == "redisha" || c.name == "baseline" { // the row's contender / HAProxy
-				e = ratioCols(rs, results[ci]["haproxy"], fRPS, fP99, fCPU)
-			}
-			fmt.Fprintf(&out, "| %s | %d | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				spread(field(rs, 0), "%.0f"), median(field(rs, 1)), median(field(rs, 2)), spread(field(rs, 3), "%.2f"), e[0], e[1], e[2])
-		}
-	}
+	contenderRows(&out, cells, cs, results, func(rs []result) []string {
+		return []string{spread(field(rs, fRPS), "%.0f"), fmt.Sprintf("%.3f", median(field(rs, fP50))),
+			fmt.Sprintf("%.3f", median(field(rs, fP99))), spread(field(rs, fCPU), "%.2f")}
+	}, fRPS, fP99, fCPU)
 	fmt.Fprintf(&out, "\nThe same runs: CPU µs per request of redis-server and of redis-benchmark, and of all three processes (for direct: the two). "+
 		"Where they share a saturated core (pinned: CPU %s), what the proxy makes them spend per request is the throughput.\n\n", *serverCPU)
 	fmt.Fprintf(&out, "| test | pipeline | contender | redis-server µs/req median [min..max] | redis-benchmark µs/req median [min..max] | all three µs/req median [min..max] | redisha/HAProxy redis-server | redisha/HAProxy redis-benchmark | redisha/HAProxy all three |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|\n")
-	for ci, cell := range cells {
-		for _, c := range cs {
-			rs := results[ci][c.name]
-			e := []string{"", "", ""}
-			if c.name == "redisha" || c.name == "baseline" {
-				e = ratioCols(rs, results[ci]["haproxy"], fSrv, fBmk, fTot)
-			}
-			fmt.Fprintf(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
-				spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f"), e[0], e[1], e[2])
-		}
-	}
+	contenderRows(&out, cells, cs, results, func(rs []result) []string {
+		return []string{spread(field(rs, fSrv), "%.2f"), spread(field(rs, fBmk), "%.2f"), spread(field(rs, fTot), "%.2f")}
+	}, fSrv, fBmk, fTot)
 	if *baseline != "" {
 		fmt.Fprintf(&out, "\nA/B: redisha (%s) / baseline (%s), per round, median [min..max]:\n\n", *proxyBin, *baseline)
 		fmt.Fprintf(&out, "| test | pipeline | req/s | p99 | proxy CPU µs/req | redis-server CPU µs/req | redis-benchmark CPU µs/req | all three CPU µs/req |\n")
@@ -283,6 +268,24 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		fmt.Fprintf(&out, "| %s | %.1f | %.1f | %.2f |\n", c.name, before/1024, after/1024, (after-before)/float64(*idleConns))
 	}
 	return out.String()
+}
+
+// contenderRows writes one table row per cell and contender: the cell, the
+// contender, cols of its runs, then for redisha and baseline rows their
+// per-round ratios to HAProxy in ratioFields (empty cells for the others).
+func contenderRows(out *strings.Builder, cells []cellSpec, cs []contender, results []map[string][]result,
+	cols func([]result) []string, ratioFields ...int) {
+	for ci, cell := range cells {
+		for _, c := range cs {
+			rs := results[ci][c.name]
+			ratio := make([]string, len(ratioFields))
+			if c.name == "redisha" || c.name == "baseline" {
+				ratio = ratioCols(rs, results[ci]["haproxy"], ratioFields...)
+			}
+			fmt.Fprintf(out, "| %s | %d | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
+				strings.Join(cols(rs), " | "), strings.Join(ratio, " | "))
+		}
+	}
 }
 
 // ratioCols is one table cell per field: the per-round ratios of rs to base
