@@ -6,6 +6,10 @@
 // needs per idle client connection. With -baseline, a second redisha-proxy
 // binary runs as contender "baseline" in the same rounds (A/B of two
 // builds); its rows' redisha/HAProxy columns are then baseline/HAProxy.
+// With -control (the default), a second HAProxy identical to the first runs
+// as contender "haproxy-b" in the same rounds: its ratios to the first are
+// what this machine's noise alone makes of two equal proxies (A/A), the band
+// against which every redisha/HAProxy ratio is read.
 //
 //	go run ./components/proxy/bench -proxy bin/redisha-proxy -rounds 5
 package main
@@ -41,6 +45,7 @@ var (
 	durable   = flag.Bool("durable", true, "also compare the durable mode (a master with one replica, nothing pinned)")
 	durTO     = flag.Int("durable-timeout-ms", 500, "durable mode: WAIT's timeout (ms)")
 	latN      = flag.Int("latency-n", 20000, "durable mode: writes per single-client latency run")
+	control   = flag.Bool("control", true, "also run a second, identical HAProxy (contender \"haproxy-b\") in the same rounds: its ratios to the first are the machine's noise band (A/A)")
 	baseline  = flag.String("baseline", "", "another redisha-proxy binary (e.g. an older build) measured as contender \"baseline\" in the same alternating rounds, with redisha/baseline ratios (A/B)")
 )
 
@@ -189,6 +194,15 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, haPort, redisAddr)), 0o644)
 	ha := start("haproxy", pl.proxyCPU, nil, "haproxy", "-db", "-f", haCfg)
 	defer stop(ha)
+	var haB *exec.Cmd
+	haBPort := 0
+	if *control {
+		haBPort = freePort()
+		haBCfg := filepath.Join(dir, "haproxy-b.cfg")
+		os.WriteFile(haBCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, haBPort, redisAddr)), 0o644)
+		haB = start("haproxy-b", pl.proxyCPU, nil, "haproxy", "-db", "-f", haBCfg)
+		defer stop(haB)
+	}
 
 	var env []string
 	if pl.goMaxProcs > 0 {
@@ -203,6 +217,9 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 		{"direct", redisAddr, redis.Process.Pid},
 		{"haproxy", fmt.Sprintf("127.0.0.1:%d", haPort), ha.Process.Pid},
 		{"redisha", fmt.Sprintf("127.0.0.1:%d", rpPort), rp.Process.Pid},
+	}
+	if haB != nil {
+		cs = append(cs, contender{"haproxy-b", fmt.Sprintf("127.0.0.1:%d", haBPort), haB.Process.Pid})
 	}
 	if *baseline != "" {
 		bPort, bAdmin := freePort(), freePort()
@@ -232,6 +249,10 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "### Placement: %s\n\n%s.\n\n", pl.name, pl.desc)
+	targets(&out, pl, cells, results)
+	if *control {
+		fmt.Fprintf(&out, "Rows haproxy-b: a second HAProxy, identical to the first; their ratio columns are haproxy-b/HAProxy (A/A).\n\n")
+	}
 	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	contenderRows(&out, cells, cs, results, func(rs []result) []string {
@@ -260,6 +281,9 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	fmt.Fprintf(&out, "\nMemory for %d idle client connections (each sent one PING), placement %s:\n\n", *idleConns, pl.name)
 	fmt.Fprintf(&out, "| contender | RSS before MiB | RSS with idle conns MiB | per connection KiB |\n|---|---|---|---|\n")
 	for _, c := range cs[1:] {
+		if c.name == "haproxy-b" {
+			continue // the same program as haproxy
+		}
 		before, after, err := idleMemory(c)
 		if err != nil {
 			fmt.Fprintf(&out, "| %s | %.1f | failed: %v | |\n", c.name, before/1024, err)
@@ -270,16 +294,60 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	return out.String()
 }
 
+// targets writes issue 12's targets for one placement, one row per cell:
+// redisha/HAProxy medians (per-round ratios) of throughput, p99 and CPU per
+// request, each with the A/A band (haproxy-b/HAProxy, min..max over the
+// rounds) when the control ran, and whether the median meets the target.
+// Throughput has a target (at least 1.0) in the pinned and shared
+// placements only.
+func targets(out *strings.Builder, pl placement, cells []cellSpec, results []map[string][]result) {
+	_, aa := results[0]["haproxy-b"]
+	fmt.Fprintf(out, "Against issue 12's targets: redisha/HAProxy per-round ratios, median")
+	if aa {
+		fmt.Fprintf(out, " (A/A: the same ratio for a second, identical HAProxy, min..max over the rounds)")
+	}
+	fmt.Fprintf(out, ".\n\n| test | pipeline | req/s (target ≥ 1.0 pinned, shared) | p99 (target ≤ 1.1) | CPU per request (target ≤ 1.0) |\n|---|---|---|---|---|\n")
+	for ci, cell := range cells {
+		var col []string
+		for _, t := range []struct {
+			field int
+			ok    func(float64) bool
+		}{
+			{fRPS, func(v float64) bool { return v >= 1.0 }},
+			{fP99, func(v float64) bool { return v <= 1.1 }},
+			{fCPU, func(v float64) bool { return v <= 1.0 }},
+		} {
+			m := median(ratios(results[ci]["redisha"], results[ci]["haproxy"], t.field))
+			mark := " ✗"
+			if t.ok(m) {
+				mark = " ✓"
+			}
+			if t.field == fRPS && pl.name != "pinned" && pl.name != "shared" {
+				mark = ""
+			}
+			c := fmt.Sprintf("%.3f%s", m, mark)
+			if aa {
+				band := ratios(results[ci]["haproxy-b"], results[ci]["haproxy"], t.field)
+				c += fmt.Sprintf(" (A/A %.3f..%.3f)", minOf(band), maxOf(band))
+			}
+			col = append(col, c)
+		}
+		fmt.Fprintf(out, "| %s | %d | %s |\n", cell.test, cell.pipeline, strings.Join(col, " | "))
+	}
+	fmt.Fprintf(out, "\n")
+}
+
 // contenderRows writes one table row per cell and contender: the cell, the
-// contender, cols of its runs, then for redisha and baseline rows their
-// per-round ratios to HAProxy in ratioFields (empty cells for the others).
+// contender, cols of its runs, then for redisha, baseline and haproxy-b rows
+// their per-round ratios to HAProxy in ratioFields (empty cells for the
+// others).
 func contenderRows(out *strings.Builder, cells []cellSpec, cs []contender, results []map[string][]result,
 	cols func([]result) []string, ratioFields ...int) {
 	for ci, cell := range cells {
 		for _, c := range cs {
 			rs := results[ci][c.name]
 			ratio := make([]string, len(ratioFields))
-			if c.name == "redisha" || c.name == "baseline" {
+			if c.name == "redisha" || c.name == "baseline" || c.name == "haproxy-b" {
 				ratio = ratioCols(rs, results[ci]["haproxy"], ratioFields...)
 			}
 			fmt.Fprintf(out, "| %s | %d | %s | %s | %s |\n", cell.test, cell.pipeline, c.name,
