@@ -73,9 +73,8 @@ func runDurable(cells []cellSpec, limit uint64) string {
 	latNames := []string{"direct SET+WAIT", "durable SET", "direct SET", "redisha SET"}
 	fmt.Printf("durable: master %s with replica %s, nothing pinned; %d rounds\n", mAddr, rAddr, *rounds)
 	for r := 0; r < *rounds; r++ {
-		order := rotate(cs, r)
 		for ci, cell := range cells {
-			for _, c := range order {
+			for _, c := range runOrder(cs, r+ci) {
 				results[ci][c.name] = append(results[ci][c.name], run(c, master.Process.Pid, "", cell))
 			}
 		}

@@ -238,9 +238,8 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	}
 	fmt.Printf("placement %s: %s; %d rounds\n", pl.name, pl.desc, *rounds)
 	for r := 0; r < *rounds; r++ {
-		order := rotate(cs, r)
 		for ci, cell := range cells {
-			for _, c := range order {
+			for _, c := range runOrder(cs, r+ci) {
 				results[ci][c.name] = append(results[ci][c.name], run(c, redis.Process.Pid, pl.serverCPU, cell))
 			}
 		}
@@ -394,12 +393,54 @@ backend redis_backend
     server redis1 %s check inter 1s
 `
 
-func rotate(cs []contender, r int) []contender {
+// runOrder is the order of the contenders' runs for one cell of one round:
+// row k of a Williams design, in which every contender runs right after
+// every other one equally often over the rows. A rotation would not do: it
+// always puts the same contender after the same one (HAProxy right after
+// direct), and the A/A control showed what running after a given neighbour
+// does to a ratio on this machine (Run H). Callers pass round+cell, so each
+// cell cycles through every row.
+func runOrder(cs []contender, k int) []contender {
+	rows := williams(len(cs))
+	row := rows[k%len(rows)]
 	out := make([]contender, len(cs))
-	for i := range cs {
-		out[i] = cs[(i+r)%len(cs)]
+	for i, j := range row {
+		out[i] = cs[j]
 	}
 	return out
+}
+
+// williams returns the rows of a Williams design for n treatments: over the
+// rows every treatment comes right after every other one equally often (n
+// rows for even n, 2n for odd n; once each, twice each).
+func williams(n int) [][]int {
+	first := make([]int, n) // 0, 1, n-1, 2, n-2, ...
+	lo, hi := 1, n-1
+	for i := 1; i < n; i++ {
+		if i%2 == 1 {
+			first[i], lo = lo, lo+1
+		} else {
+			first[i], hi = hi, hi-1
+		}
+	}
+	var rows [][]int
+	for s := 0; s < n; s++ {
+		row := make([]int, n)
+		for i := range row {
+			row[i] = (first[i] + s) % n
+		}
+		rows = append(rows, row)
+	}
+	if n%2 == 1 {
+		for s := 0; s < n; s++ {
+			rev := make([]int, n)
+			for i, v := range rows[s] {
+				rev[n-1-i] = v
+			}
+			rows = append(rows, rev)
+		}
+	}
+	return rows
 }
 
 func benchmark(addr, cpus, test string, pipeline int) result {
