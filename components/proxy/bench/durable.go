@@ -42,23 +42,18 @@ func runDurable(cells []cellSpec, limit uint64) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	haPort := freePort()
-	haCfg := filepath.Join(dir, "haproxy.cfg")
-	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), "", haPort, mAddr)), 0o644)
-	ha := start("haproxy", "", nil, "haproxy", "-db", "-f", haCfg)
-	defer stop(ha)
-	rpPort, dPort, adminPort := freePort(), freePort(), freePort()
-	rp := start("redisha-proxy", "", nil, *proxyBin, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
-		"--durable-listen", fmt.Sprintf("127.0.0.1:%d", dPort), "--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
-		"--backends", mAddr, "--log-level", "warn")
-	defer stop(rp)
+	ha, haCmd := startHAProxy("haproxy", dir, "", 0, limit, mAddr)
+	defer stop(haCmd)
+	dAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	rp, rpCmd := startRedisha("redisha", *proxyBin, "", nil, mAddr, "--durable-listen", dAddr)
+	defer stop(rpCmd)
 	// The proxy's durability_timeout is its default (500 ms); the direct
 	// SET+WAIT cell sends WAIT 1 -durable-timeout-ms (500 by default).
 	cs := []contender{
 		{"direct", mAddr, master.Process.Pid},
-		{"haproxy", fmt.Sprintf("127.0.0.1:%d", haPort), ha.Process.Pid},
-		{"redisha", fmt.Sprintf("127.0.0.1:%d", rpPort), rp.Process.Pid},
-		{"durable", fmt.Sprintf("127.0.0.1:%d", dPort), rp.Process.Pid},
+		ha,
+		rp,
+		{"durable", dAddr, rp.pid},
 	}
 	for _, c := range cs {
 		waitPing(c.addr)

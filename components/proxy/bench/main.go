@@ -185,49 +185,25 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
 	waitPing(redisAddr)
 
-	haPort := freePort()
-	haCfg := filepath.Join(dir, "haproxy.cfg")
-	threads := ""
-	if pl.haThreads > 0 {
-		threads = fmt.Sprintf("    nbthread %d\n", pl.haThreads)
-	}
-	// HAProxy refuses to start when maxconn needs more descriptors than allowed.
-	os.WriteFile(haCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, haPort, redisAddr)), 0o644)
-	ha := start("haproxy", pl.proxyCPU, nil, "haproxy", "-db", "-f", haCfg)
-	defer stop(ha)
-	var haB *exec.Cmd
-	haBPort := 0
-	if *control {
-		haBPort = freePort()
-		haBCfg := filepath.Join(dir, "haproxy-b.cfg")
-		os.WriteFile(haBCfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, haBPort, redisAddr)), 0o644)
-		haB = start("haproxy-b", pl.proxyCPU, nil, "haproxy", "-db", "-f", haBCfg)
-		defer stop(haB)
-	}
-
 	var env []string
 	if pl.goMaxProcs > 0 {
 		env = []string{fmt.Sprintf("GOMAXPROCS=%d", pl.goMaxProcs)}
 	}
-	rpPort, adminPort := freePort(), freePort()
-	rp := start("redisha-proxy", pl.proxyCPU, env, *proxyBin, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", rpPort),
-		"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort), "--backends", redisAddr, "--log-level", "warn")
-	defer stop(rp)
-
-	cs := []contender{
-		{"direct", redisAddr, redis.Process.Pid},
-		{"haproxy", fmt.Sprintf("127.0.0.1:%d", haPort), ha.Process.Pid},
-		{"redisha", fmt.Sprintf("127.0.0.1:%d", rpPort), rp.Process.Pid},
-	}
-	if haB != nil {
-		cs = append(cs, contender{"haproxy-b", fmt.Sprintf("127.0.0.1:%d", haBPort), haB.Process.Pid})
+	cs := []contender{{"direct", redisAddr, redis.Process.Pid}}
+	var stops []*exec.Cmd
+	add := func(c contender, cmd *exec.Cmd) { cs = append(cs, c); stops = append(stops, cmd) }
+	defer func() {
+		for _, cmd := range stops {
+			stop(cmd)
+		}
+	}()
+	add(startHAProxy("haproxy", dir, pl.proxyCPU, pl.haThreads, limit, redisAddr))
+	add(startRedisha("redisha", *proxyBin, pl.proxyCPU, env, redisAddr))
+	if *control {
+		add(startHAProxy("haproxy-b", dir, pl.proxyCPU, pl.haThreads, limit, redisAddr))
 	}
 	if *baseline != "" {
-		bPort, bAdmin := freePort(), freePort()
-		bp := start("baseline redisha-proxy", pl.proxyCPU, env, *baseline, "run", "--listen", fmt.Sprintf("127.0.0.1:%d", bPort),
-			"--admin", fmt.Sprintf("127.0.0.1:%d", bAdmin), "--backends", redisAddr, "--log-level", "warn")
-		defer stop(bp)
-		cs = append(cs, contender{"baseline", fmt.Sprintf("127.0.0.1:%d", bPort), bp.Process.Pid})
+		add(startRedisha("baseline", *baseline, pl.proxyCPU, env, redisAddr))
 	}
 	for _, c := range cs {
 		waitPing(c.addr)
@@ -250,9 +226,6 @@ func runPlacement(pl placement, cells []cellSpec, limit uint64, memory bool) str
 	var out strings.Builder
 	fmt.Fprintf(&out, "### Placement: %s\n\n%s.\n\n", pl.name, pl.desc)
 	targets(&out, pl, cells, results)
-	if *control {
-		fmt.Fprintf(&out, "Rows haproxy-b: a second HAProxy, identical to the first; their ratio columns are haproxy-b/HAProxy (A/A).\n\n")
-	}
 	fmt.Fprintf(&out, "| test | pipeline | contender | req/s median [min..max] | p50 ms | p99 ms | CPU µs/req median [min..max] | redisha/HAProxy req/s | redisha/HAProxy p99 | redisha/HAProxy CPU per req |\n")
 	fmt.Fprintf(&out, "|---|---|---|---|---|---|---|---|---|---|\n")
 	contenderRows(&out, cells, cs, results, func(rs []result) []string {
@@ -337,6 +310,9 @@ func targets(out *strings.Builder, pl placement, cells []cellSpec, results []map
 		fmt.Fprintf(out, "| %s | %d | %s |\n", cell.test, cell.pipeline, strings.Join(col, " | "))
 	}
 	fmt.Fprintf(out, "\n")
+	if aa {
+		fmt.Fprintf(out, "Rows haproxy-b: a second HAProxy, identical to the first; their ratio columns are haproxy-b/HAProxy (A/A).\n\n")
+	}
 }
 
 // contenderRows writes one table row per cell and contender: the cell, the
@@ -590,6 +566,32 @@ func maxOf(v []float64) float64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// startHAProxy starts HAProxy with the recipe's backend in front of backend,
+// on cpus, with nbthread when it is above 0 (else HAProxy's default), and
+// returns it as contender name with the process to stop.
+func startHAProxy(name, dir, cpus string, nbthread int, limit uint64, backend string) (contender, *exec.Cmd) {
+	threads := ""
+	if nbthread > 0 {
+		threads = fmt.Sprintf("    nbthread %d\n", nbthread)
+	}
+	port := freePort()
+	cfg := filepath.Join(dir, name+".cfg")
+	// HAProxy refuses to start when maxconn needs more descriptors than allowed.
+	os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyCfg, min(40000, int(limit)/2-100), threads, port, backend)), 0o644)
+	cmd := start(name, cpus, nil, "haproxy", "-db", "-f", cfg)
+	return contender{name, fmt.Sprintf("127.0.0.1:%d", port), cmd.Process.Pid}, cmd
+}
+
+// startRedisha starts redisha-proxy binary bin in front of backend, on cpus
+// with env and extra arguments, and returns it as contender name with the
+// process to stop.
+func startRedisha(name, bin, cpus string, env []string, backend string, extra ...string) (contender, *exec.Cmd) {
+	port, admin := freePort(), freePort()
+	cmd := start(name, cpus, env, bin, append([]string{"run", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--admin", fmt.Sprintf("127.0.0.1:%d", admin), "--backends", backend, "--log-level", "warn"}, extra...)...)
+	return contender{name, fmt.Sprintf("127.0.0.1:%d", port), cmd.Process.Pid}, cmd
 }
 
 func start(name, cpus string, env []string, bin string, args ...string) *exec.Cmd {
