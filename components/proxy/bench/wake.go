@@ -71,7 +71,11 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 		// also wake other threads); the 10 ms timeout keeps it preemptible.
 		runtime.LockOSThread()
 		defer close(done)
-		ready <- pin(readerCPU)
+		err := pin(readerCPU)
+		ready <- err
+		if err != nil {
+			return
+		}
 		buf := make([]byte, 4096)
 		ev := make([]unix.EpollEvent, 1)
 		for got := 0; got < want; {
@@ -79,7 +83,11 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 				syscall.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&ev[0])), 1, 10, 0, 0)
 			}
 			n, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-			if e == 0 {
+			switch {
+			case e == unix.EAGAIN || e == unix.EINTR:
+			case e != 0 || n == 0:
+				return // the writer gave up and shut its end
+			default:
 				got += int(n)
 			}
 		}
@@ -90,6 +98,8 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := pin(writerCPU); err != nil {
+		unix.Shutdown(w, unix.SHUT_WR)
+		<-done
 		return 0, err
 	}
 	time.Sleep(20 * time.Millisecond) // let the reader settle into its first wait
@@ -99,6 +109,8 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 		}
 		before := threadCPU()
 		if _, err := unix.Write(w, msg); err != nil {
+			unix.Shutdown(w, unix.SHUT_WR)
+			<-done
 			return 0, err
 		}
 		spent += threadCPU() - before
@@ -107,7 +119,8 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 	return spent / time.Duration(writes), nil
 }
 
-// socketPair is a connected loopback TCP pair as non-blocking descriptors.
+// socketPair is a connected loopback TCP pair: w blocking (a write never
+// fails for a full buffer), r non-blocking.
 func socketPair() (w, r int, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -129,17 +142,17 @@ func socketPair() (w, r int, err error) {
 		return -1, -1, fmt.Errorf("wake probe: accept failed")
 	}
 	defer b.Close()
-	if w, err = dupNonblock(a.(*net.TCPConn)); err != nil {
+	if w, err = dup(a.(*net.TCPConn), false); err != nil {
 		return -1, -1, err
 	}
-	if r, err = dupNonblock(b.(*net.TCPConn)); err != nil {
+	if r, err = dup(b.(*net.TCPConn), true); err != nil {
 		unix.Close(w)
 		return -1, -1, err
 	}
 	return w, r, nil
 }
 
-func dupNonblock(c *net.TCPConn) (int, error) {
+func dup(c *net.TCPConn, nonblock bool) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -151,7 +164,11 @@ func dupNonblock(c *net.TCPConn) (int, error) {
 	if derr != nil {
 		return -1, derr
 	}
-	return fd, unix.SetNonblock(fd, true)
+	if err := unix.SetNonblock(fd, nonblock); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // pin binds the calling thread to one CPU.
