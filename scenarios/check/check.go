@@ -70,14 +70,20 @@ type Epoch = result.Epoch
 // sentinel path go there) although +switch-master comes a little later. Every sentinel announces
 // the same switch, so repeats of the current master are folded into one epoch.
 //
-// A confirmed promotion dates from the leader's order, not from its noticing: the epoch of a
+// A confirmed promotion dates from the leader's choice, not from its noticing: the epoch of a
 // replica the leader then announced as promoted begins at that leader's
-// +failover-state-send-slaveof-noone for it (sentinel.c sends SLAVEOF NO ONE then, and sees the
-// result only at its next INFO, up to a second later). Before the order the replica refuses
-// writes, so no write it acknowledged can be dated too early; a promotion the leader never
-// confirms (the failover aborted) starts no epoch, and writes the replica acknowledged stay
-// split-brain writes. A proxy that routes on the order (redisha-proxy's promotion fast path) is
-// judged by the same rule.
+// +failover-state-send-slaveof-noone for it. Before the order the replica refuses writes, so no
+// write it acknowledged can be dated too early; a promotion the leader never confirms (the
+// failover aborted) starts no epoch, and writes the replica acknowledged stay split-brain
+// writes. A proxy that routes on the order (redisha-proxy's promotion fast path) is judged by
+// the same rule.
+//
+// sentinel.c moves one failover step per timer tick: it announces
+// +failover-state-send-slaveof-noone when it chooses the replica, and sends SLAVEOF NO ONE at
+// its next tick (50-100 ms later), announcing +failover-state-wait-promotion. Until then the
+// old master is the only node that can accept writes, so writes it acknowledged before the
+// leader's +failover-state-wait-promotion are lost writes, not split-brain writes: the epoch
+// records that time as PreviousUntil.
 func MasterTimeline(in Input) []Epoch {
 	initial := in.InitialMaster
 	if initial == "" {
@@ -104,24 +110,28 @@ func MasterTimeline(in Input) []Epoch {
 		if !ok || to == tl[len(tl)-1].Master {
 			continue
 		}
-		from := e.Time
+		ep := Epoch{From: e.Time, Master: to}
 		if e.Kind == history.KindPromoted {
-			if t, ok := promotionOrder(in.Events, e, to, tl[len(tl)-1].From); ok {
-				from = t
+			since := tl[len(tl)-1].From
+			if t, ok := leaderStep(in.Events, history.KindSendSlaveofNoOne, e, to, since); ok {
+				ep.From = t
+			}
+			if t, ok := leaderStep(in.Events, history.KindWaitPromotion, e, to, since); ok && t.After(ep.From) {
+				ep.PreviousUntil = t
 			}
 		}
-		tl = append(tl, Epoch{From: from, Master: to})
+		tl = append(tl, ep)
 	}
 	return tl
 }
 
-// promotionOrder finds when the sentinel that announced promoted (a +promoted-slave of to) sent
-// to its SLAVEOF NO ONE: its last +failover-state-send-slaveof-noone naming to, after since and
-// not after the announcement.
-func promotionOrder(events []history.Event, promoted history.Event, to string, since time.Time) (time.Time, bool) {
+// leaderStep finds when the sentinel that announced promoted (a +promoted-slave of to) took a
+// failover step of kind for it: its last such event naming to, after since and not after the
+// announcement.
+func leaderStep(events []history.Event, kind string, promoted history.Event, to string, since time.Time) (time.Time, bool) {
 	var at time.Time
 	for _, e := range events {
-		if e.Source != history.SourceSentinel || e.Kind != history.KindSendSlaveofNoOne || e.Node != promoted.Node ||
+		if e.Source != history.SourceSentinel || e.Kind != kind || e.Node != promoted.Node ||
 			e.Time.After(promoted.Time) || !e.Time.After(since) {
 			continue
 		}
@@ -141,12 +151,16 @@ func switchAddrs(e history.Event) (from, to string, ok bool) {
 }
 
 // mastersDuring returns every address that was the quorum's master at some instant of [from, to].
+// A master's epoch lasts until the next one's From, or its PreviousUntil when that is later.
 func mastersDuring(tl []Epoch, from, to time.Time) map[string]bool {
 	out := map[string]bool{}
 	for i, ep := range tl {
 		end := time.Time{}
 		if i+1 < len(tl) {
 			end = tl[i+1].From
+			if tl[i+1].PreviousUntil.After(end) {
+				end = tl[i+1].PreviousUntil
+			}
 		}
 		if !ep.From.After(to) && (end.IsZero() || end.After(from)) {
 			out[ep.Master] = true

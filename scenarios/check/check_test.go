@@ -333,9 +333,13 @@ func TestDualRouteWindow(t *testing.T) {
 	}
 }
 
-// A promotion the leader confirms (+promoted-slave) dates from its SLAVEOF NO ONE
+// A promotion the leader confirms (+promoted-slave) dates from its choice of the replica
 // (+failover-state-send-slaveof-noone from the same sentinel), so a proxy routing on the order
-// is not charged with split-brain writes; an order never confirmed starts no epoch.
+// is not charged with split-brain writes; an order never confirmed starts no epoch. The old
+// master stays a legitimate writer until the leader sends SLAVEOF NO ONE at its next tick
+// (+failover-state-wait-promotion): what it acknowledged before then is lost, not split brain
+// (the demo of 2026-12-02 13:34 charged one such write, acknowledged 5 ms after the choice and
+// 80 ms before the command, to the redisha stack).
 func TestSplitBrainDatesConfirmedPromotionFromTheOrder(t *testing.T) {
 	instance := func(ms int, node, kind, addr, master string) history.Event {
 		a, m := strings.Split(addr, ":"), strings.Split(master, ":")
@@ -346,6 +350,9 @@ func TestSplitBrainDatesConfirmedPromotionFromTheOrder(t *testing.T) {
 	promoted := instance(6000, "redis2", history.KindPromoted, m2, m1)
 	write := op(1, 0, history.KindSet, "r", "a", 5400, 5410, history.OK, m2) // between order and promotion
 	early := op(2, 0, history.KindSet, "r", "b", 4900, 4910, history.OK, m2) // before the order
+	sent := instance(5080, "redis2", history.KindWaitPromotion, m2, m1)
+	oldBetween := op(3, 0, history.KindSet, "r", "c", 5010, 5020, history.OK, m1) // old master, between choice and command
+	oldAfter := op(4, 0, history.KindSet, "r", "d", 5090, 5100, history.OK, m1)   // old master, after the command
 	tests := []struct {
 		name   string
 		events []history.Event
@@ -357,6 +364,10 @@ func TestSplitBrainDatesConfirmedPromotionFromTheOrder(t *testing.T) {
 		{"never confirmed: no epoch", []history.Event{order, switchTo(9000, m1, m2)}, []history.Op{write}, 1},
 		{"another sentinel's order does not date it", []history.Event{instance(5000, "sentinel", history.KindSendSlaveofNoOne, m2, m1), promoted}, []history.Op{write}, 1},
 		{"an order for another replica does not date it", []history.Event{instance(5000, "redis2", history.KindSendSlaveofNoOne, "10.0.0.13:6379", m1), promoted}, []history.Op{write}, 1},
+		{"old master before the command: not split brain", []history.Event{order, sent, promoted}, []history.Op{oldBetween}, 0},
+		{"old master after the command: split brain", []history.Event{order, sent, promoted}, []history.Op{oldAfter}, 1},
+		{"no command recorded: the choice ends the old epoch", []history.Event{order, promoted}, []history.Op{oldBetween}, 1},
+		{"another sentinel's command does not extend it", []history.Event{order, instance(5080, "sentinel", history.KindWaitPromotion, m2, m1), promoted}, []history.Op{oldBetween}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

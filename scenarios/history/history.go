@@ -86,7 +86,8 @@ const (
 const (
 	KindSwitchMaster     = "+switch-master"
 	KindPromoted         = "+promoted-slave"                    // the failover leader's promoted replica reports role:master
-	KindSendSlaveofNoOne = "+failover-state-send-slaveof-noone" // the failover leader sends its chosen replica SLAVEOF NO ONE
+	KindSendSlaveofNoOne = "+failover-state-send-slaveof-noone" // the failover leader has chosen the replica it will send SLAVEOF NO ONE
+	KindWaitPromotion    = "+failover-state-wait-promotion"     // the failover leader has sent its chosen replica SLAVEOF NO ONE
 	KindFaultStart       = "fault-start"
 	KindFaultEnd         = "fault-end"
 	KindRole             = "role"           // Attrs: role (master|slave), addr

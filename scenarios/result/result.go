@@ -135,6 +135,10 @@ type Analysis struct {
 type Epoch struct {
 	From   time.Time `json:"from"` // zero for the initial epoch
 	Master string    `json:"master"`
+	// PreviousUntil, when later than From, is when the previous master stopped being the only
+	// node that could accept writes: the leader chose this master at From but sent it SLAVEOF
+	// NO ONE only then. Writes the previous master acknowledged before it are not split brain.
+	PreviousUntil time.Time `json:"previous_until,omitzero"`
 }
 
 // Route is one observation of a proxy's backends, valid until the proxy's next one.
