@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -47,12 +48,12 @@ func wakeProbe(writerCPU, readerCPU int) (asleep, polling time.Duration, err err
 
 // wakeTrial is one trial of wakeProbe: the writer's CPU time per write.
 func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (time.Duration, error) {
-	w, r, err := socketPair()
+	sp, err := newSocketPair()
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(w)
-	defer unix.Close(r)
+	defer sp.close()
+	w, r := sp.w, sp.r
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return 0, err
@@ -119,12 +120,18 @@ func wakeTrial(writerCPU, readerCPU, writes int, gap time.Duration, poll bool) (
 	return spent / time.Duration(writes), nil
 }
 
-// socketPair is a connected loopback TCP pair: w blocking (a write never
-// fails for a full buffer), r non-blocking.
-func socketPair() (w, r int, err error) {
+// socketPair is a connected loopback TCP pair, held as the files
+// TCPConn.File duplicates: w blocks (a write never fails for a full
+// buffer), r does not.
+type socketPair struct {
+	files [2]*os.File
+	w, r  int
+}
+
+func newSocketPair() (*socketPair, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return -1, -1, err
+		return nil, err
 	}
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
@@ -134,41 +141,36 @@ func socketPair() (w, r int, err error) {
 	}()
 	a, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		return -1, -1, err
+		return nil, err
 	}
 	defer a.Close()
 	b := <-accepted
 	if b == nil {
-		return -1, -1, fmt.Errorf("wake probe: accept failed")
+		return nil, fmt.Errorf("wake probe: accept failed")
 	}
 	defer b.Close()
-	if w, err = dup(a.(*net.TCPConn), false); err != nil {
-		return -1, -1, err
+	sp := &socketPair{}
+	for i, c := range []net.Conn{a, b} {
+		if sp.files[i], err = c.(*net.TCPConn).File(); err != nil {
+			sp.close()
+			return nil, err
+		}
 	}
-	if r, err = dup(b.(*net.TCPConn), true); err != nil {
-		unix.Close(w)
-		return -1, -1, err
+	// Fd puts a descriptor in blocking mode, once.
+	sp.w, sp.r = int(sp.files[0].Fd()), int(sp.files[1].Fd())
+	if err := unix.SetNonblock(sp.r, true); err != nil {
+		sp.close()
+		return nil, err
 	}
-	return w, r, nil
+	return sp, nil
 }
 
-func dup(c *net.TCPConn, nonblock bool) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
+func (sp *socketPair) close() {
+	for _, f := range sp.files {
+		if f != nil {
+			f.Close()
+		}
 	}
-	fd, derr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, derr
-	}
-	if err := unix.SetNonblock(fd, nonblock); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
 }
 
 // pin binds the calling thread to one CPU.
